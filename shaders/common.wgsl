@@ -1,0 +1,66 @@
+// Prepended to every kernel family (src/device/kernels.rs loads them all one way).
+// One launch record (group 1, a dynamic offset per launch); storage buffers are group 0.
+// Which fields a kernel reads is documented at the kernel.
+struct Params {
+    m: u32, n: u32, k: u32, rows: u32,
+    a_off: u32, a_rs: u32, a_cs: u32, b_off: u32,
+    b_rs: u32, b_cs: u32, c_off: u32, aug: u32,
+    act: u32, dact: u32, flags: u32, step: u32,
+    seed: u32, layer: u32, start: u32, total: u32,
+    slot: u32, u21: u32, u22: u32, u23: u32,
+    f0: f32, f1: f32, f2: f32, f3: f32,
+    f4: f32, f5: f32, f6: f32, f7: f32,
+}
+
+@group(1) @binding(0) var<uniform> P: Params;
+
+const ACT_LINEAR: u32 = 0u;
+const ACT_RELU: u32 = 1u;
+const ACT_SIGMOID: u32 = 2u;
+
+fn act_forward(x: f32, act: u32) -> f32 {
+    switch act {
+        case 1u: { return max(x, 0.0); }
+        case 2u: { return 1.0 / (1.0 + exp(-x)); }
+        default: { return x; }
+    }
+}
+
+// The activation's derivative, written from its output y = act(x) (all we keep).
+fn act_grad_from_output(y: f32, act: u32) -> f32 {
+    switch act {
+        case 1u: { return select(0.0, 1.0, y > 0.0); }
+        case 2u: { return y * (1.0 - y); }
+        default: { return 1.0; }
+    }
+}
+
+// Flat invocation index of a 1-D launch spread over x and y (x at most 65535 workgroups of 256).
+fn flat_index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
+    return gid.x + gid.y * nwg.x * 256u;
+}
+
+// Counter-based random bits (a 4-round Philox-like mix of 32-bit words): the same function is
+// `device::cpu::kernels::random_bits`, so the GPU and the CPU draw identical dropout masks.
+fn mix32(x: u32) -> u32 {
+    var h = x;
+    h = h ^ (h >> 16u);
+    h = h * 0x7feb352du;
+    h = h ^ (h >> 15u);
+    h = h * 0x846ca68bu;
+    h = h ^ (h >> 16u);
+    return h;
+}
+
+fn random_bits(seed: u32, step: u32, layer: u32, index: u32) -> u32 {
+    var h = mix32(seed ^ 0x9e3779b9u);
+    h = mix32(h ^ step);
+    h = mix32(h ^ (layer * 0x85ebca6bu));
+    h = mix32(h ^ index);
+    return h;
+}
+
+// Uniform in [0, 1) from the top 24 bits (exact in f32 on both devices).
+fn random_unit(seed: u32, step: u32, layer: u32, index: u32) -> f32 {
+    return f32(random_bits(seed, step, layer, index) >> 8u) * (1.0 / 16777216.0);
+}

@@ -1,0 +1,327 @@
+//! The CPU twins of the WGSL kernels: same names, same `Params` fields, buffers in the order of
+//! `Kernel::bindings`. Plain loops over f32, written to be held against the shaders line by line.
+
+use crate::device::kernels::Params;
+
+fn act_forward(x: f32, act: u32) -> f32 {
+    match act {
+        1 => x.max(0.0),
+        2 => 1.0 / (1.0 + (-x).exp()),
+        _ => x,
+    }
+}
+
+fn act_grad_from_output(y: f32, act: u32) -> f32 {
+    match act {
+        1 => {
+            if y > 0.0 {
+                1.0
+            } else {
+                0.0
+            }
+        }
+        2 => y * (1.0 - y),
+        _ => 1.0,
+    }
+}
+
+fn mix32(x: u32) -> u32 {
+    let mut h = x;
+    h ^= h >> 16;
+    h = h.wrapping_mul(0x7feb352d);
+    h ^= h >> 15;
+    h = h.wrapping_mul(0x846ca68b);
+    h ^= h >> 16;
+    h
+}
+
+/// Counter-based random bits, identical to `random_bits` in shaders/common.wgsl.
+pub(crate) fn random_bits(seed: u32, step: u32, layer: u32, index: u32) -> u32 {
+    let mut h = mix32(seed ^ 0x9e3779b9);
+    h = mix32(h ^ step);
+    h = mix32(h ^ layer.wrapping_mul(0x85ebca6b));
+    mix32(h ^ index)
+}
+
+/// Uniform in [0, 1) from the top 24 bits, identical to `random_unit` in shaders/common.wgsl.
+pub(crate) fn random_unit(seed: u32, step: u32, layer: u32, index: u32) -> f32 {
+    (random_bits(seed, step, layer, index) >> 8) as f32 * (1.0 / 16777216.0)
+}
+
+pub(crate) fn gather(
+    p: &Params,
+    x_all: &[f32],
+    y_all: &[f32],
+    order: &[f32],
+    x_batch: &mut [f32],
+    y_batch: &mut [f32],
+) {
+    let (n, k) = (p.n as usize, p.k as usize);
+    for r in 0..p.rows as usize {
+        let mut src = p.start as usize + r;
+        if p.flags & 1 != 0 {
+            src = order[src].to_bits() as usize;
+        }
+        x_batch[r * n..(r + 1) * n].copy_from_slice(&x_all[src * n..(src + 1) * n]);
+        y_batch[r * k..(r + 1) * k].copy_from_slice(&y_all[src * k..(src + 1) * k]);
+    }
+}
+
+/// Element (i, kk) of matmul's A view, with the implicit row or column of ones (`aug`).
+fn load_a(p: &Params, a: &[f32], i: usize, kk: usize) -> f32 {
+    let (m, k) = (p.m as usize, p.k as usize);
+    if p.aug == 1 && kk == k - 1 {
+        return 1.0;
+    }
+    if p.aug == 2 && i == m - 1 {
+        return 1.0;
+    }
+    a[p.a_off as usize + i * p.a_rs as usize + kk * p.a_cs as usize]
+}
+
+pub(crate) fn matmul(p: &Params, a: &[f32], b: &[f32], c: &mut [f32], aux: &[f32]) {
+    let (m, n, k) = (p.m as usize, p.n as usize, p.k as usize);
+    let mut row = vec![0.0f32; n];
+    for i in 0..m {
+        row.iter_mut().for_each(|v| *v = 0.0);
+        for kk in 0..k {
+            let av = load_a(p, a, i, kk);
+            let b0 = p.b_off as usize + kk * p.b_rs as usize;
+            for (j, acc) in row.iter_mut().enumerate() {
+                *acc += av * b[b0 + j * p.b_cs as usize];
+            }
+        }
+        for (j, &acc) in row.iter().enumerate() {
+            let mut v = act_forward(acc, p.act);
+            if p.dact != 0 {
+                v *= act_grad_from_output(aux[i * n + j], p.dact);
+            }
+            c[p.c_off as usize + i * n + j] = v;
+        }
+    }
+}
+
+pub(crate) fn activation_forward(p: &Params, src: &[f32], dst: &mut [f32], _aux: &[f32]) {
+    for i in 0..p.total as usize {
+        dst[i] = act_forward(src[i], p.act);
+    }
+}
+
+pub(crate) fn activation_backward(p: &Params, src: &[f32], dst: &mut [f32], aux: &[f32]) {
+    for i in 0..p.total as usize {
+        dst[i] = src[i] * act_grad_from_output(aux[i], p.dact);
+    }
+}
+
+pub(crate) fn loss(p: &Params, pred: &[f32], y: &[f32], grad: &mut [f32], acc: &mut [f32]) {
+    const EPS: f32 = 1e-7;
+    let count = (p.rows * p.n) as usize;
+    let inv = 1.0 / count as f32;
+    // Same summation order as the kernel: 256 strided partial sums, then a tree.
+    let mut partial = vec![[0.0f32; 4]; 256];
+    for (tid, sums) in partial.iter_mut().enumerate() {
+        for e in (tid..count).step_by(256) {
+            let (pv, t) = (pred[e], y[e]);
+            let d = pv - t;
+            let (l, g) = match p.k {
+                0 => (d.abs(), if d > 0.0 { 1.0 } else if d < 0.0 { -1.0 } else { 0.0 }),
+                1 => (d * d, 2.0 * d),
+                2 => {
+                    let pc = pv.clamp(EPS, 1.0 - EPS);
+                    let l = -(t * pc.ln() + (1.0 - t) * (1.0 - pc).ln());
+                    let g = if pv > EPS && pv < 1.0 - EPS { (pc - t) / (pc * (1.0 - pc)) } else { 0.0 };
+                    (l, g)
+                }
+                _ => (pv.max(0.0) - pv * t + (1.0 + (-pv.abs()).exp()).ln(), 1.0 / (1.0 + (-pv).exp()) - t),
+            };
+            if p.flags & 1 != 0 {
+                let mut gz = g * inv;
+                if p.k != 3 {
+                    gz *= act_grad_from_output(pv, p.act);
+                }
+                grad[e] = gz;
+            }
+            sums[0] += l;
+            let mut slot = 1;
+            if p.m & 1 != 0 {
+                sums[slot] += d.abs();
+                slot += 1;
+            }
+            if p.m & 2 != 0 {
+                sums[slot] += d * d;
+                slot += 1;
+            }
+            if p.m & 4 != 0 {
+                let predicted = if pv > 0.5 { 1.0 } else { 0.0 };
+                sums[slot] += if predicted == t { 1.0 } else { 0.0 };
+            }
+        }
+    }
+    let mut s = 128;
+    while s > 0 {
+        for tid in 0..s {
+            for j in 0..4 {
+                partial[tid][j] += partial[tid + s][j];
+            }
+        }
+        s >>= 1;
+    }
+    let nvals = 1 + p.m.count_ones() as usize;
+    let slot = p.slot as usize;
+    for j in 0..nvals {
+        let per_sample = partial[0][j] / p.n as f32;
+        if p.flags & 2 != 0 {
+            acc[slot + j] += per_sample;
+        } else {
+            acc[slot + j] = per_sample;
+        }
+    }
+}
+
+pub(crate) fn adam(p: &Params, param: &mut [f32], grad: &[f32], m: &mut [f32], v: &mut [f32]) {
+    for i in 0..p.total as usize {
+        let g = grad[i];
+        let mi = m[i] + (g - m[i]) * (1.0 - p.f1);
+        let vi = v[i] + (g * g - v[i]) * (1.0 - p.f2);
+        m[i] = mi;
+        v[i] = vi;
+        param[i] -= (mi * p.f0) / (vi.sqrt() + p.f3);
+    }
+}
+
+pub(crate) fn sgd(p: &Params, param: &mut [f32], grad: &[f32], m: &mut [f32], _v: &mut [f32]) {
+    for i in 0..p.total as usize {
+        let g = grad[i];
+        if p.f1 == 0.0 {
+            param[i] -= p.f0 * g;
+            continue;
+        }
+        let mi = p.f1 * m[i] - p.f0 * g;
+        m[i] = mi;
+        if p.flags & 1 != 0 {
+            param[i] += p.f1 * mi - p.f0 * g;
+        } else {
+            param[i] += mi;
+        }
+    }
+}
+
+fn keep_scale(p: &Params, i: usize) -> f32 {
+    if p.flags & 1 == 0 {
+        return 1.0;
+    }
+    if random_unit(p.seed, p.step, p.layer, i as u32) >= p.f0 {
+        p.f1
+    } else {
+        0.0
+    }
+}
+
+pub(crate) fn dropout_forward(p: &Params, src: &[f32], dst: &mut [f32]) {
+    for i in 0..p.total as usize {
+        dst[i] = src[i] * keep_scale(p, i);
+    }
+}
+
+pub(crate) fn dropout_backward(p: &Params, src: &[f32], dst: &mut [f32], aux: &[f32]) {
+    for i in 0..p.total as usize {
+        dst[i] = src[i] * keep_scale(p, i) * act_grad_from_output(aux[i], p.dact);
+    }
+}
+
+fn bn_gamma(p: &Params, param: &[f32], j: usize) -> f32 {
+    if p.flags & 1 != 0 {
+        param[p.a_off as usize + j]
+    } else {
+        1.0
+    }
+}
+
+fn bn_beta(p: &Params, param: &[f32], j: usize) -> f32 {
+    if p.flags & 2 != 0 {
+        param[p.b_off as usize + j]
+    } else {
+        0.0
+    }
+}
+
+pub(crate) fn batchnorm_train(
+    p: &Params,
+    x: &[f32],
+    param: &[f32],
+    state: &mut [f32],
+    y: &mut [f32],
+    saved: &mut [f32],
+) {
+    let (n, rows) = (p.n as usize, p.rows as usize);
+    for j in 0..n {
+        let mut sum = 0.0f32;
+        for r in 0..rows {
+            sum += x[r * n + j];
+        }
+        let mean = sum / rows as f32;
+        let mut sq = 0.0f32;
+        for r in 0..rows {
+            let d = x[r * n + j] - mean;
+            sq += d * d;
+        }
+        let variance = sq / rows as f32;
+        let inv = 1.0 / (variance + p.f1).sqrt();
+        let (g, b) = (bn_gamma(p, param, j), bn_beta(p, param, j));
+        for r in 0..rows {
+            y[r * n + j] = g * (x[r * n + j] - mean) * inv + b;
+        }
+        saved[j] = mean;
+        saved[n + j] = inv;
+        let (mm, mv) = (p.c_off as usize + j, p.c_off as usize + n + j);
+        state[mm] = state[mm] * p.f0 + mean * (1.0 - p.f0);
+        state[mv] = state[mv] * p.f0 + variance * (1.0 - p.f0);
+    }
+}
+
+pub(crate) fn batchnorm_infer(p: &Params, x: &[f32], param: &[f32], state: &mut [f32], y: &mut [f32]) {
+    let n = p.n as usize;
+    for i in 0..p.total as usize {
+        let j = i % n;
+        let inv = 1.0 / (state[p.c_off as usize + n + j] + p.f1).sqrt();
+        y[i] = bn_gamma(p, param, j) * (x[i] - state[p.c_off as usize + j]) * inv + bn_beta(p, param, j);
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn batchnorm_backward(
+    p: &Params,
+    x: &[f32],
+    param: &[f32],
+    saved: &mut [f32],
+    dy: &[f32],
+    dx: &mut [f32],
+    grads: &mut [f32],
+    aux: &[f32],
+) {
+    let (n, rows) = (p.n as usize, p.rows as usize);
+    for j in 0..n {
+        let (mean, inv) = (saved[j], saved[n + j]);
+        let (mut dbeta, mut dgamma) = (0.0f32, 0.0f32);
+        for r in 0..rows {
+            let g = dy[r * n + j];
+            dbeta += g;
+            dgamma += g * (x[r * n + j] - mean) * inv;
+        }
+        if p.flags & 1 != 0 {
+            grads[p.a_off as usize + j] = dgamma;
+        }
+        if p.flags & 2 != 0 {
+            grads[p.b_off as usize + j] = dbeta;
+        }
+        if p.flags & 4 != 0 {
+            let rows_f = rows as f32;
+            let scale = bn_gamma(p, param, j) * inv / rows_f;
+            for r in 0..rows {
+                let xhat = (x[r * n + j] - mean) * inv;
+                let d = scale * (rows_f * dy[r * n + j] - dbeta - xhat * dgamma);
+                dx[r * n + j] = d * act_grad_from_output(aux[r * n + j], p.dact);
+            }
+        }
+    }
+}

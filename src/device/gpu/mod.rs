@@ -1,0 +1,521 @@
+//! The wgpu backend: adapter choice, pipelines made once per device, and the recorder that turns
+//! a list of launches into one submission with one readback.
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::kernels::{Access, Family, Kernel, Params};
+use super::{check_bindings, Backend, BufId, DeviceInfo, Launch, OpId};
+use crate::error::{Error, Result};
+
+/// Bytes between two launch records in the params buffer (the dynamic-offset alignment WebGPU
+/// guarantees to be enough).
+const RECORD_STRIDE: u64 = 256;
+
+/// How long any wait on the GPU may take before it is reported as an error.
+fn gpu_timeout() -> Duration {
+    let secs = std::env::var("WGFIT_GPU_TIMEOUT_S").ok().and_then(|s| s.parse::<u64>().ok()).unwrap_or(600);
+    Duration::from_secs(secs)
+}
+
+pub(crate) struct Pipeline {
+    pipeline: wgpu::ComputePipeline,
+    layout: wgpu::BindGroupLayout,
+}
+
+/// One wgpu device and queue, with the compiled pipelines shared by every model on it.
+pub(crate) struct GpuContext {
+    device: wgpu::Device,
+    queue: wgpu::Queue,
+    adapter_info: wgpu::AdapterInfo,
+    limits: wgpu::Limits,
+    params_layout: wgpu::BindGroupLayout,
+    pipelines: Mutex<HashMap<Kernel, Arc<Pipeline>>>,
+    modules: Mutex<HashMap<Family, wgpu::ShaderModule>>,
+    /// The first error wgpu reported outside an error scope, or the device-lost reason.
+    fault: Arc<Mutex<Option<String>>>,
+}
+
+fn backends_from_env() -> Result<wgpu::Backends> {
+    match std::env::var("WGFIT_BACKEND") {
+        Err(_) => Ok(wgpu::Backends::all()),
+        Ok(name) => match name.trim().to_ascii_lowercase().as_str() {
+            "vulkan" | "vk" => Ok(wgpu::Backends::VULKAN),
+            "metal" | "mtl" => Ok(wgpu::Backends::METAL),
+            "dx12" | "d3d12" => Ok(wgpu::Backends::DX12),
+            "gl" | "gles" | "opengl" => Ok(wgpu::Backends::GL),
+            "" | "all" => Ok(wgpu::Backends::all()),
+            _ => Err(Error::UnknownName {
+                kind: "WGFIT_BACKEND",
+                name,
+                valid: "vulkan, metal, dx12, gl".into(),
+            }),
+        },
+    }
+}
+
+fn rank(info: &wgpu::AdapterInfo) -> u32 {
+    match info.device_type {
+        wgpu::DeviceType::DiscreteGpu => 0,
+        wgpu::DeviceType::IntegratedGpu => 1,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Cpu => 3,
+        wgpu::DeviceType::Other => 4,
+    }
+}
+
+fn backend_name(b: wgpu::Backend) -> String {
+    match b {
+        wgpu::Backend::Vulkan => "vulkan".into(),
+        wgpu::Backend::Metal => "metal".into(),
+        wgpu::Backend::Dx12 => "dx12".into(),
+        wgpu::Backend::Gl => "gl".into(),
+        other => format!("{other:?}").to_ascii_lowercase(),
+    }
+}
+
+fn describe(info: &wgpu::AdapterInfo) -> DeviceInfo {
+    DeviceInfo {
+        kind: "gpu".into(),
+        adapter: info.name.clone(),
+        backend: backend_name(info.backend),
+        device_type: format!("{:?}", info.device_type),
+    }
+}
+
+/// Adapters that can run our kernels (compute shaders), best first, after the env overrides.
+fn candidates() -> Result<Vec<wgpu::Adapter>> {
+    let backends = backends_from_env()?;
+    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
+        backends,
+        ..wgpu::InstanceDescriptor::new_without_display_handle()
+    });
+    let mut adapters: Vec<wgpu::Adapter> = pollster::block_on(instance.enumerate_adapters(backends))
+        .into_iter()
+        .filter(|a| a.get_downlevel_capabilities().flags.contains(wgpu::DownlevelFlags::COMPUTE_SHADERS))
+        .collect();
+    if let Ok(want) = std::env::var("WGFIT_ADAPTER") {
+        let want = want.to_ascii_lowercase();
+        adapters.retain(|a| a.get_info().name.to_ascii_lowercase().contains(&want));
+    }
+    adapters.sort_by_key(|a| {
+        let info = a.get_info();
+        // Vulkan first among equals: the backend the kernels are tuned and tested on.
+        (rank(&info), u32::from(info.backend != wgpu::Backend::Vulkan))
+    });
+    Ok(adapters)
+}
+
+pub(crate) fn list_adapters() -> Vec<(DeviceInfo, bool)> {
+    let backends = backends_from_env().unwrap_or(wgpu::Backends::all());
+    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
+        backends,
+        ..wgpu::InstanceDescriptor::new_without_display_handle()
+    });
+    let chosen = candidates().ok().and_then(|c| c.first().map(|a| a.get_info()));
+    pollster::block_on(instance.enumerate_adapters(backends))
+        .into_iter()
+        .map(|a| {
+            let info = a.get_info();
+            let picked = chosen.as_ref().is_some_and(|c| c.name == info.name && c.backend == info.backend);
+            (describe(&info), picked)
+        })
+        .collect()
+}
+
+impl GpuContext {
+    pub(crate) fn new(limits: Option<wgpu::Limits>) -> Result<GpuContext> {
+        let adapters = candidates()?;
+        let Some(adapter) = adapters.into_iter().next() else {
+            let detail = match (std::env::var("WGFIT_ADAPTER"), std::env::var("WGFIT_BACKEND")) {
+                (Ok(a), _) => format!(" matching WGFIT_ADAPTER={a:?}"),
+                (_, Ok(b)) => format!(" for WGFIT_BACKEND={b:?}"),
+                _ => String::new(),
+            };
+            return Err(Error::NoAdapter { detail });
+        };
+        let adapter_info = adapter.get_info();
+        let required_limits = limits.unwrap_or_else(|| adapter.limits());
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("wgfit"),
+            required_features: wgpu::Features::empty(),
+            required_limits: required_limits.clone(),
+            experimental_features: wgpu::ExperimentalFeatures::disabled(),
+            memory_hints: wgpu::MemoryHints::Performance,
+            trace: wgpu::Trace::Off,
+        }))
+        .map_err(|e| Error::Gpu(format!("could not open {}: {e}", adapter_info.name)))?;
+        let fault: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
+        let on_error = fault.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            let mut slot = on_error.lock().unwrap_or_else(|p| p.into_inner());
+            slot.get_or_insert_with(|| e.to_string());
+        }));
+        let on_lost = fault.clone();
+        device.set_device_lost_callback(move |reason, message| {
+            let mut slot = on_lost.lock().unwrap_or_else(|p| p.into_inner());
+            slot.get_or_insert_with(|| format!("device lost ({reason:?}): {message}"));
+        });
+        let params_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("params"),
+            entries: &[wgpu::BindGroupLayoutEntry {
+                binding: 0,
+                visibility: wgpu::ShaderStages::COMPUTE,
+                ty: wgpu::BindingType::Buffer {
+                    ty: wgpu::BufferBindingType::Uniform,
+                    has_dynamic_offset: true,
+                    min_binding_size: wgpu::BufferSize::new(std::mem::size_of::<Params>() as u64),
+                },
+                count: None,
+            }],
+        });
+        Ok(GpuContext {
+            device,
+            queue,
+            adapter_info,
+            limits: required_limits,
+            params_layout,
+            pipelines: Mutex::new(HashMap::new()),
+            modules: Mutex::new(HashMap::new()),
+            fault,
+        })
+    }
+
+    pub(crate) fn info(&self) -> DeviceInfo {
+        describe(&self.adapter_info)
+    }
+
+    pub(crate) fn limits(&self) -> &wgpu::Limits {
+        &self.limits
+    }
+
+    /// Errors if wgpu reported a fault or lost the device.
+    fn check_fault(&self) -> Result<()> {
+        match self.fault.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+            Some(msg) => Err(Error::Gpu(msg)),
+            None => Ok(()),
+        }
+    }
+
+    /// Runs `f` inside validation and out-of-memory error scopes, turning what they catch into errors.
+    fn scoped<T>(&self, what: &str, f: impl FnOnce() -> T) -> Result<T> {
+        let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let value = f();
+        let v = pollster::block_on(validation.pop());
+        let o = pollster::block_on(oom.pop());
+        if let Some(e) = o.or(v) {
+            return Err(Error::Gpu(format!("{what}: {e}")));
+        }
+        self.check_fault()?;
+        Ok(value)
+    }
+
+    /// The kernel's pipeline, compiled on first use and shared afterwards.
+    pub(crate) fn pipeline(&self, kernel: Kernel) -> Result<Arc<Pipeline>> {
+        if let Some(p) = self.pipelines.lock().unwrap_or_else(|p| p.into_inner()).get(&kernel) {
+            return Ok(p.clone());
+        }
+        let pipeline = self.scoped(&format!("compiling kernel {}", kernel.entry()), || {
+            let mut modules = self.modules.lock().unwrap_or_else(|p| p.into_inner());
+            let module = modules.entry(kernel.family()).or_insert_with(|| {
+                self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                    label: Some(kernel.entry()),
+                    source: wgpu::ShaderSource::Wgsl(kernel.family().source().into()),
+                })
+            });
+            let entries: Vec<wgpu::BindGroupLayoutEntry> = kernel
+                .bindings()
+                .iter()
+                .map(|&(binding, access)| wgpu::BindGroupLayoutEntry {
+                    binding,
+                    visibility: wgpu::ShaderStages::COMPUTE,
+                    ty: wgpu::BindingType::Buffer {
+                        ty: wgpu::BufferBindingType::Storage { read_only: access == Access::Read },
+                        has_dynamic_offset: false,
+                        min_binding_size: None,
+                    },
+                    count: None,
+                })
+                .collect();
+            let layout = self.device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                label: Some(kernel.entry()),
+                entries: &entries,
+            });
+            let pipeline_layout = self.device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                label: Some(kernel.entry()),
+                bind_group_layouts: &[Some(&layout), Some(&self.params_layout)],
+                immediate_size: 0,
+            });
+            let pipeline = self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(kernel.entry()),
+                layout: Some(&pipeline_layout),
+                module,
+                entry_point: Some(kernel.entry()),
+                compilation_options: Default::default(),
+                cache: None,
+            });
+            Arc::new(Pipeline { pipeline, layout })
+        })?;
+        self.pipelines.lock().unwrap_or_else(|p| p.into_inner()).insert(kernel, pipeline.clone());
+        Ok(pipeline)
+    }
+
+    /// Blocks until the queue's work is done, at most the GPU timeout.
+    fn wait(&self, index: wgpu::SubmissionIndex) -> Result<()> {
+        self.device
+            .poll(wgpu::PollType::Wait { submission_index: Some(index), timeout: Some(gpu_timeout()) })
+            .map_err(|e| Error::Gpu(format!("waiting for the GPU: {e}")))?;
+        self.check_fault()
+    }
+}
+
+struct GpuBuffer {
+    buffer: wgpu::Buffer,
+    len: usize,
+}
+
+/// One model's buffers and bound kernels on a [`GpuContext`].
+pub(crate) struct GpuBackend {
+    ctx: Arc<GpuContext>,
+    buffers: Vec<GpuBuffer>,
+    ops: Vec<(Kernel, Arc<Pipeline>, wgpu::BindGroup)>,
+    /// Launch records, one per RECORD_STRIDE, and the bind group that exposes one at a time.
+    params: Option<(wgpu::Buffer, wgpu::BindGroup, u64)>,
+    staging: Option<(wgpu::Buffer, u64)>,
+    record_bytes: Vec<u8>,
+}
+
+impl GpuBackend {
+    pub(crate) fn new(ctx: Arc<GpuContext>) -> Self {
+        GpuBackend { ctx, buffers: Vec::new(), ops: Vec::new(), params: None, staging: None, record_bytes: Vec::new() }
+    }
+
+    fn buffer(&self, id: BufId) -> Result<&GpuBuffer> {
+        self.buffers.get(id.0).ok_or_else(|| Error::State(format!("internal: no buffer {id:?}")))
+    }
+
+    /// The params buffer, grown to hold `records` launch records.
+    fn params_for(&mut self, records: u64) -> Result<()> {
+        let needed = records.max(1) * RECORD_STRIDE;
+        if self.params.as_ref().is_some_and(|(_, _, cap)| *cap >= needed) {
+            return Ok(());
+        }
+        let capacity = needed.next_power_of_two().max(64 * RECORD_STRIDE);
+        let ctx = self.ctx.clone();
+        let made = ctx.scoped("allocating launch records", || {
+            let buffer = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("launch records"),
+                size: capacity,
+                usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            });
+            let group = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some("launch records"),
+                layout: &ctx.params_layout,
+                entries: &[wgpu::BindGroupEntry {
+                    binding: 0,
+                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                        buffer: &buffer,
+                        offset: 0,
+                        size: wgpu::BufferSize::new(std::mem::size_of::<Params>() as u64),
+                    }),
+                }],
+            });
+            (buffer, group)
+        })?;
+        self.params = Some((made.0, made.1, capacity));
+        Ok(())
+    }
+
+    fn staging_for(&mut self, bytes: u64) -> Result<()> {
+        if self.staging.as_ref().is_some_and(|(_, cap)| *cap >= bytes) {
+            return Ok(());
+        }
+        let capacity = bytes.next_power_of_two().max(256);
+        let ctx = self.ctx.clone();
+        let buffer = ctx.scoped("allocating the readback buffer", || {
+            ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("readback"),
+                size: capacity,
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            })
+        })?;
+        self.staging = Some((buffer, capacity));
+        Ok(())
+    }
+}
+
+impl Backend for GpuBackend {
+    fn create_buffer(&mut self, len: usize, label: &str) -> Result<BufId> {
+        let bytes = (len.max(1) as u64).checked_mul(4).unwrap_or(u64::MAX);
+        let limits = self.ctx.limits();
+        if bytes > limits.max_buffer_size || bytes > limits.max_storage_buffer_binding_size as u64 {
+            return Err(Error::Gpu(format!(
+                "{label} needs {bytes} bytes, more than this adapter allows in one buffer \
+                 (max_buffer_size {}, max_storage_buffer_binding_size {}); use a smaller batch or fewer rows",
+                limits.max_buffer_size, limits.max_storage_buffer_binding_size
+            )));
+        }
+        let ctx = self.ctx.clone();
+        let buffer = ctx.scoped(&format!("allocating {label} ({bytes} bytes)"), || {
+            ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size: bytes,
+                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC,
+                mapped_at_creation: false,
+            })
+        })?;
+        self.buffers.push(GpuBuffer { buffer, len: len.max(1) });
+        Ok(BufId(self.buffers.len() - 1))
+    }
+
+    fn write(&mut self, buf: BufId, offset: usize, data: &[f32]) -> Result<()> {
+        let b = self.buffer(buf)?;
+        if offset + data.len() > b.len {
+            return Err(Error::State(format!(
+                "internal: write of {} values at {offset} past a buffer of {}",
+                data.len(),
+                b.len
+            )));
+        }
+        if !data.is_empty() {
+            self.ctx.queue.write_buffer(&b.buffer, (offset * 4) as u64, bytemuck::cast_slice(data));
+        }
+        Ok(())
+    }
+
+    fn bind(&mut self, kernel: Kernel, buffers: &[BufId]) -> Result<OpId> {
+        check_bindings(kernel, buffers)?;
+        let pipeline = self.ctx.pipeline(kernel)?;
+        let mut entries = Vec::with_capacity(buffers.len());
+        for (&(binding, _), id) in kernel.bindings().iter().zip(buffers) {
+            entries.push(wgpu::BindGroupEntry { binding, resource: self.buffer(*id)?.buffer.as_entire_binding() });
+        }
+        let ctx = self.ctx.clone();
+        let group = ctx.scoped(&format!("binding kernel {}", kernel.entry()), || {
+            ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some(kernel.entry()),
+                layout: &pipeline.layout,
+                entries: &entries,
+            })
+        })?;
+        self.ops.push((kernel, pipeline, group));
+        Ok(OpId(self.ops.len() - 1))
+    }
+
+    fn run(&mut self, launches: &[Launch], reads: &[(BufId, Range<usize>)]) -> Result<Vec<Vec<f32>>> {
+        self.ctx.check_fault()?;
+        let records = launches.iter().filter(|l| matches!(l, Launch::Run { .. })).count() as u64;
+        self.params_for(records)?;
+        let read_bytes: u64 = reads.iter().map(|(_, r)| (r.len() * 4) as u64).sum();
+        if read_bytes > 0 {
+            self.staging_for(read_bytes)?;
+        }
+        // All launch records go up in one write, before the submission that reads them.
+        self.record_bytes.clear();
+        self.record_bytes.resize((records * RECORD_STRIDE) as usize, 0);
+        let mut i = 0;
+        for l in launches {
+            if let Launch::Run { params, .. } = l {
+                let at = i * RECORD_STRIDE as usize;
+                self.record_bytes[at..at + std::mem::size_of::<Params>()].copy_from_slice(bytemuck::bytes_of(params));
+                i += 1;
+            }
+        }
+        for (b, r) in reads {
+            let buf = self.buffer(*b)?;
+            if r.end > buf.len || r.start > r.end {
+                return Err(Error::State(format!("internal: read {r:?} past a buffer of {}", buf.len)));
+            }
+        }
+        let ctx = self.ctx.clone();
+        let (params_buf, params_group, _) = self.params.as_ref().expect("made above");
+        let submission = ctx.scoped("recording the launches", || -> Result<wgpu::SubmissionIndex> {
+            if !self.record_bytes.is_empty() {
+                ctx.queue.write_buffer(params_buf, 0, &self.record_bytes);
+            }
+            let mut encoder = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("epoch") });
+            let mut record = 0u64;
+            let mut pending = launches;
+            while !pending.is_empty() {
+                // A compute pass per run of kernel launches; copies go between passes.
+                let runs = pending.iter().take_while(|l| matches!(l, Launch::Run { .. })).count();
+                if runs > 0 {
+                    let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes: None });
+                    for l in &pending[..runs] {
+                        let Launch::Run { op, params } = l else { unreachable!("counted runs") };
+                        let (kernel, pipeline, group) = &self.ops[op.0];
+                        pass.set_pipeline(&pipeline.pipeline);
+                        pass.set_bind_group(0, group, &[]);
+                        pass.set_bind_group(1, params_group, &[(record * RECORD_STRIDE) as u32]);
+                        let [x, y, z] = kernel.grid(params).workgroups();
+                        pass.dispatch_workgroups(x, y, z);
+                        record += 1;
+                    }
+                    pending = &pending[runs..];
+                } else {
+                    let Launch::Copy { src, src_off, dst, dst_off, len } = pending[0] else { unreachable!("not a run") };
+                    encoder.copy_buffer_to_buffer(
+                        &self.buffers[src.0].buffer,
+                        (src_off * 4) as u64,
+                        &self.buffers[dst.0].buffer,
+                        (dst_off * 4) as u64,
+                        (len * 4) as u64,
+                    );
+                    pending = &pending[1..];
+                }
+            }
+            let mut at = 0u64;
+            if let Some((staging, _)) = &self.staging {
+                for (b, r) in reads {
+                    let bytes = (r.len() * 4) as u64;
+                    if bytes > 0 {
+                        encoder.copy_buffer_to_buffer(&self.buffers[b.0].buffer, (r.start * 4) as u64, staging, at, bytes);
+                    }
+                    at += bytes;
+                }
+            }
+            Ok(ctx.queue.submit([encoder.finish()]))
+        })??;
+        if read_bytes == 0 {
+            ctx.wait(submission)?;
+            return Ok(reads.iter().map(|_| Vec::new()).collect());
+        }
+        let (staging, _) = self.staging.as_ref().expect("made above");
+        let slice = staging.slice(0..read_bytes);
+        let (sender, receiver) = futures_intrusive::channel::shared::oneshot_channel();
+        slice.map_async(wgpu::MapMode::Read, move |r| {
+            sender.send(r).ok();
+        });
+        ctx.wait(submission)?;
+        match pollster::block_on(receiver.receive()) {
+            Some(Ok(())) => {}
+            Some(Err(e)) => return Err(Error::Gpu(format!("reading results back: {e}"))),
+            None => return Err(Error::Gpu("reading results back: the GPU never answered".into())),
+        }
+        let out = {
+            let view = slice.get_mapped_range().map_err(|e| Error::Gpu(format!("reading results back: {e:?}")))?;
+            let values: &[f32] = bytemuck::cast_slice(&view);
+            let mut at = 0;
+            reads
+                .iter()
+                .map(|(_, r)| {
+                    let v = values[at..at + r.len()].to_vec();
+                    at += r.len();
+                    v
+                })
+                .collect()
+        };
+        staging.unmap();
+        Ok(out)
+    }
+
+    fn max_binding_values(&self) -> usize {
+        (self.ctx.limits().max_storage_buffer_binding_size as u64).min(self.ctx.limits().max_buffer_size) as usize / 4
+    }
+}
+

@@ -1,0 +1,210 @@
+//! The kernel catalogue shared by both devices: each [`Kernel`] names a WGSL entry point in
+//! `shaders/<family>.wgsl` and its CPU twin in `device::cpu::kernels` (same name, same bindings).
+
+/// One launch record, the uniform every kernel reads (mirrors `struct Params` in common.wgsl).
+/// Which fields a kernel reads is written at the kernel.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct Params {
+    pub m: u32,
+    pub n: u32,
+    pub k: u32,
+    pub rows: u32,
+    pub a_off: u32,
+    pub a_rs: u32,
+    pub a_cs: u32,
+    pub b_off: u32,
+    pub b_rs: u32,
+    pub b_cs: u32,
+    pub c_off: u32,
+    pub aug: u32,
+    pub act: u32,
+    pub dact: u32,
+    pub flags: u32,
+    pub step: u32,
+    pub seed: u32,
+    pub layer: u32,
+    pub start: u32,
+    pub total: u32,
+    pub slot: u32,
+    pub u21: u32,
+    pub u22: u32,
+    pub u23: u32,
+    pub f0: f32,
+    pub f1: f32,
+    pub f2: f32,
+    pub f3: f32,
+    pub f4: f32,
+    pub f5: f32,
+    pub f6: f32,
+    pub f7: f32,
+}
+
+/// Kernel families: one WGSL file each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Family {
+    Gather,
+    Dense,
+    Elementwise,
+    Loss,
+    Optim,
+    Dropout,
+    BatchNorm,
+}
+
+impl Family {
+    pub const ALL: [Family; 7] = [
+        Family::Gather,
+        Family::Dense,
+        Family::Elementwise,
+        Family::Loss,
+        Family::Optim,
+        Family::Dropout,
+        Family::BatchNorm,
+    ];
+
+    /// The WGSL source: the shared prelude followed by the family's kernels.
+    pub fn source(self) -> String {
+        const COMMON: &str = include_str!("../../shaders/common.wgsl");
+        let body = match self {
+            Family::Gather => include_str!("../../shaders/gather.wgsl"),
+            Family::Dense => include_str!("../../shaders/dense.wgsl"),
+            Family::Elementwise => include_str!("../../shaders/elementwise.wgsl"),
+            Family::Loss => include_str!("../../shaders/loss.wgsl"),
+            Family::Optim => include_str!("../../shaders/optim.wgsl"),
+            Family::Dropout => include_str!("../../shaders/dropout.wgsl"),
+            Family::BatchNorm => include_str!("../../shaders/batchnorm.wgsl"),
+        };
+        format!("{COMMON}\n{body}")
+    }
+}
+
+/// How a kernel uses one storage binding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    Read,
+    ReadWrite,
+}
+
+use Access::{Read as R, ReadWrite as W};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kernel {
+    Gather,
+    Matmul,
+    ActivationForward,
+    ActivationBackward,
+    Loss,
+    Adam,
+    Sgd,
+    DropoutForward,
+    DropoutBackward,
+    BatchNormTrain,
+    BatchNormInfer,
+    BatchNormBackward,
+}
+
+/// How a kernel's launch is sized.
+pub enum Grid {
+    /// One invocation per element of `total` elements, 256 per workgroup.
+    Flat(u32),
+    /// One invocation per 4x4 tile of an m x n output, 8x8 invocations per workgroup.
+    Tiles { m: u32, n: u32 },
+    /// Exactly one workgroup.
+    Single,
+}
+
+impl Kernel {
+    pub const ALL: [Kernel; 12] = [
+        Kernel::Gather,
+        Kernel::Matmul,
+        Kernel::ActivationForward,
+        Kernel::ActivationBackward,
+        Kernel::Loss,
+        Kernel::Adam,
+        Kernel::Sgd,
+        Kernel::DropoutForward,
+        Kernel::DropoutBackward,
+        Kernel::BatchNormTrain,
+        Kernel::BatchNormInfer,
+        Kernel::BatchNormBackward,
+    ];
+
+    pub fn family(self) -> Family {
+        match self {
+            Kernel::Gather => Family::Gather,
+            Kernel::Matmul => Family::Dense,
+            Kernel::ActivationForward | Kernel::ActivationBackward => Family::Elementwise,
+            Kernel::Loss => Family::Loss,
+            Kernel::Adam | Kernel::Sgd => Family::Optim,
+            Kernel::DropoutForward | Kernel::DropoutBackward => Family::Dropout,
+            Kernel::BatchNormTrain | Kernel::BatchNormInfer | Kernel::BatchNormBackward => Family::BatchNorm,
+        }
+    }
+
+    /// The WGSL entry point (and the CPU twin's name).
+    pub fn entry(self) -> &'static str {
+        match self {
+            Kernel::Gather => "gather",
+            Kernel::Matmul => "matmul",
+            Kernel::ActivationForward => "activation_forward",
+            Kernel::ActivationBackward => "activation_backward",
+            Kernel::Loss => "loss",
+            Kernel::Adam => "adam",
+            Kernel::Sgd => "sgd",
+            Kernel::DropoutForward => "dropout_forward",
+            Kernel::DropoutBackward => "dropout_backward",
+            Kernel::BatchNormTrain => "batchnorm_train",
+            Kernel::BatchNormInfer => "batchnorm_infer",
+            Kernel::BatchNormBackward => "batchnorm_backward",
+        }
+    }
+
+    /// Storage bindings as (binding number, access), in the order the CPU twin takes its buffers
+    /// (binding 0 is always the Params uniform).
+    pub fn bindings(self) -> &'static [(u32, Access)] {
+        match self {
+            Kernel::Gather => &[(1, R), (2, R), (3, R), (4, W), (5, W)],
+            Kernel::Matmul => &[(1, R), (2, R), (3, W), (4, R)],
+            Kernel::Loss => &[(1, R), (2, R), (3, W), (4, W)],
+            Kernel::ActivationForward | Kernel::ActivationBackward => &[(1, R), (2, W), (3, R)],
+            Kernel::Adam | Kernel::Sgd => &[(1, W), (2, R), (3, W), (4, W)],
+            Kernel::DropoutForward => &[(1, R), (2, W)],
+            Kernel::DropoutBackward => &[(1, R), (2, W), (3, R)],
+            // x, param (gamma/beta), state (moving stats), y, saved batch statistics
+            Kernel::BatchNormTrain => &[(1, R), (2, R), (3, W), (4, W), (5, W)],
+            // x, param, state, y
+            Kernel::BatchNormInfer => &[(1, R), (2, R), (3, W), (4, W)],
+            // x, param, saved, dy, dx, grads, aux (the output of the layer below)
+            Kernel::BatchNormBackward => &[(1, R), (2, R), (5, W), (6, R), (4, W), (7, W), (8, R)],
+        }
+    }
+
+    pub fn grid(self, p: &Params) -> Grid {
+        match self {
+            Kernel::Gather => Grid::Flat(p.rows * (p.n + p.k)),
+            Kernel::Matmul => Grid::Tiles { m: p.m, n: p.n },
+            Kernel::Loss => Grid::Single,
+            Kernel::BatchNormTrain | Kernel::BatchNormBackward => Grid::Flat(p.n),
+            _ => Grid::Flat(p.total),
+        }
+    }
+}
+
+impl Grid {
+    /// Workgroup counts for a dispatch (x capped at 65535, spilling into y as common.wgsl expects).
+    pub fn workgroups(&self) -> [u32; 3] {
+        match *self {
+            Grid::Flat(total) => {
+                let groups = total.div_ceil(256).max(1);
+                if groups <= 65535 {
+                    [groups, 1, 1]
+                } else {
+                    [65535, groups.div_ceil(65535), 1]
+                }
+            }
+            Grid::Tiles { m, n } => [n.div_ceil(32).max(1), m.div_ceil(32).max(1), 1],
+            Grid::Single => [1, 1, 1],
+        }
+    }
+}

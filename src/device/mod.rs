@@ -1,0 +1,161 @@
+//! Where the math runs. A [`Device`] is either the GPU (wgpu) or the CPU reference; both run the
+//! same plan of kernel launches through the [`Backend`] trait, so the model code never asks which.
+
+pub(crate) mod cpu;
+pub(crate) mod gpu;
+pub(crate) mod kernels;
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use crate::error::Result;
+pub use kernels::{Family, Kernel, Params};
+
+/// A compute device: a GPU adapter through wgpu, or the CPU reference path.
+#[derive(Clone)]
+pub struct Device {
+    pub(crate) inner: DeviceInner,
+}
+
+#[derive(Clone)]
+pub(crate) enum DeviceInner {
+    Gpu(Arc<gpu::GpuContext>),
+    Cpu,
+}
+
+/// What a device is, for display and for `--json` output.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct DeviceInfo {
+    /// "gpu" or "cpu".
+    pub kind: String,
+    /// The adapter's name (the CPU path says "cpu reference").
+    pub adapter: String,
+    /// "vulkan", "metal", "dx12", "gl", or "cpu".
+    pub backend: String,
+    /// The adapter's type as wgpu reports it (DiscreteGpu, IntegratedGpu, Cpu...).
+    pub device_type: String,
+}
+
+impl Device {
+    /// The best GPU adapter: discrete, then integrated, then a software one. `WGFIT_ADAPTER`
+    /// (a substring of the adapter's name) and `WGFIT_BACKEND` (vulkan, metal, dx12, gl) override.
+    pub fn gpu() -> Result<Device> {
+        Ok(Device { inner: DeviceInner::Gpu(Arc::new(gpu::GpuContext::new(None)?)) })
+    }
+
+    /// A GPU device with lowered limits (tests use it to exercise the limit checks).
+    pub fn gpu_with_limits(limits: wgpu::Limits) -> Result<Device> {
+        Ok(Device { inner: DeviceInner::Gpu(Arc::new(gpu::GpuContext::new(Some(limits))?)) })
+    }
+
+    /// The CPU reference path.
+    pub fn cpu() -> Device {
+        Device { inner: DeviceInner::Cpu }
+    }
+
+    /// The GPU if one can be had, else the CPU path, with the reason it fell back.
+    pub fn gpu_or_cpu() -> (Device, Option<crate::Error>) {
+        match Device::gpu() {
+            Ok(d) => (d, None),
+            Err(e) => (Device::cpu(), Some(e)),
+        }
+    }
+
+    pub fn is_gpu(&self) -> bool {
+        matches!(self.inner, DeviceInner::Gpu(_))
+    }
+
+    pub fn info(&self) -> DeviceInfo {
+        match &self.inner {
+            DeviceInner::Gpu(ctx) => ctx.info(),
+            DeviceInner::Cpu => DeviceInfo {
+                kind: "cpu".into(),
+                adapter: "cpu reference".into(),
+                backend: "cpu".into(),
+                device_type: "Cpu".into(),
+            },
+        }
+    }
+
+    /// Every adapter wgpu can see, with the one `Device::gpu()` would pick marked.
+    pub fn list_adapters() -> Vec<(DeviceInfo, bool)> {
+        gpu::list_adapters()
+    }
+
+    /// A fresh set of buffers and launches for one model.
+    pub(crate) fn backend(&self) -> Box<dyn Backend> {
+        match &self.inner {
+            DeviceInner::Gpu(ctx) => Box::new(gpu::GpuBackend::new(ctx.clone())),
+            DeviceInner::Cpu => Box::new(cpu::CpuBackend::default()),
+        }
+    }
+}
+
+impl std::fmt::Debug for Device {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let info = self.info();
+        write!(f, "Device({} {} on {})", info.kind, info.adapter, info.backend)
+    }
+}
+
+/// A buffer of f32 (or u32) values owned by one backend.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct BufId(pub usize);
+
+/// A kernel with its buffers bound, made once per model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct OpId(pub usize);
+
+/// One step of a recording.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Launch {
+    Run { op: OpId, params: Params },
+    /// Copies `len` values between buffers (offsets and length in values).
+    Copy { src: BufId, src_off: usize, dst: BufId, dst_off: usize, len: usize },
+}
+
+/// What each device provides: buffers, bound kernels, and running a recording with one readback.
+pub(crate) trait Backend: Send {
+    /// A zeroed buffer of `len` values.
+    fn create_buffer(&mut self, len: usize, label: &str) -> Result<BufId>;
+    /// Writes values at `offset` (in values). Ordered before the next `run`.
+    fn write(&mut self, buf: BufId, offset: usize, data: &[f32]) -> Result<()>;
+    /// Writes u32 values (index buffers) at `offset`.
+    fn write_u32(&mut self, buf: BufId, offset: usize, data: &[u32]) -> Result<()> {
+        self.write(buf, offset, bytemuck::cast_slice(data))
+    }
+    /// Binds `buffers` to `kernel`'s storage bindings, in `Kernel::bindings` order.
+    fn bind(&mut self, kernel: Kernel, buffers: &[BufId]) -> Result<OpId>;
+    /// Runs the launches in order, then reads back the given ranges (in values): on the GPU one
+    /// submission and one mapping, however many launches.
+    fn run(&mut self, launches: &[Launch], reads: &[(BufId, Range<usize>)]) -> Result<Vec<Vec<f32>>>;
+    /// Reads ranges without launching anything.
+    fn read(&mut self, reads: &[(BufId, Range<usize>)]) -> Result<Vec<Vec<f32>>> {
+        self.run(&[], reads)
+    }
+    /// Largest buffer this backend can bind to a kernel, in values.
+    fn max_binding_values(&self) -> usize;
+}
+
+/// Checks a binding list: right count, and no buffer written while also bound elsewhere.
+pub(crate) fn check_bindings(kernel: Kernel, buffers: &[BufId]) -> Result<()> {
+    let spec = kernel.bindings();
+    if spec.len() != buffers.len() {
+        return Err(crate::Error::Gpu(format!(
+            "internal: {} takes {} buffers, {} given",
+            kernel.entry(),
+            spec.len(),
+            buffers.len()
+        )));
+    }
+    for (i, (_, access)) in spec.iter().enumerate() {
+        if *access == kernels::Access::ReadWrite && buffers.iter().enumerate().any(|(j, b)| j != i && *b == buffers[i]) {
+            return Err(crate::Error::Gpu(format!(
+                "internal: {} binds buffer {:?} writable and again in another slot",
+                kernel.entry(),
+                buffers[i]
+            )));
+        }
+    }
+    Ok(())
+}

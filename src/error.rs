@@ -1,0 +1,71 @@
+//! The one error type of wgfit: every failure reachable from the public API is a value of [`Error`].
+
+use std::path::PathBuf;
+
+/// Result alias used across the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong, with enough context (shape, row, column, file) to act on it.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No usable GPU adapter was found.
+    #[error(
+        "no GPU adapter found{detail}. On Debian/Ubuntu install Mesa's software Vulkan driver with \
+         `sudo apt-get install -y mesa-vulkan-drivers`, or use Device::cpu()"
+    )]
+    NoAdapter { detail: String },
+
+    /// The GPU refused or lost the device, ran out of memory or timed out.
+    #[error("GPU error: {0}")]
+    Gpu(String),
+
+    /// Data whose shape does not fit what was asked of it.
+    #[error("shape mismatch in {what}: {detail}")]
+    Shape { what: String, detail: String },
+
+    /// A NaN or infinity in user data.
+    #[error("{what} has a non-finite value ({value}) at row {row}, column {col}")]
+    NonFinite { what: String, row: usize, col: usize, value: f32 },
+
+    /// A value outside its allowed range (learning rate, dropout rate, batch size...).
+    #[error("invalid {name} = {value}: {expected}")]
+    InvalidValue { name: String, value: String, expected: String },
+
+    /// An unknown name for an optimizer, loss, metric or activation.
+    #[error("unknown {kind} {name:?}; valid names: {valid}")]
+    UnknownName { kind: &'static str, name: String, valid: String },
+
+    /// A model used in a way its state does not allow (fit before compile...).
+    #[error("{0}")]
+    State(String),
+
+    /// Invalid model structure (layer order, missing input shape, misused builder option).
+    #[error("invalid model: {0}")]
+    Model(String),
+
+    /// Training produced a non-finite loss.
+    #[error("training diverged: {what} is {value} at epoch {epoch}")]
+    Diverged { what: String, epoch: usize, value: f32 },
+
+    /// Reading or writing a file failed.
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+
+    /// A file whose content is not what was expected (CSV, model file).
+    #[error("{path}: {detail}")]
+    Format { path: PathBuf, detail: String },
+}
+
+impl Error {
+    pub(crate) fn shape(what: impl Into<String>, detail: impl Into<String>) -> Self {
+        Error::Shape { what: what.into(), detail: detail.into() }
+    }
+
+    pub(crate) fn invalid(
+        name: impl Into<String>,
+        value: impl std::fmt::Display,
+        expected: impl Into<String>,
+    ) -> Self {
+        Error::InvalidValue { name: name.into(), value: value.to_string(), expected: expected.into() }
+    }
+}

@@ -1,0 +1,45 @@
+//! wgfit trains dense neural networks on any GPU through wgpu compute shaders, with Keras's API.
+//!
+//! ```
+//! use wgfit::{Dense, Device, Fit, Matrix, Sequential};
+//!
+//! # fn main() -> wgfit::Result<()> {
+//! let device = Device::cpu(); // or Device::gpu()?
+//! let x = Matrix::from_rows(&[[0.0f32, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])?;
+//! let y = Matrix::column(vec![0.0, 1.0, 1.0, 2.0]);
+//! let mut model = Sequential::new(&device, vec![
+//!     Dense::new(8).activation("relu").input_shape(2),
+//!     Dense::new(1),
+//! ]);
+//! model.compile("adam", "mse", &["mae"])?;
+//! let history = model.fit(&x, &y, Fit::new().epochs(5).batch_size(2).verbose(0))?;
+//! assert_eq!(history["loss"].len(), 5);
+//! let predictions = model.predict(&x)?;
+//! assert_eq!(predictions.rows(), 4);
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod data;
+mod device;
+mod error;
+mod history;
+mod layers;
+mod losses;
+mod matrix;
+mod model;
+mod optimizers;
+mod plan;
+
+pub use device::{Device, DeviceInfo};
+pub use error::{Error, Result};
+pub use history::History;
+pub use layers::{Activation, ActivationLayer, BatchNormalization, Dense, Dropout, Layer, LayerKind};
+pub use losses::{Loss, Metric};
+pub use matrix::Matrix;
+pub use model::{Fit, Sequential};
+pub use optimizers::{Adam, Optimizer, Sgd};
+
+/// Internals exposed for the test suite and benchmarks only; not a stable API.
+#[doc(hidden)]
+pub mod testing;

@@ -1,0 +1,376 @@
+//! `Sequential`: compile a list of layers into a plan, then fit, evaluate and predict by replaying it.
+
+use std::io::IsTerminal;
+
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+
+use crate::device::{Device, Launch};
+use crate::error::{Error, Result};
+use crate::history::History;
+use crate::layers::Layer;
+use crate::losses::{Loss, Metric};
+use crate::matrix::Matrix;
+use crate::optimizers::Optimizer;
+use crate::plan::{Plan, ACC_LEN, EVAL_SLOT, TRAIN_SLOT};
+
+/// The settings of one `fit` call (Keras's keyword arguments).
+#[derive(Clone, Default)]
+pub struct Fit<'a> {
+    pub(crate) validation: Option<(&'a Matrix, &'a Matrix)>,
+    pub(crate) batch_size: Option<usize>,
+    pub(crate) epochs: Option<usize>,
+    pub(crate) seed: u64,
+    pub(crate) shuffle: Option<bool>,
+    pub(crate) verbose: Option<u8>,
+}
+
+impl<'a> Fit<'a> {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Data to evaluate at the end of every epoch (`val_loss`, `val_<metric>`).
+    pub fn validation_data(mut self, x: &'a Matrix, y: &'a Matrix) -> Self {
+        self.validation = Some((x, y));
+        self
+    }
+
+    /// Rows per gradient step (default 32, as Keras).
+    pub fn batch_size(mut self, n: usize) -> Self {
+        self.batch_size = Some(n);
+        self
+    }
+
+    /// Passes over the training data (default 1, as Keras; 0 trains nothing and returns an empty History).
+    pub fn epochs(mut self, n: usize) -> Self {
+        self.epochs = Some(n);
+        self
+    }
+
+    /// Seed of the epoch shuffles and dropout masks.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// Shuffle the training rows every epoch (default true).
+    pub fn shuffle(mut self, on: bool) -> Self {
+        self.shuffle = Some(on);
+        self
+    }
+
+    /// 0 silent, 1 progress, 2 one line per epoch (default: 1 on a terminal, 2 otherwise).
+    pub fn verbose(mut self, level: u8) -> Self {
+        self.verbose = Some(level);
+        self
+    }
+}
+
+struct Compiled {
+    optimizer: Optimizer,
+    loss: Loss,
+    /// (key, metric) in the user's order.
+    metrics: Vec<(String, Metric)>,
+    metric_mask: u32,
+}
+
+impl Compiled {
+    /// Index (after the loss) of a metric's slot in the accumulators: the kernel writes metrics
+    /// in METRIC_* bit order.
+    fn metric_slot(&self, m: Metric) -> usize {
+        1 + (self.metric_mask & ((1 << m.code()) - 1)).count_ones() as usize
+    }
+}
+
+/// A stack of layers, each feeding the next, trained as one model.
+pub struct Sequential {
+    device: Device,
+    layers: Vec<Layer>,
+    seed: u64,
+    compiled: Option<Compiled>,
+    plan: Option<Plan>,
+    /// Optimizer updates applied so far (Adam's t).
+    steps: u64,
+}
+
+impl Sequential {
+    /// A model on `device`. Nothing is checked or allocated until `compile`.
+    pub fn new(device: &Device, layers: Vec<Layer>) -> Self {
+        Sequential { device: device.clone(), layers, seed: 0, compiled: None, plan: None, steps: 0 }
+    }
+
+    /// Seed of the initial weights (default 0: the same model every run).
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    pub fn layers(&self) -> &[Layer] {
+        &self.layers
+    }
+
+    /// Chooses the optimizer, loss and metrics; resets the optimizer's state, keeps the weights.
+    pub fn compile(
+        &mut self,
+        optimizer: impl Into<Optimizer>,
+        loss: impl Into<Loss>,
+        metrics: &[&str],
+    ) -> Result<()> {
+        if self.layers.is_empty() {
+            return Err(Error::Model("a Sequential model needs at least one layer".into()));
+        }
+        for (i, l) in self.layers.iter().enumerate() {
+            l.validate(i)?;
+            if i > 0 && l.input_shape.is_some() {
+                return Err(Error::Model(format!("layer {i}: input_shape belongs on the first layer only")));
+            }
+        }
+        let optimizer = optimizer.into().resolve()?;
+        let loss = loss.into().resolve()?;
+        let mut list = Vec::new();
+        let mut mask = 0;
+        for name in metrics {
+            let (metric, key) = Metric::parse(name, &loss)?;
+            if !list.iter().any(|(k, _): &(String, Metric)| *k == key) {
+                mask |= 1 << metric.code();
+                list.push((key, metric));
+            }
+        }
+        self.compiled = Some(Compiled { optimizer, loss, metrics: list, metric_mask: mask });
+        if let Some(plan) = &mut self.plan {
+            plan.reset_optimizer()?;
+        } else if let Some(w) = self.layers[0].input_shape {
+            self.build(w)?;
+        }
+        self.steps = 0;
+        Ok(())
+    }
+
+    fn build(&mut self, input_w: usize) -> Result<()> {
+        self.plan = Some(Plan::build(&self.device, &self.layers, input_w, self.seed)?);
+        Ok(())
+    }
+
+    /// The compiled settings and a plan for `input_w` features, building it on first use.
+    fn ready(&mut self, x: &Matrix, what: &str) -> Result<()> {
+        if self.compiled.is_none() {
+            return Err(Error::State(format!("{what} needs a compiled model: call compile() first")));
+        }
+        match &self.plan {
+            Some(p) if p.input_w != x.cols() => Err(Error::shape(
+                what,
+                format!("the model takes {} input features, x has {} columns", p.input_w, x.cols()),
+            )),
+            Some(_) => Ok(()),
+            None => self.build(x.cols()),
+        }
+    }
+
+    fn check_xy(&self, x: &Matrix, y: &Matrix, what: &str) -> Result<()> {
+        if x.rows() == 0 {
+            return Err(Error::shape(what, "x has no rows"));
+        }
+        if x.cols() == 0 {
+            return Err(Error::shape(what, "x has no columns"));
+        }
+        if x.rows() != y.rows() {
+            return Err(Error::shape(what, format!("x has {} rows but y has {}", x.rows(), y.rows())));
+        }
+        let out_w = self.output_width(x.cols());
+        if y.cols() != out_w {
+            return Err(Error::shape(
+                what,
+                format!("y has {} columns but the model outputs {out_w} values per row", y.cols()),
+            ));
+        }
+        x.check_finite(&format!("{what} x"))?;
+        y.check_finite(&format!("{what} y"))?;
+        if let Some(c) = &self.compiled {
+            if c.loss.is_binary() {
+                if let Some(i) = y.data().iter().position(|v| !(0.0..=1.0).contains(v)) {
+                    return Err(Error::invalid(
+                        format!("{what} y at row {}, column {}", i / y.cols(), i % y.cols()),
+                        y.data()[i],
+                        "binary_crossentropy targets must be in [0, 1]",
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn output_width(&self, input_w: usize) -> usize {
+        self.layers.iter().fold(input_w, |w, l| l.output_width(w))
+    }
+
+    /// Trains on `x`, `y`; returns the per-epoch losses and metrics.
+    pub fn fit(&mut self, x: &Matrix, y: &Matrix, opts: Fit<'_>) -> Result<History> {
+        self.ready(x, "fit")?;
+        self.check_xy(x, y, "fit")?;
+        if let Some((vx, vy)) = opts.validation {
+            self.check_xy(vx, vy, "validation_data")?;
+            if vx.cols() != x.cols() {
+                return Err(Error::shape(
+                    "validation_data",
+                    format!("x_valid has {} columns, x has {}", vx.cols(), x.cols()),
+                ));
+            }
+        }
+        let batch_size = opts.batch_size.unwrap_or(32);
+        if batch_size == 0 {
+            return Err(Error::invalid("batch_size", 0, "must be at least 1"));
+        }
+        let epochs = opts.epochs.unwrap_or(1);
+        let verbose = opts.verbose.unwrap_or(if std::io::stderr().is_terminal() { 1 } else { 2 });
+        let n = x.rows();
+        let batch = batch_size.min(n);
+        let compiled = self.compiled.as_ref().expect("checked by ready");
+        let (loss, mask, optimizer) = (compiled.loss.clone(), compiled.metric_mask, compiled.optimizer.clone());
+        let plan = self.plan.as_mut().expect("built by ready");
+        let val_rows = opts.validation.map_or(0, |(vx, _)| vx.rows());
+        plan.ensure_capacity(batch.max(val_rows.min(batch_size)))?;
+        let train = plan.upload(x.data(), Some(y.data()), n)?;
+        let valid = match opts.validation {
+            Some((vx, vy)) => Some(plan.upload(vx.data(), Some(vy.data()), vx.rows())?),
+            None => None,
+        };
+        let mut history = History::default();
+        let mut order: Vec<u32> = (0..n as u32).collect();
+        let mut launches: Vec<Launch> = Vec::new();
+        let seed32 = (opts.seed ^ (opts.seed >> 32)) as u32;
+        let steps_per_epoch = n.div_ceil(batch);
+        for epoch in 0..epochs {
+            let started = std::time::Instant::now();
+            if opts.shuffle.unwrap_or(true) {
+                let mut rng = rand::rngs::StdRng::seed_from_u64(opts.seed.wrapping_add(epoch as u64));
+                order.shuffle(&mut rng);
+            }
+            plan.backend.write_u32(train.order, 0, &order)?;
+            launches.clear();
+            for s in 0..steps_per_epoch {
+                let start = s * batch;
+                let rows = batch.min(n - start);
+                let step = self.steps as u32;
+                plan.gather(&train, start, rows, true, &mut launches);
+                plan.forward(rows, true, step, seed32, &mut launches);
+                plan.loss(&loss, mask, rows, true, s > 0, TRAIN_SLOT, &mut launches);
+                plan.backward(rows, step, seed32, &mut launches);
+                self.steps += 1;
+                plan.update(&optimizer, self.steps, &mut launches)?;
+            }
+            if let Some(v) = &valid {
+                eval_launches(plan, v, batch_size, &loss, mask, &mut launches);
+            }
+            let sums = plan.backend.run(&launches, &[(plan.acc, 0..ACC_LEN)])?.pop().unwrap_or_default();
+            let compiled = self.compiled.as_ref().expect("checked by ready");
+            record(&mut history, compiled, &sums, TRAIN_SLOT as usize, n, "");
+            if let Some(v) = &valid {
+                record(&mut history, compiled, &sums, EVAL_SLOT as usize, v.rows, "val_");
+            }
+            if verbose > 0 {
+                let line: Vec<String> =
+                    history.keys().map(|k| format!("{k}: {:.4}", history.last(k).unwrap_or(f32::NAN))).collect();
+                eprintln!(
+                    "Epoch {}/{epochs} - {:.0}ms - {}",
+                    epoch + 1,
+                    started.elapsed().as_secs_f64() * 1e3,
+                    line.join(" - ")
+                );
+            }
+            let loss_now = history.last("loss").unwrap_or(f32::NAN);
+            if !loss_now.is_finite() {
+                return Err(Error::Diverged { what: "loss".into(), epoch, value: loss_now });
+            }
+        }
+        Ok(history)
+    }
+
+    /// Loss and metrics over all rows, keyed like the History without the `val_` prefix.
+    pub fn evaluate(&mut self, x: &Matrix, y: &Matrix) -> Result<Vec<(String, f32)>> {
+        self.ready(x, "evaluate")?;
+        self.check_xy(x, y, "evaluate")?;
+        let compiled = self.compiled.as_ref().expect("checked by ready");
+        let (loss, mask) = (compiled.loss.clone(), compiled.metric_mask);
+        let plan = self.plan.as_mut().expect("built by ready");
+        let batch = x.rows().min(1024);
+        plan.ensure_capacity(batch)?;
+        let data = plan.upload(x.data(), Some(y.data()), x.rows())?;
+        let mut launches = Vec::new();
+        eval_launches(plan, &data, batch, &loss, mask, &mut launches);
+        let sums = plan.backend.run(&launches, &[(plan.acc, 0..ACC_LEN)])?.pop().unwrap_or_default();
+        let mut h = History::default();
+        record(&mut h, self.compiled.as_ref().expect("checked"), &sums, EVAL_SLOT as usize, x.rows(), "");
+        Ok(h.keys().map(|k| (k.to_string(), h.last(k).unwrap_or(f32::NAN))).collect())
+    }
+
+    /// The model's outputs for every row of `x` (inference mode: no dropout, moving statistics).
+    pub fn predict(&mut self, x: &Matrix) -> Result<Matrix> {
+        self.ready(x, "predict")?;
+        if x.rows() == 0 || x.cols() == 0 {
+            return Err(Error::shape("predict", format!("x is {} x {}", x.rows(), x.cols())));
+        }
+        x.check_finite("predict x")?;
+        let plan = self.plan.as_mut().expect("built by ready");
+        let batch = x.rows().min(1024);
+        plan.ensure_capacity(batch)?;
+        let data = plan.upload(x.data(), None, x.rows())?;
+        let out_w = plan.output_w;
+        let preds = plan.backend.create_buffer(x.rows() * out_w, "predictions")?;
+        let mut launches = Vec::new();
+        for start in (0..x.rows()).step_by(batch) {
+            let rows = batch.min(x.rows() - start);
+            plan.gather(&data, start, rows, false, &mut launches);
+            plan.forward(rows, false, 0, 0, &mut launches);
+            launches.push(Launch::Copy {
+                src: plan.output_buffer(),
+                src_off: 0,
+                dst: preds,
+                dst_off: start * out_w,
+                len: rows * out_w,
+            });
+        }
+        let values = plan.backend.run(&launches, &[(preds, 0..x.rows() * out_w)])?.pop().unwrap_or_default();
+        Matrix::new(x.rows(), out_w, values)
+    }
+
+    /// All parameters (per layer, W then b / gamma then beta) and moving statistics, flat.
+    pub fn get_weights(&mut self) -> Result<(Vec<f32>, Vec<f32>)> {
+        match &mut self.plan {
+            Some(p) => p.read_weights(),
+            None => Err(Error::State("the model is not built yet: compile it with an input_shape, or fit it".into())),
+        }
+    }
+
+    /// Replaces every parameter and moving statistic (as returned by `get_weights`).
+    pub fn set_weights(&mut self, params: &[f32], state: &[f32]) -> Result<()> {
+        match &mut self.plan {
+            Some(p) => p.write_weights(params, state),
+            None => Err(Error::State("the model is not built yet: compile it with an input_shape, or fit it".into())),
+        }
+    }
+}
+
+/// The launches of a validation/evaluation pass over `data`: forward in inference mode and the
+/// loss into the evaluation accumulators.
+fn eval_launches(plan: &Plan, data: &crate::plan::DeviceData, batch: usize, loss: &Loss, mask: u32, out: &mut Vec<Launch>) {
+    for (i, start) in (0..data.rows).step_by(batch).enumerate() {
+        let rows = batch.min(data.rows - start);
+        plan.gather(data, start, rows, false, out);
+        plan.forward(rows, false, 0, 0, out);
+        plan.loss(loss, mask, rows, false, i > 0, EVAL_SLOT, out);
+    }
+}
+
+/// Appends one epoch's mean loss and metrics (sums / rows) to the history.
+fn record(history: &mut History, compiled: &Compiled, sums: &[f32], slot: usize, rows: usize, prefix: &str) {
+    let mean = |i: usize| (sums.get(slot + i).copied().unwrap_or(f32::NAN) as f64 / rows as f64) as f32;
+    history.push(&format!("{prefix}loss"), mean(0));
+    for (key, metric) in &compiled.metrics {
+        history.push(&format!("{prefix}{key}"), mean(compiled.metric_slot(*metric)));
+    }
+}

@@ -1,0 +1,60 @@
+//! Lets the test suite launch one kernel at a time on either device, to hold each GPU kernel
+//! against its CPU twin. Not part of the stable API.
+
+pub use crate::device::{BufId, Family, Kernel, Params};
+use crate::device::{Backend, Device, DeviceInner, Launch};
+use crate::error::Result;
+
+/// A scratch backend: make buffers, launch single kernels, read buffers back.
+pub struct KernelHarness {
+    backend: Box<dyn Backend>,
+    lens: Vec<usize>,
+}
+
+impl KernelHarness {
+    pub fn new(device: &Device) -> Self {
+        KernelHarness { backend: device.backend(), lens: Vec::new() }
+    }
+
+    /// A buffer holding `data`.
+    pub fn buffer(&mut self, data: &[f32]) -> Result<BufId> {
+        let id = self.backend.create_buffer(data.len(), "test")?;
+        self.backend.write(id, 0, data)?;
+        self.lens.push(data.len());
+        Ok(id)
+    }
+
+    /// A buffer holding u32 values (row orders).
+    pub fn buffer_u32(&mut self, data: &[u32]) -> Result<BufId> {
+        self.buffer(bytemuck::cast_slice(data))
+    }
+
+    /// Launches `kernel` once over `buffers` (in `Kernel::bindings` order).
+    pub fn run(&mut self, kernel: Kernel, buffers: &[BufId], params: Params) -> Result<()> {
+        let op = self.backend.bind(kernel, buffers)?;
+        self.backend.run(&[Launch::Run { op, params }], &[])?;
+        Ok(())
+    }
+
+    pub fn read(&mut self, id: BufId) -> Result<Vec<f32>> {
+        let len = self.lens[id.0];
+        Ok(self.backend.read(&[(id, 0..len)])?.pop().unwrap_or_default())
+    }
+}
+
+/// Compiles every kernel's pipeline on the device (GPU: shader compilation and validation).
+pub fn compile_all_kernels(device: &Device) -> Result<Vec<&'static str>> {
+    let mut names = Vec::new();
+    if let DeviceInner::Gpu(ctx) = &device.inner {
+        for k in Kernel::ALL {
+            ctx.pipeline(k)?;
+            names.push(k.entry());
+        }
+    }
+    Ok(names)
+}
+
+/// The CPU twin of the dropout mask's random function.
+pub fn random_unit(seed: u32, step: u32, layer: u32, index: u32) -> f32 {
+    crate::device::cpu::kernels::random_unit(seed, step, layer, index)
+}
