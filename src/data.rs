@@ -53,9 +53,10 @@ impl Table {
             })?;
             let line = record.position().map_or(rows + 2, |p| p.line() as usize);
             for (c, cell) in record.iter().enumerate() {
-                let v: f32 = cell.trim().parse().map_err(|_| {
-                    fmt(format!("line {line}, column {:?}: {cell:?} is not a number", columns[c]))
-                })?;
+                let v: f32 = cell
+                    .trim()
+                    .parse()
+                    .map_err(|_| fmt(format!("line {line}, column {:?}: {cell:?} is not a number", columns[c])))?;
                 data.push(v);
             }
             rows += 1;
@@ -131,8 +132,8 @@ pub fn split_scaled(table: &Table, split_json: &str) -> Result<(Matrix, Matrix, 
         train: Vec<usize>,
         valid: Vec<usize>,
     }
-    let split: Split = serde_json::from_str(split_json)
-        .map_err(|e| Error::Format { path: "split".into(), detail: e.to_string() })?;
+    let split: Split =
+        serde_json::from_str(split_json).map_err(|e| Error::Format { path: "split".into(), detail: e.to_string() })?;
     let (x, y) = table.features_target(None)?;
     let (xt, yt) = (x.select_rows(&split.train)?, y.select_rows(&split.train)?);
     let (xv, yv) = (x.select_rows(&split.valid)?, y.select_rows(&split.valid)?);

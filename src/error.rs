@@ -61,11 +61,7 @@ impl Error {
         Error::Shape { what: what.into(), detail: detail.into() }
     }
 
-    pub(crate) fn invalid(
-        name: impl Into<String>,
-        value: impl std::fmt::Display,
-        expected: impl Into<String>,
-    ) -> Self {
+    pub(crate) fn invalid(name: impl Into<String>, value: impl std::fmt::Display, expected: impl Into<String>) -> Self {
         Error::InvalidValue { name: name.into(), value: value.to_string(), expected: expected.into() }
     }
 }

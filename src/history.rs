@@ -44,9 +44,8 @@ impl History {
 
     /// The values of `key`, or an error naming the keys there are.
     pub fn require(&self, key: &str) -> Result<&[f32]> {
-        self.get(key).ok_or_else(|| {
-            Error::State(format!("History has no key {key:?}; it has {}", self.keys.join(", ")))
-        })
+        self.get(key)
+            .ok_or_else(|| Error::State(format!("History has no key {key:?}; it has {}", self.keys.join(", "))))
     }
 }
 

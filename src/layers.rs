@@ -20,11 +20,7 @@ impl Activation {
             "linear" | "none" | "" => Ok(Activation::Linear),
             "relu" => Ok(Activation::Relu),
             "sigmoid" => Ok(Activation::Sigmoid),
-            _ => Err(Error::UnknownName {
-                kind: "activation",
-                name: name.to_string(),
-                valid: Self::NAMES.to_string(),
-            }),
+            _ => Err(Error::UnknownName { kind: "activation", name: name.to_string(), valid: Self::NAMES.to_string() }),
         }
     }
 
@@ -192,11 +188,9 @@ impl Layer {
             LayerKind::Dense { units, .. } if *units == 0 => {
                 Err(Error::invalid(format!("layer {index} Dense units"), units, "must be at least 1"))
             }
-            LayerKind::Dropout { rate, .. } if !(*rate >= 0.0 && *rate < 1.0) => Err(Error::invalid(
-                format!("layer {index} Dropout rate"),
-                rate,
-                "must be in [0, 1)",
-            )),
+            LayerKind::Dropout { rate, .. } if !(*rate >= 0.0 && *rate < 1.0) => {
+                Err(Error::invalid(format!("layer {index} Dropout rate"), rate, "must be in [0, 1)"))
+            }
             LayerKind::BatchNormalization { momentum, epsilon, .. } => {
                 if !(*momentum >= 0.0 && *momentum <= 1.0) {
                     return Err(Error::invalid(

@@ -10,7 +10,9 @@ pub enum Loss {
     MeanAbsoluteError,
     MeanSquaredError,
     /// Keras clips probabilities to [1e-7, 1 - 1e-7]; with `from_logits` the stable logit form is used.
-    BinaryCrossentropy { from_logits: bool },
+    BinaryCrossentropy {
+        from_logits: bool,
+    },
     /// A name not yet resolved (resolved by `compile`, which reports unknown names).
     #[serde(skip)]
     Named(String),
@@ -91,9 +93,7 @@ impl Metric {
                 }
                 Metric::BinaryAccuracy
             }
-            _ => {
-                return Err(Error::UnknownName { kind: "metric", name: name.to_string(), valid: Self::NAMES.into() })
-            }
+            _ => return Err(Error::UnknownName { kind: "metric", name: name.to_string(), valid: Self::NAMES.into() }),
         };
         let key = match lower.as_str() {
             "mean_absolute_error" => "mae".to_string(),

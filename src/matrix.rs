@@ -85,9 +85,9 @@ impl Matrix {
     pub fn select_rows(&self, indices: &[usize]) -> Result<Matrix> {
         let mut data = Vec::with_capacity(indices.len() * self.cols);
         for &i in indices {
-            let row = self.row(i).ok_or_else(|| {
-                Error::shape("select_rows", format!("row {i} out of range for {} rows", self.rows))
-            })?;
+            let row = self
+                .row(i)
+                .ok_or_else(|| Error::shape("select_rows", format!("row {i} out of range for {} rows", self.rows)))?;
             data.extend_from_slice(row);
         }
         Ok(Matrix { rows: indices.len(), cols: self.cols, data })

@@ -115,12 +115,7 @@ impl Sequential {
     }
 
     /// Chooses the optimizer, loss and metrics; resets the optimizer's state, keeps the weights.
-    pub fn compile(
-        &mut self,
-        optimizer: impl Into<Optimizer>,
-        loss: impl Into<Loss>,
-        metrics: &[&str],
-    ) -> Result<()> {
+    pub fn compile(&mut self, optimizer: impl Into<Optimizer>, loss: impl Into<Loss>, metrics: &[&str]) -> Result<()> {
         if self.layers.is_empty() {
             return Err(Error::Model("a Sequential model needs at least one layer".into()));
         }
@@ -357,7 +352,14 @@ impl Sequential {
 
 /// The launches of a validation/evaluation pass over `data`: forward in inference mode and the
 /// loss into the evaluation accumulators.
-fn eval_launches(plan: &Plan, data: &crate::plan::DeviceData, batch: usize, loss: &Loss, mask: u32, out: &mut Vec<Launch>) {
+fn eval_launches(
+    plan: &Plan,
+    data: &crate::plan::DeviceData,
+    batch: usize,
+    loss: &Loss,
+    mask: u32,
+    out: &mut Vec<Launch>,
+) {
     for (i, start) in (0..data.rows).step_by(batch).enumerate() {
         let rows = batch.min(data.rows - start);
         plan.gather(data, start, rows, false, out);

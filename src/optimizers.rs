@@ -63,11 +63,7 @@ impl Optimizer {
                 "adam" => Optimizer::Adam(Adam::default()),
                 "sgd" => Optimizer::Sgd(Sgd::default()),
                 _ => {
-                    return Err(Error::UnknownName {
-                        kind: "optimizer",
-                        name: name.clone(),
-                        valid: Self::NAMES.into(),
-                    })
+                    return Err(Error::UnknownName { kind: "optimizer", name: name.clone(), valid: Self::NAMES.into() })
                 }
             },
             other => other.clone(),
@@ -113,7 +109,6 @@ impl Optimizer {
             Optimizer::Named(_) => {}
         }
     }
-
 }
 
 impl From<&str> for Optimizer {

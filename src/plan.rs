@@ -290,7 +290,8 @@ impl Plan {
 
     /// Uploads a dataset (x and, for training or evaluation, y) and binds its gather kernel.
     pub fn upload(&mut self, x: &[f32], y: Option<&[f32]>, rows: usize) -> Result<DeviceData> {
-        let batch = self.batch.as_ref().ok_or_else(|| Error::State("internal: upload before ensure_capacity".into()))?;
+        let batch =
+            self.batch.as_ref().ok_or_else(|| Error::State("internal: upload before ensure_capacity".into()))?;
         let (x_batch, y_batch) = (batch.x_batch, batch.y_batch);
         let y_w = if y.is_some() { self.output_w } else { 0 };
         let max = self.backend.max_binding_values();
@@ -462,7 +463,10 @@ impl Plan {
                 }
                 LayerKind::Activation { .. } => {
                     if let Some(&op) = ops.first() {
-                        out.push(Launch::Run { op, params: Params { total: u(rows * s.out_w), dact, ..Default::default() } });
+                        out.push(Launch::Run {
+                            op,
+                            params: Params { total: u(rows * s.out_w), dact, ..Default::default() },
+                        });
                     }
                 }
                 LayerKind::Dropout { rate, seed: own } => {

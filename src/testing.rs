@@ -1,8 +1,8 @@
 //! Lets the test suite launch one kernel at a time on either device, to hold each GPU kernel
 //! against its CPU twin. Not part of the stable API.
 
-pub use crate::device::{BufId, Family, Kernel, Params};
 use crate::device::{Backend, Device, DeviceInner, Launch};
+pub use crate::device::{BufId, Family, Kernel, Params};
 use crate::error::Result;
 
 /// A scratch backend: make buffers, launch single kernels, read buffers back.

@@ -109,9 +109,18 @@ pub(crate) struct OpId(pub usize);
 /// One step of a recording.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Launch {
-    Run { op: OpId, params: Params },
+    Run {
+        op: OpId,
+        params: Params,
+    },
     /// Copies `len` values between buffers (offsets and length in values).
-    Copy { src: BufId, src_off: usize, dst: BufId, dst_off: usize, len: usize },
+    Copy {
+        src: BufId,
+        src_off: usize,
+        dst: BufId,
+        dst_off: usize,
+        len: usize,
+    },
 }
 
 /// What each device provides: buffers, bound kernels, and running a recording with one readback.
@@ -149,7 +158,8 @@ pub(crate) fn check_bindings(kernel: Kernel, buffers: &[BufId]) -> Result<()> {
         )));
     }
     for (i, (_, access)) in spec.iter().enumerate() {
-        if *access == kernels::Access::ReadWrite && buffers.iter().enumerate().any(|(j, b)| j != i && *b == buffers[i]) {
+        if *access == kernels::Access::ReadWrite && buffers.iter().enumerate().any(|(j, b)| j != i && *b == buffers[i])
+        {
             return Err(crate::Error::Gpu(format!(
                 "internal: {} binds buffer {:?} writable and again in another slot",
                 kernel.entry(),

@@ -124,7 +124,16 @@ pub(crate) fn loss(p: &Params, pred: &[f32], y: &[f32], grad: &mut [f32], acc: &
             let (pv, t) = (pred[e], y[e]);
             let d = pv - t;
             let (l, g) = match p.k {
-                0 => (d.abs(), if d > 0.0 { 1.0 } else if d < 0.0 { -1.0 } else { 0.0 }),
+                0 => (
+                    d.abs(),
+                    if d > 0.0 {
+                        1.0
+                    } else if d < 0.0 {
+                        -1.0
+                    } else {
+                        0.0
+                    },
+                ),
                 1 => (d * d, 2.0 * d),
                 2 => {
                     let pc = pv.clamp(EPS, 1.0 - EPS);

@@ -47,11 +47,7 @@ fn backends_from_env() -> Result<wgpu::Backends> {
             "dx12" | "d3d12" => Ok(wgpu::Backends::DX12),
             "gl" | "gles" | "opengl" => Ok(wgpu::Backends::GL),
             "" | "all" => Ok(wgpu::Backends::all()),
-            _ => Err(Error::UnknownName {
-                kind: "WGFIT_BACKEND",
-                name,
-                valid: "vulkan, metal, dx12, gl".into(),
-            }),
+            _ => Err(Error::UnknownName { kind: "WGFIT_BACKEND", name, valid: "vulkan, metal, dx12, gl".into() }),
         },
     }
 }
@@ -438,14 +434,16 @@ impl Backend for GpuBackend {
             if !self.record_bytes.is_empty() {
                 ctx.queue.write_buffer(params_buf, 0, &self.record_bytes);
             }
-            let mut encoder = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("epoch") });
+            let mut encoder =
+                ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("epoch") });
             let mut record = 0u64;
             let mut pending = launches;
             while !pending.is_empty() {
                 // A compute pass per run of kernel launches; copies go between passes.
                 let runs = pending.iter().take_while(|l| matches!(l, Launch::Run { .. })).count();
                 if runs > 0 {
-                    let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes: None });
+                    let mut pass = encoder
+                        .begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes: None });
                     for l in &pending[..runs] {
                         let Launch::Run { op, params } = l else { unreachable!("counted runs") };
                         let (kernel, pipeline, group) = &self.ops[op.0];
@@ -458,7 +456,9 @@ impl Backend for GpuBackend {
                     }
                     pending = &pending[runs..];
                 } else {
-                    let Launch::Copy { src, src_off, dst, dst_off, len } = pending[0] else { unreachable!("not a run") };
+                    let Launch::Copy { src, src_off, dst, dst_off, len } = pending[0] else {
+                        unreachable!("not a run")
+                    };
                     encoder.copy_buffer_to_buffer(
                         &self.buffers[src.0].buffer,
                         (src_off * 4) as u64,
@@ -474,7 +474,13 @@ impl Backend for GpuBackend {
                 for (b, r) in reads {
                     let bytes = (r.len() * 4) as u64;
                     if bytes > 0 {
-                        encoder.copy_buffer_to_buffer(&self.buffers[b.0].buffer, (r.start * 4) as u64, staging, at, bytes);
+                        encoder.copy_buffer_to_buffer(
+                            &self.buffers[b.0].buffer,
+                            (r.start * 4) as u64,
+                            staging,
+                            at,
+                            bytes,
+                        );
                     }
                     at += bytes;
                 }
@@ -518,4 +524,3 @@ impl Backend for GpuBackend {
         (self.ctx.limits().max_storage_buffer_binding_size as u64).min(self.ctx.limits().max_buffer_size) as usize / 4
     }
 }
-
