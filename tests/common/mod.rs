@@ -1,0 +1,61 @@
+//! Shared test helpers: devices, tolerances, random data.
+#![allow(dead_code)]
+
+use rand::{Rng, SeedableRng};
+use wgfit::Device;
+
+/// The GPU device. Tests never skip silently: with no adapter they fail and say how to get one.
+pub fn gpu() -> Device {
+    std::env::set_var("XDG_RUNTIME_DIR", std::env::var("XDG_RUNTIME_DIR").unwrap_or_else(|_| "/tmp".into()));
+    match Device::gpu() {
+        Ok(d) => d,
+        Err(e) => panic!(
+            "GPU tests need a wgpu adapter and none was found ({e}). On Debian/Ubuntu run \
+             `sudo apt-get install -y mesa-vulkan-drivers` (software Vulkan), or run scripts/test which does it."
+        ),
+    }
+}
+
+/// Both devices, GPU first.
+pub fn devices() -> Vec<Device> {
+    vec![gpu(), Device::cpu()]
+}
+
+/// A relative + absolute tolerance; NaN never passes.
+#[derive(Clone, Copy, Debug)]
+pub struct Tol {
+    pub rel: f64,
+    pub abs: f64,
+}
+
+pub const F32: Tol = Tol { rel: 1e-4, abs: 1e-6 };
+
+impl Tol {
+    pub fn check(self, what: &str, got: &[f32], want: &[f32]) {
+        assert_eq!(got.len(), want.len(), "{what}: lengths differ");
+        let mut worst = (0.0f64, 0usize);
+        for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+            let (g, w) = (g as f64, w as f64);
+            assert!(g.is_finite() && w.is_finite(), "{what}[{i}]: non-finite value got {g} want {w}");
+            let err = (g - w).abs();
+            let bound = self.abs + self.rel * w.abs().max(g.abs());
+            if err / bound > worst.0 {
+                worst = (err / bound, i);
+            }
+            assert!(err <= bound, "{what}[{i}]: got {g}, want {w} (error {err:e} > {bound:e})");
+        }
+    }
+
+    pub fn check64(self, what: &str, got: &[f32], want: &[f64]) {
+        let want32: Vec<f32> = want.iter().map(|&v| v as f32).collect();
+        self.check(what, got, &want32);
+    }
+}
+
+pub fn rng(seed: u64) -> rand::rngs::StdRng {
+    rand::rngs::StdRng::seed_from_u64(seed)
+}
+
+pub fn random_vec(rng: &mut impl Rng, len: usize, lo: f32, hi: f32) -> Vec<f32> {
+    (0..len).map(|_| rng.random_range(lo..hi)).collect()
+}

@@ -1,0 +1,452 @@
+//! Every GPU kernel against its CPU twin on fresh random inputs, over many shapes.
+//! Outputs are poisoned with NaN first, so an element a kernel forgets to write fails.
+
+mod common;
+
+use common::{gpu, random_vec, rng, F32};
+use rand::seq::{IndexedRandom, SliceRandom};
+use rand::Rng;
+use wgfit::testing::{compile_all_kernels, Kernel, KernelHarness, Params};
+use wgfit::Device;
+
+/// Runs `kernel` on GPU and CPU with the same inputs; returns each device's final buffers.
+fn both(kernel: Kernel, inputs: &[Vec<f32>], params: Params) -> (Vec<Vec<f32>>, Vec<Vec<f32>>) {
+    let run = |device: &Device| {
+        let mut h = KernelHarness::new(device);
+        let ids: Vec<_> = inputs.iter().map(|d| h.buffer(d).unwrap()).collect();
+        h.run(kernel, &ids, params).unwrap();
+        ids.iter().map(|&id| h.read(id).unwrap()).collect::<Vec<_>>()
+    };
+    (run(&gpu()), run(&Device::cpu()))
+}
+
+fn nan(len: usize) -> Vec<f32> {
+    vec![f32::NAN; len]
+}
+
+#[test]
+fn every_kernel_compiles_on_the_gpu() {
+    let names = compile_all_kernels(&gpu()).unwrap();
+    assert_eq!(names.len(), Kernel::ALL.len());
+}
+
+/// Matmul modes: forward (ones column, activation), dX (transposed B, derivative),
+/// dW (transposed A, ones row).
+#[derive(Clone, Copy, Debug)]
+enum Mode {
+    Forward(u32),
+    InputGrad(u32),
+    WeightGrad,
+    Plain,
+}
+
+/// f64 reference of `matmul` written from its doc comment, independent of both devices.
+#[allow(clippy::too_many_arguments)]
+fn reference(p: &Params, a: &[f32], b: &[f32], aux: &[f32]) -> Vec<f64> {
+    let (m, n, k) = (p.m as usize, p.n as usize, p.k as usize);
+    let mut c = vec![0.0f64; m * n];
+    for i in 0..m {
+        for j in 0..n {
+            let mut s = 0.0f64;
+            for kk in 0..k {
+                let av = if p.aug == 1 && kk == k - 1 || p.aug == 2 && i == m - 1 {
+                    1.0
+                } else {
+                    a[(p.a_off as usize) + i * p.a_rs as usize + kk * p.a_cs as usize] as f64
+                };
+                s += av * b[p.b_off as usize + kk * p.b_rs as usize + j * p.b_cs as usize] as f64;
+            }
+            let mut v = match p.act {
+                1 => s.max(0.0),
+                2 => 1.0 / (1.0 + (-s).exp()),
+                _ => s,
+            };
+            let y = aux.get(i * n + j).copied().unwrap_or(0.0) as f64;
+            v *= match p.dact {
+                1 => f64::from(u8::from(y > 0.0)),
+                2 => y * (1.0 - y),
+                _ => 1.0,
+            };
+            c[i * n + j] = v;
+        }
+    }
+    c
+}
+
+fn check_matmul(rows: usize, inw: usize, outw: usize, mode: Mode, seed: u64) {
+    let mut r = rng(seed);
+    // A batch x in, W (in x out) followed by b (out) at an offset, as in the parameter buffer.
+    let w_off = r.random_range(0..5usize);
+    let x = random_vec(&mut r, rows * inw, -1.0, 1.0);
+    let dz = random_vec(&mut r, rows * outw, -1.0, 1.0);
+    let wb = random_vec(&mut r, w_off + (inw + 1) * outw, -1.0, 1.0);
+    let (p, a, b, aux, c_len) = match mode {
+        Mode::Forward(act) => (
+            Params {
+                m: rows as u32,
+                n: outw as u32,
+                k: inw as u32 + 1,
+                a_rs: inw as u32,
+                a_cs: 1,
+                b_off: w_off as u32,
+                b_rs: outw as u32,
+                b_cs: 1,
+                aug: 1,
+                act,
+                ..Default::default()
+            },
+            x.clone(),
+            wb.clone(),
+            vec![0.0],
+            rows * outw,
+        ),
+        Mode::InputGrad(dact) => {
+            let below: Vec<f32> = random_vec(&mut r, rows * inw, -0.5, 1.0)
+                .into_iter()
+                .map(|v| if dact == 2 { v.abs() } else { v })
+                .collect();
+            (
+                Params {
+                    m: rows as u32,
+                    n: inw as u32,
+                    k: outw as u32,
+                    a_rs: outw as u32,
+                    a_cs: 1,
+                    b_off: w_off as u32,
+                    b_rs: 1,
+                    b_cs: outw as u32,
+                    dact,
+                    ..Default::default()
+                },
+                dz.clone(),
+                wb.clone(),
+                below,
+                rows * inw,
+            )
+        }
+        Mode::WeightGrad => (
+            Params {
+                m: inw as u32 + 1,
+                n: outw as u32,
+                k: rows as u32,
+                a_rs: 1,
+                a_cs: inw as u32,
+                b_rs: outw as u32,
+                b_cs: 1,
+                c_off: 3,
+                aug: 2,
+                ..Default::default()
+            },
+            x.clone(),
+            dz.clone(),
+            vec![0.0],
+            (inw + 1) * outw + 3,
+        ),
+        Mode::Plain => (
+            Params {
+                m: rows as u32,
+                n: outw as u32,
+                k: inw as u32,
+                a_rs: inw as u32,
+                a_cs: 1,
+                b_off: w_off as u32,
+                b_rs: outw as u32,
+                b_cs: 1,
+                ..Default::default()
+            },
+            x.clone(),
+            wb.clone(),
+            vec![0.0],
+            rows * outw,
+        ),
+    };
+    let (g, c) = both(Kernel::Matmul, &[a.clone(), b.clone(), nan(c_len), aux.clone()], p);
+    let off = p.c_off as usize;
+    let what = format!("matmul {mode:?} rows={rows} in={inw} out={outw}");
+    let want = reference(&p, &a, &b, &aux);
+    // Sums of k products of values in [-1, 1]: f32 rounding grows with k near cancellations.
+    let tol = common::Tol { rel: 1e-4, abs: 4e-7 * p.k as f64 };
+    tol.check64(&format!("{what} cpu vs f64"), &c[2][off..], &want);
+    tol.check(&format!("{what} gpu vs cpu"), &g[2][off..], &c[2][off..]);
+    // Nothing outside the output region was touched.
+    assert!(g[2][..off].iter().all(|v| v.is_nan()), "{what}: wrote before c_off");
+}
+
+#[test]
+fn matmul_matches_cpu_twin_on_many_shapes() {
+    let sizes = [1usize, 2, 3, 4, 7, 8, 9, 16, 31, 33, 64, 65];
+    let mut r = rng(7);
+    for case in 0..60u64 {
+        let rows = *sizes.choose(&mut r).unwrap();
+        let inw = *sizes.choose(&mut r).unwrap();
+        let outw = *sizes.choose(&mut r).unwrap();
+        let mode = [
+            Mode::Forward(0),
+            Mode::Forward(1),
+            Mode::Forward(2),
+            Mode::InputGrad(1),
+            Mode::InputGrad(2),
+            Mode::InputGrad(0),
+            Mode::WeightGrad,
+            Mode::Plain,
+        ][case as usize % 8];
+        check_matmul(rows, inw, outw, mode, 1000 + case);
+    }
+}
+
+#[test]
+fn matmul_large_and_non_tile_multiple() {
+    for (i, mode) in [Mode::Forward(1), Mode::InputGrad(1), Mode::WeightGrad].into_iter().enumerate() {
+        check_matmul(257, 513, 129, mode, 50 + i as u64);
+        check_matmul(721 % 300, 8, 512, mode, 60 + i as u64);
+    }
+}
+
+#[test]
+fn gather_follows_the_row_order() {
+    for (rows_all, xw, yw, batch, start, shuffled) in [
+        (10usize, 3usize, 1usize, 4usize, 2usize, true),
+        (1, 1, 1, 1, 0, false),
+        (300, 33, 2, 257, 40, true),
+        (50, 8, 0, 50, 0, false),
+    ] {
+        let mut r = rng(rows_all as u64);
+        let x = random_vec(&mut r, rows_all * xw, -5.0, 5.0);
+        let y = random_vec(&mut r, (rows_all * yw).max(1), -5.0, 5.0);
+        let mut order: Vec<u32> = (0..rows_all as u32).collect();
+        order.shuffle(&mut r);
+        let order_f: Vec<f32> = order.iter().map(|&v| f32::from_bits(v)).collect();
+        let p = Params {
+            rows: batch.min(rows_all - start) as u32,
+            n: xw as u32,
+            k: yw as u32,
+            start: start as u32,
+            flags: u32::from(shuffled),
+            ..Default::default()
+        };
+        let rows = p.rows as usize;
+        let (g, c) = both(Kernel::Gather, &[x.clone(), y.clone(), order_f, nan(rows * xw), nan((rows * yw).max(1))], p);
+        for row in 0..rows {
+            let src = if shuffled { order[start + row] as usize } else { start + row };
+            assert_eq!(&c[3][row * xw..(row + 1) * xw], &x[src * xw..(src + 1) * xw]);
+            if yw > 0 {
+                assert_eq!(&c[4][row * yw..(row + 1) * yw], &y[src * yw..(src + 1) * yw]);
+            }
+        }
+        assert_eq!(g[3], c[3]);
+        if yw > 0 {
+            assert_eq!(g[4], c[4]);
+        }
+    }
+}
+
+#[test]
+fn activations_forward_and_backward() {
+    for total in [1usize, 7, 256, 1000, 70_001] {
+        for act in 0..3u32 {
+            let mut r = rng(total as u64 + act as u64);
+            let src = random_vec(&mut r, total, -4.0, 4.0);
+            let aux = random_vec(&mut r, total, 0.0, 1.0);
+            let p = Params { total: total as u32, act, dact: act, ..Default::default() };
+            let (g, c) = both(Kernel::ActivationForward, &[src.clone(), nan(total), aux.clone()], p);
+            F32.check("activation_forward", &g[1], &c[1]);
+            let want: Vec<f64> = src
+                .iter()
+                .map(|&v| match act {
+                    1 => (v as f64).max(0.0),
+                    2 => 1.0 / (1.0 + (-(v as f64)).exp()),
+                    _ => v as f64,
+                })
+                .collect();
+            F32.check64("activation_forward vs f64", &c[1], &want);
+            let (g, c) = both(Kernel::ActivationBackward, &[src.clone(), nan(total), aux.clone()], p);
+            F32.check("activation_backward", &g[1], &c[1]);
+        }
+    }
+}
+
+fn loss_case(loss: u32, act: u32, rows: usize, n: usize, metrics: u32, training: bool, seed: u64) {
+    let mut r = rng(seed);
+    let pred: Vec<f32> = match loss {
+        2 => random_vec(&mut r, rows * n, 0.0, 1.0),
+        _ => random_vec(&mut r, rows * n, -3.0, 3.0),
+    };
+    let y: Vec<f32> = match loss {
+        2 | 3 => (0..rows * n).map(|_| f32::from(u8::from(r.random_bool(0.5)))).collect(),
+        _ => random_vec(&mut r, rows * n, -3.0, 3.0),
+    };
+    let acc0 = random_vec(&mut r, 8, 0.0, 1.0);
+    let p = Params {
+        rows: rows as u32,
+        n: n as u32,
+        k: loss,
+        act,
+        m: metrics,
+        flags: u32::from(training) | 2,
+        slot: 4,
+        ..Default::default()
+    };
+    let grad0 = if training { nan(rows * n) } else { vec![0.0; rows * n] };
+    let (g, c) = both(Kernel::Loss, &[pred.clone(), y.clone(), grad0, acc0.clone()], p);
+    let what = format!("loss {loss} act {act} rows {rows} n {n} metrics {metrics:b}");
+    F32.check(&format!("{what} grad"), &g[2], &c[2]);
+    F32.check(&format!("{what} sums"), &g[3], &c[3]);
+    // Independent f64 sums of the per-sample loss.
+    let mut want = 0.0f64;
+    for (&pv, &t) in pred.iter().zip(&y) {
+        let (pv, t) = (pv as f64, t as f64);
+        want += match loss {
+            0 => (pv - t).abs(),
+            1 => (pv - t).powi(2),
+            2 => {
+                let pc = pv.clamp(1e-7, 1.0 - 1.1920929e-7);
+                -(t * pc.ln() + (1.0 - t) * (1.0 - pc).ln())
+            }
+            _ => pv.max(0.0) - pv * t + (1.0 + (-pv.abs()).exp()).ln(),
+        };
+    }
+    let expect = acc0[4] as f64 + want / n as f64;
+    common::Tol { rel: 1e-4, abs: 1e-4 }.check64(&format!("{what} loss sum vs f64"), &c[3][4..5], &[expect]);
+    assert_eq!(&c[3][..4], &acc0[..4], "{what}: wrote outside its slots");
+}
+
+#[test]
+fn loss_and_metrics_match() {
+    let mut seed = 0;
+    for (loss, act) in [(0u32, 0u32), (1, 0), (1, 1), (2, 2), (3, 0), (0, 2)] {
+        for (rows, n) in [(1usize, 1usize), (7, 1), (256, 1), (513, 1), (33, 3), (1024, 1)] {
+            for metrics in [0u32, 1, 3, 7] {
+                if metrics & 4 != 0 && loss < 2 {
+                    continue;
+                }
+                seed += 1;
+                loss_case(loss, act, rows, n, metrics, seed % 2 == 0, seed);
+            }
+        }
+    }
+}
+
+#[test]
+fn optimizers_match() {
+    for total in [1usize, 7, 300, 70_000] {
+        let mut r = rng(total as u64);
+        let param = random_vec(&mut r, total, -1.0, 1.0);
+        let grad = random_vec(&mut r, total, -1.0, 1.0);
+        let m = random_vec(&mut r, total, -0.1, 0.1);
+        let v = random_vec(&mut r, total, 0.0, 0.1);
+        let adam = Params { total: total as u32, f0: 0.01, f1: 0.9, f2: 0.999, f3: 1e-7, ..Default::default() };
+        let (g, c) = both(Kernel::Adam, &[param.clone(), grad.clone(), m.clone(), v.clone()], adam);
+        for i in [0, 2, 3] {
+            F32.check("adam", &g[i], &c[i]);
+        }
+        for (momentum, nesterov) in [(0.0f32, 0u32), (0.9, 0), (0.9, 1)] {
+            let p = Params { total: total as u32, f0: 0.1, f1: momentum, flags: nesterov, ..Default::default() };
+            let (g, c) = both(Kernel::Sgd, &[param.clone(), grad.clone(), m.clone(), v.clone()], p);
+            for i in [0, 2] {
+                F32.check("sgd", &g[i], &c[i]);
+            }
+        }
+    }
+}
+
+#[test]
+fn dropout_masks_are_identical_on_both_devices() {
+    for (total, rate) in [(1usize, 0.5f32), (7, 0.3), (1000, 0.1), (65_537, 0.9), (300, 0.0)] {
+        for step in [0u32, 1, 12345] {
+            let mut r = rng(total as u64 + step as u64);
+            let src = random_vec(&mut r, total, 0.5, 2.0);
+            let aux = random_vec(&mut r, total, -1.0, 1.0);
+            let p = Params {
+                total: total as u32,
+                flags: 1,
+                f0: rate,
+                f1: 1.0 / (1.0 - rate),
+                seed: 42,
+                step,
+                layer: 3,
+                dact: 1,
+                ..Default::default()
+            };
+            let (g, c) = both(Kernel::DropoutForward, &[src.clone(), nan(total)], p);
+            assert_eq!(g[1], c[1], "dropout_forward total {total} rate {rate}: masks differ");
+            let (g, c) = both(Kernel::DropoutBackward, &[src.clone(), nan(total), aux.clone()], p);
+            assert_eq!(g[1], c[1], "dropout_backward total {total} rate {rate}: masks differ");
+            // Inference is the identity.
+            let (g, _) = both(Kernel::DropoutForward, &[src.clone(), nan(total)], Params { flags: 0, ..p });
+            assert_eq!(g[1], src);
+        }
+    }
+}
+
+#[test]
+fn dropout_statistics() {
+    let (total, rate) = (200_000usize, 0.3f32);
+    let src = vec![1.0f32; total];
+    let p = Params {
+        total: total as u32,
+        flags: 1,
+        f0: rate,
+        f1: 1.0 / (1.0 - rate),
+        seed: 9,
+        step: 4,
+        layer: 1,
+        ..Default::default()
+    };
+    let (g, _) = both(Kernel::DropoutForward, &[src, nan(total)], p);
+    let kept = g[1].iter().filter(|&&v| v != 0.0).count() as f64;
+    let expect = total as f64 * (1.0 - rate as f64);
+    let sigma = (total as f64 * rate as f64 * (1.0 - rate as f64)).sqrt();
+    assert!((kept - expect).abs() < 3.0 * sigma, "kept {kept}, expected {expect} ± {}", 3.0 * sigma);
+    let mean = g[1].iter().map(|&v| v as f64).sum::<f64>() / total as f64;
+    assert!((mean - 1.0).abs() < 3.0 * sigma / expect * 1.5, "mean activation {mean} not preserved");
+}
+
+fn bn_case(rows: usize, n: usize, scale: bool, center: bool, seed: u64) {
+    let mut r = rng(seed);
+    let x = random_vec(&mut r, rows * n, -3.0, 5.0);
+    let param = random_vec(&mut r, 2 * n + 2, 0.5, 1.5);
+    let state = random_vec(&mut r, 2 * n + 1, 0.1, 2.0);
+    let flags = u32::from(scale) | (u32::from(center) << 1);
+    let p = Params {
+        rows: rows as u32,
+        n: n as u32,
+        total: (rows * n) as u32,
+        a_off: 1,
+        b_off: 1 + n as u32,
+        c_off: 1,
+        flags,
+        f0: 0.99,
+        f1: 1e-3,
+        ..Default::default()
+    };
+    let what = format!("batchnorm rows {rows} n {n} scale {scale} center {center}");
+    let (g, c) = both(Kernel::BatchNormTrain, &[x.clone(), param.clone(), state.clone(), nan(rows * n), nan(2 * n)], p);
+    for i in 2..5 {
+        F32.check(&format!("{what} train buffer {i}"), &g[i], &c[i]);
+    }
+    let saved = c[4].clone();
+    let (g, c) = both(Kernel::BatchNormInfer, &[x.clone(), param.clone(), state.clone(), nan(rows * n)], p);
+    F32.check(&format!("{what} infer"), &g[3], &c[3]);
+    let dy = random_vec(&mut r, rows * n, -1.0, 1.0);
+    let aux = random_vec(&mut r, rows * n, -1.0, 1.0);
+    let bp = Params { flags: flags | 4, dact: 1, ..p };
+    let grads0 = nan(2 * n + 2);
+    let (g, c) =
+        both(Kernel::BatchNormBackward, &[x.clone(), param.clone(), saved, dy, nan(rows * n), grads0, aux], bp);
+    F32.check(&format!("{what} dx"), &g[4], &c[4]);
+    let written: Vec<usize> =
+        (0..n).flat_map(|j| [1 + j, 1 + n + j]).filter(|&i| if i <= n { scale } else { center }).collect();
+    let pick = |v: &Vec<f32>| written.iter().map(|&i| v[i]).collect::<Vec<f32>>();
+    common::Tol { rel: 1e-4, abs: 1e-5 }.check(&format!("{what} dgamma/dbeta"), &pick(&g[5]), &pick(&c[5]));
+}
+
+#[test]
+fn batchnorm_matches_on_many_shapes() {
+    let mut seed = 0;
+    for (rows, n) in [(2usize, 1usize), (2, 7), (3, 33), (64, 5), (257, 31), (1024, 3), (8192, 2), (5, 300)] {
+        for (scale, center) in [(true, true), (false, true), (true, false)] {
+            seed += 1;
+            bn_case(rows, n, scale, center, seed);
+        }
+    }
+}
