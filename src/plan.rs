@@ -517,29 +517,7 @@ impl Plan {
                 op
             }
         };
-        let params = match optimizer {
-            Optimizer::Adam(a) => {
-                let (b1, b2) = (a.beta_1 as f64, a.beta_2 as f64);
-                let t = t as f64;
-                let lr_t = a.learning_rate as f64 * (1.0 - b2.powf(t)).sqrt() / (1.0 - b1.powf(t));
-                Params {
-                    total: u(self.n_params),
-                    f0: lr_t as f32,
-                    f1: a.beta_1,
-                    f2: a.beta_2,
-                    f3: a.epsilon,
-                    ..Default::default()
-                }
-            }
-            Optimizer::Sgd(s) => Params {
-                total: u(self.n_params),
-                f0: s.learning_rate,
-                f1: s.momentum,
-                flags: u32::from(s.nesterov),
-                ..Default::default()
-            },
-            Optimizer::Named(_) => return Err(Error::State("internal: optimizer not resolved".into())),
-        };
+        let params = optimizer_params(optimizer, t, self.n_params)?;
         out.push(Launch::Run { op, params });
         Ok(())
     }
@@ -568,4 +546,24 @@ impl Plan {
         self.backend.write(self.params, 0, params)?;
         self.backend.write(self.state, 0, state)
     }
+}
+
+/// The launch record of one optimizer update of `n` parameters; `t` counts updates from 1.
+/// Adam's bias correction is folded into the learning rate in f64 (Keras folds it in f32: a few ulps apart).
+pub(crate) fn optimizer_params(optimizer: &Optimizer, t: u64, n: usize) -> Result<Params> {
+    Ok(match optimizer {
+        Optimizer::Adam(a) => {
+            let (b1, b2, t) = (a.beta_1 as f64, a.beta_2 as f64, t as f64);
+            let lr_t = a.learning_rate as f64 * (1.0 - b2.powf(t)).sqrt() / (1.0 - b1.powf(t));
+            Params { total: u(n), f0: lr_t as f32, f1: a.beta_1, f2: a.beta_2, f3: a.epsilon, ..Default::default() }
+        }
+        Optimizer::Sgd(s) => Params {
+            total: u(n),
+            f0: s.learning_rate,
+            f1: s.momentum,
+            flags: u32::from(s.nesterov),
+            ..Default::default()
+        },
+        Optimizer::Named(_) => return Err(Error::State("internal: optimizer not resolved".into())),
+    })
 }

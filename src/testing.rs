@@ -58,3 +58,8 @@ pub fn compile_all_kernels(device: &Device) -> Result<Vec<&'static str>> {
 pub fn random_unit(seed: u32, step: u32, layer: u32, index: u32) -> f32 {
     crate::device::cpu::kernels::random_unit(seed, step, layer, index)
 }
+
+/// The launch record the model uses for update number `t` (from 1) of `n` parameters.
+pub fn optimizer_params(optimizer: &crate::Optimizer, t: u64, n: usize) -> Result<Params> {
+    crate::plan::optimizer_params(&optimizer.resolve()?, t, n)
+}
