@@ -376,3 +376,24 @@ fn record(history: &mut History, compiled: &Compiled, sums: &[f32], slot: usize,
         history.push(&format!("{prefix}{key}"), mean(compiled.metric_slot(*metric)));
     }
 }
+
+impl Sequential {
+    /// The gradient of the loss over all rows of `x` (one batch, training mode, dropout step 0
+    /// with `seed`), without updating anything: the test suite's finite-difference checks use it.
+    #[doc(hidden)]
+    pub fn loss_gradients(&mut self, x: &Matrix, y: &Matrix, seed: u32) -> Result<Vec<f32>> {
+        self.ready(x, "loss_gradients")?;
+        self.check_xy(x, y, "loss_gradients")?;
+        let compiled = self.compiled.as_ref().expect("checked by ready");
+        let (loss, mask) = (compiled.loss.clone(), compiled.metric_mask);
+        let plan = self.plan.as_mut().expect("built by ready");
+        plan.ensure_capacity(x.rows())?;
+        let data = plan.upload(x.data(), Some(y.data()), x.rows())?;
+        let mut launches = Vec::new();
+        plan.gather(&data, 0, x.rows(), false, &mut launches);
+        plan.forward(x.rows(), true, 0, seed, &mut launches);
+        plan.loss(&loss, mask, x.rows(), true, false, TRAIN_SLOT, &mut launches);
+        plan.backward(x.rows(), 0, seed, &mut launches);
+        Ok(plan.backend.run(&launches, &[(plan.grads, 0..plan.n_params)])?.pop().unwrap_or_default())
+    }
+}
