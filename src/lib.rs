@@ -20,6 +20,8 @@
 //! # }
 //! ```
 
+#[doc(hidden)]
+pub mod bench;
 pub mod data;
 mod device;
 mod error;

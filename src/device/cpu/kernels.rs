@@ -101,6 +101,20 @@ pub(crate) fn matmul(p: &Params, a: &[f32], b: &[f32], c: &mut [f32], aux: &[f32
     }
 }
 
+/// The Matmul epilogue over a finished m x n product: activation, then the derivative factor.
+pub(crate) fn epilogue(p: &Params, out: &mut [f32], aux: &[f32]) {
+    match p.act {
+        0 => {}
+        1 => out.iter_mut().for_each(|v| *v = v.max(0.0)),
+        act => out.iter_mut().for_each(|v| *v = act_forward(*v, act)),
+    }
+    match p.dact {
+        0 => {}
+        1 => out.iter_mut().zip(aux).for_each(|(v, &y)| *v *= if y > 0.0 { 1.0 } else { 0.0 }),
+        d => out.iter_mut().zip(aux).for_each(|(v, &y)| *v *= act_grad_from_output(y, d)),
+    }
+}
+
 pub(crate) fn activation_forward(p: &Params, src: &[f32], dst: &mut [f32], _aux: &[f32]) {
     for i in 0..p.total as usize {
         dst[i] = act_forward(src[i], p.act);

@@ -1,0 +1,294 @@
+//! The benchmark workloads of `shared/peers/WORKLOADS.md` (W1..W4), run on the GPU and CPU paths.
+//! `cargo bench --bench train` prints their table; a `wgfit bench` command can call [`run`] and
+//! print [`table`] or the records as JSON. Not a stable API.
+
+use std::time::Instant;
+
+use rand::{Rng, SeedableRng};
+
+use crate::{BatchNormalization, Dense, Device, Dropout, Error, Fit, Layer, Matrix, Result, Sequential};
+
+/// One workload on one device.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Record {
+    pub workload: String,
+    /// "gpu" or "cpu".
+    pub device: String,
+    pub adapter: String,
+    /// Device + pipeline creation + the first epoch, in seconds.
+    pub startup_s: f64,
+    /// Median of the timed epochs (epochs 2..N).
+    pub ms_per_epoch: f64,
+    pub samples_per_s: f64,
+    /// 6 x params x training samples per epoch / time.
+    pub gflops: f64,
+    /// Timed epochs (after the first).
+    pub epochs: usize,
+    pub train_rows: usize,
+    pub params: usize,
+    /// The last epoch's validation value (W1: val_mae, W2/W4: val_accuracy / val_loss), when any.
+    pub final_metric: Option<f32>,
+    /// What differs from the workload's definition, if anything.
+    pub note: String,
+}
+
+/// Knobs, from the environment by default: `WGFIT_BENCH_EPOCHS` (timed epochs, default per workload),
+/// `WGFIT_BENCH_SECONDS` (stop timing a workload after this long, default 20),
+/// `WGFIT_BENCH_W3_ROWS` (rows of W3's synthetic data, default 65536).
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub epochs: Option<usize>,
+    pub seconds: f64,
+    pub w3_rows: usize,
+}
+
+impl Options {
+    pub fn from_env() -> Options {
+        let get = |k: &str| std::env::var(k).ok().and_then(|v| v.trim().parse::<f64>().ok());
+        Options {
+            epochs: get("WGFIT_BENCH_EPOCHS").map(|v| v.max(1.0) as usize),
+            seconds: get("WGFIT_BENCH_SECONDS").unwrap_or(20.0),
+            w3_rows: get("WGFIT_BENCH_W3_ROWS").map_or(65536, |v| v.max(1024.0) as usize),
+        }
+    }
+}
+
+pub const WORKLOADS: [&str; 4] = ["W1", "W2", "W3", "W4"];
+
+struct Spec {
+    layers: Vec<Layer>,
+    loss: &'static str,
+    metrics: Vec<&'static str>,
+    watch: &'static str,
+    batch: usize,
+    epochs: usize,
+    data: (Matrix, Matrix, Option<(Matrix, Matrix)>),
+    note: String,
+}
+
+fn params_of(layers: &[Layer], input: usize) -> usize {
+    let mut width = input;
+    let mut n = 0;
+    for l in layers {
+        let out = l.output_width(width);
+        n += match l.kind() {
+            crate::LayerKind::Dense { use_bias, .. } => width * out + if *use_bias { out } else { 0 },
+            crate::LayerKind::BatchNormalization { center, scale, .. } => {
+                width * (usize::from(*center) + usize::from(*scale))
+            }
+            _ => 0,
+        };
+        width = out;
+    }
+    n
+}
+
+fn spec(name: &str, opts: &Options) -> Result<Spec> {
+    let ion = || -> Result<(Matrix, Matrix, Option<(Matrix, Matrix)>)> {
+        let (x, y, vx, vy) = crate::data::shipped::ionosphere()?;
+        Ok((x, y, Some((vx, vy))))
+    };
+    let small = || {
+        vec![
+            Dense::new(4).activation("relu").input_shape(33),
+            Dense::new(4).activation("relu"),
+            Dense::new(1).activation("sigmoid"),
+        ]
+    };
+    Ok(match name {
+        "W1" => {
+            let (x, y, vx, vy) = crate::data::shipped::concrete()?;
+            Spec {
+                layers: vec![
+                    Dense::new(512).activation("relu").input_shape(8),
+                    Dense::new(512).activation("relu"),
+                    Dense::new(512).activation("relu"),
+                    Dense::new(1),
+                ],
+                loss: "mae",
+                metrics: vec!["mae"],
+                watch: "val_mae",
+                batch: 256,
+                epochs: 100,
+                data: (x, y, Some((vx, vy))),
+                note: String::new(),
+            }
+        }
+        "W2" => Spec {
+            layers: small(),
+            loss: "binary_crossentropy",
+            metrics: vec!["binary_accuracy"],
+            watch: "val_binary_accuracy",
+            batch: 512,
+            epochs: 200,
+            data: ion()?,
+            note: String::new(),
+        },
+        "W4" => Spec {
+            layers: small(),
+            loss: "binary_crossentropy",
+            metrics: vec![],
+            watch: "val_loss",
+            batch: 512,
+            epochs: 1000,
+            data: ion()?,
+            note: "EarlyStopping not wired in the bench yet: ms/epoch of the W4 model, no early stop".into(),
+        },
+        "W3" => {
+            let rows = opts.w3_rows;
+            let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+            let mut x = vec![0.0f32; rows * 256];
+            let mut y = vec![0.0f32; rows];
+            for r in 0..rows {
+                let row = &mut x[r * 256..(r + 1) * 256];
+                for v in row.iter_mut() {
+                    *v = rng.random_range(-1.0..1.0);
+                }
+                y[r] = row[..8].iter().sum::<f32>().sin();
+            }
+            let note = if rows == 65536 {
+                String::new()
+            } else {
+                format!("W3 on {rows} of 65536 rows (WGFIT_BENCH_W3_ROWS); samples/s and GFLOP/s are comparable")
+            };
+            Spec {
+                layers: vec![
+                    Dense::new(1024).activation("relu").input_shape(256),
+                    BatchNormalization::new(),
+                    Dropout::new(0.3),
+                    Dense::new(1024).activation("relu"),
+                    BatchNormalization::new(),
+                    Dropout::new(0.3),
+                    Dense::new(1024).activation("relu"),
+                    Dense::new(1),
+                ],
+                loss: "mse",
+                metrics: vec![],
+                watch: "loss",
+                batch: 1024,
+                epochs: 3,
+                data: (Matrix::new(rows, 256, x)?, Matrix::new(rows, 1, y)?, None),
+                note,
+            }
+        }
+        other => {
+            return Err(Error::UnknownName {
+                kind: "workload",
+                name: other.to_string(),
+                valid: "W1, W2, W3, W4".into(),
+            })
+        }
+    })
+}
+
+fn open(device: &str) -> Result<Device> {
+    match device {
+        "gpu" => Device::gpu(),
+        "cpu" => Ok(Device::cpu()),
+        other => Err(Error::UnknownName { kind: "device", name: other.to_string(), valid: "gpu, cpu".into() }),
+    }
+}
+
+/// Runs one workload on one device ("gpu" or "cpu").
+pub fn run_one(workload: &str, device: &str, opts: &Options) -> Result<Record> {
+    let s = spec(workload, opts)?;
+    let started = Instant::now();
+    let dev = open(device)?;
+    let info = dev.info();
+    let (x, y, valid) = &s.data;
+    let params = params_of(&s.layers, x.cols());
+    let mut model = Sequential::new(&dev, s.layers.clone());
+    model.compile("adam", s.loss, &s.metrics)?;
+    let fit = |model: &mut Sequential| -> Result<crate::History> {
+        let mut f = Fit::new().epochs(1).batch_size(s.batch).verbose(0);
+        if let Some((vx, vy)) = valid {
+            f = f.validation_data(vx, vy);
+        }
+        model.fit(x, y, f)
+    };
+    fit(&mut model)?;
+    let startup_s = started.elapsed().as_secs_f64();
+    let want = opts.epochs.unwrap_or(s.epochs.saturating_sub(1)).max(1);
+    let mut times = Vec::with_capacity(want);
+    let mut last = None;
+    let clock = Instant::now();
+    while times.len() < want && (times.len() < 2 || clock.elapsed().as_secs_f64() < opts.seconds) {
+        let t = Instant::now();
+        let h = fit(&mut model)?;
+        times.push(t.elapsed().as_secs_f64());
+        last = h.last(s.watch);
+    }
+    times.sort_by(|a, b| a.total_cmp(b));
+    let median = times[times.len() / 2];
+    let rows = x.rows();
+    let mut note = s.note.clone();
+    if times.len() < want {
+        let extra = format!("{} of {want} epochs timed (WGFIT_BENCH_SECONDS)", times.len());
+        note = if note.is_empty() { extra } else { format!("{note}; {extra}") };
+    }
+    Ok(Record {
+        workload: workload.to_string(),
+        device: device.to_string(),
+        adapter: info.adapter,
+        startup_s,
+        ms_per_epoch: median * 1e3,
+        samples_per_s: rows as f64 / median,
+        gflops: 6.0 * params as f64 * rows as f64 / median / 1e9,
+        epochs: times.len(),
+        train_rows: rows,
+        params,
+        final_metric: last,
+        note,
+    })
+}
+
+/// Runs every named workload on every named device, GPU/CPU pairs next to each other.
+/// A device that cannot be opened gives no records (the error is printed to stderr).
+pub fn run(workloads: &[&str], devices: &[&str]) -> Result<Vec<Record>> {
+    let opts = Options::from_env();
+    let mut out = Vec::new();
+    for w in workloads {
+        for d in devices {
+            match run_one(w, d, &opts) {
+                Ok(r) => out.push(r),
+                Err(e @ Error::NoAdapter { .. }) => eprintln!("{w} on {d}: skipped: {e}"),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The records as one table (markdown), with the GPU/CPU ratio of ms/epoch per workload.
+pub fn table(records: &[Record]) -> String {
+    let mut s = String::from(
+        "| workload | device | startup s | ms/epoch | samples/s | GFLOP/s | GPU/CPU time | epochs timed | final |\n\
+         |---|---|---|---|---|---|---|---|---|\n",
+    );
+    for r in records {
+        let ratio = match (r.device.as_str(), records.iter().find(|o| o.workload == r.workload && o.device == "cpu")) {
+            ("gpu", Some(c)) => format!("{:.2}", r.ms_per_epoch / c.ms_per_epoch),
+            _ => String::new(),
+        };
+        s += &format!(
+            "| {} | {} | {:.2} | {:.3} | {:.0} | {:.2} | {} | {} | {} |\n",
+            r.workload,
+            r.device,
+            r.startup_s,
+            r.ms_per_epoch,
+            r.samples_per_s,
+            r.gflops,
+            ratio,
+            r.epochs,
+            r.final_metric.map_or(String::new(), |v| format!("{v:.4}")),
+        );
+    }
+    let adapters: Vec<String> = records.iter().filter(|r| r.device == "gpu").map(|r| r.adapter.clone()).collect();
+    if let Some(a) = adapters.first() {
+        s += &format!("\nGPU adapter: {a}\n");
+    }
+    for r in records.iter().filter(|r| !r.note.is_empty()) {
+        s += &format!("note {} {}: {}\n", r.workload, r.device, r.note);
+    }
+    s
+}
