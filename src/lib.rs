@@ -26,12 +26,14 @@ pub mod data;
 mod device;
 mod error;
 mod history;
+pub mod io;
 mod layers;
 mod losses;
 mod matrix;
 mod model;
 mod optimizers;
 mod plan;
+mod summary;
 
 pub use device::{Device, DeviceInfo};
 pub use error::{Error, Result};

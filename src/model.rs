@@ -23,6 +23,7 @@ pub struct Fit<'a> {
     pub(crate) seed: u64,
     pub(crate) shuffle: Option<bool>,
     pub(crate) verbose: Option<u8>,
+    pub(crate) validation_split: Option<f32>,
 }
 
 impl<'a> Fit<'a> {
@@ -33,6 +34,13 @@ impl<'a> Fit<'a> {
     /// Data to evaluate at the end of every epoch (`val_loss`, `val_<metric>`).
     pub fn validation_data(mut self, x: &'a Matrix, y: &'a Matrix) -> Self {
         self.validation = Some((x, y));
+        self
+    }
+
+    /// Keras's `validation_split`: hold out the last `fraction` of the rows (taken before any
+    /// shuffling) as validation data. Ignored when `validation_data` is given, as in Keras.
+    pub fn validation_split(mut self, fraction: f32) -> Self {
+        self.validation_split = Some(fraction);
         self
     }
 
@@ -205,6 +213,10 @@ impl Sequential {
 
     /// Trains on `x`, `y`; returns the per-epoch losses and metrics.
     pub fn fit(&mut self, x: &Matrix, y: &Matrix, opts: Fit<'_>) -> Result<History> {
+        if let (Some(fraction), None) = (opts.validation_split, opts.validation) {
+            let (xt, yt, xv, yv) = split_last_rows(x, y, fraction)?;
+            return self.fit(&xt, &yt, Fit { validation_split: None, ..opts }.validation_data(&xv, &yv));
+        }
         self.ready(x, "fit")?;
         self.check_xy(x, y, "fit")?;
         if let Some((vx, vy)) = opts.validation {
@@ -333,6 +345,20 @@ impl Sequential {
         Matrix::new(x.rows(), out_w, values)
     }
 
+    /// Accessors for saving and summary (src/io.rs, src/summary.rs).
+    pub(crate) fn compiled_settings(&self) -> Option<(&Optimizer, &Loss, Vec<String>)> {
+        self.compiled.as_ref().map(|c| (&c.optimizer, &c.loss, c.metrics.iter().map(|(k, _)| k.clone()).collect()))
+    }
+
+    /// The input width once known (built plan, or the first layer's input_shape).
+    pub(crate) fn input_width(&self) -> Option<usize> {
+        self.plan.as_ref().map(|p| p.input_w).or_else(|| self.layers.first().and_then(|l| l.input_shape))
+    }
+
+    pub(crate) fn init_seed(&self) -> u64 {
+        self.seed
+    }
+
     /// All parameters (per layer, W then b / gamma then beta) and moving statistics, flat.
     pub fn get_weights(&mut self) -> Result<(Vec<f32>, Vec<f32>)> {
         match &mut self.plan {
@@ -348,6 +374,16 @@ impl Sequential {
             None => Err(Error::State("the model is not built yet: compile it with an input_shape, or fit it".into())),
         }
     }
+}
+
+/// Keras's validation_split: the first `ceil(n * (1 - fraction))` rows train, the rest validate.
+fn split_last_rows(x: &Matrix, y: &Matrix, fraction: f32) -> Result<(Matrix, Matrix, Matrix, Matrix)> {
+    if x.rows() != y.rows() {
+        return Err(Error::shape("fit", format!("x has {} rows but y has {}", x.rows(), y.rows())));
+    }
+    let at = crate::data::split_point(x.rows(), fraction)?;
+    let (head, tail): (Vec<usize>, Vec<usize>) = ((0..at).collect(), (at..x.rows()).collect());
+    Ok((x.select_rows(&head)?, y.select_rows(&head)?, x.select_rows(&tail)?, y.select_rows(&tail)?))
 }
 
 /// The launches of a validation/evaluation pass over `data`: forward in inference mode and the
