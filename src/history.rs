@@ -1,23 +1,38 @@
-//! The per-epoch record fit returns, keyed like Keras's `history.history`.
+//! The per-epoch record fit returns, keyed like Keras's `history.history`, with learning-curve plots
+//! (SVG, PNG) and JSON / CSV serialization.
+
+use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 
-/// Loss and metric values per epoch: `loss`, `<metric>`, `val_loss`, `val_<metric>`.
+/// Loss and metric values per epoch: `loss`, `<metric>`, `val_loss`, `val_<metric>` (and
+/// `learning_rate` with ReduceLROnPlateau).
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct History {
     keys: Vec<String>,
     values: Vec<Vec<f32>>,
     /// The epoch EarlyStopping judged best (0-based), when it ran.
+    #[serde(default)]
     pub best_epoch: Option<usize>,
+    /// The epoch (0-based) after which a callback stopped training, when one did.
+    #[serde(default)]
+    pub stopped_epoch: Option<usize>,
+    /// Why training stopped early (the callback's words, naming the epoch), when it did.
+    #[serde(default)]
+    pub stop_reason: Option<String>,
 }
 
 impl History {
+    /// Appends `value` to `key`; a key first seen after some epochs is padded with NaN before.
     pub(crate) fn push(&mut self, key: &str, value: f32) {
         match self.keys.iter().position(|k| k == key) {
             Some(i) => self.values[i].push(value),
             None => {
+                let before = self.values.iter().map(Vec::len).max().unwrap_or(0).saturating_sub(1);
                 self.keys.push(key.to_string());
-                self.values.push(vec![value]);
+                let mut v = vec![f32::NAN; before];
+                v.push(value);
+                self.values.push(v);
             }
         }
     }
@@ -47,6 +62,253 @@ impl History {
         self.get(key)
             .ok_or_else(|| Error::State(format!("History has no key {key:?}; it has {}", self.keys.join(", "))))
     }
+
+    /// `key`'s value at the best epoch (EarlyStopping's), or `None` when there is no best epoch.
+    pub fn at_best(&self, key: &str) -> Option<f32> {
+        self.best_epoch.and_then(|e| self.get(key).and_then(|v| v.get(e).copied()))
+    }
+
+    /// JSON: `{"keys": [...], "values": [[...]...], "best_epoch": .., "stopped_epoch": .., "stop_reason": ..}`.
+    /// Non-finite values are written as `null` (JSON has no NaN) and read back as NaN.
+    pub fn to_json(&self) -> String {
+        #[derive(serde::Serialize)]
+        struct Out<'a> {
+            keys: &'a [String],
+            values: Vec<Vec<Option<f32>>>,
+            best_epoch: Option<usize>,
+            stopped_epoch: Option<usize>,
+            stop_reason: &'a Option<String>,
+        }
+        let out = Out {
+            keys: &self.keys,
+            values: self.values.iter().map(|v| v.iter().map(|x| x.is_finite().then_some(*x)).collect()).collect(),
+            best_epoch: self.best_epoch,
+            stopped_epoch: self.stopped_epoch,
+            stop_reason: &self.stop_reason,
+        };
+        serde_json::to_string_pretty(&out).unwrap_or_else(|_| "{}".into())
+    }
+
+    /// Reads what [`History::to_json`] wrote.
+    pub fn from_json(text: &str) -> Result<History> {
+        #[derive(serde::Deserialize)]
+        struct In {
+            keys: Vec<String>,
+            values: Vec<Vec<Option<f32>>>,
+            #[serde(default)]
+            best_epoch: Option<usize>,
+            #[serde(default)]
+            stopped_epoch: Option<usize>,
+            #[serde(default)]
+            stop_reason: Option<String>,
+        }
+        let fmt = |detail: String| Error::Format { path: PathBuf::from("history JSON"), detail };
+        let h: In = serde_json::from_str(text).map_err(|e| fmt(e.to_string()))?;
+        if h.keys.len() != h.values.len() {
+            return Err(fmt(format!("{} keys but {} value lists", h.keys.len(), h.values.len())));
+        }
+        Ok(History {
+            keys: h.keys,
+            values: h.values.into_iter().map(|v| v.into_iter().map(|x| x.unwrap_or(f32::NAN)).collect()).collect(),
+            best_epoch: h.best_epoch,
+            stopped_epoch: h.stopped_epoch,
+            stop_reason: h.stop_reason,
+        })
+    }
+
+    /// CSV with a header `epoch,<keys>` and one row per epoch (epochs from 0, like Keras's CSVLogger).
+    pub fn to_csv(&self) -> String {
+        let mut out = String::from("epoch");
+        for k in &self.keys {
+            out.push(',');
+            out.push_str(k);
+        }
+        out.push('\n');
+        for e in 0..self.epochs() {
+            out.push_str(&e.to_string());
+            for v in &self.values {
+                out.push(',');
+                if let Some(x) = v.get(e) {
+                    out.push_str(&x.to_string());
+                }
+            }
+            out.push('\n');
+        }
+        out
+    }
+
+    /// Writes the JSON form to `path` (atomically: a temporary file, then a rename).
+    pub fn save_json(&self, path: impl AsRef<Path>) -> Result<()> {
+        write_atomic(path.as_ref(), self.to_json().as_bytes())
+    }
+
+    /// Writes the CSV form to `path` (atomically).
+    pub fn save_csv(&self, path: impl AsRef<Path>) -> Result<()> {
+        write_atomic(path.as_ref(), self.to_csv().as_bytes())
+    }
+
+    /// The metric pairs to plot, one panel each: `(train key, Some(val key))`, loss first.
+    fn panels(&self) -> Vec<(String, Option<String>)> {
+        let mut out = Vec::new();
+        for k in &self.keys {
+            if k.starts_with("val_") && self.keys.iter().any(|t| Some(t.as_str()) == k.strip_prefix("val_")) {
+                continue;
+            }
+            let val = format!("val_{k}");
+            let has_val = !k.starts_with("val_") && self.keys.contains(&val);
+            out.push((k.clone(), has_val.then_some(val)));
+        }
+        out
+    }
+
+    /// Draws the learning curves: one panel per metric pair (loss/val_loss, mae/val_mae...), epochs
+    /// (from 1) on x, labelled axes, a legend, and the best epoch marked when EarlyStopping ran.
+    /// The format follows the extension: `.svg` (needs no font) or `.png` (text drawn with a small
+    /// DejaVu Sans subset compiled into the library). The file is written atomically.
+    pub fn plot(&self, path: impl AsRef<Path>) -> Result<()> {
+        let path = path.as_ref();
+        let ext = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+        let fmt = |detail: String| Error::Format { path: path.to_path_buf(), detail };
+        if self.epochs() == 0 || self.keys.is_empty() {
+            return Err(fmt("the History has no epochs to plot".into()));
+        }
+        let panels = self.panels();
+        let (w, h) = (640u32, 320 * panels.len() as u32);
+        register_font();
+        match ext.as_deref() {
+            Some("svg") => {
+                let mut svg = String::new();
+                {
+                    let root = plotters::prelude::SVGBackend::with_string(&mut svg, (w, h));
+                    self.draw(root, &panels).map_err(|e| fmt(format!("drawing the plot: {e}")))?;
+                }
+                write_atomic(path, svg.as_bytes())
+            }
+            Some("png") => {
+                // plotters' encoder picks the format from the extension: the temporary name ends in .png.
+                let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                let tmp = path.with_file_name(format!(".{name}.{}.tmp.png", std::process::id()));
+                let drawn = {
+                    let root = plotters::prelude::BitMapBackend::new(&tmp, (w, h));
+                    self.draw(root, &panels)
+                };
+                let result = drawn.map_err(|e| fmt(format!("drawing the plot: {e}"))).and_then(|_| {
+                    std::fs::rename(&tmp, path).map_err(|source| Error::Io { path: path.to_path_buf(), source })
+                });
+                if result.is_err() {
+                    let _ = std::fs::remove_file(&tmp);
+                }
+                result
+            }
+            _ => Err(fmt("the plot's file name must end in .svg or .png".into())),
+        }
+    }
+
+    fn draw<DB>(&self, backend: DB, panels: &[(String, Option<String>)]) -> std::result::Result<(), String>
+    where
+        DB: plotters::prelude::DrawingBackend,
+        DB::ErrorType: 'static,
+    {
+        use plotters::prelude::*;
+        let e = |x: &dyn std::fmt::Display| x.to_string();
+        let root = backend.into_drawing_area();
+        root.fill(&WHITE).map_err(|x| e(&x))?;
+        let areas = root.split_evenly((panels.len(), 1));
+        let n = self.epochs();
+        let colors = [RGBColor(31, 119, 180), RGBColor(255, 127, 14)];
+        for ((train, val), area) in panels.iter().zip(areas.iter()) {
+            let series: Vec<(&str, &[f32])> = std::iter::once(train.as_str())
+                .chain(val.as_deref())
+                .filter_map(|k| self.get(k).map(|v| (k, v)))
+                .collect();
+            let finite = series.iter().flat_map(|(_, v)| v.iter().copied()).filter(|v| v.is_finite());
+            let (lo, hi) = finite.fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
+            let (lo, hi) = if lo.is_finite() { (lo as f64, hi as f64) } else { (0.0, 1.0) };
+            let pad = if hi > lo { (hi - lo) * 0.05 } else { lo.abs().max(1.0) * 0.05 };
+            let (lo, hi) = (lo - pad, hi + pad);
+            let x_hi = (n as f64).max(2.0);
+            let mut chart = ChartBuilder::on(area)
+                .caption(train.as_str(), ("sans-serif", 18))
+                .margin(10)
+                .x_label_area_size(35)
+                .y_label_area_size(60)
+                .build_cartesian_2d(1.0..x_hi, lo..hi)
+                .map_err(|x| e(&x))?;
+            chart
+                .configure_mesh()
+                .x_desc("epoch")
+                .y_desc(train.as_str())
+                .label_style(("sans-serif", 12))
+                .draw()
+                .map_err(|x| e(&x))?;
+            for (i, (key, values)) in series.iter().enumerate() {
+                let color = colors[i % colors.len()];
+                let points: Vec<(f64, f64)> = values
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, v)| v.is_finite())
+                    .map(|(j, v)| (j as f64 + 1.0, *v as f64))
+                    .collect();
+                chart
+                    .draw_series(LineSeries::new(points, color.stroke_width(2)))
+                    .map_err(|x| e(&x))?
+                    .label(*key)
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+            }
+            if let Some(b) = self.best_epoch.filter(|b| *b < n) {
+                let x = b as f64 + 1.0;
+                let best_key = val.as_deref().unwrap_or(train.as_str());
+                let label = match self.get(best_key).and_then(|v| v.get(b)) {
+                    Some(v) => format!("best epoch {} ({best_key} {v:.4})", b + 1),
+                    None => format!("best epoch {}", b + 1),
+                };
+                let gray = RGBColor(120, 120, 120);
+                chart
+                    .draw_series(std::iter::once(PathElement::new(vec![(x, lo), (x, hi)], gray.stroke_width(1))))
+                    .map_err(|x| e(&x))?
+                    .label(label)
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], gray.stroke_width(1)));
+            }
+            chart
+                .configure_series_labels()
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK)
+                .label_font(("sans-serif", 12))
+                .position(SeriesLabelPosition::UpperRight)
+                .draw()
+                .map_err(|x| e(&x))?;
+        }
+        root.present().map_err(|x| e(&x))?;
+        Ok(())
+    }
+}
+
+/// Registers the bundled DejaVu Sans subset (printable ASCII; 13 KB; license in
+/// assets/DejaVuSans-LICENSE.txt) as plotters' sans-serif font, once.
+fn register_font() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    static FONT: &[u8] = include_bytes!("../assets/DejaVuSans-ascii.ttf");
+    ONCE.call_once(|| {
+        let _ = plotters::style::register_font("sans-serif", plotters::style::FontStyle::Normal, FONT);
+    });
+}
+
+/// Writes `bytes` to a temporary file beside `path`, then renames it over `path`.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let io = |source| Error::Io { path: path.to_path_buf(), source };
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.map_err(io)
 }
 
 impl std::ops::Index<&str> for History {

@@ -22,19 +22,19 @@
 
 #[doc(hidden)]
 pub mod bench;
+pub mod callbacks;
 pub mod data;
 mod device;
 mod error;
 mod history;
-pub mod io;
 mod layers;
 mod losses;
 mod matrix;
 mod model;
 mod optimizers;
 mod plan;
-mod summary;
 
+pub use callbacks::{Callback, CsvLogger, EarlyStopping, Logs, Mode, ReduceLROnPlateau, TerminateOnNaN, TrainContext};
 pub use device::{Device, DeviceInfo};
 pub use error::{Error, Result};
 pub use history::History;
