@@ -47,3 +47,8 @@ pub use optimizers::{Adam, Optimizer, Sgd};
 /// Internals exposed for the test suite and benchmarks only; not a stable API.
 #[doc(hidden)]
 pub mod testing;
+
+/// The README's code blocks run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
