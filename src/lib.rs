@@ -27,12 +27,14 @@ pub mod data;
 mod device;
 mod error;
 mod history;
+pub mod io;
 mod layers;
 mod losses;
 mod matrix;
 mod model;
 mod optimizers;
 mod plan;
+mod summary;
 
 pub use callbacks::{Callback, CsvLogger, EarlyStopping, Logs, Mode, ReduceLROnPlateau, TerminateOnNaN, TrainContext};
 pub use device::{Device, DeviceInfo};

@@ -23,6 +23,7 @@ pub struct Fit<'a> {
     pub(crate) shuffle: Option<bool>,
     pub(crate) verbose: Option<u8>,
     pub(crate) callbacks: Vec<Box<dyn Callback + 'a>>,
+    pub(crate) validation_split: Option<f32>,
 }
 
 impl<'a> Fit<'a> {
@@ -33,6 +34,13 @@ impl<'a> Fit<'a> {
     /// Data to evaluate at the end of every epoch (`val_loss`, `val_<metric>`).
     pub fn validation_data(mut self, x: &'a Matrix, y: &'a Matrix) -> Self {
         self.validation = Some((x, y));
+        self
+    }
+
+    /// Keras's `validation_split`: hold out the last `fraction` of the rows (taken before any
+    /// shuffling) as validation data. Ignored when `validation_data` is given, as in Keras.
+    pub fn validation_split(mut self, fraction: f32) -> Self {
+        self.validation_split = Some(fraction);
         self
     }
 
@@ -112,14 +120,7 @@ pub struct Sequential {
 impl Sequential {
     /// A model on `device`. Nothing is checked or allocated until `compile`.
     pub fn new(device: &Device, layers: Vec<Layer>) -> Self {
-        Sequential {
-            device: device.clone(),
-            layers,
-            seed: 0,
-            compiled: None,
-            plan: None,
-            steps: 0,
-        }
+        Sequential { device: device.clone(), layers, seed: 0, compiled: None, plan: None, steps: 0 }
     }
 
     /// Seed of the initial weights (default 0: the same model every run).
@@ -137,23 +138,14 @@ impl Sequential {
     }
 
     /// Chooses the optimizer, loss and metrics; resets the optimizer's state, keeps the weights.
-    pub fn compile(
-        &mut self,
-        optimizer: impl Into<Optimizer>,
-        loss: impl Into<Loss>,
-        metrics: &[&str],
-    ) -> Result<()> {
+    pub fn compile(&mut self, optimizer: impl Into<Optimizer>, loss: impl Into<Loss>, metrics: &[&str]) -> Result<()> {
         if self.layers.is_empty() {
-            return Err(Error::Model(
-                "a Sequential model needs at least one layer".into(),
-            ));
+            return Err(Error::Model("a Sequential model needs at least one layer".into()));
         }
         for (i, l) in self.layers.iter().enumerate() {
             l.validate(i)?;
             if i > 0 && l.input_shape.is_some() {
-                return Err(Error::Model(format!(
-                    "layer {i}: input_shape belongs on the first layer only"
-                )));
+                return Err(Error::Model(format!("layer {i}: input_shape belongs on the first layer only")));
             }
         }
         let optimizer = optimizer.into().resolve()?;
@@ -167,12 +159,7 @@ impl Sequential {
                 list.push((key, metric));
             }
         }
-        self.compiled = Some(Compiled {
-            optimizer,
-            loss,
-            metrics: list,
-            metric_mask: mask,
-        });
+        self.compiled = Some(Compiled { optimizer, loss, metrics: list, metric_mask: mask });
         if let Some(plan) = &mut self.plan {
             plan.reset_optimizer()?;
         } else if let Some(w) = self.layers[0].input_shape {
@@ -190,18 +177,12 @@ impl Sequential {
     /// The compiled settings and a plan for `input_w` features, building it on first use.
     fn ready(&mut self, x: &Matrix, what: &str) -> Result<()> {
         if self.compiled.is_none() {
-            return Err(Error::State(format!(
-                "{what} needs a compiled model: call compile() first"
-            )));
+            return Err(Error::State(format!("{what} needs a compiled model: call compile() first")));
         }
         match &self.plan {
             Some(p) if p.input_w != x.cols() => Err(Error::shape(
                 what,
-                format!(
-                    "the model takes {} input features, x has {} columns",
-                    p.input_w,
-                    x.cols()
-                ),
+                format!("the model takes {} input features, x has {} columns", p.input_w, x.cols()),
             )),
             Some(_) => Ok(()),
             None => self.build(x.cols()),
@@ -216,19 +197,13 @@ impl Sequential {
             return Err(Error::shape(what, "x has no columns"));
         }
         if x.rows() != y.rows() {
-            return Err(Error::shape(
-                what,
-                format!("x has {} rows but y has {}", x.rows(), y.rows()),
-            ));
+            return Err(Error::shape(what, format!("x has {} rows but y has {}", x.rows(), y.rows())));
         }
         let out_w = self.output_width(x.cols());
         if y.cols() != out_w {
             return Err(Error::shape(
                 what,
-                format!(
-                    "y has {} columns but the model outputs {out_w} values per row",
-                    y.cols()
-                ),
+                format!("y has {} columns but the model outputs {out_w} values per row", y.cols()),
             ));
         }
         x.check_finite(&format!("{what} x"))?;
@@ -258,6 +233,10 @@ impl Sequential {
     /// see those sums as the epoch's logs. A non-finite loss ends fit with [`Error::Diverged`], unless
     /// a callback (e.g. [`TerminateOnNaN`](crate::TerminateOnNaN)) stopped training at that epoch.
     pub fn fit(&mut self, x: &Matrix, y: &Matrix, mut opts: Fit<'_>) -> Result<History> {
+        if let (Some(fraction), None) = (opts.validation_split, opts.validation) {
+            let (xt, yt, xv, yv) = split_last_rows(x, y, fraction)?;
+            return self.fit(&xt, &yt, Fit { validation_split: None, ..opts }.validation_data(&xv, &yv));
+        }
         self.ready(x, "fit")?;
         self.check_xy(x, y, "fit")?;
         if let Some((vx, vy)) = opts.validation {
@@ -277,11 +256,7 @@ impl Sequential {
         let n = x.rows();
         let batch = batch_size.min(n);
         let compiled = self.compiled.as_ref().expect("checked by ready");
-        let (loss, mask, mut optimizer) = (
-            compiled.loss.clone(),
-            compiled.metric_mask,
-            compiled.optimizer.clone(),
-        );
+        let (loss, mask, mut optimizer) = (compiled.loss.clone(), compiled.metric_mask, compiled.optimizer.clone());
         let mut log_keys = vec!["loss".to_string()];
         log_keys.extend(compiled.metrics.iter().map(|(k, _)| k.clone()));
         if opts.validation.is_some() {
@@ -298,12 +273,7 @@ impl Sequential {
         };
         let mut progress = Progress::new(opts.verbose, epochs);
         let mut callbacks = std::mem::take(&mut opts.callbacks);
-        let mut ctx = TrainContext::new(
-            epochs,
-            log_keys,
-            optimizer.learning_rate(),
-            progress.level(),
-        );
+        let mut ctx = TrainContext::new(epochs, log_keys, optimizer.learning_rate(), progress.level());
         // Device-side weight copies for the callbacks: (params copy, state copy), made once per fit.
         let mut snapshots: Vec<(BufId, BufId)> = Vec::new();
         // Copies requested by callbacks, run before the next epoch's launches (or at train end).
@@ -311,14 +281,7 @@ impl Sequential {
         for cb in callbacks.iter_mut() {
             cb.on_train_begin(&mut ctx)?;
         }
-        apply_requests(
-            &mut ctx,
-            plan,
-            &mut snapshots,
-            &mut pending,
-            &mut optimizer,
-            &progress,
-        )?;
+        apply_requests(&mut ctx, plan, &mut snapshots, &mut pending, &mut optimizer, &progress)?;
         let mut history = History::default();
         let mut logs = Logs::new();
         let mut order: Vec<u32> = (0..n as u32).collect();
@@ -330,17 +293,9 @@ impl Sequential {
             for cb in callbacks.iter_mut() {
                 cb.on_epoch_begin(epoch, &mut ctx)?;
             }
-            apply_requests(
-                &mut ctx,
-                plan,
-                &mut snapshots,
-                &mut pending,
-                &mut optimizer,
-                &progress,
-            )?;
+            apply_requests(&mut ctx, plan, &mut snapshots, &mut pending, &mut optimizer, &progress)?;
             if opts.shuffle.unwrap_or(true) {
-                let mut rng =
-                    rand::rngs::StdRng::seed_from_u64(opts.seed.wrapping_add(epoch as u64));
+                let mut rng = rand::rngs::StdRng::seed_from_u64(opts.seed.wrapping_add(epoch as u64));
                 order.shuffle(&mut rng);
             }
             plan.backend.write_u32(train.order, 0, &order)?;
@@ -360,23 +315,12 @@ impl Sequential {
             if let Some(v) = &valid {
                 eval_launches(plan, v, batch_size, &loss, mask, &mut launches);
             }
-            let sums = plan
-                .backend
-                .run(&launches, &[(plan.acc, 0..ACC_LEN)])?
-                .pop()
-                .unwrap_or_default();
+            let sums = plan.backend.run(&launches, &[(plan.acc, 0..ACC_LEN)])?.pop().unwrap_or_default();
             let compiled = self.compiled.as_ref().expect("checked by ready");
             logs = Logs::new();
             record(&mut logs, compiled, &sums, TRAIN_SLOT as usize, n, "");
             if let Some(v) = &valid {
-                record(
-                    &mut logs,
-                    compiled,
-                    &sums,
-                    EVAL_SLOT as usize,
-                    v.rows,
-                    "val_",
-                );
+                record(&mut logs, compiled, &sums, EVAL_SLOT as usize, v.rows, "val_");
             }
             for cb in callbacks.iter_mut() {
                 cb.on_epoch_end(epoch, &mut logs, &mut ctx)?;
@@ -385,14 +329,7 @@ impl Sequential {
                 history.push(k, v);
             }
             progress.epoch_done(epoch, started.elapsed().as_secs_f64() * 1e3, &logs);
-            apply_requests(
-                &mut ctx,
-                plan,
-                &mut snapshots,
-                &mut pending,
-                &mut optimizer,
-                &progress,
-            )?;
+            apply_requests(&mut ctx, plan, &mut snapshots, &mut pending, &mut optimizer, &progress)?;
             if let Some(reason) = ctx.stop.take() {
                 history.stopped_epoch = Some(epoch);
                 history.stop_reason = Some(reason);
@@ -401,24 +338,13 @@ impl Sequential {
             let loss_now = logs.get("loss").unwrap_or(f32::NAN);
             if !loss_now.is_finite() {
                 progress.finish();
-                return Err(Error::Diverged {
-                    what: "loss".into(),
-                    epoch,
-                    value: loss_now,
-                });
+                return Err(Error::Diverged { what: "loss".into(), epoch, value: loss_now });
             }
         }
         for cb in callbacks.iter_mut() {
             cb.on_train_end(&logs, &mut ctx)?;
         }
-        apply_requests(
-            &mut ctx,
-            plan,
-            &mut snapshots,
-            &mut pending,
-            &mut optimizer,
-            &progress,
-        )?;
+        apply_requests(&mut ctx, plan, &mut snapshots, &mut pending, &mut optimizer, &progress)?;
         if !pending.is_empty() {
             plan.backend.run(&pending, &[])?;
         }
@@ -442,20 +368,9 @@ impl Sequential {
         let data = plan.upload(x.data(), Some(y.data()), x.rows())?;
         let mut launches = Vec::new();
         eval_launches(plan, &data, batch, &loss, mask, &mut launches);
-        let sums = plan
-            .backend
-            .run(&launches, &[(plan.acc, 0..ACC_LEN)])?
-            .pop()
-            .unwrap_or_default();
+        let sums = plan.backend.run(&launches, &[(plan.acc, 0..ACC_LEN)])?.pop().unwrap_or_default();
         let mut logs = Logs::new();
-        record(
-            &mut logs,
-            self.compiled.as_ref().expect("checked"),
-            &sums,
-            EVAL_SLOT as usize,
-            x.rows(),
-            "",
-        );
+        record(&mut logs, self.compiled.as_ref().expect("checked"), &sums, EVAL_SLOT as usize, x.rows(), "");
         Ok(logs.iter().map(|(k, v)| (k.to_string(), v)).collect())
     }
 
@@ -463,10 +378,7 @@ impl Sequential {
     pub fn predict(&mut self, x: &Matrix) -> Result<Matrix> {
         self.ready(x, "predict")?;
         if x.rows() == 0 || x.cols() == 0 {
-            return Err(Error::shape(
-                "predict",
-                format!("x is {} x {}", x.rows(), x.cols()),
-            ));
+            return Err(Error::shape("predict", format!("x is {} x {}", x.rows(), x.cols())));
         }
         x.check_finite("predict x")?;
         let plan = self.plan.as_mut().expect("built by ready");
@@ -474,9 +386,7 @@ impl Sequential {
         plan.ensure_capacity(batch)?;
         let data = plan.upload(x.data(), None, x.rows())?;
         let out_w = plan.output_w;
-        let preds = plan
-            .backend
-            .create_buffer(x.rows() * out_w, "predictions")?;
+        let preds = plan.backend.create_buffer(x.rows() * out_w, "predictions")?;
         let mut launches = Vec::new();
         for start in (0..x.rows()).step_by(batch) {
             let rows = batch.min(x.rows() - start);
@@ -490,21 +400,29 @@ impl Sequential {
                 len: rows * out_w,
             });
         }
-        let values = plan
-            .backend
-            .run(&launches, &[(preds, 0..x.rows() * out_w)])?
-            .pop()
-            .unwrap_or_default();
+        let values = plan.backend.run(&launches, &[(preds, 0..x.rows() * out_w)])?.pop().unwrap_or_default();
         Matrix::new(x.rows(), out_w, values)
+    }
+
+    /// Accessors for saving and summary (src/io.rs, src/summary.rs).
+    pub(crate) fn compiled_settings(&self) -> Option<(&Optimizer, &Loss, Vec<String>)> {
+        self.compiled.as_ref().map(|c| (&c.optimizer, &c.loss, c.metrics.iter().map(|(k, _)| k.clone()).collect()))
+    }
+
+    /// The input width once known (built plan, or the first layer's input_shape).
+    pub(crate) fn input_width(&self) -> Option<usize> {
+        self.plan.as_ref().map(|p| p.input_w).or_else(|| self.layers.first().and_then(|l| l.input_shape))
+    }
+
+    pub(crate) fn init_seed(&self) -> u64 {
+        self.seed
     }
 
     /// All parameters (per layer, W then b / gamma then beta) and moving statistics, flat.
     pub fn get_weights(&mut self) -> Result<(Vec<f32>, Vec<f32>)> {
         match &mut self.plan {
             Some(p) => p.read_weights(),
-            None => Err(Error::State(
-                "the model is not built yet: compile it with an input_shape, or fit it".into(),
-            )),
+            None => Err(Error::State("the model is not built yet: compile it with an input_shape, or fit it".into())),
         }
     }
 
@@ -512,11 +430,19 @@ impl Sequential {
     pub fn set_weights(&mut self, params: &[f32], state: &[f32]) -> Result<()> {
         match &mut self.plan {
             Some(p) => p.write_weights(params, state),
-            None => Err(Error::State(
-                "the model is not built yet: compile it with an input_shape, or fit it".into(),
-            )),
+            None => Err(Error::State("the model is not built yet: compile it with an input_shape, or fit it".into())),
         }
     }
+}
+
+/// Keras's validation_split: the first `ceil(n * (1 - fraction))` rows train, the rest validate.
+fn split_last_rows(x: &Matrix, y: &Matrix, fraction: f32) -> Result<(Matrix, Matrix, Matrix, Matrix)> {
+    if x.rows() != y.rows() {
+        return Err(Error::shape("fit", format!("x has {} rows but y has {}", x.rows(), y.rows())));
+    }
+    let at = crate::data::split_point(x.rows(), fraction)?;
+    let (head, tail): (Vec<usize>, Vec<usize>) = ((0..at).collect(), (at..x.rows()).collect());
+    Ok((x.select_rows(&head)?, y.select_rows(&head)?, x.select_rows(&tail)?, y.select_rows(&tail)?))
 }
 
 /// The launches of a validation/evaluation pass over `data`: forward in inference mode and the
@@ -538,22 +464,11 @@ fn eval_launches(
 }
 
 /// Adds one epoch's mean loss and metrics (sums / rows) to the logs.
-fn record(
-    logs: &mut Logs,
-    compiled: &Compiled,
-    sums: &[f32],
-    slot: usize,
-    rows: usize,
-    prefix: &str,
-) {
-    let mean =
-        |i: usize| (sums.get(slot + i).copied().unwrap_or(f32::NAN) as f64 / rows as f64) as f32;
+fn record(logs: &mut Logs, compiled: &Compiled, sums: &[f32], slot: usize, rows: usize, prefix: &str) {
+    let mean = |i: usize| (sums.get(slot + i).copied().unwrap_or(f32::NAN) as f64 / rows as f64) as f32;
     logs.insert(&format!("{prefix}loss"), mean(0));
     for (key, metric) in &compiled.metrics {
-        logs.insert(
-            &format!("{prefix}{key}"),
-            mean(compiled.metric_slot(*metric)),
-        );
+        logs.insert(&format!("{prefix}{key}"), mean(compiled.metric_slot(*metric)));
     }
 }
 
@@ -569,12 +484,8 @@ fn apply_requests(
     progress: &Progress,
 ) -> Result<()> {
     while snapshots.len() < ctx.snapshots {
-        let p = plan
-            .backend
-            .create_buffer(plan.n_params, "weights snapshot")?;
-        let s = plan
-            .backend
-            .create_buffer(plan.n_state, "moving statistics snapshot")?;
+        let p = plan.backend.create_buffer(plan.n_params, "weights snapshot")?;
+        let s = plan.backend.create_buffer(plan.n_state, "moving statistics snapshot")?;
         snapshots.push((p, s));
     }
     for op in ctx.ops.drain(..) {
@@ -582,24 +493,13 @@ fn apply_requests(
             SnapshotOp::Save(i) => (i, true),
             SnapshotOp::Restore(i) => (i, false),
         };
-        let &(sp, ss) = snapshots.get(i).ok_or_else(|| {
-            Error::State(format!(
-                "a callback used weight snapshot {i}, which this fit did not make"
-            ))
-        })?;
-        for (live, copy, len) in [
-            (plan.params, sp, plan.n_params),
-            (plan.state, ss, plan.n_state),
-        ] {
+        let &(sp, ss) = snapshots
+            .get(i)
+            .ok_or_else(|| Error::State(format!("a callback used weight snapshot {i}, which this fit did not make")))?;
+        for (live, copy, len) in [(plan.params, sp, plan.n_params), (plan.state, ss, plan.n_state)] {
             if len > 0 {
                 let (src, dst) = if save { (live, copy) } else { (copy, live) };
-                pending.push(Launch::Copy {
-                    src,
-                    src_off: 0,
-                    dst,
-                    dst_off: 0,
-                    len,
-                });
+                pending.push(Launch::Copy { src, src_off: 0, dst, dst_off: 0, len });
             }
         }
     }
@@ -627,20 +527,8 @@ impl Sequential {
         let mut launches = Vec::new();
         plan.gather(&data, 0, x.rows(), false, &mut launches);
         plan.forward(x.rows(), true, 0, seed, &mut launches);
-        plan.loss(
-            &loss,
-            mask,
-            x.rows(),
-            true,
-            false,
-            TRAIN_SLOT,
-            &mut launches,
-        );
+        plan.loss(&loss, mask, x.rows(), true, false, TRAIN_SLOT, &mut launches);
         plan.backward(x.rows(), 0, seed, &mut launches);
-        Ok(plan
-            .backend
-            .run(&launches, &[(plan.grads, 0..plan.n_params)])?
-            .pop()
-            .unwrap_or_default())
+        Ok(plan.backend.run(&launches, &[(plan.grads, 0..plan.n_params)])?.pop().unwrap_or_default())
     }
 }
