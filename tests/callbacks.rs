@@ -442,3 +442,37 @@ fn history_plots_svg_and_png_and_serializes() {
     assert_eq!(rows[1].split(',').nth(1).unwrap().parse::<f32>().unwrap(), h["loss"][0]);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn two_callbacks_keep_separate_weight_snapshots() {
+    // B (val_mse, min) keeps improving late; A (val_loss, max) keeps epoch 0. Restores run in
+    // callback order at train end, so the model ends with A's weights, which only holds if the two
+    // snapshots live in different buffers.
+    let (xt, yt, xv, yv) = data::shipped::concrete().unwrap();
+    for (name, device) in devices() {
+        for _ in 0..2 {
+            let mut model = concrete_model(&device, true);
+            model.compile("adam", "mae", &["mse"]).unwrap();
+            let mut a = EarlyStopping::new().mode(Mode::Max).patience(100).restore_best_weights(true);
+            let mut b = EarlyStopping::new().monitor("val_mse").patience(100).restore_best_weights(true);
+            let h = model
+                .fit(
+                    &xt,
+                    &yt,
+                    Fit::new()
+                        .validation_data(&xv, &yv)
+                        .batch_size(64)
+                        .epochs(10)
+                        .verbose(0)
+                        .callback(&mut b)
+                        .callback(&mut a),
+                )
+                .unwrap();
+            assert_eq!(a.best_epoch(), Some(0));
+            assert!(b.best_epoch().unwrap() > 3, "{name}: val_mse should improve past epoch 3");
+            let got = model.evaluate(&xv, &yv).unwrap()[0].1;
+            let want = h["val_loss"][0];
+            assert!(((got - want) / want).abs() < 1e-5, "{name}: {got} vs val_loss at epoch 0 {want}");
+        }
+    }
+}
