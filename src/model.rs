@@ -11,7 +11,7 @@ use crate::layers::Layer;
 use crate::losses::{Loss, Metric};
 use crate::matrix::Matrix;
 use crate::optimizers::Optimizer;
-use crate::plan::{Plan, ACC_LEN, EVAL_SLOT, TRAIN_SLOT};
+use crate::plan::{DataRole, Plan, ACC_LEN, EVAL_SLOT, TRAIN_SLOT};
 
 /// The settings of one `fit` call (Keras's keyword arguments).
 #[derive(Default)]
@@ -266,9 +266,9 @@ impl Sequential {
         let plan = self.plan.as_mut().expect("built by ready");
         let val_rows = opts.validation.map_or(0, |(vx, _)| vx.rows());
         plan.ensure_capacity(batch.max(val_rows.min(batch_size)))?;
-        let train = plan.upload(x.data(), Some(y.data()), n)?;
+        let train = plan.upload(DataRole::Train, x.data(), Some(y.data()), n)?;
         let valid = match opts.validation {
-            Some((vx, vy)) => Some(plan.upload(vx.data(), Some(vy.data()), vx.rows())?),
+            Some((vx, vy)) => Some(plan.upload(DataRole::Valid, vx.data(), Some(vy.data()), vx.rows())?),
             None => None,
         };
         let mut progress = Progress::new(opts.verbose, epochs);
@@ -365,7 +365,7 @@ impl Sequential {
         let plan = self.plan.as_mut().expect("built by ready");
         let batch = x.rows().min(1024);
         plan.ensure_capacity(batch)?;
-        let data = plan.upload(x.data(), Some(y.data()), x.rows())?;
+        let data = plan.upload(DataRole::Eval, x.data(), Some(y.data()), x.rows())?;
         let mut launches = Vec::new();
         eval_launches(plan, &data, batch, &loss, mask, &mut launches);
         let sums = plan.backend.run(&launches, &[(plan.acc, 0..ACC_LEN)])?.pop().unwrap_or_default();
@@ -384,9 +384,9 @@ impl Sequential {
         let plan = self.plan.as_mut().expect("built by ready");
         let batch = x.rows().min(1024);
         plan.ensure_capacity(batch)?;
-        let data = plan.upload(x.data(), None, x.rows())?;
+        let data = plan.upload(DataRole::Eval, x.data(), None, x.rows())?;
         let out_w = plan.output_w;
-        let preds = plan.backend.create_buffer(x.rows() * out_w, "predictions")?;
+        let preds = plan.scratch("predictions", x.rows() * out_w)?;
         let mut launches = Vec::new();
         for start in (0..x.rows()).step_by(batch) {
             let rows = batch.min(x.rows() - start);
@@ -484,8 +484,16 @@ fn apply_requests(
     progress: &Progress,
 ) -> Result<()> {
     while snapshots.len() < ctx.snapshots {
-        let p = plan.backend.create_buffer(plan.n_params, "weights snapshot")?;
-        let s = plan.backend.create_buffer(plan.n_state, "moving statistics snapshot")?;
+        // The first snapshot reuses a buffer kept across fits; further ones (several callbacks
+        // keeping weights) need buffers of their own, or they would share the first one.
+        let (p, s) = if snapshots.is_empty() {
+            (plan.scratch("weights snapshot", plan.n_params)?, plan.scratch("moving statistics snapshot", plan.n_state)?)
+        } else {
+            (
+                plan.backend.create_buffer(plan.n_params, "weights snapshot")?,
+                plan.backend.create_buffer(plan.n_state, "moving statistics snapshot")?,
+            )
+        };
         snapshots.push((p, s));
     }
     for op in ctx.ops.drain(..) {
@@ -523,7 +531,7 @@ impl Sequential {
         let (loss, mask) = (compiled.loss.clone(), compiled.metric_mask);
         let plan = self.plan.as_mut().expect("built by ready");
         plan.ensure_capacity(x.rows())?;
-        let data = plan.upload(x.data(), Some(y.data()), x.rows())?;
+        let data = plan.upload(DataRole::Eval, x.data(), Some(y.data()), x.rows())?;
         let mut launches = Vec::new();
         plan.gather(&data, 0, x.rows(), false, &mut launches);
         plan.forward(x.rows(), true, 0, seed, &mut launches);

@@ -1,6 +1,8 @@
 //! A compiled model is a plan: buffers sized once, kernels bound once, and functions that append
 //! the launches of one batch (forward, loss, backward, update) to a recording.
 
+use std::collections::HashMap;
+
 use rand::{Rng, SeedableRng};
 
 use crate::device::{Backend, BufId, Device, Kernel, Launch, OpId, Params};
@@ -77,6 +79,28 @@ pub(crate) struct Plan {
     dummy_w: BufId,
     batch: Option<BatchBuffers>,
     update: Option<(Kernel, OpId)>,
+    /// Buffers reused across fit/evaluate/predict calls by name, and kernels bound once per
+    /// binding list: repeated calls allocate nothing new unless their data outgrows the last.
+    scratch: HashMap<&'static str, (BufId, usize)>,
+    bound: HashMap<(Kernel, Vec<BufId>), OpId>,
+}
+
+/// Which dataset an upload holds: each role keeps its own buffers between calls.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum DataRole {
+    Train,
+    Valid,
+    Eval,
+}
+
+impl DataRole {
+    fn names(self) -> [&'static str; 3] {
+        match self {
+            DataRole::Train => ["training x", "training y", "training row order"],
+            DataRole::Valid => ["validation x", "validation y", "validation row order"],
+            DataRole::Eval => ["evaluation x", "evaluation y", "evaluation row order"],
+        }
+    }
 }
 
 fn u(v: usize) -> u32 {
@@ -139,6 +163,8 @@ impl Plan {
             dummy_w,
             batch: None,
             update: None,
+            scratch: HashMap::new(),
+            bound: HashMap::new(),
         };
         let (p, s) = plan.initial_values(seed);
         plan.backend.write(plan.params, 0, &p)?;
@@ -288,8 +314,33 @@ impl Plan {
         Ok(())
     }
 
-    /// Uploads a dataset (x and, for training or evaluation, y) and binds its gather kernel.
-    pub fn upload(&mut self, x: &[f32], y: Option<&[f32]>, rows: usize) -> Result<DeviceData> {
+    /// A buffer of at least `len` values kept under `name`: reused while it is large enough,
+    /// replaced by one of the next power-of-two size when not.
+    pub fn scratch(&mut self, name: &'static str, len: usize) -> Result<BufId> {
+        if let Some(&(id, cap)) = self.scratch.get(name) {
+            if cap >= len {
+                return Ok(id);
+            }
+        }
+        let cap = len.max(1).checked_next_power_of_two().unwrap_or(len).min(self.backend.max_binding_values().max(len));
+        let id = self.backend.create_buffer(cap, name)?;
+        self.scratch.insert(name, (id, cap));
+        Ok(id)
+    }
+
+    /// `kernel` bound to `buffers`, binding it only the first time.
+    fn bind_once(&mut self, kernel: Kernel, buffers: &[BufId]) -> Result<OpId> {
+        if let Some(&op) = self.bound.get(&(kernel, buffers.to_vec())) {
+            return Ok(op);
+        }
+        let op = self.backend.bind(kernel, buffers)?;
+        self.bound.insert((kernel, buffers.to_vec()), op);
+        Ok(op)
+    }
+
+    /// Uploads a dataset (x and, for training or evaluation, y) into `role`'s buffers and binds
+    /// its gather kernel.
+    pub fn upload(&mut self, role: DataRole, x: &[f32], y: Option<&[f32]>, rows: usize) -> Result<DeviceData> {
         let batch =
             self.batch.as_ref().ok_or_else(|| Error::State("internal: upload before ensure_capacity".into()))?;
         let (x_batch, y_batch) = (batch.x_batch, batch.y_batch);
@@ -304,19 +355,19 @@ impl Plan {
                 max * 4
             )));
         }
-        let b = &mut self.backend;
-        let x_buf = b.create_buffer(x.len(), "data x")?;
-        b.write(x_buf, 0, x)?;
+        let [x_name, y_name, order_name] = role.names();
+        let x_buf = self.scratch(x_name, x.len())?;
+        self.backend.write(x_buf, 0, x)?;
         let y_buf = match y {
             Some(y) => {
-                let buf = b.create_buffer(y.len(), "data y")?;
-                b.write(buf, 0, y)?;
+                let buf = self.scratch(y_name, y.len())?;
+                self.backend.write(buf, 0, y)?;
                 buf
             }
             None => self.dummy_r,
         };
-        let order = b.create_buffer(rows, "row order")?;
-        let gather = b.bind(Kernel::Gather, &[x_buf, y_buf, order, x_batch, y_batch])?;
+        let order = self.scratch(order_name, rows)?;
+        let gather = self.bind_once(Kernel::Gather, &[x_buf, y_buf, order, x_batch, y_batch])?;
         Ok(DeviceData { rows, x_w: self.input_w, y_w, order, gather })
     }
 
