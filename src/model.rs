@@ -179,6 +179,12 @@ impl Sequential {
         if self.compiled.is_none() {
             return Err(Error::State(format!("{what} needs a compiled model: call compile() first")));
         }
+        if x.rows() == 0 {
+            return Err(Error::shape(what, "x has no rows"));
+        }
+        if x.cols() == 0 {
+            return Err(Error::shape(what, "x has no columns"));
+        }
         match &self.plan {
             Some(p) if p.input_w != x.cols() => Err(Error::shape(
                 what,
@@ -190,11 +196,8 @@ impl Sequential {
     }
 
     fn check_xy(&self, x: &Matrix, y: &Matrix, what: &str) -> Result<()> {
-        if x.rows() == 0 {
-            return Err(Error::shape(what, "x has no rows"));
-        }
-        if x.cols() == 0 {
-            return Err(Error::shape(what, "x has no columns"));
+        if x.rows() == 0 || x.cols() == 0 {
+            return Err(Error::shape(what, format!("x is {} x {}: it needs rows and columns", x.rows(), x.cols())));
         }
         if x.rows() != y.rows() {
             return Err(Error::shape(what, format!("x has {} rows but y has {}", x.rows(), y.rows())));
@@ -377,9 +380,6 @@ impl Sequential {
     /// The model's outputs for every row of `x` (inference mode: no dropout, moving statistics).
     pub fn predict(&mut self, x: &Matrix) -> Result<Matrix> {
         self.ready(x, "predict")?;
-        if x.rows() == 0 || x.cols() == 0 {
-            return Err(Error::shape("predict", format!("x is {} x {}", x.rows(), x.cols())));
-        }
         x.check_finite("predict x")?;
         let plan = self.plan.as_mut().expect("built by ready");
         let batch = x.rows().min(1024);
