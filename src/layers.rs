@@ -78,36 +78,40 @@ impl Layer {
         &self.kind
     }
 
+    /// Applies a builder option to the layer kinds it fits; on any other kind, records the misuse
+    /// for `compile` to report.
+    fn configure(mut self, option: &str, apply: impl FnOnce(&mut LayerKind) -> bool) -> Self {
+        if apply(&mut self.kind) {
+            return self;
+        }
+        let msg = format!("{option}() does not apply to a {} layer", kind_name(&self.kind));
+        self.defer(msg)
+    }
+
     /// Sets the activation of a Dense or Activation layer ("linear", "relu", "sigmoid").
-    pub fn activation(mut self, name: &str) -> Self {
+    pub fn activation(self, name: &str) -> Self {
         let parsed = match Activation::parse(name) {
             Ok(a) => a,
             Err(e) => return self.defer(e.to_string()),
         };
-        match &mut self.kind {
+        self.configure("activation", |k| match k {
             LayerKind::Dense { activation, .. } | LayerKind::Activation { activation } => {
                 *activation = parsed;
-                self
+                true
             }
-            other => {
-                let msg = format!("activation() does not apply to a {} layer", kind_name(other));
-                self.defer(msg)
-            }
-        }
+            _ => false,
+        })
     }
 
     /// Whether a Dense layer adds a bias (default true).
-    pub fn use_bias(mut self, on: bool) -> Self {
-        match &mut self.kind {
+    pub fn use_bias(self, on: bool) -> Self {
+        self.configure("use_bias", |k| match k {
             LayerKind::Dense { use_bias, .. } => {
                 *use_bias = on;
-                self
+                true
             }
-            other => {
-                let msg = format!("use_bias() does not apply to a {} layer", kind_name(other));
-                self.defer(msg)
-            }
-        }
+            _ => false,
+        })
     }
 
     /// The number of input features; needed on the first layer unless fit infers it from the data.
@@ -123,60 +127,48 @@ impl Layer {
     }
 
     /// Dropout's own seed (otherwise derived from the fit seed and the layer's position).
-    pub fn seed(mut self, value: u64) -> Self {
-        match &mut self.kind {
+    pub fn seed(self, value: u64) -> Self {
+        self.configure("seed", |k| match k {
             LayerKind::Dropout { seed, .. } => {
                 *seed = Some(value);
-                self
+                true
             }
-            other => {
-                let msg = format!("seed() does not apply to a {} layer", kind_name(other));
-                self.defer(msg)
-            }
-        }
+            _ => false,
+        })
     }
 
     /// BatchNormalization's momentum of the moving statistics (default 0.99).
-    pub fn momentum(mut self, value: f32) -> Self {
-        match &mut self.kind {
+    pub fn momentum(self, value: f32) -> Self {
+        self.configure("momentum", |k| match k {
             LayerKind::BatchNormalization { momentum, .. } => {
                 *momentum = value;
-                self
+                true
             }
-            other => {
-                let msg = format!("momentum() does not apply to a {} layer", kind_name(other));
-                self.defer(msg)
-            }
-        }
+            _ => false,
+        })
     }
 
     /// BatchNormalization's epsilon (default 0.001).
-    pub fn epsilon(mut self, value: f32) -> Self {
-        match &mut self.kind {
+    pub fn epsilon(self, value: f32) -> Self {
+        self.configure("epsilon", |k| match k {
             LayerKind::BatchNormalization { epsilon, .. } => {
                 *epsilon = value;
-                self
+                true
             }
-            other => {
-                let msg = format!("epsilon() does not apply to a {} layer", kind_name(other));
-                self.defer(msg)
-            }
-        }
+            _ => false,
+        })
     }
 
     /// BatchNormalization: learn beta (center) and gamma (scale); both default true.
-    pub fn center_scale(mut self, with_center: bool, with_scale: bool) -> Self {
-        match &mut self.kind {
+    pub fn center_scale(self, with_center: bool, with_scale: bool) -> Self {
+        self.configure("center_scale", |k| match k {
             LayerKind::BatchNormalization { center, scale, .. } => {
                 *center = with_center;
                 *scale = with_scale;
-                self
+                true
             }
-            other => {
-                let msg = format!("center_scale() does not apply to a {} layer", kind_name(other));
-                self.defer(msg)
-            }
-        }
+            _ => false,
+        })
     }
 
     /// The layer's hyperparameters are within range.
