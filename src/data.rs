@@ -61,6 +61,14 @@ impl RawTable {
     pub fn parse_csv(bytes: &[u8], path: &Path) -> Result<RawTable> {
         let fmt = |detail: String| Error::Format { path: PathBuf::from(path), detail };
         let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+        // Windows line endings: the csv crate reads them, but counts lines one short; normalize.
+        let normalized: Vec<u8>;
+        let bytes = if bytes.contains(&b'\r') {
+            normalized = crlf_to_lf(bytes);
+            &normalized[..]
+        } else {
+            bytes
+        };
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Err(fmt("the file is empty: a header row and data rows are needed".into()));
         }
@@ -181,6 +189,21 @@ impl RawTable {
         v.sort_unstable();
         Ok((self.select(&t), self.select(&v)))
     }
+}
+
+/// Replaces every CR LF with LF (and a lone CR, old Mac style, with LF).
+fn crlf_to_lf(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\r' if bytes.get(i + 1) == Some(&b'\n') => {}
+            b'\r' => out.push(b'\n'),
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    out
 }
 
 /// Where Keras cuts for `validation_split`: `ceil(n * (1 - fraction))` training rows.

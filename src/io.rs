@@ -289,6 +289,9 @@ fn read_checked(path: &Path, want: &str) -> Result<String> {
         format: Option<serde_json::Value>,
         version: Option<serde_json::Value>,
     }
+    if !text.trim_start().starts_with('{') && serde_json::from_str::<serde::de::IgnoredAny>(&text).is_ok() {
+        return Err(format_err(path, format!("not a valid {want} file: the file is not a JSON object")));
+    }
     let probe: Probe = serde_json::from_str(&text).map_err(|e| {
         let what = match e.classify() {
             serde_json::error::Category::Eof => "the file is truncated",
