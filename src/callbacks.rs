@@ -104,6 +104,12 @@ impl TrainContext {
         }
     }
 
+    /// A context attached to no fit, to drive callbacks by hand (unit tests of a callback):
+    /// requests are recorded and readable through the getters, nothing runs.
+    pub fn detached(epochs: usize, log_keys: &[&str], learning_rate: f32) -> Self {
+        Self::new(epochs, log_keys.iter().map(|k| k.to_string()).collect(), learning_rate, 0)
+    }
+
     /// The `epochs` this fit was asked for.
     pub fn epochs(&self) -> usize {
         self.epochs
@@ -772,11 +778,9 @@ impl Progress {
         };
         let bar = (level == 1).then(|| {
             let bar = indicatif::ProgressBar::new(epochs as u64);
-            let style = indicatif::ProgressStyle::with_template(
-                "Epoch {pos}/{len} [{bar:30}] {elapsed_precise} ETA {eta} - {msg}",
-            )
-            .map(|s| s.progress_chars("=> "))
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+            let style = indicatif::ProgressStyle::with_template("Epoch {pos}/{len} [{bar:20}] ETA {eta} - {wide_msg}")
+                .map(|s| s.progress_chars("=> "))
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
             bar.set_style(style);
             bar
         });
@@ -794,8 +798,8 @@ impl Progress {
         let values: Vec<String> = logs.iter().map(|(k, v)| format!("{k}: {v:.4}")).collect();
         match &self.bar {
             Some(bar) => {
-                bar.set_position(epoch as u64 + 1);
                 bar.set_message(format!("{ms:.0}ms/epoch - {}", values.join(" - ")));
+                bar.set_position(epoch as u64 + 1);
             }
             None => eprintln!("Epoch {}/{} - {ms:.0}ms - {}", epoch + 1, self.epochs, values.join(" - ")),
         }
@@ -812,6 +816,17 @@ impl Progress {
     pub fn finish(&mut self) {
         if let Some(bar) = self.bar.take() {
             bar.abandon();
+            if !bar.is_hidden() {
+                // The bar's last line stays; what is printed next goes below it.
+                eprintln!();
+            }
         }
+    }
+}
+
+impl Drop for Progress {
+    /// A fit ended by an error leaves no half-drawn bar.
+    fn drop(&mut self) {
+        self.finish();
     }
 }

@@ -237,6 +237,7 @@ impl History {
             chart
                 .configure_mesh()
                 .x_desc("epoch")
+                .x_label_formatter(&|x| format!("{}", x.round() as i64))
                 .y_desc(train.as_str())
                 .label_style(("sans-serif", 12))
                 .draw()
@@ -262,19 +263,23 @@ impl History {
                     Some(v) => format!("best epoch {} ({best_key} {v:.4})", b + 1),
                     None => format!("best epoch {}", b + 1),
                 };
-                let gray = RGBColor(120, 120, 120);
+                let red = RGBColor(214, 39, 40);
                 chart
-                    .draw_series(std::iter::once(PathElement::new(vec![(x, lo), (x, hi)], gray.stroke_width(1))))
+                    .draw_series(std::iter::once(PathElement::new(vec![(x, lo), (x, hi)], red.stroke_width(1))))
                     .map_err(|x| e(&x))?
                     .label(label)
-                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], gray.stroke_width(1)));
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], red.stroke_width(1)));
             }
             chart
                 .configure_series_labels()
                 .background_style(WHITE.mix(0.8))
                 .border_style(BLACK)
                 .label_font(("sans-serif", 12))
-                .position(SeriesLabelPosition::UpperRight)
+                .position(if crate::callbacks::Mode::Auto.maximizes(train) {
+                    SeriesLabelPosition::LowerRight
+                } else {
+                    SeriesLabelPosition::UpperRight
+                })
                 .draw()
                 .map_err(|x| e(&x))?;
         }
