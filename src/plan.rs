@@ -27,7 +27,6 @@ pub(crate) struct LayerSlots {
     pub param_len: usize,
     /// BatchNormalization: moving mean then moving variance at this offset of the state vector.
     pub state_off: usize,
-    pub state_len: usize,
 }
 
 impl LayerSlots {
@@ -54,8 +53,6 @@ struct BatchBuffers {
     x_batch: BufId,
     y_batch: BufId,
     out: Vec<BufId>,
-    grad: Vec<BufId>,
-    saved: Vec<Option<BufId>>,
     forward_train: Vec<OpId>,
     forward_infer: Vec<OpId>,
     backward: Vec<Vec<OpId>>,
@@ -129,7 +126,6 @@ impl Plan {
                 param_off: n_params,
                 param_len,
                 state_off: n_state,
-                state_len,
             });
             n_params += param_len;
             n_state += state_len;
@@ -304,8 +300,6 @@ impl Plan {
             x_batch,
             y_batch,
             out,
-            grad,
-            saved,
             forward_train,
             forward_infer,
             backward,
