@@ -30,7 +30,8 @@
 //! The optimizer's moments (Adam's m and v) are not saved: continuing training after a load starts
 //! the optimizer afresh, as `compile` does.
 //!
-//! A weights-only file has `"format": "wgfit-weights"`, `"version": 1` and `"layers"` with
+//! Weights-only files are JSON, or safetensors when the name ends in `.safetensors`.
+//! A JSON weights-only file has `"format": "wgfit-weights"`, `"version": 1` and `"layers"` with
 //! `name`, `type` and `weights` as above; loading it checks every shape against the model.
 //!
 //! Writes are atomic: the JSON goes to a temporary file in the same directory, which is flushed,
@@ -419,10 +420,19 @@ pub fn load_model(path: impl AsRef<Path>, device: &Device) -> Result<LoadedModel
     Ok(LoadedModel { model, preprocessor: file.preprocessing })
 }
 
-/// Saves only the weights and moving statistics, per layer, atomically.
+fn is_safetensors(path: &Path) -> bool {
+    path.extension().and_then(|e| e.to_str()).is_some_and(|e| e.eq_ignore_ascii_case("safetensors"))
+}
+
+/// Saves only the weights and moving statistics, per layer, atomically: JSON
+/// (`"format": "wgfit-weights"`), or safetensors when the file name ends in `.safetensors`
+/// (tensors `layers.<i>.<weight>`, f32 little-endian, Keras's shapes; metadata names the layers).
 pub fn save_weights(path: impl AsRef<Path>, model: &mut Sequential) -> Result<()> {
     let path = path.as_ref();
     let (_, infos, weights) = weight_entries(model)?;
+    if is_safetensors(path) {
+        return save_safetensors(path, &infos, &weights);
+    }
     let file = WeightsFile {
         format: WEIGHTS_FORMAT.into(),
         version: FORMAT_VERSION,
@@ -441,10 +451,14 @@ pub fn save_weights(path: impl AsRef<Path>, model: &mut Sequential) -> Result<()
 pub fn load_weights(path: impl AsRef<Path>, model: &mut Sequential) -> Result<()> {
     let path = path.as_ref();
     let input_w = model.input_width().ok_or_else(not_built)?;
+    let infos = layer_infos(model.layers(), input_w);
+    if is_safetensors(path) {
+        let (params, state) = load_safetensors(path, &infos)?;
+        return model.set_weights(&params, &state);
+    }
     let text = read_checked(path, WEIGHTS_FORMAT)?;
     let file: WeightsFile =
         serde_json::from_str(&text).map_err(|e| format_err(path, format!("invalid wgfit weights file: {e}")))?;
-    let infos = layer_infos(model.layers(), input_w);
     for (i, (info, l)) in infos.iter().zip(&file.layers).enumerate() {
         if info.type_name != l.type_name {
             return Err(format_err(
@@ -457,6 +471,77 @@ pub fn load_weights(path: impl AsRef<Path>, model: &mut Sequential) -> Result<()
         file.layers.iter().map(|l| (l.name.clone(), l.weights.as_slice())).collect();
     let (params, state) = flatten(path, &infos, &named)?;
     model.set_weights(&params, &state)
+}
+
+fn save_safetensors(path: &Path, infos: &[LayerInfo], weights: &[Vec<WeightEntry>]) -> Result<()> {
+    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = infos
+        .iter()
+        .zip(weights)
+        .enumerate()
+        .flat_map(|(i, (_, ws))| {
+            ws.iter().map(move |w| {
+                (
+                    format!("layers.{i}.{}", w.name),
+                    w.shape.clone(),
+                    w.values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+                )
+            })
+        })
+        .collect();
+    let views = bytes
+        .iter()
+        .map(|(name, shape, data)| {
+            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), data)
+                .map(|v| (name.clone(), v))
+        })
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| format_err(path, format!("cannot encode the weights: {e}")))?;
+    let names: Vec<&str> = infos.iter().map(|i| i.name.as_str()).collect();
+    let meta = std::collections::HashMap::from([
+        ("format".to_string(), WEIGHTS_FORMAT.to_string()),
+        ("version".to_string(), FORMAT_VERSION.to_string()),
+        ("layers".to_string(), serde_json::to_string(&names).unwrap_or_default()),
+    ]);
+    let out = safetensors::serialize(views, Some(meta))
+        .map_err(|e| format_err(path, format!("cannot encode the weights: {e}")))?;
+    write_atomic(path, &out)
+}
+
+fn load_safetensors(path: &Path, infos: &[LayerInfo]) -> Result<(Vec<f32>, Vec<f32>)> {
+    let bytes = std::fs::read(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
+    let st = safetensors::SafeTensors::deserialize(&bytes)
+        .map_err(|e| format_err(path, format!("not a valid safetensors file (truncated or corrupt?): {e}")))?;
+    let expected: usize = infos.iter().map(|i| i.weights.len()).sum();
+    if st.len() != expected {
+        return Err(format_err(path, format!("the file has {} tensors, the model needs {expected}", st.len())));
+    }
+    let (mut params, mut state) = (Vec::new(), Vec::new());
+    for (i, info) in infos.iter().enumerate() {
+        for w in &info.weights {
+            let name = format!("layers.{i}.{}", w.name);
+            let t = st
+                .tensor(&name)
+                .map_err(|_| format_err(path, format!("tensor {name:?} (layer {i}, {}) is missing", info.name)))?;
+            if t.dtype() != safetensors::Dtype::F32 || t.shape() != w.shape.as_slice() {
+                return Err(format_err(
+                    path,
+                    format!(
+                        "tensor {name:?} is {:?} of shape {:?}, the model needs F32 of shape {:?}",
+                        t.dtype(),
+                        t.shape(),
+                        w.shape
+                    ),
+                ));
+            }
+            let values: Vec<f32> =
+                t.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+            if let Some(k) = values.iter().position(|v| !v.is_finite()) {
+                return Err(format_err(path, format!("tensor {name:?} has a non-finite value at index {k}")));
+            }
+            if w.trainable { &mut params } else { &mut state }.extend_from_slice(&values);
+        }
+    }
+    Ok((params, state))
 }
 
 impl Sequential {
@@ -476,7 +561,7 @@ impl Sequential {
         Ok(load_model(path, device)?.model)
     }
 
-    /// Saves only the weights and moving statistics.
+    /// Saves only the weights and moving statistics (JSON, or safetensors for a `.safetensors` name).
     pub fn save_weights(&mut self, path: impl AsRef<Path>) -> Result<()> {
         save_weights(path, self)
     }

@@ -310,3 +310,42 @@ fn model_file_errors() {
     check("units.json", &good.replacen("\"units\":32", "\"units\":0", 1), "");
     check("nolayers.json", &good.replacen("\"layers\":[", "\"layers_\":[", 1), "layers");
 }
+
+#[test]
+fn safetensors_weights_round_trip_and_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut m, xv) = trained(&Device::cpu());
+    let before = bits(&m.predict(&xv).unwrap());
+    let path = dir.path().join("w.safetensors");
+    m.save_weights(&path).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header = std::str::from_utf8(&bytes[8..8 + n]).unwrap();
+    assert!(header.contains("\"layers.0.kernel\"") && header.contains("\"layers.1.moving_variance\""), "{header}");
+    let make = || {
+        let mut f = Sequential::new(
+            &Device::cpu(),
+            vec![
+                Dense::new(32).activation("relu").input_shape(8),
+                BatchNormalization::new(),
+                Dropout::new(0.1),
+                Dense::new(16).activation("relu"),
+                Dense::new(1),
+            ],
+        );
+        f.compile("adam", "mae", &[]).unwrap();
+        f
+    };
+    let mut fresh = make();
+    fresh.load_weights(&path).unwrap();
+    assert_eq!(bits(&fresh.predict(&xv).unwrap()), before);
+    let trunc = dir.path().join("t.safetensors");
+    std::fs::write(&trunc, &bytes[..bytes.len() / 2]).unwrap();
+    assert!(matches!(make().load_weights(&trunc), Err(Error::Format { .. })));
+    let mut other = Sequential::new(&Device::cpu(), vec![Dense::new(4).input_shape(8), Dense::new(1)]);
+    other.compile("adam", "mae", &[]).unwrap();
+    match other.load_weights(&path) {
+        Err(Error::Format { detail, .. }) => assert!(detail.contains("tensors"), "{detail}"),
+        r => panic!("{:?}", r.err()),
+    }
+}

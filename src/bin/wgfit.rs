@@ -555,8 +555,10 @@ fn summary(model_path: &Path) -> CliResult<()> {
         };
         out.push_str(&format!(" Scaling: {scaler}\n"));
     }
-    print!("{out}");
-    Ok(())
+    std::io::stdout()
+        .lock()
+        .write_all(out.as_bytes())
+        .map_err(|e| Failure { code: 1, message: format!("cannot write to stdout: {e}") })
 }
 
 fn devices(json: bool) -> CliResult<()> {
