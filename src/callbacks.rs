@@ -264,6 +264,12 @@ impl std::str::FromStr for Mode {
     }
 }
 
+/// A `val_` key in a fit without validation data: known missing before any epoch runs. Other keys
+/// not among fit's own may still be added by another callback, so they are checked per epoch.
+fn cannot_appear(monitor: &str, keys: &[String]) -> bool {
+    monitor.starts_with("val_") && !keys.iter().any(|k| k.starts_with("val_"))
+}
+
 fn missing_key(who: &str, monitor: &str, keys: &[String]) -> Error {
     let hint = if monitor.starts_with("val_") && !keys.iter().any(|k| k.starts_with("val_")) {
         " (val_ keys need Fit::validation_data)"
@@ -286,9 +292,10 @@ fn missing_key(who: &str, monitor: &str, keys: &[String]) -> Error {
 /// moving statistics included) are put back at the end of training, whether it stopped early or ran
 /// all its epochs.
 ///
-/// A monitored key the fit does not record is an error (at train begin, before any epoch runs),
-/// where Keras only warns and then never stops: a typo or a missing `validation_data` should not
-/// silently train for 1000 epochs.
+/// A monitored key missing from the logs is an error, where Keras only warns and then never stops:
+/// a typo or a missing `validation_data` should not silently train for 1000 epochs. A `val_` key
+/// without validation data fails at train begin, before any epoch runs; any other missing key at
+/// the end of the first watched epoch (keys added by callbacks earlier in the list count).
 #[derive(Clone, Debug)]
 pub struct EarlyStopping {
     monitor: String,
@@ -439,7 +446,7 @@ impl EarlyStopping {
 impl Callback for EarlyStopping {
     fn on_train_begin(&mut self, ctx: &mut TrainContext) -> Result<()> {
         self.reset();
-        if !ctx.log_keys().iter().any(|k| *k == self.monitor) && self.monitor != "learning_rate" {
+        if cannot_appear(&self.monitor, ctx.log_keys()) {
             return Err(missing_key("EarlyStopping", &self.monitor, ctx.log_keys()));
         }
         if self.restore_best_weights {
@@ -621,7 +628,7 @@ impl Callback for ReduceLROnPlateau {
         if !(self.min_lr >= 0.0 && self.min_lr.is_finite()) {
             return Err(Error::invalid("ReduceLROnPlateau min_lr", self.min_lr, "must be a finite number >= 0"));
         }
-        if !ctx.log_keys().iter().any(|k| *k == self.monitor) {
+        if cannot_appear(&self.monitor, ctx.log_keys()) {
             return Err(missing_key("ReduceLROnPlateau", &self.monitor, ctx.log_keys()));
         }
         // Keras: auto mode maximizes when the key contains "acc".

@@ -359,6 +359,15 @@ fn missing_monitor_key_is_an_error_before_training() {
     let msg = err.to_string();
     assert!(msg.contains("val_loss") && msg.contains("validation_data"), "{msg}");
     assert_eq!(model.get_weights().unwrap(), before, "no epoch should have run");
+    // A typo is caught at the end of the first epoch, naming the keys there are.
+    let (xv, yv) = (xt.clone(), yt.clone());
+    let fit = Fit::new().validation_data(&xv, &yv).epochs(5).verbose(0);
+    let err = model.fit(&xt, &yt, fit.callback(EarlyStopping::new().monitor("val_los"))).unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("\"val_los\"") && msg.contains("val_loss"), "{msg}");
+    let fit = Fit::new().validation_data(&xv, &yv).epochs(5).verbose(0);
+    let err = model.fit(&xt, &yt, fit.callback(ReduceLROnPlateau::new().monitor("mae"))).unwrap_err();
+    assert!(err.to_string().contains("ReduceLROnPlateau monitors \"mae\""), "{err}");
 }
 
 /// A user callback: counts hooks, stops at epoch 2, adds a log key.
