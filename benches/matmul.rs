@@ -1,1 +1,96 @@
-fn main() {}
+//! GFLOP/s of the Matmul kernel on the GPU and CPU paths: 1024^3, and the training shapes of W1
+//! (721 rows, 512 -> 512): forward X·W, dX = dZ·Wᵀ and dW = Xᵀ·dZ (the two transposed forms).
+//! `cargo bench --bench matmul [-- gpu,cpu]`; WGFIT_MATMUL=scalar runs the GPU reference kernel.
+
+use std::time::Instant;
+
+use wgfit::testing::{Kernel, KernelHarness, Params};
+use wgfit::Device;
+
+struct Shape {
+    name: &'static str,
+    m: u32,
+    n: u32,
+    k: u32,
+    /// A row-major (false) or transposed (true); B row-major (false) or transposed (true).
+    at: bool,
+    bt: bool,
+}
+
+fn params(s: &Shape) -> Params {
+    let (a_rs, a_cs) = if s.at { (1, s.m) } else { (s.k, 1) };
+    let (b_rs, b_cs) = if s.bt { (1, s.k) } else { (s.n, 1) };
+    Params { m: s.m, n: s.n, k: s.k, a_rs, a_cs, b_rs, b_cs, act: 0, ..Default::default() }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let devices: Vec<String> = match args.first() {
+        Some(d) => d.split(',').map(|s| s.trim().to_lowercase()).collect(),
+        None => vec!["gpu".into(), "cpu".into()],
+    };
+    let shapes = [
+        Shape { name: "1024^3 A·B", m: 1024, n: 1024, k: 1024, at: false, bt: false },
+        Shape { name: "721x512x512 forward X·W", m: 721, n: 512, k: 512, at: false, bt: false },
+        Shape { name: "721x512x512 dX = dZ·Wᵀ", m: 721, n: 512, k: 512, at: false, bt: true },
+        Shape { name: "512x512 (k=721) dW = Xᵀ·dZ", m: 512, n: 512, k: 721, at: true, bt: false },
+    ];
+    println!("| device | product | ms | GFLOP/s | GFLOP/s per 2 busy cores |\n|---|---|---|---|---|");
+    for d in &devices {
+        let device = match d.as_str() {
+            "gpu" => match Device::gpu() {
+                Ok(g) => g,
+                Err(e) => {
+                    eprintln!("gpu skipped: {e}");
+                    continue;
+                }
+            },
+            _ => Device::cpu(),
+        };
+        let label = format!("{} ({})", d, device.info().adapter);
+        let only = args.get(1).cloned().unwrap_or_default();
+        for s in shapes.iter().filter(|s| s.name.contains(only.as_str())) {
+            let mut h = KernelHarness::new(&device);
+            let (m, n, k) = (s.m as usize, s.n as usize, s.k as usize);
+            let a: Vec<f32> = (0..m * k).map(|i| ((i * 7 % 13) as f32 - 6.0) * 0.01).collect();
+            let b: Vec<f32> = (0..k * n).map(|i| ((i * 5 % 11) as f32 - 5.0) * 0.01).collect();
+            let bufs = [
+                h.buffer(&a).expect("buffer"),
+                h.buffer(&b).expect("buffer"),
+                h.buffer(&vec![0.0; m * n]).expect("buffer"),
+                h.buffer(&[0.0]).expect("buffer"),
+            ];
+            let p = params(s);
+            h.run(Kernel::Matmul, &bufs, p).expect("warm-up");
+            let mut times = Vec::new();
+            let cpu0 = cpu_seconds();
+            let clock = Instant::now();
+            while times.len() < 5 || (times.len() < 50 && clock.elapsed().as_secs_f64() < 3.0) {
+                let t = Instant::now();
+                h.run(Kernel::Matmul, &bufs, p).expect("run");
+                times.push(t.elapsed().as_secs_f64());
+            }
+            let busy = (cpu_seconds() - cpu0) / times.len() as f64;
+            times.sort_by(|x, y| x.total_cmp(y));
+            let t = times[times.len() / 2];
+            let flop = 2.0 * (m * n * k) as f64;
+            println!(
+                "| {label} | {} | {:.2} | {:.1} | {:.1} |",
+                s.name,
+                t * 1e3,
+                flop / t / 1e9,
+                flop / (busy / 2.0) / 1e9
+            );
+        }
+    }
+}
+
+/// CPU time of this process (all threads, user + system), from /proc; 0 where there is none.
+/// Divided by 2 it tells what the run would take alone on the 2 cores when others load the machine.
+fn cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return 0.0 };
+    let after = stat.rsplit(')').next().unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = [11, 12].iter().filter_map(|&i| f.get(i)?.parse::<f64>().ok()).sum();
+    ticks / 100.0
+}

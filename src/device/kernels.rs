@@ -75,6 +75,12 @@ impl Family {
             Family::Dropout => include_str!("../../shaders/dropout.wgsl"),
             Family::BatchNorm => include_str!("../../shaders/batchnorm.wgsl"),
         };
+        // Kernel development: WGFIT_DENSE_WGSL=path replaces dense.wgsl at run time (no rebuild).
+        if self == Family::Dense {
+            if let Some(text) = std::env::var_os("WGFIT_DENSE_WGSL").and_then(|p| std::fs::read_to_string(p).ok()) {
+                return format!("{COMMON}\n{text}");
+            }
+        }
         format!("{COMMON}\n{body}")
     }
 }
@@ -102,6 +108,56 @@ pub enum Kernel {
     BatchNormTrain,
     BatchNormInfer,
     BatchNormBackward,
+}
+
+/// The GPU pipelines of `Kernel::Matmul` (entry points of shaders/dense.wgsl). All share one
+/// binding layout; the backend picks one per launch with [`MatmulVariant::choose`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MatmulVariant {
+    /// Any strides, scalar bounds-checked loads: the reference kernel.
+    Scalar,
+    /// A and B row-major (forward): vec4 loads along k of A and n of B.
+    Nn,
+    /// A row-major, B column-major (dX = dZ·Wᵀ): vec4 loads along k.
+    Nt,
+    /// A column-major, B row-major (dW = Xᵀ·dZ): vec4 loads along m of A and n of B.
+    Tn,
+}
+
+impl MatmulVariant {
+    pub const ALL: [MatmulVariant; 4] =
+        [MatmulVariant::Scalar, MatmulVariant::Nn, MatmulVariant::Nt, MatmulVariant::Tn];
+
+    pub fn entry(self) -> &'static str {
+        match self {
+            MatmulVariant::Scalar => "matmul",
+            MatmulVariant::Nn => "matmul_nn",
+            MatmulVariant::Nt => "matmul_nt",
+            MatmulVariant::Tn => "matmul_tn",
+        }
+    }
+
+    /// Workgroup counts of a launch: every variant covers 32x32 of C per workgroup of 8x8 (a
+    /// 4x4 tile per invocation). Measured on llvmpipe: workgroups of 8 covering 4 x 32, which make
+    /// A's loads uniform across the SIMD lanes, were no faster (and slower on 1024^3).
+    pub fn workgroups(self, p: &Params) -> [u32; 3] {
+        Grid::Tiles { m: p.m, n: p.n }.workgroups()
+    }
+
+    /// The vectorised variant whose layout and alignment (4-aligned offsets and strides along the
+    /// vector loads) a launch meets, else the scalar one.
+    pub fn choose(p: &Params) -> MatmulVariant {
+        let al = |v: u32| v % 4 == 0;
+        if p.a_cs == 1 && p.b_cs == 1 && al(p.a_off) && al(p.a_rs) && al(p.b_off) && al(p.b_rs) {
+            MatmulVariant::Nn
+        } else if p.a_cs == 1 && p.b_rs == 1 && al(p.a_off) && al(p.a_rs) && al(p.b_off) && al(p.b_cs) {
+            MatmulVariant::Nt
+        } else if p.a_rs == 1 && p.b_cs == 1 && al(p.a_off) && al(p.a_cs) && al(p.b_off) && al(p.b_rs) {
+            MatmulVariant::Tn
+        } else {
+            MatmulVariant::Scalar
+        }
+    }
 }
 
 /// How a kernel's launch is sized.

@@ -6,7 +6,7 @@ use std::ops::Range;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::kernels::{Access, Family, Kernel, Params};
+use super::kernels::{Access, Family, Kernel, MatmulVariant, Params};
 use super::{check_bindings, Backend, BufId, DeviceInfo, Launch, OpId};
 use crate::error::{Error, Result};
 
@@ -23,6 +23,8 @@ fn gpu_timeout() -> Duration {
 pub(crate) struct Pipeline {
     pipeline: wgpu::ComputePipeline,
     layout: wgpu::BindGroupLayout,
+    /// Matmul only: one pipeline per `MatmulVariant` (in `MatmulVariant::ALL` order), same layout.
+    variants: Vec<wgpu::ComputePipeline>,
 }
 
 /// One wgpu device and queue, with the compiled pipelines shared by every model on it.
@@ -217,6 +219,8 @@ impl GpuContext {
         let pipeline = self.scoped(&format!("compiling kernel {}", kernel.entry()), || {
             let mut modules = self.modules.lock().unwrap_or_else(|p| p.into_inner());
             let module = modules.entry(kernel.family()).or_insert_with(|| {
+                // Measured on llvmpipe: create_shader_module_trusted without wgpu's bounds checks
+                // and loop bounding gave no clear gain, so the checked module stays.
                 self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
                     label: Some(kernel.entry()),
                     source: wgpu::ShaderSource::Wgsl(kernel.family().source().into()),
@@ -245,15 +249,23 @@ impl GpuContext {
                 bind_group_layouts: &[Some(&layout), Some(&self.params_layout)],
                 immediate_size: 0,
             });
-            let pipeline = self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some(kernel.entry()),
-                layout: Some(&pipeline_layout),
-                module,
-                entry_point: Some(kernel.entry()),
-                compilation_options: Default::default(),
-                cache: None,
-            });
-            Arc::new(Pipeline { pipeline, layout })
+            let make = |entry: &str| {
+                self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                    label: Some(entry),
+                    layout: Some(&pipeline_layout),
+                    module,
+                    entry_point: Some(entry),
+                    compilation_options: Default::default(),
+                    cache: None,
+                })
+            };
+            let pipeline = make(kernel.entry());
+            let variants = if kernel == Kernel::Matmul {
+                MatmulVariant::ALL.iter().map(|v| make(v.entry())).collect()
+            } else {
+                Vec::new()
+            };
+            Arc::new(Pipeline { pipeline, layout, variants })
         })?;
         self.pipelines.lock().unwrap_or_else(|p| p.into_inner()).insert(kernel, pipeline.clone());
         Ok(pipeline)
@@ -282,11 +294,22 @@ pub(crate) struct GpuBackend {
     params: Option<(wgpu::Buffer, wgpu::BindGroup, u64)>,
     staging: Option<(wgpu::Buffer, u64)>,
     record_bytes: Vec<u8>,
+    /// Matmul launches use the scalar reference kernel only (`WGFIT_MATMUL=scalar`, and tests).
+    pub(crate) scalar_matmul: bool,
 }
 
 impl GpuBackend {
     pub(crate) fn new(ctx: Arc<GpuContext>) -> Self {
-        GpuBackend { ctx, buffers: Vec::new(), ops: Vec::new(), params: None, staging: None, record_bytes: Vec::new() }
+        let scalar_matmul = std::env::var("WGFIT_MATMUL").is_ok_and(|v| v.eq_ignore_ascii_case("scalar"));
+        GpuBackend {
+            ctx,
+            buffers: Vec::new(),
+            ops: Vec::new(),
+            params: None,
+            staging: None,
+            record_bytes: Vec::new(),
+            scalar_matmul,
+        }
     }
 
     fn buffer(&self, id: BufId) -> Result<&GpuBuffer> {
@@ -347,7 +370,8 @@ impl GpuBackend {
 
 impl Backend for GpuBackend {
     fn create_buffer(&mut self, len: usize, label: &str) -> Result<BufId> {
-        let bytes = (len.max(1) as u64).checked_mul(4).unwrap_or(u64::MAX);
+        // Whole vec4s: the matmul kernels read their operands as arrays of vec4.
+        let bytes = (len.max(1) as u64).checked_mul(4).unwrap_or(u64::MAX).div_ceil(16).saturating_mul(16);
         let limits = self.ctx.limits();
         if bytes > limits.max_buffer_size || bytes > limits.max_storage_buffer_binding_size as u64 {
             return Err(Error::Gpu(format!(
@@ -447,10 +471,18 @@ impl Backend for GpuBackend {
                     for l in &pending[..runs] {
                         let Launch::Run { op, params } = l else { unreachable!("counted runs") };
                         let (kernel, pipeline, group) = &self.ops[op.0];
-                        pass.set_pipeline(&pipeline.pipeline);
+                        let (chosen, groups) = match *kernel {
+                            Kernel::Matmul if !self.scalar_matmul => {
+                                let v = MatmulVariant::choose(params);
+                                let at = MatmulVariant::ALL.iter().position(|x| *x == v).unwrap_or(0);
+                                (&pipeline.variants[at], v.workgroups(params))
+                            }
+                            _ => (&pipeline.pipeline, kernel.grid(params).workgroups()),
+                        };
+                        pass.set_pipeline(chosen);
                         pass.set_bind_group(0, group, &[]);
                         pass.set_bind_group(1, params_group, &[(record * RECORD_STRIDE) as u32]);
-                        let [x, y, z] = kernel.grid(params).workgroups();
+                        let [x, y, z] = groups;
                         pass.dispatch_workgroups(x, y, z);
                         record += 1;
                     }
@@ -520,7 +552,109 @@ impl Backend for GpuBackend {
         Ok(out)
     }
 
+    fn buffer_count(&self) -> usize {
+        self.buffers.len()
+    }
+
     fn max_binding_values(&self) -> usize {
         (self.ctx.limits().max_storage_buffer_binding_size as u64).min(self.ctx.limits().max_buffer_size) as usize / 4
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::device::cpu::kernels as twin;
+    use rand::{Rng, SeedableRng};
+
+    /// Every Matmul variant on this adapter (lavapipe here) against the CPU twin: odd sizes, every
+    /// aug / act / dact mode, the three layouts of a Dense layer, with padded (4-aligned) leading
+    /// dimensions so the vec4 variants run, and unpadded ones so the scalar fallback does.
+    #[test]
+    fn matmul_variants_match_cpu_twin() {
+        let ctx = match GpuContext::new(None) {
+            Ok(c) => Arc::new(c),
+            Err(e) => {
+                eprintln!("no GPU adapter, skipped: {e}");
+                return;
+            }
+        };
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        let sizes = [1usize, 7, 33, 513];
+        let modes = [(0u32, 0u32), (1, 0), (2, 0), (0, 1), (0, 2), (1, 1)];
+        let mut seen = std::collections::HashSet::new();
+        let mut case = 0usize;
+        for &m in &sizes {
+            for &n in &sizes {
+                for &k in &sizes {
+                    if m * n * k > 33 * 513 * 513 {
+                        continue;
+                    }
+                    for layout in 0..3 {
+                        for aug in 0..3u32 {
+                            if (aug == 1 && k < 2) || (aug == 2 && m < 2) {
+                                continue;
+                            }
+                            case += 1;
+                            let (act, dact) = modes[(case / 2) % modes.len()];
+                            let pad = case % 2 == 0;
+                            let ld = |d: usize| if pad { d.div_ceil(4) * 4 + 4 } else { d };
+                            let off = if pad { 4 * rng.random_range(0..3u32) } else { rng.random_range(0..3u32) };
+                            // (a_rs, a_cs, a_len) and (b_rs, b_cs, b_len) for the layout.
+                            let (a_rs, a_cs, a_len, b_rs, b_cs, b_len) = match layout {
+                                0 => (ld(k), 1, m * ld(k), ld(n), 1, k * ld(n)),
+                                1 => (ld(k), 1, m * ld(k), 1, ld(k), n * ld(k)),
+                                _ => (1, ld(m), k * ld(m), ld(n), 1, k * ld(n)),
+                            };
+                            let p = Params {
+                                m: m as u32,
+                                n: n as u32,
+                                k: k as u32,
+                                a_off: off,
+                                a_rs: a_rs as u32,
+                                a_cs: a_cs as u32,
+                                b_off: off,
+                                b_rs: b_rs as u32,
+                                b_cs: b_cs as u32,
+                                c_off: 3,
+                                aug,
+                                act,
+                                dact,
+                                ..Default::default()
+                            };
+                            let a: Vec<f32> = (0..off as usize + a_len).map(|_| rng.random_range(-1.0..1.0)).collect();
+                            let b: Vec<f32> = (0..off as usize + b_len).map(|_| rng.random_range(-1.0..1.0)).collect();
+                            let aux: Vec<f32> = (0..m * n).map(|_| rng.random_range(-0.5..1.0)).collect();
+                            let mut want = vec![7.0f32; 3 + m * n + 1];
+                            twin::matmul(&p, &a, &b, &mut want, &aux);
+                            for scalar in [false, true] {
+                                let mut g = GpuBackend::new(ctx.clone());
+                                g.scalar_matmul = scalar;
+                                let bufs: Vec<BufId> = [&a, &b, &vec![7.0f32; want.len()], &aux]
+                                    .iter()
+                                    .map(|d| {
+                                        let id = g.create_buffer(d.len(), "t").unwrap();
+                                        g.write(id, 0, d).unwrap();
+                                        id
+                                    })
+                                    .collect();
+                                let op = g.bind(Kernel::Matmul, &bufs).unwrap();
+                                let got = g.run(&[Launch::Run { op, params: p }], &[(bufs[2], 0..want.len())]).unwrap();
+                                let v = if scalar { MatmulVariant::Scalar } else { MatmulVariant::choose(&p) };
+                                seen.insert(v);
+                                let scale = (k as f32).sqrt();
+                                for (i, (x, w)) in got[0].iter().zip(&want).enumerate() {
+                                    assert!(
+                                        (x - w).abs() / (w.abs() + scale) <= 1e-4,
+                                        "{v:?} {p:?} at {i}: got {x}, want {w}"
+                                    );
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!(seen.len(), MatmulVariant::ALL.len(), "variants exercised: {seen:?}");
     }
 }
