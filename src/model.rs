@@ -487,7 +487,10 @@ fn apply_requests(
         // The first snapshot reuses a buffer kept across fits; further ones (several callbacks
         // keeping weights) need buffers of their own, or they would share the first one.
         let (p, s) = if snapshots.is_empty() {
-            (plan.scratch("weights snapshot", plan.n_params)?, plan.scratch("moving statistics snapshot", plan.n_state)?)
+            (
+                plan.scratch("weights snapshot", plan.n_params)?,
+                plan.scratch("moving statistics snapshot", plan.n_state)?,
+            )
         } else {
             (
                 plan.backend.create_buffer(plan.n_params, "weights snapshot")?,
@@ -521,6 +524,12 @@ fn apply_requests(
 }
 
 impl Sequential {
+    /// How many device buffers this model has allocated (0 before it is built).
+    #[doc(hidden)]
+    pub fn device_buffer_count(&self) -> usize {
+        self.plan.as_ref().map_or(0, |p| p.backend.buffer_count())
+    }
+
     /// The gradient of the loss over all rows of `x` (one batch, training mode, dropout step 0
     /// with `seed`), without updating anything: the test suite's finite-difference checks use it.
     #[doc(hidden)]

@@ -144,6 +144,8 @@ pub(crate) trait Backend: Send {
     }
     /// Largest buffer this backend can bind to a kernel, in values.
     fn max_binding_values(&self) -> usize;
+    /// Buffers allocated so far (the tests check that repeated calls do not add any).
+    fn buffer_count(&self) -> usize;
 }
 
 /// Checks a binding list: right count, and no buffer written while also bound elsewhere.

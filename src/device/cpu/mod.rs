@@ -134,6 +134,10 @@ impl Backend for CpuBackend {
             .collect()
     }
 
+    fn buffer_count(&self) -> usize {
+        self.buffers.len()
+    }
+
     fn max_binding_values(&self) -> usize {
         usize::MAX / 4
     }
