@@ -295,16 +295,8 @@ impl Plan {
         }
         let last = self.layers.len() - 1;
         let loss = b.bind(Kernel::Loss, &[out[last], y_batch, grad[last], self.acc])?;
-        self.batch = Some(BatchBuffers {
-            capacity: rows,
-            x_batch,
-            y_batch,
-            out,
-            forward_train,
-            forward_infer,
-            backward,
-            loss,
-        });
+        self.batch =
+            Some(BatchBuffers { capacity: rows, x_batch, y_batch, out, forward_train, forward_infer, backward, loss });
         Ok(())
     }
 
