@@ -29,6 +29,7 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once
 enum Command {
     /// Train a model on a CSV file (header row; target = last column unless --target).
     Train(TrainArgs),
