@@ -523,3 +523,32 @@ fn two_callbacks_keep_separate_weight_snapshots() {
         }
     }
 }
+
+#[test]
+fn csv_logger_appends_without_a_second_header_and_json_keeps_nan() {
+    let (xt, yt, _, _) = data::shipped::concrete().unwrap();
+    let dir = tmp_dir("append");
+    let path = dir.join("log.csv");
+    let mut model = concrete_model(&Device::cpu(), false);
+    model.compile("adam", "mae", &[]).unwrap();
+    for append in [false, true] {
+        let fit = Fit::new().batch_size(256).epochs(2).verbose(0);
+        model.fit(&xt, &yt, fit.callback(CsvLogger::new(&path).append(append))).unwrap();
+    }
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(text.lines().collect::<Vec<_>>().len(), 5, "{text}");
+    assert_eq!(text.lines().filter(|l| l.starts_with("epoch")).count(), 1, "{text}");
+    assert!(model.fit(&xt, &yt, Fit::new().verbose(0).callback(CsvLogger::new(dir.join("no/such/dir.csv")))).is_err());
+
+    // A diverged History round-trips through JSON (NaN as null) and CSV.
+    let mut model = concrete_model(&Device::cpu(), false);
+    model.compile(Sgd::new(1e12), "mse", &[]).unwrap();
+    let h = model.fit(&xt, &yt, Fit::new().epochs(20).verbose(0).callback(TerminateOnNaN::new())).unwrap();
+    let back = History::from_json(&h.to_json()).unwrap();
+    assert_eq!(back.stopped_epoch, h.stopped_epoch);
+    assert_eq!(back.stop_reason, h.stop_reason);
+    let (a, b) = (&h["loss"], &back["loss"]);
+    assert!(a.iter().zip(b).all(|(x, y)| x == y || (!x.is_finite() && y.is_nan())));
+    h.plot(dir.join("diverged.svg")).unwrap();
+    let _ = std::fs::remove_dir_all(dir);
+}
