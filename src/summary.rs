@@ -15,8 +15,9 @@ pub(crate) struct WeightSpec {
 }
 
 impl WeightSpec {
+    /// The number of values (saturating: shapes can come from a crafted file).
     pub fn len(&self) -> usize {
-        self.shape.iter().product()
+        self.shape.iter().try_fold(1usize, |a, b| a.checked_mul(*b)).unwrap_or(usize::MAX)
     }
 }
 
@@ -32,11 +33,11 @@ pub(crate) struct LayerInfo {
 
 impl LayerInfo {
     pub fn trainable(&self) -> usize {
-        self.weights.iter().filter(|w| w.trainable).map(WeightSpec::len).sum()
+        self.weights.iter().filter(|w| w.trainable).map(WeightSpec::len).fold(0, usize::saturating_add)
     }
 
     pub fn non_trainable(&self) -> usize {
-        self.weights.iter().filter(|w| !w.trainable).map(WeightSpec::len).sum()
+        self.weights.iter().filter(|w| !w.trainable).map(WeightSpec::len).fold(0, usize::saturating_add)
     }
 }
 

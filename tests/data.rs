@@ -349,3 +349,70 @@ fn safetensors_weights_round_trip_and_errors() {
         r => panic!("{:?}", r.err()),
     }
 }
+
+/// Mutated model files and CSV bytes: every outcome is Ok or a typed error, never a panic.
+#[test]
+fn mutated_inputs_never_panic() {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = Sequential::new(
+        &Device::cpu(),
+        vec![Dense::new(3).activation("relu").input_shape(2), BatchNormalization::new(), Dense::new(1)],
+    );
+    m.compile("adam", "mae", &["mae"]).unwrap();
+    let path = dir.path().join("m.json");
+    m.save(&path).unwrap();
+    let good = std::fs::read(&path).unwrap();
+    let target = dir.path().join("x.json");
+    let x = Matrix::from_rows(&[[0.5f32, 0.25]]).unwrap();
+    let (mut ok, mut err) = (0, 0);
+    for _ in 0..300 {
+        let mut bytes = good.clone();
+        match rng.random_range(0..3) {
+            0 => bytes.truncate(rng.random_range(0..good.len())),
+            1 => {
+                for _ in 0..rng.random_range(1..4) {
+                    let i = rng.random_range(0..bytes.len());
+                    bytes[i] = b"0123456789-.,:[]{}\"e9x "[rng.random_range(0..23)];
+                }
+            }
+            _ => {
+                let i = rng.random_range(0..bytes.len());
+                bytes.insert(i, b"9,[-\""[rng.random_range(0..5)]);
+            }
+        }
+        std::fs::write(&target, &bytes).unwrap();
+        match Sequential::load(&target, &Device::cpu()) {
+            Ok(mut l) => {
+                ok += 1;
+                let _ = l.predict(&x);
+            }
+            Err(Error::Format { .. } | Error::Io { .. }) => err += 1,
+            Err(e) => panic!("unexpected error kind: {e:?}"),
+        }
+    }
+    assert!(err > 200, "{ok} loaded, {err} refused");
+    let csv = b"a,b,c,y\n1,2,x,0\n3,4,y,1\n5,6,x,0\n";
+    for i in 0..400 {
+        let bytes: Vec<u8> = if i % 2 == 0 {
+            {
+                let alphabet = b"ab,\n\r\"1.5-e \xEF\xBB\xBF\xff";
+                (0..rng.random_range(0..60)).map(|_| alphabet[rng.random_range(0..alphabet.len())]).collect()
+            }
+        } else {
+            let mut b = csv.to_vec();
+            let k = rng.random_range(0..b.len());
+            b[k] = b",\n\"x9 "[rng.random_range(0..6)];
+            b
+        };
+        if let Ok(t) = RawTable::parse_csv(&bytes, Path::new("t.csv")) {
+            let _ = t.to_table();
+            let opts = CsvOptions::new().categorical(&["c"]).scale(ScaleKind::Standard);
+            if let Ok(p) = Preprocessor::fit(&t, &opts) {
+                let _ = p.transform_xy(&t);
+            }
+            let _ = t.split_last(0.5);
+        }
+    }
+}
