@@ -372,15 +372,12 @@ fn train(a: TrainArgs, started: Instant) -> CliResult<()> {
     let fit_s = fit_started.elapsed().as_secs_f64();
     let epochs_run = history.epochs();
 
-    let mut fin = Map::new();
-    for (k, v) in model.evaluate(&x, &y)? {
-        fin.insert(k, json_f32(v));
-    }
+    // In History order: loss, metrics, then val_ keys.
+    let mut scores: Vec<(String, f32)> = model.evaluate(&x, &y)?;
     if let Some((vx, vy)) = &valid {
-        for (k, v) in model.evaluate(vx, vy)? {
-            fin.insert(format!("val_{k}"), json_f32(v));
-        }
+        scores.extend(model.evaluate(vx, vy)?.into_iter().map(|(k, v)| (format!("val_{k}"), v)));
     }
+    let fin: Map<String, Value> = scores.iter().map(|(k, v)| (k.clone(), json_f32(*v))).collect();
     if let Some(path) = &a.plot {
         history.plot(path)?;
         eprintln!("wgfit: learning curves written to {}", path.display());
@@ -418,7 +415,7 @@ fn train(a: TrainArgs, started: Instant) -> CliResult<()> {
         if let Some(b) = history.best_epoch {
             let _ = writeln!(out, "best epoch: {} (1-based)", b + 1);
         }
-        for (k, v) in &fin {
+        for (k, v) in &scores {
             let _ = writeln!(out, "{k}: {v}");
         }
     }
