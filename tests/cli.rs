@@ -573,3 +573,20 @@ fn usage_errors_exit_2_with_one_line() {
     assert_eq!(code, 2, "{stderr}");
     wgfit().arg("--help").assert().success().stdout(predicate::str::contains("train"));
 }
+
+#[test]
+fn falls_back_to_the_cpu_with_a_notice_when_no_adapter() {
+    // No DX12 adapter exists on Linux: the default device falls back; an explicit --device gpu fails.
+    if !cfg!(target_os = "linux") {
+        return;
+    }
+    let args = ["train", "--data", s(&shipped("ionosphere.csv")), "--layers", "8", "--epochs", "1", "--verbose", "0"];
+    let out = wgfit().env("WGFIT_BACKEND", "dx12").args(args).arg("--json").output().unwrap();
+    assert!(out.status.success());
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["device"]["kind"], "cpu");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("notice: no GPU adapter"));
+    let out = wgfit().env("WGFIT_BACKEND", "dx12").args(args).args(["--device", "gpu"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no GPU adapter"));
+}
