@@ -580,7 +580,8 @@ fn falls_back_to_the_cpu_with_a_notice_when_no_adapter() {
     if !cfg!(target_os = "linux") {
         return;
     }
-    let args = ["train", "--data", s(&shipped("ionosphere.csv")), "--layers", "8", "--epochs", "1", "--verbose", "0"];
+    let data = shipped("ionosphere.csv");
+    let args = ["train", "--data", s(&data), "--layers", "8", "--epochs", "1", "--verbose", "0"];
     let out = wgfit().env("WGFIT_BACKEND", "dx12").args(args).arg("--json").output().unwrap();
     assert!(out.status.success());
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
