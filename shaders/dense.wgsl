@@ -261,3 +261,132 @@ fn matmul_tn(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     store_tile(row0, col0, tile_scalar(row0, col0, kk, Acc(s0, s1, s2, s3)));
 }
+
+// ---------------------------------------------------------------------------------------------
+// dense_backward: a Dense layer's two backward products in one dispatch (tiny models are won by
+// few dispatches on lavapipe, ~47 µs each). P describes the weight product exactly as a Matmul
+// launch would ([dW; db] = [Xᵀ; 1]·dZ into `c` = grads at c_off; A = x, B = dZ); workgroups
+// past the weight product's rows compute dX = (dZ·Wᵀ) ⊙ act'(aux) into `dx`, where W is the
+// parameter buffer `w` at c_off (the same offset as its gradient), dZ is `b`, and P.u21 is the
+// activation derivative multiplied into dX (P.dact must be 0: it would apply to dW).
+@group(0) @binding(5) var<storage, read> w: array<vec4<f32>>;
+@group(0) @binding(6) var<storage, read_write> dx: array<f32>;
+
+// dX's sizes: rows x in_w, reduced over out_w.
+fn dx_m() -> u32 { return P.k; }
+fn dx_n() -> u32 { return stored_m(); }
+fn dx_k() -> u32 { return P.n; }
+
+fn dx_load_a(i: u32, kk: u32) -> f32 {
+    if (i >= dx_m() || kk >= dx_k()) { return 0.0; }
+    return b_at(P.b_off + i * P.b_rs + kk * P.b_cs);
+}
+
+fn dx_load_b(kk: u32, j: u32) -> f32 {
+    if (kk >= dx_k() || j >= dx_n()) { return 0.0; }
+    let idx = P.c_off + j * P.n + kk;
+    return w[idx >> 2u][idx & 3u];
+}
+
+fn dx_store_row(r: u32, col0: u32, acc: vec4<f32>) {
+    let n = dx_n();
+    if (r >= dx_m()) { return; }
+    let base = r * n + col0;
+    for (var j = 0u; j < TILE; j = j + 1u) {
+        if (col0 + j >= n) { break; }
+        var v = acc[j];
+        if (P.u21 != 0u) {
+            v = v * act_grad_from_output(aux[base + j], P.u21);
+        }
+        dx[base + j] = v;
+    }
+}
+
+fn dx_tile(row0: u32, col0: u32) {
+    var s0 = vec4<f32>(0.0);
+    var s1 = vec4<f32>(0.0);
+    var s2 = vec4<f32>(0.0);
+    var s3 = vec4<f32>(0.0);
+    var k0 = 0u;
+    let aligned = (P.n & 3u) == 0u && (P.c_off & 3u) == 0u && P.b_cs == 1u && (P.b_rs & 3u) == 0u
+        && (P.b_off & 3u) == 0u;
+    if (aligned && row0 + TILE <= dx_m() && col0 + TILE <= dx_n()) {
+        let k4 = dx_k() & ~3u;
+        let rs = P.n >> 2u;
+        let ars = P.b_rs >> 2u;
+        var ai = (P.b_off + row0 * P.b_rs) >> 2u;
+        var bi = (P.c_off + col0 * P.n) >> 2u;
+        for (var kk = 0u; kk < k4; kk = kk + 4u) {
+            let a0 = b[ai];
+            let a1 = b[ai + ars];
+            let a2 = b[ai + 2u * ars];
+            let a3 = b[ai + 3u * ars];
+            let c0 = w[bi];
+            let c1 = w[bi + rs];
+            let c2 = w[bi + 2u * rs];
+            let c3 = w[bi + 3u * rs];
+            s0 = s0 + vec4<f32>(dot(a0, c0), dot(a0, c1), dot(a0, c2), dot(a0, c3));
+            s1 = s1 + vec4<f32>(dot(a1, c0), dot(a1, c1), dot(a1, c2), dot(a1, c3));
+            s2 = s2 + vec4<f32>(dot(a2, c0), dot(a2, c1), dot(a2, c2), dot(a2, c3));
+            s3 = s3 + vec4<f32>(dot(a3, c0), dot(a3, c1), dot(a3, c2), dot(a3, c3));
+            ai = ai + 1u;
+            bi = bi + 1u;
+        }
+        k0 = k4;
+    }
+    for (var kk = k0; kk < dx_k(); kk = kk + 1u) {
+        let bv = vec4<f32>(dx_load_b(kk, col0), dx_load_b(kk, col0 + 1u), dx_load_b(kk, col0 + 2u), dx_load_b(kk, col0 + 3u));
+        s0 = s0 + dx_load_a(row0, kk) * bv;
+        s1 = s1 + dx_load_a(row0 + 1u, kk) * bv;
+        s2 = s2 + dx_load_a(row0 + 2u, kk) * bv;
+        s3 = s3 + dx_load_a(row0 + 3u, kk) * bv;
+    }
+    dx_store_row(row0, col0, s0);
+    dx_store_row(row0 + 1u, col0, s1);
+    dx_store_row(row0 + 2u, col0, s2);
+    dx_store_row(row0 + 3u, col0, s3);
+}
+
+// The weight product's tile: the vec4 path of matmul_tn when aligned, else scalar loads.
+fn dw_tile(row0: u32, col0: u32) {
+    let aligned = P.a_rs == 1u && P.b_cs == 1u && (P.a_off & 3u) == 0u && (P.a_cs & 3u) == 0u
+        && (P.b_off & 3u) == 0u && (P.b_rs & 3u) == 0u;
+    if (!aligned || !interior(row0, col0)) {
+        store_tile(row0, col0, tile_scalar(row0, col0, 0u, zero()));
+        return;
+    }
+    var s0 = vec4<f32>(0.0);
+    var s1 = vec4<f32>(0.0);
+    var s2 = vec4<f32>(0.0);
+    var s3 = vec4<f32>(0.0);
+    let ks = stored_k();
+    let acs = P.a_cs >> 2u;
+    let brs = P.b_rs >> 2u;
+    var ai = (P.a_off + row0) >> 2u;
+    var bi = (P.b_off + col0) >> 2u;
+    var kk = 0u;
+    for (; kk < ks; kk = kk + 1u) {
+        let av = a[ai];
+        let bv = b[bi];
+        s0 = s0 + av.x * bv;
+        s1 = s1 + av.y * bv;
+        s2 = s2 + av.z * bv;
+        s3 = s3 + av.w * bv;
+        ai = ai + acs;
+        bi = bi + brs;
+    }
+    store_tile(row0, col0, tile_scalar(row0, col0, kk, Acc(s0, s1, s2, s3)));
+}
+
+@compute @workgroup_size(8, 8)
+fn dense_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let dw_groups = (P.m + 31u) / 32u;
+    let col0 = (wid.x * 8u + lid.x) * TILE;
+    if (wid.y < dw_groups) {
+        let row0 = (wid.y * 8u + lid.y) * TILE;
+        if (row0 < P.m && col0 < P.n) { dw_tile(row0, col0); }
+    } else {
+        let row0 = ((wid.y - dw_groups) * 8u + lid.y) * TILE;
+        if (row0 < dx_m() && col0 < dx_n()) { dx_tile(row0, col0); }
+    }
+}

@@ -658,3 +658,84 @@ mod tests {
         assert_eq!(seen.len(), MatmulVariant::ALL.len(), "variants exercised: {seen:?}");
     }
 }
+
+#[cfg(test)]
+mod fused_tests {
+    use super::*;
+    use crate::device::cpu::kernels as twin;
+    use rand::{Rng, SeedableRng};
+
+    /// dense_backward (dW and dX in one dispatch) against its CPU twin: odd and aligned widths,
+    /// with and without bias, every derivative, one batch row to many.
+    #[test]
+    fn dense_backward_matches_cpu_twin() {
+        let ctx = match GpuContext::new(None) {
+            Ok(c) => Arc::new(c),
+            Err(e) => {
+                eprintln!("no GPU adapter, skipped: {e}");
+                return;
+            }
+        };
+        let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+        let mut case = 0u32;
+        for &rows in &[1usize, 7, 33, 257] {
+            for &in_w in &[1usize, 4, 7, 33, 64] {
+                for &out_w in &[1usize, 4, 8, 33, 513] {
+                    for bias in [false, true] {
+                        case += 1;
+                        let param_off = if case % 2 == 0 { 4 } else { 3 };
+                        let p = Params {
+                            m: (in_w + usize::from(bias)) as u32,
+                            n: out_w as u32,
+                            k: rows as u32,
+                            a_rs: 1,
+                            a_cs: in_w as u32,
+                            b_rs: out_w as u32,
+                            b_cs: 1,
+                            c_off: param_off,
+                            aug: if bias { 2 } else { 0 },
+                            u21: case % 3,
+                            ..Default::default()
+                        };
+                        let gen = |rng: &mut rand::rngs::StdRng, n: usize| -> Vec<f32> {
+                            (0..n).map(|_| rng.random_range(-1.0..1.0)).collect()
+                        };
+                        let x = gen(&mut rng, rows * in_w);
+                        let dz = gen(&mut rng, rows * out_w);
+                        let aux = gen(&mut rng, rows * in_w);
+                        let n_params = param_off as usize + (in_w + 1) * out_w + 2;
+                        let params = gen(&mut rng, n_params);
+                        let mut want_g = vec![5.0f32; n_params];
+                        let mut want_dx = vec![5.0f32; rows * in_w];
+                        twin::dense_backward(&p, &x, &dz, &mut want_g, &aux, &params, &mut want_dx);
+                        let mut g = GpuBackend::new(ctx.clone());
+                        let bufs: Vec<BufId> =
+                            [&x, &dz, &vec![5.0f32; n_params], &aux, &params, &vec![5.0f32; rows * in_w]]
+                                .iter()
+                                .map(|d| {
+                                    let id = g.create_buffer(d.len(), "t").unwrap();
+                                    g.write(id, 0, d).unwrap();
+                                    id
+                                })
+                                .collect();
+                        let op = g.bind(Kernel::DenseBackward, &bufs).unwrap();
+                        let got = g
+                            .run(&[Launch::Run { op, params: p }], &[(bufs[2], 0..n_params), (bufs[5], 0..rows * in_w)])
+                            .unwrap();
+                        for (what, got, want, k) in
+                            [("grads", &got[0], &want_g, rows), ("dx", &got[1], &want_dx, out_w)]
+                        {
+                            let scale = (k as f32).sqrt();
+                            for (i, (a, b)) in got.iter().zip(want.iter()).enumerate() {
+                                assert!(
+                                    (a - b).abs() / (b.abs() + scale) <= 1e-4,
+                                    "{what} {p:?} at {i}: got {a}, want {b}"
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
