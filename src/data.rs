@@ -258,12 +258,18 @@ impl Table {
     /// Splits into features and a target column (by name; `None` = the last column).
     pub fn features_target(&self, target: Option<&str>) -> Result<(Matrix, Matrix)> {
         let t = match target {
-            None => self.columns.len() - 1,
+            None => self.columns.len().checked_sub(1).ok_or_else(|| Error::shape("table", "it has no columns"))?,
             Some(name) => self.columns.iter().position(|c| c == name).ok_or_else(|| {
                 Error::Model(format!("target column {name:?} not found; columns: {}", self.columns.join(", ")))
             })?,
         };
         let (rows, cols) = (self.values.rows(), self.values.cols());
+        if cols != self.columns.len() {
+            return Err(Error::shape(
+                "table",
+                format!("{} column names for {} columns of values", self.columns.len(), cols),
+            ));
+        }
         let mut x = Vec::with_capacity(rows * (cols - 1));
         let mut y = Vec::with_capacity(rows);
         for r in 0..rows {
@@ -305,8 +311,11 @@ impl MinMaxScaler {
     }
 
     pub fn transform(&self, x: &Matrix) -> Result<Matrix> {
-        if x.cols() != self.min.len() {
-            return Err(Error::shape("scaler", format!("fitted on {} columns, got {}", self.min.len(), x.cols())));
+        if x.cols() != self.min.len() || self.span.len() != self.min.len() {
+            return Err(Error::shape(
+                "scaler",
+                format!("fitted on {} columns ({} spans), got {}", self.min.len(), self.span.len(), x.cols()),
+            ));
         }
         let cols = x.cols();
         let data = x.data().iter().enumerate().map(|(i, v)| (v - self.min[i % cols]) / self.span[i % cols]).collect();
@@ -412,12 +421,24 @@ impl Scaler {
             Scaler::MinMax(s) => return s.transform(x),
             Scaler::Standard { mean, std } => (mean, std),
         };
-        if x.cols() != off.len() {
-            return Err(Error::shape("scaler", format!("fitted on {} columns, got {}", off.len(), x.cols())));
+        if x.cols() != off.len() || div.len() != off.len() {
+            return Err(Error::shape(
+                "scaler",
+                format!("fitted on {} columns ({} standard deviations), got {}", off.len(), div.len(), x.cols()),
+            ));
         }
         let cols = x.cols();
         let data = x.data().iter().enumerate().map(|(i, v)| (v - off[i % cols]) / div[i % cols]).collect();
         Matrix::new(x.rows(), cols, data)
+    }
+
+    /// Whether its per-column vectors have one length (a hand-edited model file may break that).
+    pub fn is_consistent(&self) -> bool {
+        match self {
+            Scaler::None => true,
+            Scaler::MinMax(s) => s.min.len() == s.span.len(),
+            Scaler::Standard { mean, std } => mean.len() == std.len(),
+        }
     }
 
     /// The number of columns it was fitted on (`None` for no scaling).

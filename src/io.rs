@@ -398,6 +398,12 @@ pub fn load_model(path: impl AsRef<Path>, device: &Device) -> Result<LoadedModel
         file.layers.iter().map(|e| (e.name.clone(), e.weights.as_slice())).collect();
     let (params, state) = flatten(path, &infos, &named)?;
     if let Some(pre) = &file.preprocessing {
+        if !pre.scaler.is_consistent() {
+            return Err(format_err(
+                path,
+                "invalid wgfit model file: the scaler's per-column arrays (min/span or mean/std) differ in length",
+            ));
+        }
         if pre.input_width() != file.input_width || pre.scaler.width().is_some_and(|w| w != file.input_width) {
             return Err(format_err(
                 path,
