@@ -27,8 +27,9 @@
 //!
 //! Weight values are written as the shortest decimal that reads back to the same f32 and read
 //! with a correctly rounded parser, so a loaded model predicts bit for bit what the saved one did.
-//! The optimizer's moments (Adam's m and v) are not saved: continuing training after a load starts
-//! the optimizer afresh, as `compile` does.
+//! Once the model has trained, `"optimizer_state": {"iterations": t, "m": [..], "v": [..]}` keeps
+//! the optimizer where it was (Adam's moments and step count; SGD's momentum in `m`), flat in the
+//! parameter order above, so fitting a loaded model continues exactly as the saved one would have.
 //!
 //! Weights-only files are JSON, or safetensors when the name ends in `.safetensors`.
 //! A JSON weights-only file has `"format": "wgfit-weights"`, `"version": 1` and `"layers"` with
@@ -101,6 +102,17 @@ struct ModelFile {
     compile: CompileEntry,
     #[serde(default)]
     preprocessing: Option<Preprocessor>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    optimizer_state: Option<OptimizerState>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct OptimizerState {
+    iterations: u64,
+    #[serde(with = "exact_f32")]
+    m: Vec<f32>,
+    #[serde(with = "exact_f32")]
+    v: Vec<f32>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -348,6 +360,7 @@ pub fn save_model(path: impl AsRef<Path>, model: &mut Sequential, preprocessor: 
         }
     }
     let (input_width, infos, weights) = weight_entries(model)?;
+    let optimizer_state = model.optimizer_state()?.map(|(iterations, m, v)| OptimizerState { iterations, m, v });
     let layers = model
         .layers()
         .iter()
@@ -364,6 +377,7 @@ pub fn save_model(path: impl AsRef<Path>, model: &mut Sequential, preprocessor: 
         layers,
         compile: CompileEntry { optimizer, loss, metrics },
         preprocessing: preprocessor.cloned(),
+        optimizer_state,
     };
     let bytes = serde_json::to_vec(&file).map_err(|e| format_err(path, format!("cannot encode the model: {e}")))?;
     write_atomic(path, &bytes)
@@ -423,6 +437,11 @@ pub fn load_model(path: impl AsRef<Path>, device: &Device) -> Result<LoadedModel
         e => format_err(path, format!("the saved model is invalid: {e}")),
     })?;
     model.set_weights(&params, &state)?;
+    if let Some(opt) = &file.optimizer_state {
+        model
+            .set_optimizer_state(opt.iterations, &opt.m, &opt.v)
+            .map_err(|e| format_err(path, format!("invalid optimizer_state: {e}")))?;
+    }
     Ok(LoadedModel { model, preprocessor: file.preprocessing })
 }
 

@@ -405,6 +405,26 @@ impl Sequential {
     }
 
     /// Accessors for saving and summary (src/io.rs, src/summary.rs).
+    /// The optimizer's state: updates applied so far and its moments (m, v), for saving.
+    pub(crate) fn optimizer_state(&mut self) -> Result<Option<(u64, Vec<f32>, Vec<f32>)>> {
+        let steps = self.steps;
+        match &mut self.plan {
+            Some(p) if steps > 0 => {
+                let (m, v) = p.read_optimizer_moments()?;
+                Ok(Some((steps, m, v)))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Restores what `optimizer_state` returned, so training continues where it stopped.
+    pub(crate) fn set_optimizer_state(&mut self, steps: u64, m: &[f32], v: &[f32]) -> Result<()> {
+        let plan = self.plan.as_mut().ok_or_else(|| Error::State("the model is not built yet".into()))?;
+        plan.write_optimizer_moments(m, v)?;
+        self.steps = steps;
+        Ok(())
+    }
+
     pub(crate) fn compiled_settings(&self) -> Option<(&Optimizer, &Loss, Vec<String>)> {
         self.compiled.as_ref().map(|c| (&c.optimizer, &c.loss, c.metrics.iter().map(|(k, _)| k.clone()).collect()))
     }

@@ -119,9 +119,13 @@ impl Plan {
         for layer in layer_cfgs {
             let out_w = layer.output_width(width);
             let (param_len, state_len) = match layer.kind {
-                LayerKind::Dense { units, use_bias, .. } => (width * units + if use_bias { units } else { 0 }, 0),
+                LayerKind::Dense { units, use_bias, .. } => {
+                    let len = width.checked_mul(units).and_then(|w| w.checked_add(if use_bias { units } else { 0 }));
+                    let too_big = || Error::invalid("units", units, format!("{width} x {units} weights overflow"));
+                    (len.ok_or_else(too_big)?, 0)
+                }
                 LayerKind::BatchNormalization { center, scale, .. } => {
-                    (width * (usize::from(center) + usize::from(scale)), 2 * width)
+                    (width.saturating_mul(usize::from(center) + usize::from(scale)), width.saturating_mul(2))
                 }
                 _ => (0, 0),
             };
@@ -133,8 +137,9 @@ impl Plan {
                 param_len,
                 state_off: n_state,
             });
-            n_params += param_len;
-            n_state += state_len;
+            // Saturating: a size past usize::MAX fails at create_buffer, before anything is indexed.
+            n_params = n_params.saturating_add(param_len);
+            n_state = n_state.saturating_add(state_len);
             width = out_w;
         }
         if n_params == 0 {
@@ -579,6 +584,25 @@ impl Plan {
         let s = r.pop().unwrap_or_default();
         let p = r.pop().unwrap_or_default();
         Ok((p, s))
+    }
+
+    /// The optimizer's moments (Adam's m and v; SGD's momentum in m), read back to the host.
+    pub fn read_optimizer_moments(&mut self) -> Result<(Vec<f32>, Vec<f32>)> {
+        let mut r = self.backend.read(&[(self.opt_m, 0..self.n_params), (self.opt_v, 0..self.n_params)])?;
+        let v = r.pop().unwrap_or_default();
+        let m = r.pop().unwrap_or_default();
+        Ok((m, v))
+    }
+
+    pub fn write_optimizer_moments(&mut self, m: &[f32], v: &[f32]) -> Result<()> {
+        if m.len() != self.n_params || v.len() != self.n_params {
+            return Err(Error::shape(
+                "optimizer state",
+                format!("the model has {} parameters, the moments have {} and {}", self.n_params, m.len(), v.len()),
+            ));
+        }
+        self.backend.write(self.opt_m, 0, m)?;
+        self.backend.write(self.opt_v, 0, v)
     }
 
     pub fn write_weights(&mut self, params: &[f32], state: &[f32]) -> Result<()> {
