@@ -85,7 +85,24 @@ fn describe(info: &wgpu::AdapterInfo) -> DeviceInfo {
 
 /// Adapters that can run our kernels (compute shaders), best first, after the env overrides.
 fn candidates() -> Result<Vec<wgpu::Adapter>> {
-    let backends = backends_from_env()?;
+    let requested = backends_from_env()?;
+    // GL is asked only when named, or when no primary backend (Vulkan, Metal, DX12) has an
+    // adapter: it is the weakest for compute, and probing EGL prints noise on headless machines.
+    let tiers = if requested == wgpu::Backends::all() {
+        vec![wgpu::Backends::PRIMARY, wgpu::Backends::SECONDARY]
+    } else {
+        vec![requested]
+    };
+    for backends in tiers {
+        let adapters = adapters_for(backends);
+        if !adapters.is_empty() {
+            return Ok(adapters);
+        }
+    }
+    Ok(Vec::new())
+}
+
+fn adapters_for(backends: wgpu::Backends) -> Vec<wgpu::Adapter> {
     let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
         backends,
         ..wgpu::InstanceDescriptor::new_without_display_handle()
@@ -103,7 +120,7 @@ fn candidates() -> Result<Vec<wgpu::Adapter>> {
         // Vulkan first among equals: the backend the kernels are tuned and tested on.
         (rank(&info), u32::from(info.backend != wgpu::Backend::Vulkan))
     });
-    Ok(adapters)
+    adapters
 }
 
 pub(crate) fn list_adapters() -> Vec<(DeviceInfo, bool)> {
@@ -275,7 +292,12 @@ impl GpuContext {
     fn wait(&self, index: wgpu::SubmissionIndex) -> Result<()> {
         self.device
             .poll(wgpu::PollType::Wait { submission_index: Some(index), timeout: Some(gpu_timeout()) })
-            .map_err(|e| Error::Gpu(format!("waiting for the GPU: {e}")))?;
+            .map_err(|e| {
+                Error::Gpu(format!(
+                    "waiting for the GPU (timeout {:?}, set by WGFIT_GPU_TIMEOUT_S): {e}",
+                    gpu_timeout()
+                ))
+            })?;
         self.check_fault()
     }
 }
@@ -529,11 +551,16 @@ impl Backend for GpuBackend {
         slice.map_async(wgpu::MapMode::Read, move |r| {
             sender.send(r).ok();
         });
-        ctx.wait(submission)?;
-        match pollster::block_on(receiver.receive()) {
-            Some(Ok(())) => {}
-            Some(Err(e)) => return Err(Error::Gpu(format!("reading results back: {e}"))),
-            None => return Err(Error::Gpu("reading results back: the GPU never answered".into())),
+        let answered = ctx.wait(submission).and_then(|()| match pollster::block_on(receiver.receive()) {
+            Some(Ok(())) => Ok(()),
+            Some(Err(e)) => Err(Error::Gpu(format!("reading results back: {e}"))),
+            None => Err(Error::Gpu("reading results back: the GPU never answered".into())),
+        });
+        if let Err(e) = answered {
+            // A wait that timed out leaves the readback buffer mapped (or its map pending): drop it,
+            // so that the next run makes a fresh one instead of failing on a mapped buffer.
+            self.staging = None;
+            return Err(e);
         }
         let out = {
             let view = slice.get_mapped_range().map_err(|e| Error::Gpu(format!("reading results back: {e:?}")))?;
