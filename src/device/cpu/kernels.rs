@@ -310,29 +310,36 @@ pub(crate) fn batchnorm_train(
     y: &mut [f32],
     saved: &mut [f32],
 ) {
+    // Row-major passes (cache-friendly); each column's sums still run over rows in order, as the
+    // kernel's one invocation per column does. `saved` holds the sums until it holds mean, inv.
     let (n, rows) = (p.n as usize, p.rows as usize);
+    let (means, invs) = saved[..2 * n].split_at_mut(n);
+    means.fill(0.0);
+    for r in 0..rows {
+        for (s, v) in means.iter_mut().zip(&x[r * n..(r + 1) * n]) {
+            *s += v;
+        }
+    }
+    means.iter_mut().for_each(|s| *s /= rows as f32);
+    invs.fill(0.0);
+    for r in 0..rows {
+        for ((q, v), m) in invs.iter_mut().zip(&x[r * n..(r + 1) * n]).zip(means.iter()) {
+            let d = v - m;
+            *q += d * d;
+        }
+    }
     for j in 0..n {
-        let mut sum = 0.0f32;
-        for r in 0..rows {
-            sum += x[r * n + j];
-        }
-        let mean = sum / rows as f32;
-        let mut sq = 0.0f32;
-        for r in 0..rows {
-            let d = x[r * n + j] - mean;
-            sq += d * d;
-        }
-        let variance = sq / rows as f32;
-        let inv = 1.0 / (variance + p.f1).sqrt();
-        let (g, b) = (bn_gamma(p, param, j), bn_beta(p, param, j));
-        for r in 0..rows {
-            y[r * n + j] = g * (x[r * n + j] - mean) * inv + b;
-        }
-        saved[j] = mean;
-        saved[n + j] = inv;
+        let variance = invs[j] / rows as f32;
+        invs[j] = 1.0 / (variance + p.f1).sqrt();
         let (mm, mv) = (p.c_off as usize + j, p.c_off as usize + n + j);
-        state[mm] = state[mm] * p.f0 + mean * (1.0 - p.f0);
+        state[mm] = state[mm] * p.f0 + means[j] * (1.0 - p.f0);
         state[mv] = state[mv] * p.f0 + variance * (1.0 - p.f0);
+    }
+    for r in 0..rows {
+        for j in 0..n {
+            let (g, b) = (bn_gamma(p, param, j), bn_beta(p, param, j));
+            y[r * n + j] = g * (x[r * n + j] - means[j]) * invs[j] + b;
+        }
     }
 }
 
@@ -356,29 +363,44 @@ pub(crate) fn batchnorm_backward(
     grads: &mut [f32],
     aux: &[f32],
 ) {
+    // Row-major passes; per column the sums run over rows in order, as in the kernel.
     let (n, rows) = (p.n as usize, p.rows as usize);
-    for j in 0..n {
-        let (mean, inv) = (saved[j], saved[n + j]);
-        let (mut dbeta, mut dgamma) = (0.0f32, 0.0f32);
+    BN_SCRATCH.with(|cell| {
+        let mut scratch = cell.borrow_mut();
+        scratch.clear();
+        scratch.resize(2 * n, 0.0);
+        let (dbeta, dgamma) = scratch.split_at_mut(n);
         for r in 0..rows {
-            let g = dy[r * n + j];
-            dbeta += g;
-            dgamma += g * (x[r * n + j] - mean) * inv;
+            for j in 0..n {
+                let g = dy[r * n + j];
+                dbeta[j] += g;
+                dgamma[j] += g * (x[r * n + j] - saved[j]) * saved[n + j];
+            }
         }
-        if p.flags & 1 != 0 {
-            grads[p.a_off as usize + j] = dgamma;
-        }
-        if p.flags & 2 != 0 {
-            grads[p.b_off as usize + j] = dbeta;
+        for j in 0..n {
+            if p.flags & 1 != 0 {
+                grads[p.a_off as usize + j] = dgamma[j];
+            }
+            if p.flags & 2 != 0 {
+                grads[p.b_off as usize + j] = dbeta[j];
+            }
         }
         if p.flags & 4 != 0 {
             let rows_f = rows as f32;
-            let scale = bn_gamma(p, param, j) * inv / rows_f;
             for r in 0..rows {
-                let xhat = (x[r * n + j] - mean) * inv;
-                let d = scale * (rows_f * dy[r * n + j] - dbeta - xhat * dgamma);
-                dx[r * n + j] = d * act_grad_from_output(aux[r * n + j], p.dact);
+                for j in 0..n {
+                    let (mean, inv) = (saved[j], saved[n + j]);
+                    let scale = bn_gamma(p, param, j) * inv / rows_f;
+                    let xhat = (x[r * n + j] - mean) * inv;
+                    let d = scale * (rows_f * dy[r * n + j] - dbeta[j] - xhat * dgamma[j]);
+                    dx[r * n + j] = d * act_grad_from_output(aux[r * n + j], p.dact);
+                }
             }
         }
-    }
+    });
+}
+
+thread_local! {
+    /// batchnorm_backward's per-column sums, reused across calls (no allocation per step).
+    static BN_SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
