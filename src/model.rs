@@ -233,8 +233,9 @@ impl Sequential {
     ///
     /// Each epoch is one recording (every batch's gather, forward, loss, backward and update, then
     /// validation) run as one submission with one readback of the loss and metric sums; callbacks
-    /// see those sums as the epoch's logs. A non-finite loss ends fit with [`Error::Diverged`], unless
-    /// a callback (e.g. [`TerminateOnNaN`](crate::TerminateOnNaN)) stopped training at that epoch.
+    /// see those sums as the epoch's logs. A non-finite loss ends fit with [`Error::Diverged`] (after
+    /// the callbacks' `on_train_end`, so EarlyStopping still puts back its best weights), unless a
+    /// callback (e.g. [`TerminateOnNaN`](crate::TerminateOnNaN)) stopped training at that epoch.
     pub fn fit(&mut self, x: &Matrix, y: &Matrix, mut opts: Fit<'_>) -> Result<History> {
         if let (Some(fraction), None) = (opts.validation_split, opts.validation) {
             let (xt, yt, xv, yv) = split_last_rows(x, y, fraction)?;
@@ -340,6 +341,16 @@ impl Sequential {
             }
             let loss_now = logs.get("loss").unwrap_or(f32::NAN);
             if !loss_now.is_finite() {
+                // The run still ends for the callbacks, so EarlyStopping(restore_best_weights) puts
+                // back its best weights (a NaN epoch never replaces them) rather than leaving the
+                // NaNs in the model; the divergence is the error reported, not theirs.
+                for cb in callbacks.iter_mut() {
+                    let _ = cb.on_train_end(&logs, &mut ctx);
+                }
+                apply_requests(&mut ctx, plan, &mut snapshots, &mut pending, &mut optimizer, &progress)?;
+                if !pending.is_empty() {
+                    plan.backend.run(&pending, &[])?;
+                }
                 progress.finish();
                 return Err(Error::Diverged { what: "loss".into(), epoch, value: loss_now });
             }
