@@ -174,8 +174,8 @@ proptest! {
 // Model files
 // ---------------------------------------------------------------------------------------------
 
-/// A small valid model file (Dense, BatchNormalization, Dropout, Dense; Adam; one-hot and
-/// standard-scaled preprocessing) and a table its preprocessing reads.
+/// A small valid model file (Dense, BatchNormalization, Dropout, Dense; Adam with its state;
+/// one-hot and standard-scaled preprocessing) and a table its preprocessing reads.
 fn valid_model_file() -> &'static (Vec<u8>, RawTable) {
     static FILE: OnceLock<(Vec<u8>, RawTable)> = OnceLock::new();
     FILE.get_or_init(|| {
@@ -194,6 +194,9 @@ fn valid_model_file() -> &'static (Vec<u8>, RawTable) {
         )
         .seed(9);
         m.compile("adam", "mse", &["mae"]).unwrap();
+        // Trained for an epoch, so the file also holds the optimizer's state.
+        let (x, y) = pre.transform_xy(&table).unwrap();
+        m.fit(&x, &y, wgfit::Fit::new().epochs(1).batch_size(2).verbose(0)).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("m.json");
         m.save_with_preprocessor(&path, &pre).unwrap();
@@ -439,6 +442,10 @@ proptest! {
 #[test]
 fn the_valid_model_file_loads() {
     let (good, table) = valid_model_file();
+    let text = std::str::from_utf8(good).unwrap();
+    for key in ["\"optimizer_state\"", "\"preprocessing\"", "\"std\"", "\"BatchNormalization\""] {
+        assert!(text.contains(key), "the file the mutations start from has no {key}");
+    }
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("m.json");
     std::fs::write(&path, good).unwrap();
