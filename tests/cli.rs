@@ -591,3 +591,18 @@ fn falls_back_to_the_cpu_with_a_notice_when_no_adapter() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no GPU adapter"));
 }
+
+#[test]
+fn restore_best_takes_true_or_false_as_the_issue_writes_it() {
+    let data = shipped("ionosphere.csv");
+    for value in ["false", "true"] {
+        let (v, _) = run_json(&[
+            "train", "--data", s(&data), "--epochs", "3", "--patience", "1", "--restore-best", value, "--device", "cpu",
+            "--validation-split", "0.3", "--verbose", "0", "--json",
+        ]);
+        assert!(v["epochs_run"].as_u64().unwrap() >= 1, "{value}: {v}");
+    }
+    let (code, _, err) = run(&["train", "--data", s(&data), "--restore-best", "maybe", "--device", "cpu"]);
+    assert_eq!(code, 2, "a bad flag value is a usage error: {err}");
+    assert!(err.contains("maybe"), "{err}");
+}

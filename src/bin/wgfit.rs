@@ -123,7 +123,7 @@ struct TrainArgs {
     #[arg(long, default_value_t = 0.0)]
     min_delta: f64,
     /// Early stopping: put back the best epoch's weights at the end.
-    #[arg(long, default_value = "true", value_parser = clap::builder::BoolishValueParser::new())]
+    #[arg(long, default_value = "true", action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
     restore_best: bool,
     /// Validation rows from a second CSV file with the same columns.
     #[arg(long, conflicts_with = "validation_split")]
