@@ -78,10 +78,18 @@ impl Family {
         // Kernel development: WGFIT_DENSE_WGSL=path replaces dense.wgsl at run time (no rebuild).
         if self == Family::Dense {
             if let Some(text) = std::env::var_os("WGFIT_DENSE_WGSL").and_then(|p| std::fs::read_to_string(p).ok()) {
-                return format!("{COMMON}\n{text}");
+                // `enable` directives must open the module: hoist them above the prelude.
+                let (en, rest): (Vec<&str>, Vec<&str>) = text.lines().partition(|l| l.starts_with("enable "));
+                return format!("{}\n{COMMON}\n{}", en.join("\n"), rest.join("\n"));
             }
         }
         format!("{COMMON}\n{body}")
+    }
+
+    /// The Dense family with the subgroup kernels appended (a second module, made only where the
+    /// device has subgroup operations).
+    pub fn dense_subgroup_source() -> String {
+        format!("{}\n{}", Family::Dense.source(), include_str!("../../shaders/dense_subgroup.wgsl"))
     }
 }
 
@@ -125,11 +133,15 @@ pub enum MatmulVariant {
     Nt,
     /// A column-major, B row-major (dW = Xᵀ·dZ): vec4 loads along m of A and n of B.
     Tn,
+    /// Nn sharing A's rows across the 8 SIMD lanes with subgroupShuffle (shaders/dense_subgroup.wgsl;
+    /// only on adapters whose subgroups are the 8 x-lanes of a workgroup row: llvmpipe).
+    NnSubgroup,
 }
 
 impl MatmulVariant {
-    pub const ALL: [MatmulVariant; 4] =
-        [MatmulVariant::Scalar, MatmulVariant::Nn, MatmulVariant::Nt, MatmulVariant::Tn];
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub const ALL: [MatmulVariant; 5] =
+        [MatmulVariant::Scalar, MatmulVariant::Nn, MatmulVariant::Nt, MatmulVariant::Tn, MatmulVariant::NnSubgroup];
 
     pub fn entry(self) -> &'static str {
         match self {
@@ -137,6 +149,7 @@ impl MatmulVariant {
             MatmulVariant::Nn => "matmul_nn",
             MatmulVariant::Nt => "matmul_nt",
             MatmulVariant::Tn => "matmul_tn",
+            MatmulVariant::NnSubgroup => "matmul_nn_sg",
         }
     }
 

@@ -121,6 +121,8 @@ pub(crate) fn dense_backward_params(p: &Params) -> (Params, Params) {
 }
 
 /// dense_backward: [dW; db] = [Xᵀ; 1]·dZ into grads, and dX = (dZ·Wᵀ) ⊙ act'(aux) into dx.
+/// The reference for the GPU kernel's test (CpuBackend runs the two products on the fast GEMM).
+#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) fn dense_backward(
     p: &Params,
     x: &[f32],

@@ -23,8 +23,8 @@ fn gpu_timeout() -> Duration {
 pub(crate) struct Pipeline {
     pipeline: wgpu::ComputePipeline,
     layout: wgpu::BindGroupLayout,
-    /// Matmul only: one pipeline per `MatmulVariant` (in `MatmulVariant::ALL` order), same layout.
-    variants: Vec<wgpu::ComputePipeline>,
+    /// Matmul only: one pipeline per `MatmulVariant` this device runs, same layout.
+    variants: Vec<(MatmulVariant, wgpu::ComputePipeline)>,
 }
 
 /// One wgpu device and queue, with the compiled pipelines shared by every model on it.
@@ -36,6 +36,10 @@ pub(crate) struct GpuContext {
     params_layout: wgpu::BindGroupLayout,
     pipelines: Mutex<HashMap<Kernel, Arc<Pipeline>>>,
     modules: Mutex<HashMap<Family, wgpu::ShaderModule>>,
+    /// Subgroups are exactly the 8 x-lanes of a workgroup row (llvmpipe at 256 bits) and the
+    /// device has subgroup operations: Matmul's forward form uses `MatmulVariant::NnSubgroup`.
+    /// `WGFIT_SUBGROUPS=0` turns it off.
+    subgroup8: bool,
     /// The first error wgpu reported outside an error scope, or the device-lost reason.
     fault: Arc<Mutex<Option<String>>>,
 }
@@ -155,7 +159,9 @@ impl GpuContext {
         let required_limits = limits.unwrap_or_else(|| adapter.limits());
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("wgfit"),
-            required_features: wgpu::Features::empty(),
+            // Subgroup operations where the adapter has them (the llvmpipe matmul variant shares
+            // rows between SIMD lanes with subgroupShuffle).
+            required_features: adapter.features() & wgpu::Features::SUBGROUP,
             required_limits: required_limits.clone(),
             experimental_features: wgpu::ExperimentalFeatures::disabled(),
             memory_hints: wgpu::MemoryHints::Performance,
@@ -186,7 +192,13 @@ impl GpuContext {
                 count: None,
             }],
         });
+        let subgroup8 = device.features().contains(wgpu::Features::SUBGROUP)
+            && adapter_info.subgroup_min_size == 8
+            && adapter_info.subgroup_max_size == 8
+            && adapter_info.device_type == wgpu::DeviceType::Cpu
+            && std::env::var("WGFIT_SUBGROUPS").map_or(true, |v| v != "0");
         Ok(GpuContext {
+            subgroup8,
             device,
             queue,
             adapter_info,
@@ -277,11 +289,30 @@ impl GpuContext {
                 })
             };
             let pipeline = make(kernel.entry());
-            let variants = if kernel == Kernel::Matmul {
-                MatmulVariant::ALL.iter().map(|v| make(v.entry())).collect()
-            } else {
-                Vec::new()
-            };
+            let mut variants: Vec<(MatmulVariant, wgpu::ComputePipeline)> = Vec::new();
+            if kernel == Kernel::Matmul {
+                for v in [MatmulVariant::Scalar, MatmulVariant::Nn, MatmulVariant::Nt, MatmulVariant::Tn] {
+                    variants.push((v, make(v.entry())));
+                }
+                if self.subgroup8 {
+                    let sg = self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                        label: Some("dense (subgroups)"),
+                        source: wgpu::ShaderSource::Wgsl(Family::dense_subgroup_source().into()),
+                    });
+                    let v = MatmulVariant::NnSubgroup;
+                    variants.push((
+                        v,
+                        self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                            label: Some(v.entry()),
+                            layout: Some(&pipeline_layout),
+                            module: &sg,
+                            entry_point: Some(v.entry()),
+                            compilation_options: Default::default(),
+                            cache: None,
+                        }),
+                    ));
+                }
+            }
             Arc::new(Pipeline { pipeline, layout, variants })
         })?;
         self.pipelines.lock().unwrap_or_else(|p| p.into_inner()).insert(kernel, pipeline.clone());
@@ -318,6 +349,8 @@ pub(crate) struct GpuBackend {
     record_bytes: Vec<u8>,
     /// Matmul launches use the scalar reference kernel only (`WGFIT_MATMUL=scalar`, and tests).
     pub(crate) scalar_matmul: bool,
+    /// Matmul launches never use the subgroup variant (tests, to cover the plain one too).
+    pub(crate) no_subgroup: bool,
 }
 
 impl GpuBackend {
@@ -331,6 +364,7 @@ impl GpuBackend {
             staging: None,
             record_bytes: Vec::new(),
             scalar_matmul,
+            no_subgroup: false,
         }
     }
 
@@ -495,9 +529,13 @@ impl Backend for GpuBackend {
                         let (kernel, pipeline, group) = &self.ops[op.0];
                         let (chosen, groups) = match *kernel {
                             Kernel::Matmul if !self.scalar_matmul => {
-                                let v = MatmulVariant::choose(params);
-                                let at = MatmulVariant::ALL.iter().position(|x| *x == v).unwrap_or(0);
-                                (&pipeline.variants[at], v.workgroups(params))
+                                let mut v = MatmulVariant::choose(params);
+                                let sg = pipeline.variants.iter().find(|(x, _)| *x == MatmulVariant::NnSubgroup);
+                                if v == MatmulVariant::Nn && sg.is_some() && !self.no_subgroup {
+                                    v = MatmulVariant::NnSubgroup;
+                                }
+                                let found = pipeline.variants.iter().find(|(x, _)| *x == v);
+                                (found.map_or(&pipeline.pipeline, |(_, p)| p), v.workgroups(params))
                             }
                             _ => (&pipeline.pipeline, kernel.grid(params).workgroups()),
                         };
@@ -654,9 +692,10 @@ mod tests {
                             let aux: Vec<f32> = (0..m * n).map(|_| rng.random_range(-0.5..1.0)).collect();
                             let mut want = vec![7.0f32; 3 + m * n + 1];
                             twin::matmul(&p, &a, &b, &mut want, &aux);
-                            for scalar in [false, true] {
+                            for (scalar, no_subgroup) in [(false, false), (false, true), (true, false)] {
                                 let mut g = GpuBackend::new(ctx.clone());
                                 g.scalar_matmul = scalar;
+                                g.no_subgroup = no_subgroup;
                                 let bufs: Vec<BufId> = [&a, &b, &vec![7.0f32; want.len()], &aux]
                                     .iter()
                                     .map(|d| {
@@ -667,7 +706,10 @@ mod tests {
                                     .collect();
                                 let op = g.bind(Kernel::Matmul, &bufs).unwrap();
                                 let got = g.run(&[Launch::Run { op, params: p }], &[(bufs[2], 0..want.len())]).unwrap();
-                                let v = if scalar { MatmulVariant::Scalar } else { MatmulVariant::choose(&p) };
+                                let mut v = if scalar { MatmulVariant::Scalar } else { MatmulVariant::choose(&p) };
+                                if v == MatmulVariant::Nn && ctx.subgroup8 && !no_subgroup {
+                                    v = MatmulVariant::NnSubgroup;
+                                }
                                 seen.insert(v);
                                 let scale = (k as f32).sqrt();
                                 for (i, (x, w)) in got[0].iter().zip(&want).enumerate() {
@@ -682,7 +724,9 @@ mod tests {
                 }
             }
         }
-        assert_eq!(seen.len(), MatmulVariant::ALL.len(), "variants exercised: {seen:?}");
+        eprintln!("subgroup variant on this adapter: {}", ctx.subgroup8);
+        let expected = MatmulVariant::ALL.iter().filter(|v| ctx.subgroup8 || **v != MatmulVariant::NnSubgroup).count();
+        assert_eq!(seen.len(), expected, "variants exercised: {seen:?}");
     }
 }
 
