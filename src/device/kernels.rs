@@ -136,12 +136,23 @@ pub enum MatmulVariant {
     /// Nn sharing A's rows across the 8 SIMD lanes with subgroupShuffle (shaders/dense_subgroup.wgsl;
     /// only on adapters whose subgroups are the 8 x-lanes of a workgroup row: llvmpipe).
     NnSubgroup,
+    /// Nt with A's rows shared by subgroupShuffle (same file and conditions).
+    NtSubgroup,
+    /// Tn with A's k-columns shared by subgroupShuffle (same file and conditions).
+    TnSubgroup,
 }
 
 impl MatmulVariant {
     #[cfg_attr(not(test), allow(dead_code))]
-    pub const ALL: [MatmulVariant; 5] =
-        [MatmulVariant::Scalar, MatmulVariant::Nn, MatmulVariant::Nt, MatmulVariant::Tn, MatmulVariant::NnSubgroup];
+    pub const ALL: [MatmulVariant; 7] = [
+        MatmulVariant::Scalar,
+        MatmulVariant::Nn,
+        MatmulVariant::Nt,
+        MatmulVariant::Tn,
+        MatmulVariant::NnSubgroup,
+        MatmulVariant::NtSubgroup,
+        MatmulVariant::TnSubgroup,
+    ];
 
     pub fn entry(self) -> &'static str {
         match self {
@@ -150,6 +161,18 @@ impl MatmulVariant {
             MatmulVariant::Nt => "matmul_nt",
             MatmulVariant::Tn => "matmul_tn",
             MatmulVariant::NnSubgroup => "matmul_nn_sg",
+            MatmulVariant::NtSubgroup => "matmul_nt_sg",
+            MatmulVariant::TnSubgroup => "matmul_tn_sg",
+        }
+    }
+
+    /// The subgroup twin of a vec4 variant (llvmpipe), if it has one.
+    pub fn subgroup(self) -> Option<MatmulVariant> {
+        match self {
+            MatmulVariant::Nn => Some(MatmulVariant::NnSubgroup),
+            MatmulVariant::Nt => Some(MatmulVariant::NtSubgroup),
+            MatmulVariant::Tn => Some(MatmulVariant::TnSubgroup),
+            _ => None,
         }
     }
 

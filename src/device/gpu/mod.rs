@@ -299,18 +299,19 @@ impl GpuContext {
                         label: Some("dense (subgroups)"),
                         source: wgpu::ShaderSource::Wgsl(Family::dense_subgroup_source().into()),
                     });
-                    let v = MatmulVariant::NnSubgroup;
-                    variants.push((
-                        v,
-                        self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                            label: Some(v.entry()),
-                            layout: Some(&pipeline_layout),
-                            module: &sg,
-                            entry_point: Some(v.entry()),
-                            compilation_options: Default::default(),
-                            cache: None,
-                        }),
-                    ));
+                    for v in [MatmulVariant::NnSubgroup, MatmulVariant::NtSubgroup, MatmulVariant::TnSubgroup] {
+                        variants.push((
+                            v,
+                            self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                                label: Some(v.entry()),
+                                layout: Some(&pipeline_layout),
+                                module: &sg,
+                                entry_point: Some(v.entry()),
+                                compilation_options: Default::default(),
+                                cache: None,
+                            }),
+                        ));
+                    }
                 }
             }
             Arc::new(Pipeline { pipeline, layout, variants })
@@ -530,9 +531,10 @@ impl Backend for GpuBackend {
                         let (chosen, groups) = match *kernel {
                             Kernel::Matmul if !self.scalar_matmul => {
                                 let mut v = MatmulVariant::choose(params);
-                                let sg = pipeline.variants.iter().find(|(x, _)| *x == MatmulVariant::NnSubgroup);
-                                if v == MatmulVariant::Nn && sg.is_some() && !self.no_subgroup {
-                                    v = MatmulVariant::NnSubgroup;
+                                if let Some(sg) = v.subgroup().filter(|_| !self.no_subgroup) {
+                                    if pipeline.variants.iter().any(|(x, _)| *x == sg) {
+                                        v = sg;
+                                    }
                                 }
                                 let found = pipeline.variants.iter().find(|(x, _)| *x == v);
                                 (found.map_or(&pipeline.pipeline, |(_, p)| p), v.workgroups(params))
@@ -707,8 +709,8 @@ mod tests {
                                 let op = g.bind(Kernel::Matmul, &bufs).unwrap();
                                 let got = g.run(&[Launch::Run { op, params: p }], &[(bufs[2], 0..want.len())]).unwrap();
                                 let mut v = if scalar { MatmulVariant::Scalar } else { MatmulVariant::choose(&p) };
-                                if v == MatmulVariant::Nn && ctx.subgroup8 && !no_subgroup {
-                                    v = MatmulVariant::NnSubgroup;
+                                if let Some(sg) = v.subgroup().filter(|_| ctx.subgroup8 && !no_subgroup) {
+                                    v = sg;
                                 }
                                 seen.insert(v);
                                 let scale = (k as f32).sqrt();
@@ -725,7 +727,10 @@ mod tests {
             }
         }
         eprintln!("subgroup variant on this adapter: {}", ctx.subgroup8);
-        let expected = MatmulVariant::ALL.iter().filter(|v| ctx.subgroup8 || **v != MatmulVariant::NnSubgroup).count();
+        let expected = MatmulVariant::ALL
+            .iter()
+            .filter(|v| ctx.subgroup8 || v.subgroup().is_some() || **v == MatmulVariant::Scalar)
+            .count();
         assert_eq!(seen.len(), expected, "variants exercised: {seen:?}");
     }
 }
