@@ -180,7 +180,13 @@ impl MatmulVariant {
     /// 4x4 tile per invocation). Measured on llvmpipe: workgroups of 8 covering 4 x 32, which make
     /// A's loads uniform across the SIMD lanes, were no faster (and slower on 1024^3).
     pub fn workgroups(self, p: &Params) -> [u32; 3] {
-        Grid::Tiles { m: p.m, n: p.n }.workgroups()
+        match self {
+            // 8 rows per invocation: 64 x 32 of C per workgroup.
+            MatmulVariant::NnSubgroup | MatmulVariant::NtSubgroup | MatmulVariant::TnSubgroup => {
+                [p.n.div_ceil(32).max(1), p.m.div_ceil(64).max(1), 1]
+            }
+            _ => Grid::Tiles { m: p.m, n: p.n }.workgroups(),
+        }
     }
 
     /// The vectorised variant whose layout and alignment (4-aligned offsets and strides along the
