@@ -596,3 +596,49 @@ proptest! {
         prop_assert!(cpu[..c.c_off].iter().all(|v| v.is_nan()), "{}: the CPU wrote before c_off", what);
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// History files (History::from_json, then everything a History does)
+// ---------------------------------------------------------------------------------------------
+
+fn history_value() -> impl Strategy<Value = Option<f32>> {
+    prop_oneof![
+        4 => (-10.0f32..10.0).prop_map(Some),
+        1 => Just(None),
+        1 => Just(Some(f32::MAX)),
+        1 => Just(Some(-f32::MAX)),
+        1 => Just(Some(0.0)),
+        1 => (proptest::num::f32::NORMAL | proptest::num::f32::SUBNORMAL).prop_map(Some),
+    ]
+}
+
+proptest! {
+    #![proptest_config(cases(48))]
+
+    #[test]
+    fn history_json_of_any_shape_never_panics(
+        keys in prop::collection::vec(prop::sample::select(vec!["loss", "val_loss", "mae", "val_mae", "lr", "a,b"]), 0..5),
+        lens in prop::collection::vec(0usize..6, 5),
+        values in prop::collection::vec(history_value(), 30),
+        best in prop::option::of(0usize..8),
+        png in any::<bool>(),
+    ) {
+        // Ragged value lists (different lengths per key), NaNs (null), extremes, duplicates keys.
+        let lists: Vec<Vec<Option<f32>>> =
+            keys.iter().enumerate().map(|(i, _)| values[i * 6..i * 6 + lens[i]].to_vec()).collect();
+        let json = serde_json::json!({ "keys": keys, "values": lists, "best_epoch": best }).to_string();
+        let h = match wgfit::History::from_json(&json) {
+            Ok(h) => h,
+            Err(e) => return Err(TestCaseError::fail(format!("{json}: {e}"))),
+        };
+        let _ = h.to_csv();
+        let back = wgfit::History::from_json(&h.to_json());
+        prop_assert!(back.is_ok(), "{json}: {:?}", back.err());
+        for k in &keys {
+            let _ = h.get(k);
+            let _ = h.last(k);
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let _ = h.plot(dir.path().join(if png { "h.png" } else { "h.svg" }));
+    }
+}
