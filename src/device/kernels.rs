@@ -182,8 +182,9 @@ impl MatmulVariant {
     pub fn workgroups(self, p: &Params) -> [u32; 3] {
         match self {
             // 8 rows per invocation: 64 x 32 of C per workgroup.
+            // 16 rows x 4 columns per invocation: 128 x 32 of C per workgroup.
             MatmulVariant::NnSubgroup | MatmulVariant::NtSubgroup | MatmulVariant::TnSubgroup => {
-                [p.n.div_ceil(32).max(1), p.m.div_ceil(64).max(1), 1]
+                [p.n.div_ceil(32).max(1), p.m.div_ceil(128).max(1), 1]
             }
             _ => Grid::Tiles { m: p.m, n: p.n }.workgroups(),
         }
