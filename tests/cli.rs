@@ -597,12 +597,48 @@ fn restore_best_takes_true_or_false_as_the_issue_writes_it() {
     let data = shipped("ionosphere.csv");
     for value in ["false", "true"] {
         let (v, _) = run_json(&[
-            "train", "--data", s(&data), "--epochs", "3", "--patience", "1", "--restore-best", value, "--device", "cpu",
-            "--validation-split", "0.3", "--verbose", "0", "--json",
+            "train",
+            "--data",
+            s(&data),
+            "--epochs",
+            "3",
+            "--patience",
+            "1",
+            "--restore-best",
+            value,
+            "--device",
+            "cpu",
+            "--validation-split",
+            "0.3",
+            "--verbose",
+            "0",
+            "--json",
         ]);
         assert!(v["epochs_run"].as_u64().unwrap() >= 1, "{value}: {v}");
     }
     let (code, _, err) = run(&["train", "--data", s(&data), "--restore-best", "maybe", "--device", "cpu"]);
     assert_eq!(code, 2, "a bad flag value is a usage error: {err}");
     assert!(err.contains("maybe"), "{err}");
+}
+
+#[test]
+fn bench_prints_json_records_and_rejects_unknown_workloads() {
+    let out = wgfit()
+        .args(["bench", "--workloads", "W2", "--device", "cpu", "--json"])
+        .env("WGFIT_BENCH_SECONDS", "2")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("one JSON array");
+    let records = v.as_array().expect("an array");
+    assert_eq!(records.len(), 1);
+    let r = &records[0];
+    assert_eq!(r["workload"], "W2");
+    assert_eq!(r["device"], "cpu");
+    for key in ["startup_s", "ms_per_epoch", "samples_per_s", "gflops"] {
+        assert!(r[key].as_f64().is_some_and(|x| x > 0.0 && x.is_finite()), "{key}: {r}");
+    }
+    let (code, _, err) = run(&["bench", "--workloads", "W9"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("W9"));
 }

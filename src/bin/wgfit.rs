@@ -57,6 +57,18 @@ enum Command {
         #[arg(long, value_parser = ["gpu", "cpu"])]
         device: Option<String>,
     },
+    /// The benchmark workloads of BENCHMARKS.md (W1-W4) on the GPU and CPU paths, as one table.
+    Bench {
+        /// Comma-separated workloads.
+        #[arg(long, default_value = "W1,W2,W3,W4", value_delimiter = ',')]
+        workloads: Vec<String>,
+        /// gpu, cpu or both.
+        #[arg(long, default_value = "both", value_parser = ["gpu", "cpu", "both"])]
+        device: String,
+        /// Print one JSON array of records on stdout instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
     /// The layer table of a saved model, its compile settings and preprocessing.
     Summary {
         #[arg(long)]
@@ -226,7 +238,29 @@ fn run(cli: Cli, started: Instant) -> CliResult<()> {
         }
         Some(Command::Summary { model }) => summary(&model),
         Some(Command::Devices { json }) => devices(json),
+        Some(Command::Bench { workloads, device, json }) => bench(&workloads, &device, json),
     }
+}
+
+/// Runs the benchmark workloads (time budgets and W3's size: see BENCHMARKS.md's WGFIT_BENCH_* knobs).
+fn bench(workloads: &[String], device: &str, json: bool) -> CliResult<()> {
+    const KNOWN: [&str; 4] = ["W1", "W2", "W3", "W4"];
+    let workloads: Vec<String> = workloads.iter().map(|w| w.trim().to_ascii_uppercase()).collect();
+    if let Some(w) = workloads.iter().find(|w| !KNOWN.contains(&w.as_str())) {
+        return Err(usage(format!("unknown workload {w:?}; valid: {}", KNOWN.join(", "))));
+    }
+    let names: Vec<&str> = workloads.iter().map(String::as_str).collect();
+    let devices: &[&str] = match device {
+        "gpu" => &["gpu"],
+        "cpu" => &["cpu"],
+        _ => &["gpu", "cpu"],
+    };
+    let records = wgfit::bench::run(&names, devices)?;
+    if json {
+        return print_json(&serde_json::to_value(&records).map_err(|e| usage(e.to_string()))?);
+    }
+    let _ = writeln!(std::io::stdout().lock(), "{}", wgfit::bench::table(&records));
+    Ok(())
 }
 
 /// The device for `--device`: gpu (an error without an adapter), cpu, or by default the GPU with a
