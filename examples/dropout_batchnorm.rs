@@ -15,11 +15,17 @@
 use wgfit::{data, BatchNormalization, Dense, Device, Dropout, Fit, Sequential};
 
 fn main() -> wgfit::Result<()> {
-    let (device, fallback) = Device::gpu_or_cpu();
-    if let Some(why) = fallback {
-        eprintln!("no GPU ({why}); using the CPU path");
-    }
+    // Usage: dropout_batchnorm [EPOCHS] [gpu|cpu]
     let epochs: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(50);
+    let device = if std::env::args().nth(2).as_deref() == Some("cpu") {
+        Device::cpu()
+    } else {
+        let (device, fallback) = Device::gpu_or_cpu();
+        if let Some(why) = fallback {
+            eprintln!("no GPU ({why}); using the CPU path");
+        }
+        device
+    };
     let (x_train, y_train, x_valid, y_valid) = data::shipped::concrete()?;
     let plain =
         vec![Dense::new(1024).activation("relu").input_shape(8), Dense::new(1024).activation("relu"), Dense::new(1)];
