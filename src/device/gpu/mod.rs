@@ -23,8 +23,10 @@ fn gpu_timeout() -> Duration {
 pub(crate) struct Pipeline {
     pipeline: wgpu::ComputePipeline,
     layout: wgpu::BindGroupLayout,
-    /// Matmul only: one pipeline per `MatmulVariant` this device runs, same layout.
-    variants: Vec<(MatmulVariant, wgpu::ComputePipeline)>,
+    /// Matmul only: the `MatmulVariant` pipelines made so far (on first use: compiling the ones a
+    /// model never launches cost ~0.4 s of startup on llvmpipe), all with `pipeline_layout`.
+    variants: Mutex<HashMap<MatmulVariant, wgpu::ComputePipeline>>,
+    pipeline_layout: wgpu::PipelineLayout,
 }
 
 /// One wgpu device and queue, with the compiled pipelines shared by every model on it.
@@ -36,6 +38,8 @@ pub(crate) struct GpuContext {
     params_layout: wgpu::BindGroupLayout,
     pipelines: Mutex<HashMap<Kernel, Arc<Pipeline>>>,
     modules: Mutex<HashMap<Family, wgpu::ShaderModule>>,
+    /// The Dense family with the subgroup kernels appended (made on first use).
+    subgroup_module: Mutex<Option<wgpu::ShaderModule>>,
     /// Subgroups are exactly the 8 x-lanes of a workgroup row (llvmpipe at 256 bits) and the
     /// device has subgroup operations: Matmul's forward form uses `MatmulVariant::NnSubgroup`.
     /// `WGFIT_SUBGROUPS=0` turns it off.
@@ -206,6 +210,7 @@ impl GpuContext {
             params_layout,
             pipelines: Mutex::new(HashMap::new()),
             modules: Mutex::new(HashMap::new()),
+            subgroup_module: Mutex::new(None),
             fault,
         })
     }
@@ -289,35 +294,49 @@ impl GpuContext {
                 })
             };
             let pipeline = make(kernel.entry());
-            let mut variants: Vec<(MatmulVariant, wgpu::ComputePipeline)> = Vec::new();
-            if kernel == Kernel::Matmul {
-                for v in [MatmulVariant::Scalar, MatmulVariant::Nn, MatmulVariant::Nt, MatmulVariant::Tn] {
-                    variants.push((v, make(v.entry())));
-                }
-                if self.subgroup8 {
-                    let sg = self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                        label: Some("dense (subgroups)"),
-                        source: wgpu::ShaderSource::Wgsl(Family::dense_subgroup_source().into()),
-                    });
-                    for v in [MatmulVariant::NnSubgroup, MatmulVariant::NtSubgroup, MatmulVariant::TnSubgroup] {
-                        variants.push((
-                            v,
-                            self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                                label: Some(v.entry()),
-                                layout: Some(&pipeline_layout),
-                                module: &sg,
-                                entry_point: Some(v.entry()),
-                                compilation_options: Default::default(),
-                                cache: None,
-                            }),
-                        ));
-                    }
-                }
-            }
-            Arc::new(Pipeline { pipeline, layout, variants })
+            Arc::new(Pipeline { pipeline, layout, variants: Mutex::new(HashMap::new()), pipeline_layout })
         })?;
         self.pipelines.lock().unwrap_or_else(|p| p.into_inner()).insert(kernel, pipeline.clone());
         Ok(pipeline)
+    }
+
+    /// The Matmul pipeline of variant `v` (`pipe` is Matmul's), compiled on first use.
+    fn matmul_variant(&self, pipe: &Pipeline, v: MatmulVariant) -> Result<wgpu::ComputePipeline> {
+        if v == MatmulVariant::Scalar {
+            return Ok(pipe.pipeline.clone());
+        }
+        if let Some(p) = pipe.variants.lock().unwrap_or_else(|p| p.into_inner()).get(&v) {
+            return Ok(p.clone());
+        }
+        let made = self.scoped(&format!("compiling kernel {}", v.entry()), || {
+            let subgroup_kernel = v.subgroup().is_none();
+            let make = |module: &wgpu::ShaderModule| {
+                self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                    label: Some(v.entry()),
+                    layout: Some(&pipe.pipeline_layout),
+                    module,
+                    entry_point: Some(v.entry()),
+                    compilation_options: Default::default(),
+                    cache: None,
+                })
+            };
+            if subgroup_kernel {
+                let mut sg = self.subgroup_module.lock().unwrap_or_else(|p| p.into_inner());
+                let module = sg.get_or_insert_with(|| {
+                    self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                        label: Some("dense (subgroups)"),
+                        source: wgpu::ShaderSource::Wgsl(Family::dense_subgroup_source().into()),
+                    })
+                });
+                make(module)
+            } else {
+                let modules = self.modules.lock().unwrap_or_else(|p| p.into_inner());
+                let module = modules.get(&Family::Dense).expect("made with the Matmul pipeline");
+                make(module)
+            }
+        })?;
+        pipe.variants.lock().unwrap_or_else(|p| p.into_inner()).insert(v, made.clone());
+        Ok(made)
     }
 
     /// Blocks until the queue's work is done, at most the GPU timeout.
@@ -425,6 +444,24 @@ impl GpuBackend {
     }
 }
 
+impl GpuBackend {
+    /// The Matmul kernel a launch runs: the scalar reference when forced, else the vec4 variant its
+    /// layout allows, or that variant's subgroup twin where the adapter has one.
+    fn matmul_variant_for(&self, p: &Params) -> MatmulVariant {
+        if self.scalar_matmul {
+            return MatmulVariant::Scalar;
+        }
+        let v = MatmulVariant::choose(p);
+        // The subgroup kernels only pay where a whole subgroup's 32 columns and 16 rows fit in C;
+        // elsewhere they would take their edge path (and cost a module compile at startup).
+        let big = p.n >= 32 && p.m >= 17;
+        match v.subgroup() {
+            Some(sg) if self.ctx.subgroup8 && !self.no_subgroup && big => sg,
+            _ => v,
+        }
+    }
+}
+
 impl Backend for GpuBackend {
     fn create_buffer(&mut self, len: usize, label: &str) -> Result<BufId> {
         // Whole vec4s: the matmul kernels read their operands as arrays of vec4.
@@ -510,6 +547,15 @@ impl Backend for GpuBackend {
             }
         }
         let ctx = self.ctx.clone();
+        // Matmul variants are compiled on first use, before recording.
+        for l in launches {
+            if let Launch::Run { op, params } = l {
+                let (kernel, pipeline, _) = &self.ops[op.0];
+                if *kernel == Kernel::Matmul {
+                    ctx.matmul_variant(pipeline, self.matmul_variant_for(params))?;
+                }
+            }
+        }
         let (params_buf, params_group, _) = self.params.as_ref().expect("made above");
         let submission = ctx.scoped("recording the launches", || -> Result<wgpu::SubmissionIndex> {
             if !self.record_bytes.is_empty() {
@@ -529,19 +575,18 @@ impl Backend for GpuBackend {
                         let Launch::Run { op, params } = l else { unreachable!("counted runs") };
                         let (kernel, pipeline, group) = &self.ops[op.0];
                         let (chosen, groups) = match *kernel {
-                            Kernel::Matmul if !self.scalar_matmul => {
-                                let mut v = MatmulVariant::choose(params);
-                                if let Some(sg) = v.subgroup().filter(|_| !self.no_subgroup) {
-                                    if pipeline.variants.iter().any(|(x, _)| *x == sg) {
-                                        v = sg;
-                                    }
+                            Kernel::Matmul => {
+                                let v = self.matmul_variant_for(params);
+                                let made = pipeline.variants.lock().unwrap_or_else(|p| p.into_inner()).get(&v).cloned();
+                                match made {
+                                    Some(p) => (p, v.workgroups(params)),
+                                    // Scalar (or, never expected, a variant not made): the reference.
+                                    None => (pipeline.pipeline.clone(), MatmulVariant::Scalar.workgroups(params)),
                                 }
-                                let found = pipeline.variants.iter().find(|(x, _)| *x == v);
-                                (found.map_or(&pipeline.pipeline, |(_, p)| p), v.workgroups(params))
                             }
-                            _ => (&pipeline.pipeline, kernel.grid(params).workgroups()),
+                            _ => (pipeline.pipeline.clone(), kernel.grid(params).workgroups()),
                         };
-                        pass.set_pipeline(chosen);
+                        pass.set_pipeline(&chosen);
                         pass.set_bind_group(0, group, &[]);
                         pass.set_bind_group(1, params_group, &[(record * RECORD_STRIDE) as u32]);
                         let [x, y, z] = groups;
@@ -709,7 +754,9 @@ mod tests {
                                 let op = g.bind(Kernel::Matmul, &bufs).unwrap();
                                 let got = g.run(&[Launch::Run { op, params: p }], &[(bufs[2], 0..want.len())]).unwrap();
                                 let mut v = if scalar { MatmulVariant::Scalar } else { MatmulVariant::choose(&p) };
-                                if let Some(sg) = v.subgroup().filter(|_| ctx.subgroup8 && !no_subgroup) {
+                                if let Some(sg) =
+                                    v.subgroup().filter(|_| ctx.subgroup8 && !no_subgroup && n >= 32 && m >= 17)
+                                {
                                     v = sg;
                                 }
                                 seen.insert(v);
