@@ -62,7 +62,7 @@ struct Spec {
     watch: &'static str,
     batch: usize,
     epochs: usize,
-    data: (Matrix, Matrix, Option<(Matrix, Matrix)>),
+    data: Data,
     note: String,
 }
 
@@ -83,8 +83,11 @@ fn params_of(layers: &[Layer], input: usize) -> usize {
     n
 }
 
+/// Training x, y and the validation pair, if any.
+type Data = (Matrix, Matrix, Option<(Matrix, Matrix)>);
+
 fn spec(name: &str, opts: &Options) -> Result<Spec> {
-    let ion = || -> Result<(Matrix, Matrix, Option<(Matrix, Matrix)>)> {
+    let ion = || -> Result<Data> {
         let (x, y, vx, vy) = crate::data::shipped::ionosphere()?;
         Ok((x, y, Some((vx, vy))))
     };

@@ -193,7 +193,7 @@ impl MatmulVariant {
     /// The vectorised variant whose layout and alignment (4-aligned offsets and strides along the
     /// vector loads) a launch meets, else the scalar one.
     pub fn choose(p: &Params) -> MatmulVariant {
-        let al = |v: u32| v % 4 == 0;
+        let al = |v: u32| v.is_multiple_of(4);
         if p.a_cs == 1 && p.b_cs == 1 && al(p.a_off) && al(p.a_rs) && al(p.b_off) && al(p.b_rs) {
             MatmulVariant::Nn
         } else if p.a_cs == 1 && p.b_rs == 1 && al(p.a_off) && al(p.a_rs) && al(p.b_off) && al(p.b_cs) {

@@ -465,9 +465,9 @@ impl GpuBackend {
 impl Backend for GpuBackend {
     fn create_buffer(&mut self, len: usize, label: &str) -> Result<BufId> {
         // Whole vec4s: the matmul kernels read their operands as arrays of vec4.
-        let bytes = (len.max(1) as u64).checked_mul(4).unwrap_or(u64::MAX).div_ceil(16).saturating_mul(16);
+        let bytes = (len.max(1) as u64).saturating_mul(4).div_ceil(16).saturating_mul(16);
         let limits = self.ctx.limits();
-        if bytes > limits.max_buffer_size || bytes > limits.max_storage_buffer_binding_size as u64 {
+        if bytes > limits.max_buffer_size || bytes > limits.max_storage_buffer_binding_size {
             return Err(Error::Gpu(format!(
                 "{label} needs {bytes} bytes, more than this adapter allows in one buffer \
                  (max_buffer_size {}, max_storage_buffer_binding_size {}); use a smaller batch or fewer rows",
@@ -669,7 +669,7 @@ impl Backend for GpuBackend {
     }
 
     fn max_binding_values(&self) -> usize {
-        (self.ctx.limits().max_storage_buffer_binding_size as u64).min(self.ctx.limits().max_buffer_size) as usize / 4
+        self.ctx.limits().max_storage_buffer_binding_size.min(self.ctx.limits().max_buffer_size) as usize / 4
     }
 }
 
@@ -709,7 +709,7 @@ mod tests {
                             }
                             case += 1;
                             let (act, dact) = modes[(case / 2) % modes.len()];
-                            let pad = case % 2 == 0;
+                            let pad = case.is_multiple_of(2);
                             let ld = |d: usize| if pad { d.div_ceil(4) * 4 + 4 } else { d };
                             let off = if pad { 4 * rng.random_range(0..3u32) } else { rng.random_range(0..3u32) };
                             // (a_rs, a_cs, a_len) and (b_rs, b_cs, b_len) for the layout.
@@ -806,7 +806,7 @@ mod fused_tests {
                 for &out_w in &[1usize, 4, 8, 33, 513] {
                     for bias in [false, true] {
                         case += 1;
-                        let param_off = if case % 2 == 0 { 4 } else { 3 };
+                        let param_off = if case.is_multiple_of(2) { 4 } else { 3 };
                         let p = Params {
                             m: (in_w + usize::from(bias)) as u32,
                             n: out_w as u32,
