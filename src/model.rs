@@ -13,6 +13,9 @@ use crate::matrix::Matrix;
 use crate::optimizers::Optimizer;
 use crate::plan::{DataRole, Plan, ACC_LEN, EVAL_SLOT, TRAIN_SLOT};
 
+/// Updates applied so far, and the optimizer's m and v, flat in parameter order.
+pub(crate) type OptimizerMoments = (u64, Vec<f32>, Vec<f32>);
+
 /// The settings of one `fit` call (Keras's keyword arguments).
 #[derive(Default)]
 pub struct Fit<'a> {
@@ -415,9 +418,8 @@ impl Sequential {
         Matrix::new(x.rows(), out_w, values)
     }
 
-    /// Accessors for saving and summary (src/io.rs, src/summary.rs).
     /// The optimizer's state: updates applied so far and its moments (m, v), for saving.
-    pub(crate) fn optimizer_state(&mut self) -> Result<Option<(u64, Vec<f32>, Vec<f32>)>> {
+    pub(crate) fn optimizer_state(&mut self) -> Result<Option<OptimizerMoments>> {
         let steps = self.steps;
         match &mut self.plan {
             Some(p) if steps > 0 => {
@@ -436,6 +438,7 @@ impl Sequential {
         Ok(())
     }
 
+    /// Accessors for saving and summary (src/io.rs, src/summary.rs).
     pub(crate) fn compiled_settings(&self) -> Option<(&Optimizer, &Loss, Vec<String>)> {
         self.compiled.as_ref().map(|c| (&c.optimizer, &c.loss, c.metrics.iter().map(|(k, _)| k.clone()).collect()))
     }

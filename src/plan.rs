@@ -224,7 +224,7 @@ impl Plan {
             return Ok(());
         }
         let widest = self.layers.iter().map(|l| l.out_w).chain([self.input_w]).max().unwrap_or(1);
-        let needed = rows.checked_mul(widest).unwrap_or(usize::MAX);
+        let needed = rows.saturating_mul(widest);
         if needed > self.backend.max_binding_values() {
             return Err(Error::Gpu(format!(
                 "a batch of {rows} rows x {widest} values ({} bytes) exceeds the adapter's largest buffer \

@@ -218,9 +218,10 @@ pub(crate) fn loss(p: &Params, pred: &[f32], y: &[f32], grad: &mut [f32], acc: &
     }
     let mut s = 128;
     while s > 0 {
-        for tid in 0..s {
-            for j in 0..4 {
-                partial[tid][j] += partial[tid + s][j];
+        let (low, high) = partial.split_at_mut(s);
+        for (into, from) in low.iter_mut().zip(high.iter()) {
+            for (a, b) in into.iter_mut().zip(from) {
+                *a += b;
             }
         }
         s >>= 1;
