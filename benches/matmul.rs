@@ -15,12 +15,34 @@ struct Shape {
     /// A row-major (false) or transposed (true); B row-major (false) or transposed (true).
     at: bool,
     bt: bool,
+    /// The Dense epilogue: implicit ones (1: A's last column, 2: A's last row), activation, derivative.
+    aug: u32,
+    act: u32,
+    dact: u32,
 }
 
 fn params(s: &Shape) -> Params {
-    let (a_rs, a_cs) = if s.at { (1, s.m) } else { (s.k, 1) };
+    // Stored rows and columns of A (an implicit ones row or column is not stored).
+    let (am, ak) = match s.aug {
+        1 => (s.m, s.k - 1),
+        2 => (s.m - 1, s.k),
+        _ => (s.m, s.k),
+    };
+    let (a_rs, a_cs) = if s.at { (1, am) } else { (ak, 1) };
     let (b_rs, b_cs) = if s.bt { (1, s.k) } else { (s.n, 1) };
-    Params { m: s.m, n: s.n, k: s.k, a_rs, a_cs, b_rs, b_cs, act: 0, ..Default::default() }
+    Params {
+        m: s.m,
+        n: s.n,
+        k: s.k,
+        a_rs,
+        a_cs,
+        b_rs,
+        b_cs,
+        aug: s.aug,
+        act: s.act,
+        dact: s.dact,
+        ..Default::default()
+    }
 }
 
 fn main() {
@@ -29,13 +51,51 @@ fn main() {
         Some(d) => d.split(',').map(|s| s.trim().to_lowercase()).collect(),
         None => vec!["gpu".into(), "cpu".into()],
     };
+    let plain = Shape { name: "", m: 0, n: 0, k: 0, at: false, bt: false, aug: 0, act: 0, dact: 0 };
     let shapes = [
-        Shape { name: "1024^3 A·B", m: 1024, n: 1024, k: 1024, at: false, bt: false },
-        Shape { name: "721x512x512 forward X·W", m: 721, n: 512, k: 512, at: false, bt: false },
-        Shape { name: "721x512x512 dX = dZ·Wᵀ", m: 721, n: 512, k: 512, at: false, bt: true },
-        Shape { name: "512x512 (k=721) dW = Xᵀ·dZ", m: 512, n: 512, k: 721, at: true, bt: false },
+        Shape { name: "1024^3 A·B", m: 1024, n: 1024, k: 1024, ..plain },
+        Shape { name: "721x512x512 forward X·W", m: 721, n: 512, k: 512, ..plain },
+        Shape { name: "721x512x512 dX = dZ·Wᵀ", m: 721, n: 512, k: 512, bt: true, ..plain },
+        Shape { name: "512x512 (k=721) dW = Xᵀ·dZ", m: 512, n: 512, k: 721, at: true, ..plain },
+        // A W1 batch through a 512 -> 512 relu layer, with the Dense epilogues.
+        Shape { name: "W1 batch forward relu(X·W + b), 256x512x513", m: 256, n: 512, k: 513, aug: 1, act: 1, ..plain },
+        Shape {
+            name: "W1 batch dX = dZ·Wᵀ ⊙ relu', 256x512x512", m: 256, n: 512, k: 512, bt: true, dact: 1, ..plain
+        },
+        Shape {
+            name: "W1 batch [dW; db] = [Xᵀ; 1]·dZ, 513x512 (k=256)",
+            m: 513,
+            n: 512,
+            k: 256,
+            at: true,
+            aug: 2,
+            ..plain
+        },
+        // A W3 batch through a 1024 -> 1024 layer (the BatchNorm follows, so no activation).
+        Shape { name: "W3 batch forward X·W + b, 1024x1024x1025", m: 1024, n: 1024, k: 1025, aug: 1, ..plain },
+        Shape {
+            name: "W3 batch dX = dZ·Wᵀ ⊙ relu', 1024x1024x1024",
+            m: 1024,
+            n: 1024,
+            k: 1024,
+            bt: true,
+            dact: 1,
+            ..plain
+        },
+        Shape {
+            name: "W3 batch [dW; db] = [Xᵀ; 1]·dZ, 1025x1024 (k=1024)",
+            m: 1025,
+            n: 1024,
+            k: 1024,
+            at: true,
+            aug: 2,
+            ..plain
+        },
     ];
-    println!("| device | product | ms | GFLOP/s | GFLOP/s per 2 busy cores |\n|---|---|---|---|---|");
+    println!(
+        "| device | product | ms, one launch | GFLOP/s | ms per launch, {REPEAT} in one submission | GFLOP/s | \
+         GFLOP/s per 2 busy cores ({REPEAT}) |\n|---|---|---|---|---|---|---|"
+    );
     for d in &devices {
         let device = match d.as_str() {
             "gpu" => match Device::gpu() {
@@ -58,31 +118,46 @@ fn main() {
                 h.buffer(&a).expect("buffer"),
                 h.buffer(&b).expect("buffer"),
                 h.buffer(&vec![0.0; m * n]).expect("buffer"),
-                h.buffer(&[0.0]).expect("buffer"),
+                h.buffer(&vec![0.5; m * n]).expect("buffer"),
             ];
             let p = params(s);
             h.run(Kernel::Matmul, &bufs, p).expect("warm-up");
-            let mut times = Vec::new();
-            let cpu0 = cpu_seconds();
-            let clock = Instant::now();
-            while times.len() < 5 || (times.len() < 50 && clock.elapsed().as_secs_f64() < 3.0) {
-                let t = Instant::now();
-                h.run(Kernel::Matmul, &bufs, p).expect("run");
-                times.push(t.elapsed().as_secs_f64());
-            }
-            let busy = (cpu_seconds() - cpu0) / times.len() as f64;
-            times.sort_by(|x, y| x.total_cmp(y));
-            let t = times[times.len() / 2];
+            h.run_repeated(Kernel::Matmul, &bufs, p, REPEAT).expect("warm-up");
+            // One launch per submission (on llvmpipe: both operands packed into textures first),
+            // then REPEAT launches per submission: the difference is the product alone.
+            let (one, _) = median_time(|| h.run(Kernel::Matmul, &bufs, p).expect("run"));
+            let (many, busy) = median_time(|| h.run_repeated(Kernel::Matmul, &bufs, p, REPEAT).expect("run"));
+            let each = ((many - one) / (REPEAT - 1) as f64).max(1e-9);
             let flop = 2.0 * (m * n * k) as f64;
             println!(
-                "| {label} | {} | {:.2} | {:.1} | {:.1} |",
+                "| {label} | {} | {:.2} | {:.1} | {:.2} | {:.1} | {:.1} |",
                 s.name,
-                t * 1e3,
-                flop / t / 1e9,
-                flop / (busy / 2.0) / 1e9
+                one * 1e3,
+                flop / one / 1e9,
+                each * 1e3,
+                flop / each / 1e9,
+                flop * REPEAT as f64 / (busy / 2.0) / 1e9
             );
         }
     }
+}
+
+const REPEAT: usize = 9;
+
+/// Median wall time of `f` over 5 to 50 calls (about 3 s), and the median call's process CPU
+/// time.
+fn median_time(mut f: impl FnMut()) -> (f64, f64) {
+    let mut times = Vec::new();
+    let cpu0 = cpu_seconds();
+    let clock = Instant::now();
+    while times.len() < 5 || (times.len() < 50 && clock.elapsed().as_secs_f64() < 3.0) {
+        let t = Instant::now();
+        f();
+        times.push(t.elapsed().as_secs_f64());
+    }
+    let busy = (cpu_seconds() - cpu0) / times.len() as f64;
+    times.sort_by(|x, y| x.total_cmp(y));
+    (times[times.len() / 2], busy)
 }
 
 /// CPU time of this process (all threads, user + system), from /proc; 0 where there is none.

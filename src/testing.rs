@@ -36,6 +36,15 @@ impl KernelHarness {
         Ok(())
     }
 
+    /// Launches `kernel` `times` times over the same buffers in one submission (the GPU's matmul
+    /// packs its texture operands once: the bench separates that cost from the product's).
+    pub fn run_repeated(&mut self, kernel: Kernel, buffers: &[BufId], params: Params, times: usize) -> Result<()> {
+        let op = self.backend.bind(kernel, buffers)?;
+        let launches: Vec<Launch> = (0..times).map(|_| Launch::Run { op, params }).collect();
+        self.backend.run(&launches, &[])?;
+        Ok(())
+    }
+
     pub fn read(&mut self, id: BufId) -> Result<Vec<f32>> {
         let len = self.lens[id.0];
         Ok(self.backend.read(&[(id, 0..len)])?.pop().unwrap_or_default())

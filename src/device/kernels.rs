@@ -91,6 +91,12 @@ impl Family {
     pub fn dense_subgroup_source() -> String {
         format!("{}\n{}", Family::Dense.source(), include_str!("../../shaders/dense_subgroup.wgsl"))
     }
+
+    /// The Dense family with the subgroup and the texture-operand kernels (a third module, made only
+    /// where rgba32float storage textures can be read as well).
+    pub fn dense_texture_source() -> String {
+        format!("{}\n{}", Family::dense_subgroup_source(), include_str!("../../shaders/dense_texture.wgsl"))
+    }
 }
 
 /// How a kernel uses one storage binding.
@@ -140,11 +146,23 @@ pub enum MatmulVariant {
     NtSubgroup,
     /// Tn with A's k-columns shared by subgroupShuffle (same file and conditions).
     TnSubgroup,
+    /// Both operands read from rgba32float storage textures packed from the buffers in the
+    /// product's order, any layout (shaders/dense_texture.wgsl; llvmpipe, where a texel load is
+    /// one vector load and a storage-buffer load a loop over the SIMD lanes).
+    Texture,
+}
+
+/// Which shader module a Matmul variant's entry point lives in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DenseModule {
+    Plain,
+    Subgroup,
+    Texture,
 }
 
 impl MatmulVariant {
     #[cfg_attr(not(test), allow(dead_code))]
-    pub const ALL: [MatmulVariant; 7] = [
+    pub const ALL: [MatmulVariant; 8] = [
         MatmulVariant::Scalar,
         MatmulVariant::Nn,
         MatmulVariant::Nt,
@@ -152,6 +170,7 @@ impl MatmulVariant {
         MatmulVariant::NnSubgroup,
         MatmulVariant::NtSubgroup,
         MatmulVariant::TnSubgroup,
+        MatmulVariant::Texture,
     ];
 
     pub fn entry(self) -> &'static str {
@@ -163,6 +182,15 @@ impl MatmulVariant {
             MatmulVariant::NnSubgroup => "matmul_nn_sg",
             MatmulVariant::NtSubgroup => "matmul_nt_sg",
             MatmulVariant::TnSubgroup => "matmul_tn_sg",
+            MatmulVariant::Texture => "matmul_tex",
+        }
+    }
+
+    pub fn module(self) -> DenseModule {
+        match self {
+            MatmulVariant::NnSubgroup | MatmulVariant::NtSubgroup | MatmulVariant::TnSubgroup => DenseModule::Subgroup,
+            MatmulVariant::Texture => DenseModule::Texture,
+            _ => DenseModule::Plain,
         }
     }
 
@@ -183,9 +211,10 @@ impl MatmulVariant {
         match self {
             // 8 rows per invocation: 64 x 32 of C per workgroup.
             // 16 rows x 4 columns per invocation: 128 x 32 of C per workgroup.
-            MatmulVariant::NnSubgroup | MatmulVariant::NtSubgroup | MatmulVariant::TnSubgroup => {
-                [p.n.div_ceil(32).max(1), p.m.div_ceil(128).max(1), 1]
-            }
+            MatmulVariant::NnSubgroup
+            | MatmulVariant::NtSubgroup
+            | MatmulVariant::TnSubgroup
+            | MatmulVariant::Texture => [p.n.div_ceil(32).max(1), p.m.div_ceil(128).max(1), 1],
             _ => Grid::Tiles { m: p.m, n: p.n }.workgroups(),
         }
     }

@@ -1,12 +1,12 @@
 //! The wgpu backend: adapter choice, pipelines made once per device, and the recorder that turns
 //! a list of launches into one submission with one readback.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::kernels::{Access, Family, Kernel, MatmulVariant, Params};
+use super::kernels::{Access, DenseModule, Family, Kernel, MatmulVariant, Params};
 use super::{check_bindings, Backend, BufId, DeviceInfo, Launch, OpId};
 use crate::error::{Error, Result};
 
@@ -40,6 +40,12 @@ pub(crate) struct GpuContext {
     modules: Mutex<HashMap<Family, wgpu::ShaderModule>>,
     /// The Dense family with the subgroup kernels appended (made on first use).
     subgroup_module: Mutex<Option<wgpu::ShaderModule>>,
+    /// The texture-operand kernels, their layouts and pipelines (made on first use).
+    texture_kernels: Mutex<Option<Arc<TextureKernels>>>,
+    /// The subgroup kernels run here and rgba32float storage textures can be read and written:
+    /// large Matmul launches read their operands from packed textures (`MatmulVariant::Texture`).
+    /// `WGFIT_TEXTURES=0` turns it off.
+    textures: bool,
     /// Subgroups are exactly the 8 x-lanes of a workgroup row (llvmpipe at 256 bits) and the
     /// device has subgroup operations: Matmul's forward form uses `MatmulVariant::NnSubgroup`.
     /// `WGFIT_SUBGROUPS=0` turns it off.
@@ -165,7 +171,10 @@ impl GpuContext {
             label: Some("wgfit"),
             // Subgroup operations where the adapter has them (the llvmpipe matmul variant shares
             // rows between SIMD lanes with subgroupShuffle).
-            required_features: adapter.features() & wgpu::Features::SUBGROUP,
+            // and storage textures readable in every format the adapter allows (the llvmpipe matmul
+            // reads its operands from rgba32float textures).
+            required_features: adapter.features()
+                & (wgpu::Features::SUBGROUP | wgpu::Features::TEXTURE_ADAPTER_SPECIFIC_FORMAT_FEATURES),
             required_limits: required_limits.clone(),
             experimental_features: wgpu::ExperimentalFeatures::disabled(),
             memory_hints: wgpu::MemoryHints::Performance,
@@ -201,8 +210,16 @@ impl GpuContext {
             && adapter_info.subgroup_max_size == 8
             && adapter_info.device_type == wgpu::DeviceType::Cpu
             && std::env::var("WGFIT_SUBGROUPS").map_or(true, |v| v != "0");
+        let storage_rw =
+            wgpu::TextureFormatFeatureFlags::STORAGE_READ_ONLY | wgpu::TextureFormatFeatureFlags::STORAGE_WRITE_ONLY;
+        let textures = subgroup8
+            && device.features().contains(wgpu::Features::TEXTURE_ADAPTER_SPECIFIC_FORMAT_FEATURES)
+            && adapter.get_texture_format_features(wgpu::TextureFormat::Rgba32Float).flags.contains(storage_rw)
+            && std::env::var("WGFIT_TEXTURES").map_or(true, |v| v != "0");
         Ok(GpuContext {
             subgroup8,
+            textures,
+            texture_kernels: Mutex::new(None),
             device,
             queue,
             adapter_info,
@@ -308,8 +325,11 @@ impl GpuContext {
         if let Some(p) = pipe.variants.lock().unwrap_or_else(|p| p.into_inner()).get(&v) {
             return Ok(p.clone());
         }
+        if v.module() == DenseModule::Texture {
+            return self.texture_pipeline(v.entry());
+        }
         let made = self.scoped(&format!("compiling kernel {}", v.entry()), || {
-            let subgroup_kernel = v.subgroup().is_none();
+            let subgroup_kernel = v.module() == DenseModule::Subgroup;
             let make = |module: &wgpu::ShaderModule| {
                 self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                     label: Some(v.entry()),
@@ -339,6 +359,79 @@ impl GpuContext {
         Ok(made)
     }
 
+    /// The texture-operand module and layouts, made on first use.
+    fn texture_kernels(&self) -> Result<Arc<TextureKernels>> {
+        let mut slot = self.texture_kernels.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(t) = slot.as_ref() {
+            return Ok(t.clone());
+        }
+        let made = self.scoped("compiling the texture-operand kernels", || {
+            let module = self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some("dense (textures)"),
+                source: wgpu::ShaderSource::Wgsl(Family::dense_texture_source().into()),
+            });
+            let storage = |binding: u32, read_only: bool| wgpu::BindGroupLayoutEntry {
+                binding,
+                visibility: wgpu::ShaderStages::COMPUTE,
+                ty: wgpu::BindingType::Buffer {
+                    ty: wgpu::BufferBindingType::Storage { read_only },
+                    has_dynamic_offset: false,
+                    min_binding_size: None,
+                },
+                count: None,
+            };
+            let texture = |binding: u32, access: wgpu::StorageTextureAccess| wgpu::BindGroupLayoutEntry {
+                binding,
+                visibility: wgpu::ShaderStages::COMPUTE,
+                ty: wgpu::BindingType::StorageTexture {
+                    access,
+                    format: wgpu::TextureFormat::Rgba32Float,
+                    view_dimension: wgpu::TextureViewDimension::D2,
+                },
+                count: None,
+            };
+            let read = wgpu::StorageTextureAccess::ReadOnly;
+            let layout = |label: &str, entries: &[wgpu::BindGroupLayoutEntry]| {
+                let group = self
+                    .device
+                    .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some(label), entries });
+                let pipeline = self.device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                    label: Some(label),
+                    bind_group_layouts: &[Some(&group), Some(&self.params_layout)],
+                    immediate_size: 0,
+                });
+                (group, pipeline)
+            };
+            let matmul =
+                layout("matmul (textures)", &[storage(3, false), storage(4, true), texture(5, read), texture(6, read)]);
+            let pack = layout("pack", &[storage(1, true), texture(7, wgpu::StorageTextureAccess::WriteOnly)]);
+            Arc::new(TextureKernels { module, matmul, pack, pipelines: Mutex::new(HashMap::new()) })
+        })?;
+        *slot = Some(made.clone());
+        Ok(made)
+    }
+
+    /// A pipeline of the texture-operand module (`pack` or a texture Matmul variant), made on first use.
+    fn texture_pipeline(&self, entry: &'static str) -> Result<wgpu::ComputePipeline> {
+        let kernels = self.texture_kernels()?;
+        if let Some(p) = kernels.pipelines.lock().unwrap_or_else(|p| p.into_inner()).get(entry) {
+            return Ok(p.clone());
+        }
+        let layout = if entry.starts_with("pack") { &kernels.pack.1 } else { &kernels.matmul.1 };
+        let made = self.scoped(&format!("compiling kernel {entry}"), || {
+            self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(entry),
+                layout: Some(layout),
+                module: &kernels.module,
+                entry_point: Some(entry),
+                compilation_options: Default::default(),
+                cache: None,
+            })
+        })?;
+        kernels.pipelines.lock().unwrap_or_else(|p| p.into_inner()).insert(entry, made.clone());
+        Ok(made)
+    }
+
     /// Blocks until the queue's work is done, at most the GPU timeout.
     fn wait(&self, index: wgpu::SubmissionIndex) -> Result<()> {
         self.device
@@ -358,11 +451,123 @@ struct GpuBuffer {
     len: usize,
 }
 
+/// The texture-operand kernels: one module, the bind group and pipeline layouts of the matmul
+/// forms and of `pack`, and their pipelines by entry point.
+pub(crate) struct TextureKernels {
+    module: wgpu::ShaderModule,
+    matmul: (wgpu::BindGroupLayout, wgpu::PipelineLayout),
+    pack: (wgpu::BindGroupLayout, wgpu::PipelineLayout),
+    pipelines: Mutex<HashMap<&'static str, wgpu::ComputePipeline>>,
+}
+
+/// A matrix view of a storage buffer (`rows x cols`, element (r, c) at off + r * rs + c * cs;
+/// `ones` 1 or 2: the last column or row is implicit ones) as a texture-operand Matmul reads it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct OperandKey {
+    buf: usize,
+    off: u32,
+    rs: u32,
+    cs: u32,
+    rows: u32,
+    cols: u32,
+    ones: u32,
+}
+
+/// Texture sides are multiples of this (in values): the kernels' tiles never leave the texture,
+/// and the zeros beyond the matrix make edge paths unnecessary.
+const OPERAND_ALIGN: u32 = 128;
+
+impl OperandKey {
+    /// The operand textures of a texture-form launch: A (m x k) and B (k x n) in the product's
+    /// order, whatever their layout in the buffers.
+    fn pair(p: &Params, a: BufId, b: BufId) -> (OperandKey, OperandKey) {
+        (
+            OperandKey { buf: a.0, off: p.a_off, rs: p.a_rs, cs: p.a_cs, rows: p.m, cols: p.k, ones: p.aug },
+            OperandKey { buf: b.0, off: p.b_off, rs: p.b_rs, cs: p.b_cs, rows: p.k, cols: p.n, ones: 0 },
+        )
+    }
+
+    /// Texture width and height in texels.
+    fn extent(&self) -> (u32, u32) {
+        (self.cols.div_ceil(OPERAND_ALIGN) * OPERAND_ALIGN / 4, self.rows.div_ceil(OPERAND_ALIGN) * OPERAND_ALIGN)
+    }
+
+    /// Whether the stored values can be refreshed by copy_buffer_to_texture: rows whole texels
+    /// apart by a multiple of 256 bytes, starting on a texel.
+    fn copyable(&self) -> bool {
+        let (_, stored_cols) = self.stored();
+        self.cs == 1 && stored_cols.is_multiple_of(4) && (self.rs * 4).is_multiple_of(256) && self.off.is_multiple_of(4)
+    }
+
+    /// Rows and columns of stored values (the implicit ones row or column excluded).
+    fn stored(&self) -> (u32, u32) {
+        match self.ones {
+            1 => (self.rows, self.cols - 1),
+            2 => (self.rows - 1, self.cols),
+            _ => (self.rows, self.cols),
+        }
+    }
+
+    fn pack_params(&self) -> Params {
+        Params {
+            m: self.rows,
+            k: self.cols,
+            a_off: self.off,
+            a_rs: self.rs,
+            a_cs: self.cs,
+            aug: self.ones,
+            ..Default::default()
+        }
+    }
+}
+
+struct OperandTexture {
+    texture: wgpu::Texture,
+    view: wgpu::TextureView,
+    pack_group: wgpu::BindGroup,
+    /// Packed once: its implicit ones and zero padding are in place.
+    packed: bool,
+}
+
+/// A kernel bound to its buffers.
+struct BoundOp {
+    kernel: Kernel,
+    pipeline: Arc<Pipeline>,
+    group: wgpu::BindGroup,
+    buffers: Vec<BufId>,
+}
+
+/// One dispatch or copy of a recording, after Matmul variants are chosen and packs inserted.
+enum Step {
+    Dispatch {
+        pipeline: wgpu::ComputePipeline,
+        group: wgpu::BindGroup,
+        params: Params,
+        groups: [u32; 3],
+    },
+    Copy {
+        src: BufId,
+        src_off: usize,
+        dst: BufId,
+        dst_off: usize,
+        len: usize,
+    },
+    /// Refreshes an operand texture's stored values by a plain copy (its ones and zeros stay).
+    Refresh {
+        key: OperandKey,
+    },
+}
+
 /// One model's buffers and bound kernels on a [`GpuContext`].
 pub(crate) struct GpuBackend {
     ctx: Arc<GpuContext>,
     buffers: Vec<GpuBuffer>,
-    ops: Vec<(Kernel, Arc<Pipeline>, wgpu::BindGroup)>,
+    ops: Vec<BoundOp>,
+    /// Operand textures of texture-form Matmul launches, made on first use and kept.
+    operands: HashMap<OperandKey, OperandTexture>,
+    /// Bind groups of texture-form Matmul launches: (op, A texture, B texture).
+    texture_groups: HashMap<(usize, OperandKey, OperandKey), wgpu::BindGroup>,
+    steps: Vec<Step>,
     /// Launch records, one per RECORD_STRIDE, and the bind group that exposes one at a time.
     params: Option<(wgpu::Buffer, wgpu::BindGroup, u64)>,
     staging: Option<(wgpu::Buffer, u64)>,
@@ -371,6 +576,8 @@ pub(crate) struct GpuBackend {
     pub(crate) scalar_matmul: bool,
     /// Matmul launches never use the subgroup variant (tests, to cover the plain one too).
     pub(crate) no_subgroup: bool,
+    /// Matmul launches never use the texture-operand variants (tests, to cover the others).
+    pub(crate) no_texture: bool,
 }
 
 impl GpuBackend {
@@ -380,11 +587,15 @@ impl GpuBackend {
             ctx,
             buffers: Vec::new(),
             ops: Vec::new(),
+            operands: HashMap::new(),
+            texture_groups: HashMap::new(),
+            steps: Vec::new(),
             params: None,
             staging: None,
             record_bytes: Vec::new(),
             scalar_matmul,
             no_subgroup: false,
+            no_texture: false,
         }
     }
 
@@ -455,10 +666,253 @@ impl GpuBackend {
         // The subgroup kernels only pay where a whole subgroup's 32 columns and 16 rows fit in C;
         // elsewhere they would take their edge path (and cost a module compile at startup).
         let big = p.n >= 32 && p.m >= 17;
+        // The texture forms also pad k to 32 (8 for Tn) and pack both operands first: worth it
+        // from k = 32 on, within the adapter's texture size.
+        let side = self.ctx.limits().max_texture_dimension_2d;
+        let fits = [p.m, p.n, p.k].iter().all(|d| d.div_ceil(OPERAND_ALIGN) * OPERAND_ALIGN <= side);
+        if self.ctx.textures && !self.no_texture && !self.no_subgroup && big && p.k >= 32 && fits {
+            return MatmulVariant::Texture;
+        }
         match v.subgroup() {
             Some(sg) if self.ctx.subgroup8 && !self.no_subgroup && big => sg,
             _ => v,
         }
+    }
+}
+
+impl GpuBackend {
+    /// Turns launches into steps: each Matmul's variant chosen, and before a texture-form one the
+    /// packs of its operands that are not already current. A pack stays current until a launch or
+    /// copy writes its buffer; every recording starts with none current (the host may have
+    /// written any buffer in between).
+    fn plan_steps(&mut self, launches: &[Launch], steps: &mut Vec<Step>) -> Result<()> {
+        let ctx = self.ctx.clone();
+        let mut current: HashSet<OperandKey> = HashSet::new();
+        for l in launches {
+            match *l {
+                Launch::Run { op, params } => {
+                    let bound = self.ops.get(op.0).ok_or_else(|| Error::State(format!("internal: no op {op:?}")))?;
+                    let (kernel, buffers) = (bound.kernel, bound.buffers.clone());
+                    if kernel == Kernel::Matmul {
+                        let v = self.matmul_variant_for(&params);
+                        let pipeline = ctx.matmul_variant(&self.ops[op.0].pipeline, v)?;
+                        let group = if v.module() == DenseModule::Texture {
+                            let (ka, kb) = OperandKey::pair(&params, buffers[0], buffers[1]);
+                            for key in [ka, kb] {
+                                if current.insert(key) {
+                                    steps.push(self.pack_step(key)?);
+                                }
+                            }
+                            self.texture_group(op.0, ka, kb)?
+                        } else {
+                            self.ops[op.0].group.clone()
+                        };
+                        steps.push(Step::Dispatch { pipeline, group, params, groups: v.workgroups(&params) });
+                    } else {
+                        let bound = &self.ops[op.0];
+                        steps.push(Step::Dispatch {
+                            pipeline: bound.pipeline.pipeline.clone(),
+                            group: bound.group.clone(),
+                            params,
+                            groups: kernel.grid(&params).workgroups(),
+                        });
+                    }
+                    for (&(_, access), buf) in kernel.bindings().iter().zip(&buffers) {
+                        if access == Access::ReadWrite {
+                            current.retain(|k| k.buf != buf.0);
+                        }
+                    }
+                }
+                Launch::Copy { src, src_off, dst, dst_off, len } => {
+                    current.retain(|k| k.buf != dst.0);
+                    steps.push(Step::Copy { src, src_off, dst, dst_off, len });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The step that brings `key`'s texture up to date: a plain copy where the layout allows and the
+    /// texture was packed before (measured on llvmpipe: a copy costs a fraction of a pack), else
+    /// the pack kernel.
+    fn pack_step(&mut self, key: OperandKey) -> Result<Step> {
+        let transposed = key.rs == 1 && key.cs != 1 && key.off.is_multiple_of(4) && key.cs.is_multiple_of(4);
+        let pack = self.ctx.texture_pipeline(if transposed { "pack_t" } else { "pack" })?;
+        let operand = self.operands_entry(key)?;
+        if operand.packed && key.copyable() {
+            return Ok(Step::Refresh { key });
+        }
+        operand.packed = true;
+        let (w, h) = key.extent();
+        let groups = [w.div_ceil(8), h.div_ceil(if transposed { 32 } else { 8 }), 1];
+        Ok(Step::Dispatch { pipeline: pack, group: operand.pack_group.clone(), params: key.pack_params(), groups })
+    }
+
+    fn operands_entry(&mut self, key: OperandKey) -> Result<&mut OperandTexture> {
+        self.operand(key)?;
+        Ok(self.operands.get_mut(&key).expect("made above"))
+    }
+
+    /// The operand texture of `key` with its pack bind group, made on first use.
+    fn operand(&mut self, key: OperandKey) -> Result<&OperandTexture> {
+        if !self.operands.contains_key(&key) {
+            let ctx = self.ctx.clone();
+            let kernels = ctx.texture_kernels()?;
+            let source = self.buffers.get(key.buf).ok_or_else(|| Error::State("internal: no operand buffer".into()))?;
+            let (width, height) = key.extent();
+            let made = ctx.scoped(&format!("allocating a {width}x{height} operand texture"), || {
+                let texture = ctx.device.create_texture(&wgpu::TextureDescriptor {
+                    label: Some("matmul operand"),
+                    size: wgpu::Extent3d { width, height, depth_or_array_layers: 1 },
+                    mip_level_count: 1,
+                    sample_count: 1,
+                    dimension: wgpu::TextureDimension::D2,
+                    format: wgpu::TextureFormat::Rgba32Float,
+                    usage: wgpu::TextureUsages::STORAGE_BINDING | wgpu::TextureUsages::COPY_DST,
+                    view_formats: &[],
+                });
+                let view = texture.create_view(&wgpu::TextureViewDescriptor::default());
+                let pack_group = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                    label: Some("pack"),
+                    layout: &kernels.pack.0,
+                    entries: &[
+                        wgpu::BindGroupEntry { binding: 1, resource: source.buffer.as_entire_binding() },
+                        wgpu::BindGroupEntry { binding: 7, resource: wgpu::BindingResource::TextureView(&view) },
+                    ],
+                });
+                OperandTexture { texture, view, pack_group, packed: false }
+            })?;
+            self.operands.insert(key, made);
+        }
+        Ok(&self.operands[&key])
+    }
+
+    /// The bind group of a texture-form Matmul launch of `op` (its C and aux buffers, the two
+    /// operand textures), made on first use.
+    fn texture_group(&mut self, op: usize, a: OperandKey, b: OperandKey) -> Result<wgpu::BindGroup> {
+        if let Some(g) = self.texture_groups.get(&(op, a, b)) {
+            return Ok(g.clone());
+        }
+        let ctx = self.ctx.clone();
+        let kernels = ctx.texture_kernels()?;
+        self.operand(a)?;
+        self.operand(b)?;
+        let bufs = &self.ops[op].buffers;
+        let (c, aux) = (&self.buffers[bufs[2].0].buffer, &self.buffers[bufs[3].0].buffer);
+        let group = ctx.scoped("binding a texture-operand matmul", || {
+            ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some("matmul (textures)"),
+                layout: &kernels.matmul.0,
+                entries: &[
+                    wgpu::BindGroupEntry { binding: 3, resource: c.as_entire_binding() },
+                    wgpu::BindGroupEntry { binding: 4, resource: aux.as_entire_binding() },
+                    wgpu::BindGroupEntry {
+                        binding: 5,
+                        resource: wgpu::BindingResource::TextureView(&self.operands[&a].view),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 6,
+                        resource: wgpu::BindingResource::TextureView(&self.operands[&b].view),
+                    },
+                ],
+            })
+        })?;
+        self.texture_groups.insert((op, a, b), group.clone());
+        Ok(group)
+    }
+
+    /// Records the steps into one submission: launch records uploaded in one write, a compute pass
+    /// per run of dispatches, copies between passes, then the copies of `reads` to the staging buffer.
+    fn record(&mut self, steps: &[Step], reads: &[(BufId, Range<usize>)]) -> Result<wgpu::SubmissionIndex> {
+        let records = steps.iter().filter(|s| matches!(s, Step::Dispatch { .. })).count();
+        self.record_bytes.clear();
+        self.record_bytes.resize(records * RECORD_STRIDE as usize, 0);
+        let mut i = 0;
+        for step in steps {
+            if let Step::Dispatch { params, .. } = step {
+                let at = i * RECORD_STRIDE as usize;
+                self.record_bytes[at..at + std::mem::size_of::<Params>()].copy_from_slice(bytemuck::bytes_of(params));
+                i += 1;
+            }
+        }
+        let ctx = self.ctx.clone();
+        let (params_buf, params_group, _) = self.params.as_ref().expect("made by params_for");
+        ctx.scoped("recording the launches", || -> Result<wgpu::SubmissionIndex> {
+            if !self.record_bytes.is_empty() {
+                ctx.queue.write_buffer(params_buf, 0, &self.record_bytes);
+            }
+            let mut encoder =
+                ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("epoch") });
+            let mut record = 0u64;
+            let mut pending = steps;
+            while !pending.is_empty() {
+                let runs = pending.iter().take_while(|s| matches!(s, Step::Dispatch { .. })).count();
+                if runs > 0 {
+                    let mut pass = encoder
+                        .begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes: None });
+                    for step in &pending[..runs] {
+                        let Step::Dispatch { pipeline, group, groups: [x, y, z], .. } = step else {
+                            unreachable!("counted dispatches")
+                        };
+                        pass.set_pipeline(pipeline);
+                        pass.set_bind_group(0, group, &[]);
+                        pass.set_bind_group(1, params_group, &[(record * RECORD_STRIDE) as u32]);
+                        pass.dispatch_workgroups(*x, *y, *z);
+                        record += 1;
+                    }
+                    pending = &pending[runs..];
+                } else {
+                    match pending[0] {
+                        Step::Copy { src, src_off, dst, dst_off, len } => encoder.copy_buffer_to_buffer(
+                            &self.buffers[src.0].buffer,
+                            (src_off * 4) as u64,
+                            &self.buffers[dst.0].buffer,
+                            (dst_off * 4) as u64,
+                            (len * 4) as u64,
+                        ),
+                        Step::Refresh { key } => {
+                            let (rows, cols) = key.stored();
+                            encoder.copy_buffer_to_texture(
+                                wgpu::TexelCopyBufferInfo {
+                                    buffer: &self.buffers[key.buf].buffer,
+                                    layout: wgpu::TexelCopyBufferLayout {
+                                        offset: u64::from(key.off) * 4,
+                                        bytes_per_row: Some(key.rs * 4),
+                                        rows_per_image: None,
+                                    },
+                                },
+                                wgpu::TexelCopyTextureInfo {
+                                    texture: &self.operands[&key].texture,
+                                    mip_level: 0,
+                                    origin: wgpu::Origin3d::ZERO,
+                                    aspect: wgpu::TextureAspect::All,
+                                },
+                                wgpu::Extent3d { width: cols / 4, height: rows, depth_or_array_layers: 1 },
+                            );
+                        }
+                        Step::Dispatch { .. } => unreachable!("not a dispatch"),
+                    }
+                    pending = &pending[1..];
+                }
+            }
+            let mut at = 0u64;
+            if let Some((staging, _)) = &self.staging {
+                for (b, r) in reads {
+                    let bytes = (r.len() * 4) as u64;
+                    if bytes > 0 {
+                        encoder.copy_buffer_to_buffer(
+                            &self.buffers[b.0].buffer,
+                            (r.start * 4) as u64,
+                            staging,
+                            at,
+                            bytes,
+                        );
+                    }
+                    at += bytes;
+                }
+            }
+            Ok(ctx.queue.submit([encoder.finish()]))
+        })?
     }
 }
 
@@ -517,115 +971,30 @@ impl Backend for GpuBackend {
                 entries: &entries,
             })
         })?;
-        self.ops.push((kernel, pipeline, group));
+        self.ops.push(BoundOp { kernel, pipeline, group, buffers: buffers.to_vec() });
         Ok(OpId(self.ops.len() - 1))
     }
 
     fn run(&mut self, launches: &[Launch], reads: &[(BufId, Range<usize>)]) -> Result<Vec<Vec<f32>>> {
         self.ctx.check_fault()?;
-        let records = launches.iter().filter(|l| matches!(l, Launch::Run { .. })).count() as u64;
-        self.params_for(records)?;
-        let read_bytes: u64 = reads.iter().map(|(_, r)| (r.len() * 4) as u64).sum();
-        if read_bytes > 0 {
-            self.staging_for(read_bytes)?;
-        }
-        // All launch records go up in one write, before the submission that reads them.
-        self.record_bytes.clear();
-        self.record_bytes.resize((records * RECORD_STRIDE) as usize, 0);
-        let mut i = 0;
-        for l in launches {
-            if let Launch::Run { params, .. } = l {
-                let at = i * RECORD_STRIDE as usize;
-                self.record_bytes[at..at + std::mem::size_of::<Params>()].copy_from_slice(bytemuck::bytes_of(params));
-                i += 1;
-            }
-        }
         for (b, r) in reads {
             let buf = self.buffer(*b)?;
             if r.end > buf.len || r.start > r.end {
                 return Err(Error::State(format!("internal: read {r:?} past a buffer of {}", buf.len)));
             }
         }
-        let ctx = self.ctx.clone();
-        // Matmul variants are compiled on first use, before recording.
-        for l in launches {
-            if let Launch::Run { op, params } = l {
-                let (kernel, pipeline, _) = &self.ops[op.0];
-                if *kernel == Kernel::Matmul {
-                    ctx.matmul_variant(pipeline, self.matmul_variant_for(params))?;
-                }
-            }
+        let read_bytes: u64 = reads.iter().map(|(_, r)| (r.len() * 4) as u64).sum();
+        if read_bytes > 0 {
+            self.staging_for(read_bytes)?;
         }
-        let (params_buf, params_group, _) = self.params.as_ref().expect("made above");
-        let submission = ctx.scoped("recording the launches", || -> Result<wgpu::SubmissionIndex> {
-            if !self.record_bytes.is_empty() {
-                ctx.queue.write_buffer(params_buf, 0, &self.record_bytes);
-            }
-            let mut encoder =
-                ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("epoch") });
-            let mut record = 0u64;
-            let mut pending = launches;
-            while !pending.is_empty() {
-                // A compute pass per run of kernel launches; copies go between passes.
-                let runs = pending.iter().take_while(|l| matches!(l, Launch::Run { .. })).count();
-                if runs > 0 {
-                    let mut pass = encoder
-                        .begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes: None });
-                    for l in &pending[..runs] {
-                        let Launch::Run { op, params } = l else { unreachable!("counted runs") };
-                        let (kernel, pipeline, group) = &self.ops[op.0];
-                        let (chosen, groups) = match *kernel {
-                            Kernel::Matmul => {
-                                let v = self.matmul_variant_for(params);
-                                let made = pipeline.variants.lock().unwrap_or_else(|p| p.into_inner()).get(&v).cloned();
-                                match made {
-                                    Some(p) => (p, v.workgroups(params)),
-                                    // Scalar (or, never expected, a variant not made): the reference.
-                                    None => (pipeline.pipeline.clone(), MatmulVariant::Scalar.workgroups(params)),
-                                }
-                            }
-                            _ => (pipeline.pipeline.clone(), kernel.grid(params).workgroups()),
-                        };
-                        pass.set_pipeline(&chosen);
-                        pass.set_bind_group(0, group, &[]);
-                        pass.set_bind_group(1, params_group, &[(record * RECORD_STRIDE) as u32]);
-                        let [x, y, z] = groups;
-                        pass.dispatch_workgroups(x, y, z);
-                        record += 1;
-                    }
-                    pending = &pending[runs..];
-                } else {
-                    let Launch::Copy { src, src_off, dst, dst_off, len } = pending[0] else {
-                        unreachable!("not a run")
-                    };
-                    encoder.copy_buffer_to_buffer(
-                        &self.buffers[src.0].buffer,
-                        (src_off * 4) as u64,
-                        &self.buffers[dst.0].buffer,
-                        (dst_off * 4) as u64,
-                        (len * 4) as u64,
-                    );
-                    pending = &pending[1..];
-                }
-            }
-            let mut at = 0u64;
-            if let Some((staging, _)) = &self.staging {
-                for (b, r) in reads {
-                    let bytes = (r.len() * 4) as u64;
-                    if bytes > 0 {
-                        encoder.copy_buffer_to_buffer(
-                            &self.buffers[b.0].buffer,
-                            (r.start * 4) as u64,
-                            staging,
-                            at,
-                            bytes,
-                        );
-                    }
-                    at += bytes;
-                }
-            }
-            Ok(ctx.queue.submit([encoder.finish()]))
-        })??;
+        let mut steps = std::mem::take(&mut self.steps);
+        steps.clear();
+        let planned = self.plan_steps(launches, &mut steps);
+        let records = steps.iter().filter(|s| matches!(s, Step::Dispatch { .. })).count() as u64;
+        let recorded = planned.and_then(|()| self.params_for(records)).and_then(|()| self.record(&steps, reads));
+        self.steps = steps;
+        let submission = recorded?;
+        let ctx = self.ctx.clone();
         if read_bytes == 0 {
             ctx.wait(submission)?;
             return Ok(reads.iter().map(|_| Vec::new()).collect());
@@ -739,10 +1108,13 @@ mod tests {
                             let aux: Vec<f32> = (0..m * n).map(|_| rng.random_range(-0.5..1.0)).collect();
                             let mut want = vec![7.0f32; 3 + m * n + 1];
                             twin::matmul(&p, &a, &b, &mut want, &aux);
-                            for (scalar, no_subgroup) in [(false, false), (false, true), (true, false)] {
+                            for (scalar, no_subgroup, no_texture) in
+                                [(false, false, false), (false, false, true), (false, true, true), (true, false, false)]
+                            {
                                 let mut g = GpuBackend::new(ctx.clone());
                                 g.scalar_matmul = scalar;
                                 g.no_subgroup = no_subgroup;
+                                g.no_texture = no_texture;
                                 let bufs: Vec<BufId> = [&a, &b, &vec![7.0f32; want.len()], &aux]
                                     .iter()
                                     .map(|d| {
@@ -753,12 +1125,7 @@ mod tests {
                                     .collect();
                                 let op = g.bind(Kernel::Matmul, &bufs).unwrap();
                                 let got = g.run(&[Launch::Run { op, params: p }], &[(bufs[2], 0..want.len())]).unwrap();
-                                let mut v = if scalar { MatmulVariant::Scalar } else { MatmulVariant::choose(&p) };
-                                if let Some(sg) =
-                                    v.subgroup().filter(|_| ctx.subgroup8 && !no_subgroup && n >= 32 && m >= 17)
-                                {
-                                    v = sg;
-                                }
+                                let v = g.matmul_variant_for(&p);
                                 seen.insert(v);
                                 let scale = (k as f32).sqrt();
                                 for (i, (x, w)) in got[0].iter().zip(&want).enumerate() {
@@ -773,10 +1140,14 @@ mod tests {
                 }
             }
         }
-        eprintln!("subgroup variant on this adapter: {}", ctx.subgroup8);
+        eprintln!("subgroup variants on this adapter: {}, texture variants: {}", ctx.subgroup8, ctx.textures);
         let expected = MatmulVariant::ALL
             .iter()
-            .filter(|v| ctx.subgroup8 || v.subgroup().is_some() || **v == MatmulVariant::Scalar)
+            .filter(|v| match v.module() {
+                DenseModule::Plain => true,
+                DenseModule::Subgroup => ctx.subgroup8,
+                DenseModule::Texture => ctx.textures,
+            })
             .count();
         assert_eq!(seen.len(), expected, "variants exercised: {seen:?}");
     }
