@@ -1,40 +1,63 @@
 // Optimizer updates over the whole flat parameter vector (all layers at once: one dispatch).
-// P.total parameters. Adam: f0 = lr * sqrt(1 - beta_2^t) / (1 - beta_1^t) (from the host in f64),
-// f1 = beta_1, f2 = beta_2, f3 = epsilon. SGD: f0 = lr, f1 = momentum, P.flags bit 0 = nesterov.
-@group(0) @binding(1) var<storage, read_write> param: array<f32>;
-@group(0) @binding(2) var<storage, read> grad: array<f32>;
-@group(0) @binding(3) var<storage, read_write> m: array<f32>;
-@group(0) @binding(4) var<storage, read_write> v: array<f32>;
+// P.total parameters, 4 per invocation: the buffers are read as vec4s (made in whole vec4s), which
+// llvmpipe loads in one go instead of lane by lane (Adam over W3's 2.4M parameters: 3x faster).
+// Adam: f0 = lr * sqrt(1 - beta_2^t) / (1 - beta_1^t) (from the host in f64), f1 = beta_1,
+// f2 = beta_2, f3 = epsilon. SGD: f0 = lr, f1 = momentum, P.flags bit 0 = nesterov.
+@group(0) @binding(1) var<storage, read_write> param: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> grad: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> m: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> v: array<vec4<f32>>;
+
+// Lanes of vec4 q that hold parameters (the last vec4 may be partly past P.total: those lanes
+// are computed but not stored).
+fn live(q: u32) -> vec4<bool> {
+    let i = q * 4u;
+    return vec4<bool>(i < P.total, i + 1u < P.total, i + 2u < P.total, i + 3u < P.total);
+}
+
+// Stores the parameters, and m and v where `moments` says (0: none, 1: m, 2: m and v).
+fn store4(q: u32, pv: vec4<f32>, mv: vec4<f32>, vv: vec4<f32>, moments: u32) {
+    if (all(live(q))) {
+        param[q] = pv;
+        if (moments >= 1u) { m[q] = mv; }
+        if (moments >= 2u) { v[q] = vv; }
+        return;
+    }
+    for (var j = 0u; j < 4u; j = j + 1u) {
+        if (q * 4u + j < P.total) {
+            param[q][j] = pv[j];
+            if (moments >= 1u) { m[q][j] = mv[j]; }
+            if (moments >= 2u) { v[q][j] = vv[j]; }
+        }
+    }
+}
 
 // Keras's Adam: epsilon is added to sqrt(v) outside the bias correction.
 @compute @workgroup_size(256)
 fn adam(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = flat_index(gid, nwg);
-    if (i >= P.total) { return; }
-    let g = grad[i];
-    let mi = m[i] + (g - m[i]) * (1.0 - P.f1);
-    let vi = v[i] + (g * g - v[i]) * (1.0 - P.f2);
-    m[i] = mi;
-    v[i] = vi;
-    param[i] = param[i] - (mi * P.f0) / (sqrt(vi) + P.f3);
+    let q = flat_index(gid, nwg);
+    if (q * 4u >= P.total) { return; }
+    let g = grad[q];
+    let mq = m[q] + (g - m[q]) * (1.0 - P.f1);
+    let vq = v[q] + (g * g - v[q]) * (1.0 - P.f2);
+    store4(q, param[q] - (mq * P.f0) / (sqrt(vq) + P.f3), mq, vq, 2u);
 }
 
 // Keras's SGD: m = momentum * m - lr * g; w += m (Nesterov: w += momentum * m - lr * g).
 // With momentum 0 the host launches it with m bound but unused.
 @compute @workgroup_size(256)
 fn sgd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = flat_index(gid, nwg);
-    if (i >= P.total) { return; }
-    let g = grad[i];
+    let q = flat_index(gid, nwg);
+    if (q * 4u >= P.total) { return; }
+    let g = grad[q];
     if (P.f1 == 0.0) {
-        param[i] = param[i] - P.f0 * g;
+        store4(q, param[q] - P.f0 * g, vec4<f32>(0.0), vec4<f32>(0.0), 0u);
         return;
     }
-    let mi = P.f1 * m[i] - P.f0 * g;
-    m[i] = mi;
+    let mq = P.f1 * m[q] - P.f0 * g;
+    var pq = param[q] + mq;
     if ((P.flags & 1u) != 0u) {
-        param[i] = param[i] + P.f1 * mi - P.f0 * g;
-    } else {
-        param[i] = param[i] + mi;
+        pq = param[q] + P.f1 * mq - P.f0 * g;
     }
+    store4(q, pq, mq, vec4<f32>(0.0), 1u);
 }

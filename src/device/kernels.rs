@@ -327,6 +327,8 @@ impl Kernel {
                 Grid::TilePair { m1: p.m, n1: p.n, m2: p.k, n2: in_w }
             }
             Kernel::Loss => Grid::Single,
+            // Four parameters per invocation (shaders/optim.wgsl).
+            Kernel::Adam | Kernel::Sgd => Grid::Flat(p.total.div_ceil(4)),
             Kernel::BatchNormTrain | Kernel::BatchNormBackward => Grid::Flat(p.n),
             _ => Grid::Flat(p.total),
         }

@@ -666,11 +666,14 @@ impl GpuBackend {
         // The subgroup kernels only pay where a whole subgroup's 32 columns and 16 rows fit in C;
         // elsewhere they would take their edge path (and cost a module compile at startup).
         let big = p.n >= 32 && p.m >= 17;
-        // The texture forms also pad k to 32 (8 for Tn) and pack both operands first: worth it
-        // from k = 32 on, within the adapter's texture size.
+        // The texture form pads every dimension (k and n to 32, m to 128) and packs both operands
+        // first, two more dispatches: worth it from about 64k multiply-adds, even for the thin
+        // products (n = 1 or k = 1: a 1-wide output layer, measured on llvmpipe 4-10x faster than
+        // the buffer kernels' edge paths), within the adapter's texture size.
         let side = self.ctx.limits().max_texture_dimension_2d;
         let fits = [p.m, p.n, p.k].iter().all(|d| d.div_ceil(OPERAND_ALIGN) * OPERAND_ALIGN <= side);
-        if self.ctx.textures && !self.no_texture && !self.no_subgroup && big && p.k >= 32 && fits {
+        let work = u64::from(p.m) * u64::from(p.n) * u64::from(p.k);
+        if self.ctx.textures && !self.no_texture && !self.no_subgroup && work >= 1 << 16 && fits {
             return MatmulVariant::Texture;
         }
         match v.subgroup() {
