@@ -828,6 +828,7 @@ impl GpuBackend {
     /// per run of dispatches, copies between passes, then the copies of `reads` to the staging buffer.
     fn record(&mut self, steps: &[Step], reads: &[(BufId, Range<usize>)]) -> Result<wgpu::SubmissionIndex> {
         let records = steps.iter().filter(|s| matches!(s, Step::Dispatch { .. })).count();
+        self.params_for(records as u64)?;
         self.record_bytes.clear();
         self.record_bytes.resize(records * RECORD_STRIDE as usize, 0);
         let mut i = 0;
@@ -839,7 +840,7 @@ impl GpuBackend {
             }
         }
         let ctx = self.ctx.clone();
-        let (params_buf, params_group, _) = self.params.as_ref().expect("made by params_for");
+        let (params_buf, params_group, _) = self.params.as_ref().expect("made above");
         ctx.scoped("recording the launches", || -> Result<wgpu::SubmissionIndex> {
             if !self.record_bytes.is_empty() {
                 ctx.queue.write_buffer(params_buf, 0, &self.record_bytes);
@@ -993,8 +994,7 @@ impl Backend for GpuBackend {
         let mut steps = std::mem::take(&mut self.steps);
         steps.clear();
         let planned = self.plan_steps(launches, &mut steps);
-        let records = steps.iter().filter(|s| matches!(s, Step::Dispatch { .. })).count() as u64;
-        let recorded = planned.and_then(|()| self.params_for(records)).and_then(|()| self.record(&steps, reads));
+        let recorded = planned.and_then(|()| self.record(&steps, reads));
         self.steps = steps;
         let submission = recorded?;
         let ctx = self.ctx.clone();
