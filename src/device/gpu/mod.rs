@@ -695,12 +695,13 @@ impl GpuBackend {
             match *l {
                 Launch::Run { op, params } => {
                     let bound = self.ops.get(op.0).ok_or_else(|| Error::State(format!("internal: no op {op:?}")))?;
-                    let (kernel, buffers) = (bound.kernel, bound.buffers.clone());
+                    let kernel = bound.kernel;
                     if kernel == Kernel::Matmul {
                         let v = self.matmul_variant_for(&params);
                         let pipeline = ctx.matmul_variant(&self.ops[op.0].pipeline, v)?;
                         let group = if v.module() == DenseModule::Texture {
-                            let (ka, kb) = OperandKey::pair(&params, buffers[0], buffers[1]);
+                            let (a, b) = (self.ops[op.0].buffers[0], self.ops[op.0].buffers[1]);
+                            let (ka, kb) = OperandKey::pair(&params, a, b);
                             for key in [ka, kb] {
                                 if current.insert(key) {
                                     steps.push(self.pack_step(key)?);
@@ -720,7 +721,7 @@ impl GpuBackend {
                             groups: kernel.grid(&params).workgroups(),
                         });
                     }
-                    for (&(_, access), buf) in kernel.bindings().iter().zip(&buffers) {
+                    for (&(_, access), buf) in kernel.bindings().iter().zip(&self.ops[op.0].buffers) {
                         if access == Access::ReadWrite {
                             current.retain(|k| k.buf != buf.0);
                         }
