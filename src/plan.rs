@@ -100,12 +100,6 @@ impl DataRole {
     }
 }
 
-/// Whether a Dense layer's dW and dX run as one `DenseBackward` dispatch (`WGFIT_FUSE=1`). Off by
-/// default: on lavapipe W2 measured slower fused (2.0-2.7 -> 4.3-7.4 ms/epoch, more CPU time).
-fn fuse_backward() -> bool {
-    std::env::var("WGFIT_FUSE").is_ok_and(|v| v == "1")
-}
-
 fn u(v: usize) -> u32 {
     v as u32
 }
@@ -282,15 +276,9 @@ impl Plan {
             let mut ops = Vec::new();
             match slots.layer.kind {
                 LayerKind::Dense { .. } => {
-                    if below_grad && fuse_backward() {
-                        // dW and dX in one dispatch (backward() sets u21 = dX's derivative).
-                        let k = Kernel::DenseBackward;
-                        ops.push(b.bind(k, &[input, grad[l], self.grads, below_out, self.params, dx])?);
-                    } else {
-                        ops.push(b.bind(Kernel::Matmul, &[input, grad[l], self.grads, dr])?);
-                        if below_grad {
-                            ops.push(b.bind(Kernel::Matmul, &[grad[l], self.params, dx, below_out])?);
-                        }
+                    ops.push(b.bind(Kernel::Matmul, &[input, grad[l], self.grads, dr])?);
+                    if below_grad {
+                        ops.push(b.bind(Kernel::Matmul, &[grad[l], self.params, dx, below_out])?);
                     }
                 }
                 LayerKind::Activation { .. } if below_grad => {
@@ -496,8 +484,6 @@ impl Plan {
                         b_cs: 1,
                         c_off: u(s.param_off),
                         aug: if use_bias { 2 } else { 0 },
-                        // dX's derivative when this launch is the fused DenseBackward (Matmul ignores it).
-                        u21: dact,
                         ..Default::default()
                     };
                     out.push(Launch::Run { op: ops[0], params: dw });

@@ -122,9 +122,6 @@ pub enum Kernel {
     BatchNormTrain,
     BatchNormInfer,
     BatchNormBackward,
-    /// A Dense layer's [dW; db] and dX in one dispatch (fewer launches for tiny models). Params as
-    /// the weight product's Matmul launch (dact 0), plus `u21`: the derivative multiplied into dX.
-    DenseBackward,
 }
 
 /// The GPU pipelines of `Kernel::Matmul` (entry points of shaders/dense.wgsl). All share one
@@ -243,12 +240,10 @@ pub enum Grid {
     Tiles { m: u32, n: u32 },
     /// Exactly one workgroup.
     Single,
-    /// Two products' 4x4 tiles in one launch: the first's workgroups rows, then the second's.
-    TilePair { m1: u32, n1: u32, m2: u32, n2: u32 },
 }
 
 impl Kernel {
-    pub const ALL: [Kernel; 13] = [
+    pub const ALL: [Kernel; 12] = [
         Kernel::Gather,
         Kernel::Matmul,
         Kernel::ActivationForward,
@@ -261,13 +256,12 @@ impl Kernel {
         Kernel::BatchNormTrain,
         Kernel::BatchNormInfer,
         Kernel::BatchNormBackward,
-        Kernel::DenseBackward,
     ];
 
     pub fn family(self) -> Family {
         match self {
             Kernel::Gather => Family::Gather,
-            Kernel::Matmul | Kernel::DenseBackward => Family::Dense,
+            Kernel::Matmul => Family::Dense,
             Kernel::ActivationForward | Kernel::ActivationBackward => Family::Elementwise,
             Kernel::Loss => Family::Loss,
             Kernel::Adam | Kernel::Sgd => Family::Optim,
@@ -291,7 +285,6 @@ impl Kernel {
             Kernel::BatchNormTrain => "batchnorm_train",
             Kernel::BatchNormInfer => "batchnorm_infer",
             Kernel::BatchNormBackward => "batchnorm_backward",
-            Kernel::DenseBackward => "dense_backward",
         }
     }
 
@@ -312,8 +305,6 @@ impl Kernel {
             Kernel::BatchNormInfer => &[(1, R), (2, R), (3, W), (4, W)],
             // x, param, saved, dy, dx, grads, aux (the output of the layer below)
             Kernel::BatchNormBackward => &[(1, R), (2, R), (5, W), (6, R), (4, W), (7, W), (8, R)],
-            // x (layer input), dz, grads, aux (the output of the layer below), params, dx
-            Kernel::DenseBackward => &[(1, R), (2, R), (3, W), (4, R), (5, R), (6, W)],
         }
     }
 
@@ -321,11 +312,6 @@ impl Kernel {
         match self {
             Kernel::Gather => Grid::Flat(p.rows * (p.n + p.k)),
             Kernel::Matmul => Grid::Tiles { m: p.m, n: p.n },
-            // The weight product's tiles, then dX's (rows x in_w) below them.
-            Kernel::DenseBackward => {
-                let in_w = if p.aug == 2 { p.m.saturating_sub(1) } else { p.m };
-                Grid::TilePair { m1: p.m, n1: p.n, m2: p.k, n2: in_w }
-            }
             Kernel::Loss => Grid::Single,
             // Four parameters per invocation (shaders/optim.wgsl).
             Kernel::Adam | Kernel::Sgd => Grid::Flat(p.total.div_ceil(4)),
@@ -349,9 +335,6 @@ impl Grid {
             }
             Grid::Tiles { m, n } => [n.div_ceil(32).max(1), m.div_ceil(32).max(1), 1],
             Grid::Single => [1, 1, 1],
-            Grid::TilePair { m1, n1, m2, n2 } => {
-                [n1.max(n2).div_ceil(32).max(1), m1.div_ceil(32).max(1) + m2.div_ceil(32).max(1), 1]
-            }
         }
     }
 }

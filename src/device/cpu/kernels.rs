@@ -101,42 +101,6 @@ pub(crate) fn matmul(p: &Params, a: &[f32], b: &[f32], c: &mut [f32], aux: &[f32
     }
 }
 
-/// The two launches `dense_backward` fuses: the weight product exactly as `p` says, then dX.
-pub(crate) fn dense_backward_params(p: &Params) -> (Params, Params) {
-    let in_w = if p.aug == 2 { p.m - 1 } else { p.m };
-    let dx = Params {
-        m: p.k,
-        n: in_w,
-        k: p.n,
-        a_off: p.b_off,
-        a_rs: p.b_rs,
-        a_cs: p.b_cs,
-        b_off: p.c_off,
-        b_rs: 1,
-        b_cs: p.n,
-        dact: p.u21,
-        ..Default::default()
-    };
-    (*p, dx)
-}
-
-/// dense_backward: [dW; db] = [Xᵀ; 1]·dZ into grads, and dX = (dZ·Wᵀ) ⊙ act'(aux) into dx.
-/// The reference for the GPU kernel's test (CpuBackend runs the two products on the fast GEMM).
-#[cfg_attr(not(test), allow(dead_code))]
-pub(crate) fn dense_backward(
-    p: &Params,
-    x: &[f32],
-    dz: &[f32],
-    grads: &mut [f32],
-    aux: &[f32],
-    params: &[f32],
-    dx: &mut [f32],
-) {
-    let (pw, px) = dense_backward_params(p);
-    matmul(&pw, x, dz, grads, aux);
-    matmul(&px, dz, params, dx, aux);
-}
-
 /// The Matmul epilogue over a finished m x n product: activation, then the derivative factor.
 pub(crate) fn epilogue(p: &Params, out: &mut [f32], aux: &[f32]) {
     match p.act {

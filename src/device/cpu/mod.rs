@@ -44,12 +44,6 @@ impl CpuBackend {
                     k::gather(p, reads[0], reads[1], reads[2], &mut xb[0], &mut yb[0])
                 }
                 Kernel::Matmul => matmul(p, reads[0], reads[1], &mut w[0], reads[2]),
-                Kernel::DenseBackward => {
-                    let (pw, px) = k::dense_backward_params(p);
-                    let [grads, dx] = &mut w[..] else { unreachable!("two writable buffers") };
-                    matmul(&pw, reads[0], reads[1], grads, reads[2]);
-                    matmul(&px, reads[1], reads[3], dx, reads[2]);
-                }
                 Kernel::ActivationForward => k::activation_forward(p, reads[0], &mut w[0], reads[1]),
                 Kernel::ActivationBackward => k::activation_backward(p, reads[0], &mut w[0], reads[1]),
                 Kernel::Loss => {
