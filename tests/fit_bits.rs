@@ -32,6 +32,13 @@ fn fingerprint(history: &wgfit::History, model: &mut Sequential) -> serde_json::
         }
     }
     out.insert("weights_fnv1a".into(), format!("{h:016x}").into());
+    // The GPU path varies by an ulp between runs of the same binary on lavapipe (measured: one
+    // epoch loss of the concrete fit, 415b3589 vs 415b3588), so the GPU is held to these within a
+    // tolerance; the CPU path to every bit.
+    let sum: f64 = params.iter().chain(&state).map(|&v| f64::from(v)).sum();
+    let sum_sq: f64 = params.iter().chain(&state).map(|&v| f64::from(v) * f64::from(v)).sum();
+    out.insert("weights_sum".into(), sum.into());
+    out.insert("weights_sum_sq".into(), sum_sq.into());
     serde_json::Value::Object(out)
 }
 
@@ -126,13 +133,43 @@ fn fit_histories_and_weights_are_bit_identical_to_the_recorded_ones() {
     }
     let text = std::fs::read_to_string(GOLDEN).expect("tests/golden/fit_bits.json (record with WGFIT_BLESS=1)");
     let want: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let mut misses = Vec::new();
     for (device, fits) in want.as_object().unwrap() {
         for (name, want_fit) in fits.as_object().unwrap() {
             let got = &now[device][name];
-            for (key, want_v) in want_fit.as_object().unwrap() {
-                assert_eq!(&got[key], want_v, "{device} {name} {key}: not bit-identical to the recording");
-            }
             assert_eq!(got.as_object().unwrap().len(), want_fit.as_object().unwrap().len(), "{device} {name}: keys");
+            for (key, want_v) in want_fit.as_object().unwrap() {
+                let got_v = &got[key];
+                let exact = got_v == want_v;
+                let summary = key.starts_with("weights_sum"); // f64 through JSON: compared within tolerance
+                if (device == "cpu" && !summary) || exact {
+                    if !exact {
+                        misses.push(format!("{device} {name} {key}: got {got_v}, recorded {want_v}"));
+                    }
+                    continue;
+                }
+                if key == "weights_fnv1a" {
+                    continue; // held through weights_sum and weights_sum_sq instead
+                }
+                let values = |v: &serde_json::Value| -> Vec<f64> {
+                    match v {
+                        serde_json::Value::Array(a) => a
+                            .iter()
+                            .map(|s| f64::from(f32::from_bits(u32::from_str_radix(s.as_str().unwrap(), 16).unwrap())))
+                            .collect(),
+                        other => vec![other.as_f64().unwrap()],
+                    }
+                };
+                let (g, w) = (values(got_v), values(want_v));
+                let close = g.len() == w.len()
+                    && g.iter()
+                        .zip(&w)
+                        .all(|(a, b)| a.is_finite() && (a - b).abs() <= 1e-5 * a.abs().max(b.abs()) + 1e-9);
+                if !close {
+                    misses.push(format!("{device} {name} {key}: got {g:?}, recorded {w:?} (beyond 1e-5 relative)"));
+                }
+            }
         }
     }
+    assert!(misses.is_empty(), "not as recorded:\n{}", misses.join("\n"));
 }
