@@ -4,7 +4,8 @@
 
 use std::time::Instant;
 
-use wgfit::testing::{Kernel, KernelHarness, Params};
+use wgfit::testing::{Args, KernelHarness, MatmulArgs, Ones};
+use wgfit::Activation;
 use wgfit::Device;
 
 struct Shape {
@@ -21,7 +22,7 @@ struct Shape {
     dact: u32,
 }
 
-fn params(s: &Shape) -> Params {
+fn params(s: &Shape) -> Args {
     // Stored rows and columns of A (an implicit ones row or column is not stored).
     let (am, ak) = match s.aug {
         1 => (s.m, s.k - 1),
@@ -30,7 +31,7 @@ fn params(s: &Shape) -> Params {
     };
     let (a_rs, a_cs) = if s.at { (1, am) } else { (ak, 1) };
     let (b_rs, b_cs) = if s.bt { (1, s.k) } else { (s.n, 1) };
-    Params {
+    Args::Matmul(MatmulArgs {
         m: s.m,
         n: s.n,
         k: s.k,
@@ -38,11 +39,11 @@ fn params(s: &Shape) -> Params {
         a_cs,
         b_rs,
         b_cs,
-        aug: s.aug,
-        act: s.act,
-        dact: s.dact,
+        ones: Ones::ALL[s.aug as usize],
+        activation: Activation::ALL[s.act as usize],
+        derivative: Activation::ALL[s.dact as usize],
         ..Default::default()
-    }
+    })
 }
 
 fn main() {
@@ -121,12 +122,12 @@ fn main() {
                 h.buffer(&vec![0.5; m * n]).expect("buffer"),
             ];
             let p = params(s);
-            h.run(Kernel::Matmul, &bufs, p).expect("warm-up");
-            h.run_repeated(Kernel::Matmul, &bufs, p, REPEAT).expect("warm-up");
+            h.run(&bufs, p).expect("warm-up");
+            h.run_repeated(&bufs, p, REPEAT).expect("warm-up");
             // One launch per submission (on llvmpipe: both operands packed into textures first),
             // then REPEAT launches per submission: the difference is the product alone.
-            let (one, _) = median_time(|| h.run(Kernel::Matmul, &bufs, p).expect("run"));
-            let (many, busy) = median_time(|| h.run_repeated(Kernel::Matmul, &bufs, p, REPEAT).expect("run"));
+            let (one, _) = median_time(|| h.run(&bufs, p).expect("run"));
+            let (many, busy) = median_time(|| h.run_repeated(&bufs, p, REPEAT).expect("run"));
             let each = ((many - one) / (REPEAT - 1) as f64).max(1e-9);
             let flop = 2.0 * (m * n * k) as f64;
             println!(

@@ -1,18 +1,6 @@
 // Prepended to every kernel family (src/device/kernels.rs loads them all one way).
-// One launch record (group 1, a dynamic offset per launch); storage buffers are group 0.
-// Which fields a kernel reads is documented at the kernel.
-struct Params {
-    m: u32, n: u32, k: u32, rows: u32,
-    a_off: u32, a_rs: u32, a_cs: u32, b_off: u32,
-    b_rs: u32, b_cs: u32, c_off: u32, aug: u32,
-    act: u32, dact: u32, flags: u32, step: u32,
-    seed: u32, layer: u32, start: u32, total: u32,
-    slot: u32, u21: u32, u22: u32, u23: u32,
-    f0: f32, f1: f32, f2: f32, f3: f32,
-    f4: f32, f5: f32, f6: f32, f7: f32,
-}
-
-@group(1) @binding(0) var<uniform> P: Params;
+// Each family declares its launch record `P` (group 1, a dynamic offset per launch) as a
+// `struct P_<family>` that mirrors its record in src/device/args.rs; storage buffers are group 0.
 
 const ACT_LINEAR: u32 = 0u;
 const ACT_RELU: u32 = 1u;

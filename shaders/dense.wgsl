@@ -1,9 +1,9 @@
 // C = epilogue(A · B) for the three products of a Dense layer, each a view with strides:
-//   forward   Y  = act(X · [W; b])   (P.aug = 1: A's last column is implicitly 1, so b is B's last row)
-//   backward  dX = (dZ · Wᵀ) ⊙ act'(Y_prev)   (P.dact: the derivative, from `aux` = the layer below's output)
-//   weights   [dW; db] = [Xᵀ; 1] · dZ   (P.aug = 2: A's last row is implicitly 1, giving the bias sums)
+//   forward   Y  = act(X · [W; b])   (P.ones = 1: A's last column is implicitly 1, so b is B's last row)
+//   backward  dX = (dZ · Wᵀ) ⊙ act'(Y_prev)   (P.derivative: the derivative, from `aux` = the layer below's output)
+//   weights   [dW; db] = [Xᵀ; 1] · dZ   (P.ones = 2: A's last row is implicitly 1, giving the bias sums)
 // Shapes: A is m x k at a_off with strides (a_rs, a_cs); B is k x n at b_off with (b_rs, b_cs);
-// C is m x n row-major at c_off. P.act: activation applied to the result; P.dact: derivative
+// C is m x n row-major at c_off. P.activation: activation applied to the result; P.derivative: derivative
 // multiplied in (aux is m x n row-major). Each invocation owns a TILE x TILE block of C.
 //
 // Variants (one pipeline each, chosen per launch by `device::kernels::MatmulVariant`):
@@ -17,6 +17,17 @@
 // is picked out of its vec4. llvmpipe turns each storage load into a loop over the SIMD lanes, so
 // the win is fewer, wider loads and no per-load bounds checks in the interior; workgroup memory
 // and barriers are slower there.
+struct P_dense {
+    m: u32, n: u32, k: u32,
+    a_off: u32, a_rs: u32, a_cs: u32,
+    b_off: u32, b_rs: u32, b_cs: u32,
+    c_off: u32,
+    ones: u32,        // 0 none, 1 A's last column is 1, 2 A's last row is 1
+    activation: u32,  // ACT_* applied to the product
+    derivative: u32,  // ACT_* whose derivative at aux multiplies the result (0: none)
+}
+@group(1) @binding(0) var<uniform> P: P_dense;
+
 @group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> b: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> c: array<f32>;
@@ -34,8 +45,8 @@ fn b_at(idx: u32) -> f32 {
 
 fn load_a(i: u32, kk: u32) -> f32 {
     if (i >= P.m || kk >= P.k) { return 0.0; }
-    if (P.aug == 1u && kk == P.k - 1u) { return 1.0; }
-    if (P.aug == 2u && i == P.m - 1u) { return 1.0; }
+    if (P.ones == 1u && kk == P.k - 1u) { return 1.0; }
+    if (P.ones == 2u && i == P.m - 1u) { return 1.0; }
     return a_at(P.a_off + i * P.a_rs + kk * P.a_cs);
 }
 
@@ -46,12 +57,12 @@ fn load_b(kk: u32, j: u32) -> f32 {
 
 // Rows of A that are stored (aug 2 makes the last one implicit).
 fn stored_m() -> u32 {
-    return select(P.m, P.m - 1u, P.aug == 2u);
+    return select(P.m, P.m - 1u, P.ones == 2u);
 }
 
 // Columns of A (rows of B) that are stored in A (aug 1 makes A's last column implicit).
 fn stored_k() -> u32 {
-    return select(P.k, P.k - 1u, P.aug == 1u);
+    return select(P.k, P.k - 1u, P.ones == 1u);
 }
 
 // True when the 4x4 tile at (row0, col0) lies inside C and every row is a stored row of A.
@@ -82,7 +93,7 @@ fn tile_scalar(row0: u32, col0: u32, k0: u32, acc_in: Acc) -> Acc {
 }
 
 fn act4(x: vec4<f32>) -> vec4<f32> {
-    switch P.act {
+    switch P.activation {
         case 1u: { return max(x, vec4<f32>(0.0)); }
         case 2u: { return 1.0 / (1.0 + exp(-x)); }
         default: { return x; }
@@ -90,7 +101,7 @@ fn act4(x: vec4<f32>) -> vec4<f32> {
 }
 
 fn dact4(y: vec4<f32>) -> vec4<f32> {
-    switch P.dact {
+    switch P.derivative {
         case 1u: { return select(vec4<f32>(0.0), vec4<f32>(1.0), y > vec4<f32>(0.0)); }
         case 2u: { return y * (1.0 - y); }
         default: { return vec4<f32>(1.0); }
@@ -103,7 +114,7 @@ fn store_row(r: u32, col0: u32, acc: vec4<f32>) {
     let base = r * P.n + col0;
     if (col0 + TILE <= P.n) {
         var v = act4(acc);
-        if (P.dact != 0u) {
+        if (P.derivative != 0u) {
             v = v * dact4(vec4<f32>(aux[base], aux[base + 1u], aux[base + 2u], aux[base + 3u]));
         }
         c[P.c_off + base] = v.x;
@@ -114,9 +125,9 @@ fn store_row(r: u32, col0: u32, acc: vec4<f32>) {
     }
     for (var j = 0u; j < TILE; j = j + 1u) {
         if (col0 + j >= P.n) { break; }
-        var v = act_forward(acc[j], P.act);
-        if (P.dact != 0u) {
-            v = v * act_grad_from_output(aux[base + j], P.dact);
+        var v = act_forward(acc[j], P.activation);
+        if (P.derivative != 0u) {
+            v = v * act_grad_from_output(aux[base + j], P.derivative);
         }
         c[P.c_off + base + j] = v;
     }

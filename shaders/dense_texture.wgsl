@@ -12,7 +12,7 @@
 @group(0) @binding(6) var tb: texture_storage_2d<rgba32float, read>;
 @group(0) @binding(7) var packed: texture_storage_2d<rgba32float, write>;
 
-// pack: M is P.m x P.k with M[r][c] = a[a_off + r * a_rs + c * a_cs]; P.aug 1 makes its last
+// pack: M is P.m x P.k with M[r][c] = a[a_off + r * a_rs + c * a_cs]; P.ones 1 makes its last
 // column ones, 2 its last row (the implicit ones of a Dense layer's bias). One texel per invocation.
 @compute @workgroup_size(8, 8)
 fn pack(@builtin(global_invocation_id) gid: vec3<u32>) {
@@ -21,8 +21,8 @@ fn pack(@builtin(global_invocation_id) gid: vec3<u32>) {
     let r = gid.y;
     let c0 = gid.x * 4u;
     var v = vec4<f32>(0.0);
-    let rows = select(P.m, P.m - 1u, P.aug == 2u);
-    let cols = select(P.k, P.k - 1u, P.aug == 1u);
+    let rows = select(P.m, P.m - 1u, P.ones == 2u);
+    let cols = select(P.k, P.k - 1u, P.ones == 1u);
     if (r < rows) {
         let at = P.a_off + r * P.a_rs + c0 * P.a_cs;
         if (P.a_cs == 1u && (at & 3u) == 0u && c0 + 4u <= cols) {
@@ -33,12 +33,12 @@ fn pack(@builtin(global_invocation_id) gid: vec3<u32>) {
             }
         }
     }
-    if (P.aug == 1u && r < P.m) {
+    if (P.ones == 1u && r < P.m) {
         for (var j = 0u; j < 4u; j = j + 1u) {
             if (c0 + j == P.k - 1u) { v[j] = 1.0; }
         }
     }
-    if (P.aug == 2u && r == P.m - 1u) {
+    if (P.ones == 2u && r == P.m - 1u) {
         for (var j = 0u; j < 4u; j = j + 1u) {
             if (c0 + j < P.k) { v[j] = 1.0; }
         }
@@ -56,8 +56,8 @@ fn pack_t(@builtin(global_invocation_id) gid: vec3<u32>) {
     let r0 = gid.y * 4u;
     if (x >= dims.x || r0 >= dims.y) { return; }
     let c0 = x * 4u;
-    let rows = select(P.m, P.m - 1u, P.aug == 2u);
-    let cols = select(P.k, P.k - 1u, P.aug == 1u);
+    let rows = select(P.m, P.m - 1u, P.ones == 2u);
+    let cols = select(P.k, P.k - 1u, P.ones == 1u);
     var s0 = vec4<f32>(0.0);
     var s1 = vec4<f32>(0.0);
     var s2 = vec4<f32>(0.0);
@@ -84,12 +84,12 @@ fn pack_t(@builtin(global_invocation_id) gid: vec3<u32>) {
     for (var j = 0u; j < 4u; j = j + 1u) {
         let r = r0 + j;
         var v = vec4<f32>(s0[j], s1[j], s2[j], s3[j]);
-        if (P.aug == 1u && r < P.m) {
+        if (P.ones == 1u && r < P.m) {
             for (var i = 0u; i < 4u; i = i + 1u) {
                 if (c0 + i == P.k - 1u) { v[i] = 1.0; }
             }
         }
-        if (P.aug == 2u && r == P.m - 1u) {
+        if (P.ones == 2u && r == P.m - 1u) {
             for (var i = 0u; i < 4u; i = i + 1u) {
                 if (c0 + i < P.k) { v[i] = 1.0; }
             }

@@ -1,6 +1,9 @@
 // Copies one batch of rows of the dataset (x and y together) into the batch buffers, in the
-// epoch's shuffled order. P.rows rows; P.n x columns; P.k y columns; P.start = first position in
-// the order; P.flags bit 0: gather through `order`, else take rows start.. in sequence.
+// epoch's shuffled order. P.rows rows; P.x_cols x columns; P.y_cols y columns; P.start = first
+// position in the order; P.shuffled: gather through `order`, else take rows start.. in sequence.
+struct P_gather { rows: u32, x_cols: u32, y_cols: u32, start: u32, shuffled: u32 }
+@group(1) @binding(0) var<uniform> P: P_gather;
+
 @group(0) @binding(1) var<storage, read> x_all: array<f32>;
 @group(0) @binding(2) var<storage, read> y_all: array<f32>;
 @group(0) @binding(3) var<storage, read> order: array<u32>;
@@ -10,16 +13,16 @@
 @compute @workgroup_size(256)
 fn gather(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = flat_index(gid, nwg);
-    let width = P.n + P.k;
+    let width = P.x_cols + P.y_cols;
     if (i >= P.rows * width) { return; }
     let r = i / width;
     let c = i % width;
     var src_row = P.start + r;
-    if ((P.flags & 1u) != 0u) { src_row = order[src_row]; }
-    if (c < P.n) {
-        x_batch[r * P.n + c] = x_all[src_row * P.n + c];
+    if (P.shuffled != 0u) { src_row = order[src_row]; }
+    if (c < P.x_cols) {
+        x_batch[r * P.x_cols + c] = x_all[src_row * P.x_cols + c];
     } else {
-        let cy = c - P.n;
-        y_batch[r * P.k + cy] = y_all[src_row * P.k + cy];
+        let cy = c - P.x_cols;
+        y_batch[r * P.y_cols + cy] = y_all[src_row * P.y_cols + cy];
     }
 }

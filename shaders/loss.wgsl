@@ -1,10 +1,16 @@
 // Loss, its gradient and the metrics of one batch, reduced on the GPU by one workgroup.
-// pred and y are P.rows x P.n row-major. P.k = loss (LOSS_*); P.act = the output layer's
-// activation (its derivative is fused into the gradient); P.flags bit 0 = write the gradient,
-// bit 1 = add to the accumulators (else overwrite them); P.m = metric mask (bit METRIC_*).
+// pred and y are P.rows x P.cols row-major. P.loss = LOSS_*; P.output_activation = the output
+// layer's activation (its derivative is fused into the gradient); P.write_gradient; P.accumulate:
+// add to the accumulators (else overwrite them); P.metrics = metric mask (bit METRIC_*).
 // acc[P.slot] receives the batch's summed per-sample loss, acc[P.slot + 1 + j] the summed
 // per-sample value of the j-th requested metric (in METRIC_* order). Dividing by the row count is
 // left to the host, once per epoch.
+struct P_loss {
+    rows: u32, cols: u32, loss: u32, output_activation: u32,
+    metrics: u32, write_gradient: u32, accumulate: u32, slot: u32,
+}
+@group(1) @binding(0) var<uniform> P: P_loss;
+
 @group(0) @binding(1) var<storage, read> pred: array<f32>;
 @group(0) @binding(2) var<storage, read> y: array<f32>;
 @group(0) @binding(3) var<storage, read_write> grad: array<f32>;
@@ -20,7 +26,7 @@ var<workgroup> partial: array<vec4<f32>, 256>;
 
 @compute @workgroup_size(256)
 fn loss(@builtin(local_invocation_index) tid: u32) {
-    let count = P.rows * P.n;
+    let count = P.rows * P.cols;
     let inv = 1.0 / f32(count);
     var sums = vec4<f32>(0.0);
     for (var e = tid; e < count; e = e + 256u) {
@@ -29,7 +35,7 @@ fn loss(@builtin(local_invocation_index) tid: u32) {
         let d = p - t;
         var l = 0.0;
         var g = 0.0;
-        switch P.k {
+        switch P.loss {
             case 0u: { l = abs(d); g = sign(d); }
             case 1u: { l = d * d; g = 2.0 * d; }
             case 2u: {
@@ -43,16 +49,16 @@ fn loss(@builtin(local_invocation_index) tid: u32) {
                 g = 1.0 / (1.0 + exp(-p)) - t;
             }
         }
-        if ((P.flags & 1u) != 0u) {
+        if (P.write_gradient != 0u) {
             var gz = g * inv;
-            if (P.k != LOSS_BCE_LOGITS) { gz = gz * act_grad_from_output(p, P.act); }
+            if (P.loss != LOSS_BCE_LOGITS) { gz = gz * act_grad_from_output(p, P.output_activation); }
             grad[e] = gz;
         }
         sums.x = sums.x + l;
         var slot = 1u;
-        if ((P.m & 1u) != 0u) { sums[slot] = sums[slot] + abs(d); slot = slot + 1u; }
-        if ((P.m & 2u) != 0u) { sums[slot] = sums[slot] + d * d; slot = slot + 1u; }
-        if ((P.m & 4u) != 0u) {
+        if ((P.metrics & 1u) != 0u) { sums[slot] = sums[slot] + abs(d); slot = slot + 1u; }
+        if ((P.metrics & 2u) != 0u) { sums[slot] = sums[slot] + d * d; slot = slot + 1u; }
+        if ((P.metrics & 4u) != 0u) {
             let hit = select(0.0, 1.0, select(0.0, 1.0, p > 0.5) == t);
             sums[slot] = sums[slot] + hit;
         }
@@ -64,10 +70,10 @@ fn loss(@builtin(local_invocation_index) tid: u32) {
         workgroupBarrier();
     }
     if (tid == 0u) {
-        let per_sample = partial[0] / f32(P.n);
-        let nvals = 1u + countOneBits(P.m);
+        let per_sample = partial[0] / f32(P.cols);
+        let nvals = 1u + countOneBits(P.metrics);
         for (var j = 0u; j < nvals; j = j + 1u) {
-            if ((P.flags & 2u) != 0u) {
+            if (P.accumulate != 0u) {
                 acc[P.slot + j] = acc[P.slot + j] + per_sample[j];
             } else {
                 acc[P.slot + j] = per_sample[j];

@@ -66,19 +66,13 @@ struct Spec {
     note: String,
 }
 
+/// Trainable parameters of `layers` on `input` features.
 fn params_of(layers: &[Layer], input: usize) -> usize {
     let mut width = input;
-    let mut n = 0;
+    let mut n = 0usize;
     for l in layers {
-        let out = l.output_width(width);
-        n += match l.kind() {
-            crate::LayerKind::Dense { use_bias, .. } => width * out + if *use_bias { out } else { 0 },
-            crate::LayerKind::BatchNormalization { center, scale, .. } => {
-                width * (usize::from(*center) + usize::from(*scale))
-            }
-            _ => 0,
-        };
-        width = out;
+        n = n.saturating_add(crate::layers::count_weights(&l.spec().weights(width)).0);
+        width = l.output_width(width);
     }
     n
 }

@@ -51,6 +51,10 @@ pub enum Error {
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
 
+    /// A bug in wgfit itself (a broken internal invariant), never the caller's input. Please report it.
+    #[error("internal error in wgfit (a bug, please report it): {0}")]
+    Internal(String),
+
     /// A file whose content is not what was expected (CSV, model file).
     #[error("{path}: {detail}")]
     Format { path: PathBuf, detail: String },

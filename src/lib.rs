@@ -31,20 +31,28 @@ pub mod io;
 mod layers;
 mod losses;
 mod matrix;
+mod metrics;
 mod model;
 mod optimizers;
 mod plan;
 mod summary;
+mod trainer;
 
 pub use callbacks::{Callback, CsvLogger, EarlyStopping, Logs, Mode, ReduceLROnPlateau, TerminateOnNaN, TrainContext};
 pub use device::{Device, DeviceInfo};
 pub use error::{Error, Result};
 pub use history::History;
-pub use layers::{Activation, ActivationLayer, BatchNormalization, Dense, Dropout, Layer, LayerKind};
-pub use losses::{Loss, Metric};
+pub use layers::{
+    Activation, ActivationConfig, ActivationLayer, BatchNormConfig, BatchNormalization, Dense, DenseConfig, Dropout,
+    DropoutConfig, Layer, LayerKind,
+};
+pub use losses::{IntoLoss, Loss};
 pub use matrix::Matrix;
-pub use model::{Fit, Sequential};
-pub use optimizers::{Adam, Optimizer, Sgd};
+pub use metrics::Metric;
+pub use model::Sequential;
+pub use optimizers::{Adam, IntoOptimizer, Optimizer, Sgd};
+pub(crate) use trainer::fold_seed;
+pub use trainer::Fit;
 
 /// Internals exposed for the test suite and benchmarks only; not a stable API.
 #[doc(hidden)]

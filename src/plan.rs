@@ -3,39 +3,26 @@
 
 use std::collections::HashMap;
 
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 
-use crate::device::{Backend, BufId, Device, Kernel, Launch, OpId, Params};
+use crate::device::{Args, Backend, BufId, Device, GatherArgs, Kernel, Launch, LossArgs, OpId, LOSS_KERNEL_VALUES};
 use crate::error::{Error, Result};
-use crate::layers::{Activation, Layer, LayerKind};
+use crate::layers::{count_weights, Activation, Below, Layer, LayerBuffers, LayerOps, Pass, Placement};
 use crate::losses::Loss;
+use crate::metrics::MetricSet;
 use crate::optimizers::Optimizer;
 
-/// Slots of the accumulator buffer: training sums first, validation sums after.
-pub(crate) const TRAIN_SLOT: u32 = 0;
-pub(crate) const EVAL_SLOT: u32 = 4;
-pub(crate) const ACC_LEN: usize = 8;
-
-/// Where one layer's numbers live.
-pub(crate) struct LayerSlots {
-    pub layer: Layer,
-    pub in_w: usize,
-    pub out_w: usize,
-    /// Dense: W (in x out) then b (out) at this offset of the parameter vector.
-    /// BatchNormalization: gamma then beta.
-    pub param_off: usize,
-    pub param_len: usize,
-    /// BatchNormalization: moving mean then moving variance at this offset of the state vector.
-    pub state_off: usize,
+/// Which sums of the accumulator buffer a loss pass writes: training first, evaluation after.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum AccSlot {
+    Train,
+    Eval,
 }
 
-impl LayerSlots {
-    fn bn_offsets(&self) -> (usize, usize, u32) {
-        let LayerKind::BatchNormalization { center, scale, .. } = self.layer.kind else { return (0, 0, 0) };
-        let gamma = self.param_off;
-        let beta = self.param_off + if scale { self.out_w } else { 0 };
-        (gamma, beta, u32::from(scale) | (u32::from(center) << 1))
-    }
+/// One layer of the plan: its settings and where its numbers live.
+pub(crate) struct LayerSlots {
+    pub layer: Layer,
+    pub at: Placement,
 }
 
 /// A dataset uploaded to the device, with its gather kernel bound.
@@ -53,9 +40,7 @@ struct BatchBuffers {
     x_batch: BufId,
     y_batch: BufId,
     out: Vec<BufId>,
-    forward_train: Vec<OpId>,
-    forward_infer: Vec<OpId>,
-    backward: Vec<Vec<OpId>>,
+    ops: Vec<LayerOps>,
     loss: OpId,
 }
 
@@ -71,6 +56,7 @@ pub(crate) struct Plan {
     pub state: BufId,
     opt_m: BufId,
     opt_v: BufId,
+    /// Loss and metric sums: `AccSlot::Train`'s, then `AccSlot::Eval`'s.
     pub acc: BufId,
     dummy_r: BufId,
     dummy_w: BufId,
@@ -105,32 +91,23 @@ fn u(v: usize) -> u32 {
 }
 
 impl Plan {
-    /// Sizes every buffer, draws the initial weights (Glorot-uniform, zero biases) from `seed`.
+    /// Sizes every buffer, draws the initial weights from `seed` (each layer's own initializer).
     pub fn build(device: &Device, layer_cfgs: &[Layer], input_w: usize, seed: u64) -> Result<Plan> {
         let mut backend = device.backend();
         let mut layers = Vec::with_capacity(layer_cfgs.len());
         let (mut n_params, mut n_state, mut width) = (0usize, 0usize, input_w);
-        for layer in layer_cfgs {
+        for (index, layer) in layer_cfgs.iter().enumerate() {
             let out_w = layer.output_width(width);
-            let (param_len, state_len) = match layer.kind {
-                LayerKind::Dense { units, use_bias, .. } => {
-                    let len = width.checked_mul(units).and_then(|w| w.checked_add(if use_bias { units } else { 0 }));
-                    let too_big = || Error::invalid("units", units, format!("{width} x {units} weights overflow"));
-                    (len.ok_or_else(too_big)?, 0)
-                }
-                LayerKind::BatchNormalization { center, scale, .. } => {
-                    (width.saturating_mul(usize::from(center) + usize::from(scale)), width.saturating_mul(2))
-                }
-                _ => (0, 0),
-            };
-            layers.push(LayerSlots {
-                layer: layer.clone(),
-                in_w: width,
-                out_w,
-                param_off: n_params,
-                param_len,
-                state_off: n_state,
-            });
+            let (param_len, state_len) = count_weights(&layer.spec().weights(width));
+            if param_len == usize::MAX {
+                return Err(Error::invalid(
+                    format!("layer {index} size"),
+                    format!("{width} inputs x {out_w} outputs"),
+                    "the weights overflow the address space",
+                ));
+            }
+            let at = Placement { index, in_w: width, out_w, param_off: n_params, param_len, state_off: n_state };
+            layers.push(LayerSlots { layer: layer.clone(), at });
             // Saturating: a size past usize::MAX fails at create_buffer, before anything is indexed.
             n_params = n_params.saturating_add(param_len);
             n_state = n_state.saturating_add(state_len);
@@ -144,7 +121,7 @@ impl Plan {
         let state = backend.create_buffer(n_state, "moving statistics")?;
         let opt_m = backend.create_buffer(n_params, "optimizer m")?;
         let opt_v = backend.create_buffer(n_params, "optimizer v")?;
-        let acc = backend.create_buffer(ACC_LEN, "loss and metric sums")?;
+        let acc = backend.create_buffer(2 * LOSS_KERNEL_VALUES, "loss and metric sums")?;
         let dummy_r = backend.create_buffer(1, "unused (read)")?;
         let dummy_w = backend.create_buffer(1, "unused (write)")?;
         let mut plan = Plan {
@@ -173,27 +150,13 @@ impl Plan {
         Ok(plan)
     }
 
-    /// Glorot-uniform kernels, zero biases, gamma 1, beta 0, moving mean 0, moving variance 1.
+    /// Every layer's initial weights, drawn in layer order from one generator.
     fn initial_values(&self, seed: u64) -> (Vec<f32>, Vec<f32>) {
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
         let mut p = vec![0.0f32; self.n_params];
         let mut s = vec![0.0f32; self.n_state];
         for l in &self.layers {
-            match l.layer.kind {
-                LayerKind::Dense { .. } => {
-                    let limit = (6.0 / (l.in_w + l.out_w) as f64).sqrt() as f32;
-                    for v in &mut p[l.param_off..l.param_off + l.in_w * l.out_w] {
-                        *v = rng.random_range(-limit..limit);
-                    }
-                }
-                LayerKind::BatchNormalization { scale, .. } => {
-                    if scale {
-                        p[l.param_off..l.param_off + l.out_w].fill(1.0);
-                    }
-                    s[l.state_off + l.out_w..l.state_off + 2 * l.out_w].fill(1.0);
-                }
-                _ => {}
-            }
+            l.layer.spec().init(&l.at, &mut rng, &mut p, &mut s);
         }
         (p, s)
     }
@@ -208,7 +171,15 @@ impl Plan {
 
     /// Whether the gradient of layer `l`'s output must be computed (some layer at or below has weights).
     fn needs_grad(&self, l: usize) -> bool {
-        self.layers[..=l].iter().any(|s| s.param_len > 0)
+        self.layers[..=l].iter().any(|s| s.at.param_len > 0)
+    }
+
+    /// What layer `l`'s backward pass needs from the layer below it: the one place that rule lives.
+    fn below(&self, l: usize) -> Below {
+        match l.checked_sub(1) {
+            Some(b) => Below { needs_grad: self.needs_grad(b), activation: self.layers[b].layer.output_activation() },
+            None => Below { needs_grad: false, activation: Activation::Linear },
+        }
     }
 
     /// Makes the batch buffers hold `rows` rows, re-binding the kernels if they grow.
@@ -217,7 +188,7 @@ impl Plan {
         if self.batch.as_ref().is_some_and(|b| b.capacity >= rows) {
             return Ok(());
         }
-        let widest = self.layers.iter().map(|l| l.out_w).chain([self.input_w]).max().unwrap_or(1);
+        let widest = self.layers.iter().map(|l| l.at.out_w).chain([self.input_w]).max().unwrap_or(1);
         let needed = rows.saturating_mul(widest);
         if needed > self.backend.max_binding_values() {
             return Err(Error::Gpu(format!(
@@ -227,81 +198,39 @@ impl Plan {
                 self.backend.max_binding_values() * 4
             )));
         }
+        let belows: Vec<Below> = (0..self.layers.len()).map(|l| self.below(l)).collect();
         let b = &mut self.backend;
         let x_batch = b.create_buffer(rows * self.input_w, "input batch")?;
         let y_batch = b.create_buffer(rows * self.output_w, "target batch")?;
         let mut out = Vec::new();
         let mut grad = Vec::new();
-        let mut saved = Vec::new();
+        let mut scratch = Vec::new();
         for (l, slots) in self.layers.iter().enumerate() {
-            out.push(b.create_buffer(rows * slots.out_w, &format!("layer {l} output"))?);
-            grad.push(b.create_buffer(rows * slots.out_w, &format!("layer {l} gradient"))?);
-            saved.push(match slots.layer.kind {
-                LayerKind::BatchNormalization { .. } => Some(b.create_buffer(2 * slots.out_w, "batch statistics")?),
-                _ => None,
-            });
+            out.push(b.create_buffer(rows * slots.at.out_w, &format!("layer {l} output"))?);
+            grad.push(b.create_buffer(rows * slots.at.out_w, &format!("layer {l} gradient"))?);
+            let len = slots.layer.spec().scratch_len(slots.at.out_w);
+            scratch.push(if len > 0 { Some(b.create_buffer(len, &format!("layer {l} scratch"))?) } else { None });
         }
-        let (dr, dw) = (self.dummy_r, self.dummy_w);
-        let mut forward_train = Vec::new();
-        let mut forward_infer = Vec::new();
-        let mut backward = Vec::new();
+        let mut ops = Vec::new();
         for (l, slots) in self.layers.iter().enumerate() {
-            let input = if l == 0 { x_batch } else { out[l - 1] };
-            let (train, infer) = match slots.layer.kind {
-                LayerKind::Dense { .. } => {
-                    let op = b.bind(Kernel::Matmul, &[input, self.params, out[l], dr])?;
-                    (op, op)
-                }
-                LayerKind::Activation { .. } => {
-                    let op = b.bind(Kernel::ActivationForward, &[input, out[l], dr])?;
-                    (op, op)
-                }
-                LayerKind::Dropout { .. } => {
-                    let op = b.bind(Kernel::DropoutForward, &[input, out[l]])?;
-                    (op, op)
-                }
-                LayerKind::BatchNormalization { .. } => {
-                    let s = saved[l].expect("made above");
-                    (
-                        b.bind(Kernel::BatchNormTrain, &[input, self.params, self.state, out[l], s])?,
-                        b.bind(Kernel::BatchNormInfer, &[input, self.params, self.state, out[l]])?,
-                    )
-                }
+            let bufs = LayerBuffers {
+                input: if l == 0 { x_batch } else { out[l - 1] },
+                output: out[l],
+                grad_output: grad[l],
+                grad_input: if belows[l].needs_grad { Some(grad[l - 1]) } else { None },
+                below_output: if l > 0 { out[l - 1] } else { self.dummy_r },
+                scratch: scratch[l],
+                params: self.params,
+                grads: self.grads,
+                state: self.state,
+                unused: self.dummy_r,
+                unused_write: self.dummy_w,
             };
-            forward_train.push(train);
-            forward_infer.push(infer);
-            let below_grad = l > 0 && self.layers[..l].iter().any(|s| s.param_len > 0);
-            let dx = if below_grad { grad[l - 1] } else { dw };
-            let below_out = if l > 0 { out[l - 1] } else { dr };
-            let mut ops = Vec::new();
-            match slots.layer.kind {
-                LayerKind::Dense { .. } => {
-                    ops.push(b.bind(Kernel::Matmul, &[input, grad[l], self.grads, dr])?);
-                    if below_grad {
-                        ops.push(b.bind(Kernel::Matmul, &[grad[l], self.params, dx, below_out])?);
-                    }
-                }
-                LayerKind::Activation { .. } if below_grad => {
-                    ops.push(b.bind(Kernel::ActivationBackward, &[grad[l], dx, below_out])?);
-                }
-                LayerKind::Dropout { .. } if below_grad => {
-                    ops.push(b.bind(Kernel::DropoutBackward, &[grad[l], dx, below_out])?);
-                }
-                LayerKind::BatchNormalization { .. } => {
-                    let s = saved[l].expect("made above");
-                    ops.push(b.bind(
-                        Kernel::BatchNormBackward,
-                        &[input, self.params, s, grad[l], dx, self.grads, below_out],
-                    )?);
-                }
-                _ => {}
-            }
-            backward.push(ops);
+            ops.push(slots.layer.spec().bind(b.as_mut(), &bufs)?);
         }
         let last = self.layers.len() - 1;
         let loss = b.bind(Kernel::Loss, &[out[last], y_batch, grad[last], self.acc])?;
-        self.batch =
-            Some(BatchBuffers { capacity: rows, x_batch, y_batch, out, forward_train, forward_infer, backward, loss });
+        self.batch = Some(BatchBuffers { capacity: rows, x_batch, y_batch, out, ops, loss });
         Ok(())
     }
 
@@ -332,8 +261,7 @@ impl Plan {
     /// Uploads a dataset (x and, for training or evaluation, y) into `role`'s buffers and binds
     /// its gather kernel.
     pub fn upload(&mut self, role: DataRole, x: &[f32], y: Option<&[f32]>, rows: usize) -> Result<DeviceData> {
-        let batch =
-            self.batch.as_ref().ok_or_else(|| Error::State("internal: upload before ensure_capacity".into()))?;
+        let batch = self.batch.as_ref().ok_or_else(|| Error::Internal("upload before ensure_capacity".into()))?;
         let (x_batch, y_batch) = (batch.x_batch, batch.y_batch);
         let y_w = if y.is_some() { self.output_w } else { 0 };
         let max = self.backend.max_binding_values();
@@ -373,66 +301,25 @@ impl Plan {
 
     /// Copies rows `start..start + rows` of `data` (in `order` when `shuffled`) into the batch buffers.
     pub fn gather(&self, data: &DeviceData, start: usize, rows: usize, shuffled: bool, out: &mut Vec<Launch>) {
-        let params = Params {
-            rows: u(rows),
-            n: u(data.x_w),
-            k: u(data.y_w),
-            start: u(start),
-            flags: u32::from(shuffled),
-            ..Default::default()
-        };
-        out.push(Launch::Run { op: data.gather, params });
+        let args = GatherArgs { rows: u(rows), x_cols: u(data.x_w), y_cols: u(data.y_w), start: u(start), shuffled };
+        out.push(Launch::Run { op: data.gather, args: Args::Gather(args) });
     }
 
     /// The forward pass of one batch; `step` and `seed` drive dropout masks when training.
     pub fn forward(&self, rows: usize, training: bool, step: u32, seed: u32, out: &mut Vec<Launch>) {
         let b = self.batch();
-        for (l, s) in self.layers.iter().enumerate() {
-            let op = if training { b.forward_train[l] } else { b.forward_infer[l] };
-            let params = match s.layer.kind {
-                LayerKind::Dense { activation, use_bias, .. } => Params {
-                    m: u(rows),
-                    n: u(s.out_w),
-                    k: u(s.in_w + usize::from(use_bias)),
-                    a_rs: u(s.in_w),
-                    a_cs: 1,
-                    b_off: u(s.param_off),
-                    b_rs: u(s.out_w),
-                    b_cs: 1,
-                    aug: u32::from(use_bias),
-                    act: activation.code(),
-                    ..Default::default()
-                },
-                LayerKind::Activation { activation } => {
-                    Params { total: u(rows * s.out_w), act: activation.code(), ..Default::default() }
-                }
-                LayerKind::Dropout { rate, seed: own } => Params {
-                    total: u(rows * s.out_w),
-                    flags: u32::from(training && rate > 0.0),
-                    f0: rate,
-                    f1: 1.0 / (1.0 - rate),
-                    seed: own.map_or(seed, |v| v as u32),
-                    step,
-                    layer: u(l),
-                    ..Default::default()
-                },
-                LayerKind::BatchNormalization { momentum, epsilon, .. } => {
-                    let (gamma, beta, flags) = s.bn_offsets();
-                    Params {
-                        rows: u(rows),
-                        n: u(s.out_w),
-                        total: u(rows * s.out_w),
-                        a_off: u(gamma),
-                        b_off: u(beta),
-                        c_off: u(s.state_off),
-                        flags,
-                        f0: momentum,
-                        f1: epsilon,
-                        ..Default::default()
-                    }
-                }
-            };
-            out.push(Launch::Run { op, params });
+        let pass = Pass { rows, training, step, seed };
+        for (s, ops) in self.layers.iter().zip(&b.ops) {
+            let op = if training { ops.forward_train } else { ops.forward_infer };
+            out.push(Launch::Run { op, args: s.layer.spec().forward(&s.at, &pass) });
+        }
+    }
+
+    /// The accumulator index where `slot`'s sums start.
+    pub fn acc_offset(metrics: &MetricSet, slot: AccSlot) -> usize {
+        match slot {
+            AccSlot::Train => 0,
+            AccSlot::Eval => metrics.values(),
         }
     }
 
@@ -440,117 +327,48 @@ impl Plan {
     #[allow(clippy::too_many_arguments)]
     pub fn loss(
         &self,
-        loss: &Loss,
-        metrics: u32,
+        loss: Loss,
+        metrics: &MetricSet,
         rows: usize,
         training: bool,
         accumulate: bool,
-        slot: u32,
+        slot: AccSlot,
         out: &mut Vec<Launch>,
     ) {
-        let act = self.layers.last().map_or(Activation::Linear, |l| l.layer.output_activation());
-        let params = Params {
+        let output_activation = self.layers.last().map_or(Activation::Linear, |l| l.layer.output_activation());
+        let args = LossArgs {
             rows: u(rows),
-            n: u(self.output_w),
-            k: loss.code(),
-            act: act.code(),
-            m: metrics,
-            flags: u32::from(training) | (u32::from(accumulate) << 1),
-            slot,
-            ..Default::default()
+            cols: u(self.output_w),
+            loss,
+            output_activation,
+            metrics: metrics.mask(),
+            write_gradient: training,
+            accumulate,
+            slot: u(Plan::acc_offset(metrics, slot)),
         };
-        out.push(Launch::Run { op: self.batch().loss, params });
+        out.push(Launch::Run { op: self.batch().loss, args: Args::Loss(args) });
     }
 
     /// Gradients of every weight for the current batch (after `loss` with training on).
     pub fn backward(&self, rows: usize, step: u32, seed: u32, out: &mut Vec<Launch>) {
         let b = self.batch();
+        let pass = Pass { rows, training: true, step, seed };
         for l in (0..self.layers.len()).rev() {
             if !self.needs_grad(l) {
                 break;
             }
             let s = &self.layers[l];
-            let dact = if l > 0 { self.layers[l - 1].layer.output_activation().code() } else { 0 };
-            let ops = &b.backward[l];
-            match s.layer.kind {
-                LayerKind::Dense { use_bias, .. } => {
-                    let dw = Params {
-                        m: u(s.in_w + usize::from(use_bias)),
-                        n: u(s.out_w),
-                        k: u(rows),
-                        a_rs: 1,
-                        a_cs: u(s.in_w),
-                        b_rs: u(s.out_w),
-                        b_cs: 1,
-                        c_off: u(s.param_off),
-                        aug: if use_bias { 2 } else { 0 },
-                        ..Default::default()
-                    };
-                    out.push(Launch::Run { op: ops[0], params: dw });
-                    if let Some(&op) = ops.get(1) {
-                        let dx = Params {
-                            m: u(rows),
-                            n: u(s.in_w),
-                            k: u(s.out_w),
-                            a_rs: u(s.out_w),
-                            a_cs: 1,
-                            b_off: u(s.param_off),
-                            b_rs: 1,
-                            b_cs: u(s.out_w),
-                            dact,
-                            ..Default::default()
-                        };
-                        out.push(Launch::Run { op, params: dx });
-                    }
-                }
-                LayerKind::Activation { .. } => {
-                    if let Some(&op) = ops.first() {
-                        out.push(Launch::Run {
-                            op,
-                            params: Params { total: u(rows * s.out_w), dact, ..Default::default() },
-                        });
-                    }
-                }
-                LayerKind::Dropout { rate, seed: own } => {
-                    if let Some(&op) = ops.first() {
-                        let params = Params {
-                            total: u(rows * s.out_w),
-                            flags: u32::from(rate > 0.0),
-                            f0: rate,
-                            f1: 1.0 / (1.0 - rate),
-                            seed: own.map_or(seed, |v| v as u32),
-                            step,
-                            layer: u(l),
-                            dact,
-                            ..Default::default()
-                        };
-                        out.push(Launch::Run { op, params });
-                    }
-                }
-                LayerKind::BatchNormalization { .. } => {
-                    let (gamma, beta, flags) = s.bn_offsets();
-                    let below_grad = l > 0 && self.needs_grad(l - 1);
-                    let params = Params {
-                        rows: u(rows),
-                        n: u(s.out_w),
-                        a_off: u(gamma),
-                        b_off: u(beta),
-                        flags: flags | (u32::from(below_grad) << 2),
-                        dact,
-                        ..Default::default()
-                    };
-                    out.push(Launch::Run { op: ops[0], params });
-                }
+            let launches = s.layer.spec().backward(&s.at, &pass, &self.below(l));
+            for (&op, args) in b.ops[l].backward.iter().zip(launches) {
+                out.push(Launch::Run { op, args });
             }
         }
     }
 
     /// The optimizer's update of every weight at once; `t` counts updates from 1.
     pub fn update(&mut self, optimizer: &Optimizer, t: u64, out: &mut Vec<Launch>) -> Result<()> {
-        let kernel = match optimizer {
-            Optimizer::Adam(_) => Kernel::Adam,
-            _ => Kernel::Sgd,
-        };
+        let args = optimizer.launch(t, self.n_params);
+        let kernel = args.kernel();
         let op = match self.update {
             Some((k, op)) if k == kernel => op,
             _ => {
@@ -559,8 +377,7 @@ impl Plan {
                 op
             }
         };
-        let params = optimizer_params(optimizer, t, self.n_params)?;
-        out.push(Launch::Run { op, params });
+        out.push(Launch::Run { op, args });
         Ok(())
     }
 
@@ -607,24 +424,4 @@ impl Plan {
         self.backend.write(self.params, 0, params)?;
         self.backend.write(self.state, 0, state)
     }
-}
-
-/// The launch record of one optimizer update of `n` parameters; `t` counts updates from 1.
-/// Adam's bias correction is folded into the learning rate in f64 (Keras folds it in f32: a few ulps apart).
-pub(crate) fn optimizer_params(optimizer: &Optimizer, t: u64, n: usize) -> Result<Params> {
-    Ok(match optimizer {
-        Optimizer::Adam(a) => {
-            let (b1, b2, t) = (a.beta_1 as f64, a.beta_2 as f64, t as f64);
-            let lr_t = a.learning_rate as f64 * (1.0 - b2.powf(t)).sqrt() / (1.0 - b1.powf(t));
-            Params { total: u(n), f0: lr_t as f32, f1: a.beta_1, f2: a.beta_2, f3: a.epsilon, ..Default::default() }
-        }
-        Optimizer::Sgd(s) => Params {
-            total: u(n),
-            f0: s.learning_rate,
-            f1: s.momentum,
-            flags: u32::from(s.nesterov),
-            ..Default::default()
-        },
-        Optimizer::Named(_) => return Err(Error::State("internal: optimizer not resolved".into())),
-    })
 }

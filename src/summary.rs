@@ -1,25 +1,9 @@
 //! `Sequential::summary()`: Keras's table of layers, output shapes and parameter counts, and the
 //! per-layer weight layout that saving and loading share.
 
-use crate::layers::{Layer, LayerKind};
+pub(crate) use crate::layers::WeightSpec;
+use crate::layers::{count_weights, Layer};
 use crate::model::Sequential;
-
-/// One named weight array of a layer (Keras's names and shapes).
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) struct WeightSpec {
-    pub name: &'static str,
-    pub shape: Vec<usize>,
-    /// Trainable parameters live in the flat parameter vector; the others (BatchNormalization's
-    /// moving statistics) in the state vector.
-    pub trainable: bool,
-}
-
-impl WeightSpec {
-    /// The number of values (saturating: shapes can come from a crafted file).
-    pub fn len(&self) -> usize {
-        self.shape.iter().try_fold(1usize, |a, b| a.checked_mul(*b)).unwrap_or(usize::MAX)
-    }
-}
 
 /// A layer as built for a given input width.
 #[derive(Clone, Debug)]
@@ -33,11 +17,11 @@ pub(crate) struct LayerInfo {
 
 impl LayerInfo {
     pub fn trainable(&self) -> usize {
-        self.weights.iter().filter(|w| w.trainable).map(WeightSpec::len).fold(0, usize::saturating_add)
+        count_weights(&self.weights).0
     }
 
     pub fn non_trainable(&self) -> usize {
-        self.weights.iter().filter(|w| !w.trainable).map(WeightSpec::len).fold(0, usize::saturating_add)
+        count_weights(&self.weights).1
     }
 }
 
@@ -47,12 +31,7 @@ pub(crate) fn layer_names(layers: &[Layer]) -> Vec<String> {
     layers
         .iter()
         .map(|l| {
-            let base = match l.kind {
-                LayerKind::Dense { .. } => "dense",
-                LayerKind::Activation { .. } => "activation",
-                LayerKind::Dropout { .. } => "dropout",
-                LayerKind::BatchNormalization { .. } => "batch_normalization",
-            };
+            let base = l.spec().name_prefix();
             let n = match seen.iter_mut().find(|(b, _)| *b == base) {
                 Some((_, n)) => {
                     *n += 1;
@@ -79,26 +58,7 @@ pub(crate) fn layer_infos(layers: &[Layer], input_w: usize) -> Vec<LayerInfo> {
     let mut out = Vec::with_capacity(layers.len());
     for (l, name) in layers.iter().zip(names) {
         let out_w = l.output_width(width);
-        let mut weights = Vec::new();
-        match l.kind {
-            LayerKind::Dense { units, use_bias, .. } => {
-                weights.push(WeightSpec { name: "kernel", shape: vec![width, units], trainable: true });
-                if use_bias {
-                    weights.push(WeightSpec { name: "bias", shape: vec![units], trainable: true });
-                }
-            }
-            LayerKind::BatchNormalization { center, scale, .. } => {
-                if scale {
-                    weights.push(WeightSpec { name: "gamma", shape: vec![width], trainable: true });
-                }
-                if center {
-                    weights.push(WeightSpec { name: "beta", shape: vec![width], trainable: true });
-                }
-                weights.push(WeightSpec { name: "moving_mean", shape: vec![width], trainable: false });
-                weights.push(WeightSpec { name: "moving_variance", shape: vec![width], trainable: false });
-            }
-            _ => {}
-        }
+        let weights = l.spec().weights(width);
         out.push(LayerInfo { name, type_name: l.type_name(), out_w, weights });
         width = out_w;
     }

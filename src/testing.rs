@@ -1,8 +1,11 @@
 //! Lets the test suite launch one kernel at a time on either device, to hold each GPU kernel
 //! against its CPU twin. Not part of the stable API.
 
+pub use crate::device::{
+    ActivationArgs, ActivationGradArgs, AdamArgs, Args, BatchNormArgs, BufId, DropoutArgs, Family, GatherArgs, Kernel,
+    LossArgs, MatmulArgs, Ones, SgdArgs,
+};
 use crate::device::{Backend, Device, DeviceInner, Launch};
-pub use crate::device::{BufId, Family, Kernel, Params};
 use crate::error::Result;
 
 /// A scratch backend: make buffers, launch single kernels, read buffers back.
@@ -29,18 +32,18 @@ impl KernelHarness {
         self.buffer(bytemuck::cast_slice(data))
     }
 
-    /// Launches `kernel` once over `buffers` (in `Kernel::bindings` order).
-    pub fn run(&mut self, kernel: Kernel, buffers: &[BufId], params: Params) -> Result<()> {
-        let op = self.backend.bind(kernel, buffers)?;
-        self.backend.run(&[Launch::Run { op, params }], &[])?;
+    /// Launches the kernel of `args` once over `buffers` (in `Kernel::bindings` order).
+    pub fn run(&mut self, buffers: &[BufId], args: Args) -> Result<()> {
+        let op = self.backend.bind(args.kernel(), buffers)?;
+        self.backend.run(&[Launch::Run { op, args }], &[])?;
         Ok(())
     }
 
     /// Launches `kernel` `times` times over the same buffers in one submission (the GPU's matmul
     /// packs its texture operands once: the bench separates that cost from the product's).
-    pub fn run_repeated(&mut self, kernel: Kernel, buffers: &[BufId], params: Params, times: usize) -> Result<()> {
-        let op = self.backend.bind(kernel, buffers)?;
-        let launches: Vec<Launch> = (0..times).map(|_| Launch::Run { op, params }).collect();
+    pub fn run_repeated(&mut self, buffers: &[BufId], args: Args, times: usize) -> Result<()> {
+        let op = self.backend.bind(args.kernel(), buffers)?;
+        let launches: Vec<Launch> = (0..times).map(|_| Launch::Run { op, args }).collect();
         self.backend.run(&launches, &[])?;
         Ok(())
     }
@@ -68,7 +71,8 @@ pub fn random_unit(seed: u32, step: u32, layer: u32, index: u32) -> f32 {
     crate::device::cpu::kernels::random_unit(seed, step, layer, index)
 }
 
-/// The launch record the model uses for update number `t` (from 1) of `n` parameters.
-pub fn optimizer_params(optimizer: &crate::Optimizer, t: u64, n: usize) -> Result<Params> {
-    crate::plan::optimizer_params(&optimizer.resolve()?, t, n)
+/// The launch the model makes for update number `t` (from 1) of `n` parameters.
+pub fn optimizer_launch(optimizer: &crate::Optimizer, t: u64, n: usize) -> Result<Args> {
+    optimizer.validate()?;
+    Ok(optimizer.launch(t, n))
 }

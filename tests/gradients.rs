@@ -18,10 +18,12 @@ fn loss64(layers: &[Layer], p: &[f64], x: &Matrix, y: &Matrix, loss: &Loss, seed
         wgfit::Activation::Relu => v.max(0.0),
         wgfit::Activation::Sigmoid => 1.0 / (1.0 + (-v).exp()),
         wgfit::Activation::Linear => v,
+        other => panic!("no reference for {other:?}"),
     };
     for (l, layer) in layers.iter().enumerate() {
         match layer.kind().clone() {
-            LayerKind::Dense { units, activation, use_bias } => {
+            LayerKind::Dense(c) => {
+                let (units, activation, use_bias) = (c.units(), c.activation(), c.use_bias());
                 let mut out = vec![0.0; rows * units];
                 for r in 0..rows {
                     for j in 0..units {
@@ -36,14 +38,16 @@ fn loss64(layers: &[Layer], p: &[f64], x: &Matrix, y: &Matrix, loss: &Loss, seed
                 a = out;
                 width = units;
             }
-            LayerKind::Activation { activation } => a.iter_mut().for_each(|v| *v = act(*v, activation)),
-            LayerKind::Dropout { rate, .. } => {
+            LayerKind::Activation(c) => a.iter_mut().for_each(|v| *v = act(*v, c.activation())),
+            LayerKind::Dropout(c) => {
+                let rate = c.rate();
                 for (i, v) in a.iter_mut().enumerate() {
                     let keep = random_unit(seed, 0, l as u32, i as u32) >= rate;
                     *v = if keep { *v / (1.0 - rate as f64) } else { 0.0 };
                 }
             }
-            LayerKind::BatchNormalization { epsilon, center, scale, .. } => {
+            LayerKind::BatchNormalization(c) => {
+                let (epsilon, center, scale) = (c.epsilon(), c.center(), c.scale());
                 let (g_off, b_off) = (off, off + if scale { width } else { 0 });
                 for j in 0..width {
                     let mean = (0..rows).map(|r| a[r * width + j]).sum::<f64>() / rows as f64;
@@ -57,6 +61,7 @@ fn loss64(layers: &[Layer], p: &[f64], x: &Matrix, y: &Matrix, loss: &Loss, seed
                 }
                 off += width * (usize::from(scale) + usize::from(center));
             }
+            other => panic!("no reference for {other:?}"),
         }
     }
     let mut total = 0.0;

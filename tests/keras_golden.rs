@@ -6,7 +6,8 @@ mod common;
 
 use common::{devices, Tol};
 use serde_json::Value;
-use wgfit::testing::{optimizer_params, Kernel, KernelHarness, Params};
+use wgfit::testing::{optimizer_launch, Args, KernelHarness, LossArgs};
+use wgfit::Loss;
 use wgfit::{Adam, Optimizer, Sgd};
 
 fn golden() -> Value {
@@ -32,13 +33,12 @@ fn check_optimizer(case: &str, optimizer: Optimizer) {
     for device in devices() {
         let mut h = KernelHarness::new(&device);
         let (w, m, v) = (h.buffer(&w0).unwrap(), h.buffer(&vec![0.0; n]).unwrap(), h.buffer(&vec![0.0; n]).unwrap());
-        let kernel = if matches!(optimizer, Optimizer::Adam(_)) { Kernel::Adam } else { Kernel::Sgd };
         for (t, (grads, want)) in
             g["grads"].as_array().unwrap().iter().zip(g["w_after"].as_array().unwrap()).enumerate()
         {
             let grad = h.buffer(&floats(grads)).unwrap();
-            let params: Params = optimizer_params(&optimizer, t as u64 + 1, n).unwrap();
-            h.run(kernel, &[w, grad, m, v], params).unwrap();
+            let args = optimizer_launch(&optimizer, t as u64 + 1, n).unwrap();
+            h.run(&[w, grad, m, v], args).unwrap();
             TOL.check(&format!("{case} step {} on {device:?}", t + 1), &h.read(w).unwrap(), &floats(want));
         }
     }
@@ -73,8 +73,23 @@ fn loss_kernel(device: &wgfit::Device, loss: u32, metrics: u32, pred: &[f32], y:
         h.buffer(&vec![0.0; pred.len()]).unwrap(),
         h.buffer(&[f32::NAN; 4]).unwrap(),
     ];
-    let p = Params { rows: rows as u32, n: n as u32, k: loss, m: metrics, flags: 1, ..Default::default() };
-    h.run(Kernel::Loss, &ids, p).unwrap();
+    let loss = [
+        Loss::MeanAbsoluteError,
+        Loss::MeanSquaredError,
+        Loss::BinaryCrossentropy { from_logits: false },
+        Loss::BinaryCrossentropy { from_logits: true },
+    ][loss as usize];
+    let p = LossArgs {
+        rows: rows as u32,
+        cols: n as u32,
+        loss,
+        output_activation: wgfit::Activation::Linear,
+        metrics,
+        write_gradient: true,
+        accumulate: false,
+        slot: 0,
+    };
+    h.run(&ids, Args::Loss(p)).unwrap();
     let sums = h.read(ids[3]).unwrap();
     let count = 1 + metrics.count_ones() as usize;
     sums[..count].iter().map(|s| s / rows as f32).collect()

@@ -6,15 +6,18 @@ mod common;
 use common::{gpu, random_vec, rng, F32};
 use rand::seq::{IndexedRandom, SliceRandom};
 use rand::Rng;
-use wgfit::testing::{compile_all_kernels, Kernel, KernelHarness, Params};
-use wgfit::Device;
+use wgfit::testing::{
+    compile_all_kernels, ActivationArgs, ActivationGradArgs, AdamArgs, Args, BatchNormArgs, DropoutArgs, GatherArgs,
+    Kernel, KernelHarness, LossArgs, MatmulArgs, Ones, SgdArgs,
+};
+use wgfit::{Activation, Device, Loss};
 
-/// Runs `kernel` on GPU and CPU with the same inputs; returns each device's final buffers.
-fn both(kernel: Kernel, inputs: &[Vec<f32>], params: Params) -> (Vec<Vec<f32>>, Vec<Vec<f32>>) {
+/// Runs `args`' kernel on GPU and CPU with the same inputs; returns each device's final buffers.
+fn both(inputs: &[Vec<f32>], args: Args) -> (Vec<Vec<f32>>, Vec<Vec<f32>>) {
     let run = |device: &Device| {
         let mut h = KernelHarness::new(device);
         let ids: Vec<_> = inputs.iter().map(|d| h.buffer(d).unwrap()).collect();
-        h.run(kernel, &ids, params).unwrap();
+        h.run(&ids, args).unwrap();
         ids.iter().map(|&id| h.read(id).unwrap()).collect::<Vec<_>>()
     };
     (run(&gpu()), run(&Device::cpu()))
@@ -42,29 +45,29 @@ enum Mode {
 
 /// f64 reference of `matmul` written from its doc comment, independent of both devices.
 #[allow(clippy::too_many_arguments)]
-fn reference(p: &Params, a: &[f32], b: &[f32], aux: &[f32]) -> Vec<f64> {
+fn reference(p: &MatmulArgs, a: &[f32], b: &[f32], aux: &[f32]) -> Vec<f64> {
     let (m, n, k) = (p.m as usize, p.n as usize, p.k as usize);
     let mut c = vec![0.0f64; m * n];
     for i in 0..m {
         for j in 0..n {
             let mut s = 0.0f64;
             for kk in 0..k {
-                let av = if p.aug == 1 && kk == k - 1 || p.aug == 2 && i == m - 1 {
+                let av = if p.ones == Ones::LastColumn && kk == k - 1 || p.ones == Ones::LastRow && i == m - 1 {
                     1.0
                 } else {
                     a[(p.a_off as usize) + i * p.a_rs as usize + kk * p.a_cs as usize] as f64
                 };
                 s += av * b[p.b_off as usize + kk * p.b_rs as usize + j * p.b_cs as usize] as f64;
             }
-            let mut v = match p.act {
-                1 => s.max(0.0),
-                2 => 1.0 / (1.0 + (-s).exp()),
+            let mut v = match p.activation {
+                Activation::Relu => s.max(0.0),
+                Activation::Sigmoid => 1.0 / (1.0 + (-s).exp()),
                 _ => s,
             };
             let y = aux.get(i * n + j).copied().unwrap_or(0.0) as f64;
-            v *= match p.dact {
-                1 => f64::from(u8::from(y > 0.0)),
-                2 => y * (1.0 - y),
+            v *= match p.derivative {
+                Activation::Relu => f64::from(u8::from(y > 0.0)),
+                Activation::Sigmoid => y * (1.0 - y),
                 _ => 1.0,
             };
             c[i * n + j] = v;
@@ -82,7 +85,7 @@ fn check_matmul(rows: usize, inw: usize, outw: usize, mode: Mode, seed: u64) {
     let wb = random_vec(&mut r, w_off + (inw + 1) * outw, -1.0, 1.0);
     let (p, a, b, aux, c_len) = match mode {
         Mode::Forward(act) => (
-            Params {
+            MatmulArgs {
                 m: rows as u32,
                 n: outw as u32,
                 k: inw as u32 + 1,
@@ -91,8 +94,8 @@ fn check_matmul(rows: usize, inw: usize, outw: usize, mode: Mode, seed: u64) {
                 b_off: w_off as u32,
                 b_rs: outw as u32,
                 b_cs: 1,
-                aug: 1,
-                act,
+                ones: Ones::LastColumn,
+                activation: Activation::ALL[act as usize],
                 ..Default::default()
             },
             x.clone(),
@@ -106,7 +109,7 @@ fn check_matmul(rows: usize, inw: usize, outw: usize, mode: Mode, seed: u64) {
                 .map(|v| if dact == 2 { v.abs() } else { v })
                 .collect();
             (
-                Params {
+                MatmulArgs {
                     m: rows as u32,
                     n: inw as u32,
                     k: outw as u32,
@@ -115,7 +118,7 @@ fn check_matmul(rows: usize, inw: usize, outw: usize, mode: Mode, seed: u64) {
                     b_off: w_off as u32,
                     b_rs: 1,
                     b_cs: outw as u32,
-                    dact,
+                    derivative: Activation::ALL[dact as usize],
                     ..Default::default()
                 },
                 dz.clone(),
@@ -125,7 +128,7 @@ fn check_matmul(rows: usize, inw: usize, outw: usize, mode: Mode, seed: u64) {
             )
         }
         Mode::WeightGrad => (
-            Params {
+            MatmulArgs {
                 m: inw as u32 + 1,
                 n: outw as u32,
                 k: rows as u32,
@@ -134,7 +137,7 @@ fn check_matmul(rows: usize, inw: usize, outw: usize, mode: Mode, seed: u64) {
                 b_rs: outw as u32,
                 b_cs: 1,
                 c_off: 3,
-                aug: 2,
+                ones: Ones::LastRow,
                 ..Default::default()
             },
             x.clone(),
@@ -143,7 +146,7 @@ fn check_matmul(rows: usize, inw: usize, outw: usize, mode: Mode, seed: u64) {
             (inw + 1) * outw + 3,
         ),
         Mode::Plain => (
-            Params {
+            MatmulArgs {
                 m: rows as u32,
                 n: outw as u32,
                 k: inw as u32,
@@ -160,7 +163,7 @@ fn check_matmul(rows: usize, inw: usize, outw: usize, mode: Mode, seed: u64) {
             rows * outw,
         ),
     };
-    let (g, c) = both(Kernel::Matmul, &[a.clone(), b.clone(), nan(c_len), aux.clone()], p);
+    let (g, c) = both(&[a.clone(), b.clone(), nan(c_len), aux.clone()], Args::Matmul(p));
     let off = p.c_off as usize;
     let what = format!("matmul {mode:?} rows={rows} in={inw} out={outw}");
     let want = reference(&p, &a, &b, &aux);
@@ -216,16 +219,15 @@ fn gather_follows_the_row_order() {
         let mut order: Vec<u32> = (0..rows_all as u32).collect();
         order.shuffle(&mut r);
         let order_f: Vec<f32> = order.iter().map(|&v| f32::from_bits(v)).collect();
-        let p = Params {
+        let p = GatherArgs {
             rows: batch.min(rows_all - start) as u32,
-            n: xw as u32,
-            k: yw as u32,
+            x_cols: xw as u32,
+            y_cols: yw as u32,
             start: start as u32,
-            flags: u32::from(shuffled),
-            ..Default::default()
+            shuffled,
         };
         let rows = p.rows as usize;
-        let (g, c) = both(Kernel::Gather, &[x.clone(), y.clone(), order_f, nan(rows * xw), nan((rows * yw).max(1))], p);
+        let (g, c) = both(&[x.clone(), y.clone(), order_f, nan(rows * xw), nan((rows * yw).max(1))], Args::Gather(p));
         for row in 0..rows {
             let src = if shuffled { order[start + row] as usize } else { start + row };
             assert_eq!(&c[3][row * xw..(row + 1) * xw], &x[src * xw..(src + 1) * xw]);
@@ -247,8 +249,9 @@ fn activations_forward_and_backward() {
             let mut r = rng(total as u64 + act as u64);
             let src = random_vec(&mut r, total, -4.0, 4.0);
             let aux = random_vec(&mut r, total, 0.0, 1.0);
-            let p = Params { total: total as u32, act, dact: act, ..Default::default() };
-            let (g, c) = both(Kernel::ActivationForward, &[src.clone(), nan(total), aux.clone()], p);
+            let activation = Activation::ALL[act as usize];
+            let p = Args::ActivationForward(ActivationArgs { len: total as u32, activation });
+            let (g, c) = both(&[src.clone(), nan(total), aux.clone()], p);
             F32.check("activation_forward", &g[1], &c[1]);
             let want: Vec<f64> = src
                 .iter()
@@ -259,7 +262,8 @@ fn activations_forward_and_backward() {
                 })
                 .collect();
             F32.check64("activation_forward vs f64", &c[1], &want);
-            let (g, c) = both(Kernel::ActivationBackward, &[src.clone(), nan(total), aux.clone()], p);
+            let p = Args::ActivationBackward(ActivationGradArgs { len: total as u32, derivative: activation });
+            let (g, c) = both(&[src.clone(), nan(total), aux.clone()], p);
             F32.check("activation_backward", &g[1], &c[1]);
         }
     }
@@ -276,18 +280,23 @@ fn loss_case(loss: u32, act: u32, rows: usize, n: usize, metrics: u32, training:
         _ => random_vec(&mut r, rows * n, -3.0, 3.0),
     };
     let acc0 = random_vec(&mut r, 8, 0.0, 1.0);
-    let p = Params {
+    let p = LossArgs {
         rows: rows as u32,
-        n: n as u32,
-        k: loss,
-        act,
-        m: metrics,
-        flags: u32::from(training) | 2,
+        cols: n as u32,
+        loss: [
+            Loss::MeanAbsoluteError,
+            Loss::MeanSquaredError,
+            Loss::BinaryCrossentropy { from_logits: false },
+            Loss::BinaryCrossentropy { from_logits: true },
+        ][loss as usize],
+        output_activation: Activation::ALL[act as usize],
+        metrics,
+        write_gradient: training,
+        accumulate: true,
         slot: 4,
-        ..Default::default()
     };
     let grad0 = if training { nan(rows * n) } else { vec![0.0; rows * n] };
-    let (g, c) = both(Kernel::Loss, &[pred.clone(), y.clone(), grad0, acc0.clone()], p);
+    let (g, c) = both(&[pred.clone(), y.clone(), grad0, acc0.clone()], Args::Loss(p));
     let what = format!("loss {loss} act {act} rows {rows} n {n} metrics {metrics:b}");
     F32.check(&format!("{what} grad"), &g[2], &c[2]);
     F32.check(&format!("{what} sums"), &g[3], &c[3]);
@@ -334,14 +343,14 @@ fn optimizers_match() {
         let grad = random_vec(&mut r, total, -1.0, 1.0);
         let m = random_vec(&mut r, total, -0.1, 0.1);
         let v = random_vec(&mut r, total, 0.0, 0.1);
-        let adam = Params { total: total as u32, f0: 0.01, f1: 0.9, f2: 0.999, f3: 1e-7, ..Default::default() };
-        let (g, c) = both(Kernel::Adam, &[param.clone(), grad.clone(), m.clone(), v.clone()], adam);
+        let adam = AdamArgs { len: total as u32, lr: 0.01, beta_1: 0.9, beta_2: 0.999, epsilon: 1e-7 };
+        let (g, c) = both(&[param.clone(), grad.clone(), m.clone(), v.clone()], Args::Adam(adam));
         for i in [0, 2, 3] {
             F32.check("adam", &g[i], &c[i]);
         }
-        for (momentum, nesterov) in [(0.0f32, 0u32), (0.9, 0), (0.9, 1)] {
-            let p = Params { total: total as u32, f0: 0.1, f1: momentum, flags: nesterov, ..Default::default() };
-            let (g, c) = both(Kernel::Sgd, &[param.clone(), grad.clone(), m.clone(), v.clone()], p);
+        for (momentum, nesterov) in [(0.0f32, false), (0.9, false), (0.9, true)] {
+            let p = SgdArgs { len: total as u32, lr: 0.1, momentum, nesterov };
+            let (g, c) = both(&[param.clone(), grad.clone(), m.clone(), v.clone()], Args::Sgd(p));
             for i in [0, 2] {
                 F32.check("sgd", &g[i], &c[i]);
             }
@@ -356,23 +365,22 @@ fn dropout_masks_are_identical_on_both_devices() {
             let mut r = rng(total as u64 + step as u64);
             let src = random_vec(&mut r, total, 0.5, 2.0);
             let aux = random_vec(&mut r, total, -1.0, 1.0);
-            let p = Params {
-                total: total as u32,
-                flags: 1,
-                f0: rate,
-                f1: 1.0 / (1.0 - rate),
+            let p = DropoutArgs {
+                len: total as u32,
+                active: true,
+                rate,
+                keep_scale: 1.0 / (1.0 - rate),
                 seed: 42,
                 step,
                 layer: 3,
-                dact: 1,
-                ..Default::default()
+                derivative: Activation::Relu,
             };
-            let (g, c) = both(Kernel::DropoutForward, &[src.clone(), nan(total)], p);
+            let (g, c) = both(&[src.clone(), nan(total)], Args::DropoutForward(p));
             assert_eq!(g[1], c[1], "dropout_forward total {total} rate {rate}: masks differ");
-            let (g, c) = both(Kernel::DropoutBackward, &[src.clone(), nan(total), aux.clone()], p);
+            let (g, c) = both(&[src.clone(), nan(total), aux.clone()], Args::DropoutBackward(p));
             assert_eq!(g[1], c[1], "dropout_backward total {total} rate {rate}: masks differ");
             // Inference is the identity.
-            let (g, _) = both(Kernel::DropoutForward, &[src.clone(), nan(total)], Params { flags: 0, ..p });
+            let (g, _) = both(&[src.clone(), nan(total)], Args::DropoutForward(DropoutArgs { active: false, ..p }));
             assert_eq!(g[1], src);
         }
     }
@@ -382,17 +390,17 @@ fn dropout_masks_are_identical_on_both_devices() {
 fn dropout_statistics() {
     let (total, rate) = (200_000usize, 0.3f32);
     let src = vec![1.0f32; total];
-    let p = Params {
-        total: total as u32,
-        flags: 1,
-        f0: rate,
-        f1: 1.0 / (1.0 - rate),
+    let p = DropoutArgs {
+        len: total as u32,
+        active: true,
+        rate,
+        keep_scale: 1.0 / (1.0 - rate),
         seed: 9,
         step: 4,
         layer: 1,
-        ..Default::default()
+        derivative: Activation::Linear,
     };
-    let (g, _) = both(Kernel::DropoutForward, &[src, nan(total)], p);
+    let (g, _) = both(&[src, nan(total)], Args::DropoutForward(p));
     let kept = g[1].iter().filter(|&&v| v != 0.0).count() as f64;
     let expect = total as f64 * (1.0 - rate as f64);
     let sigma = (total as f64 * rate as f64 * (1.0 - rate as f64)).sqrt();
@@ -406,33 +414,32 @@ fn bn_case(rows: usize, n: usize, scale: bool, center: bool, seed: u64) {
     let x = random_vec(&mut r, rows * n, -3.0, 5.0);
     let param = random_vec(&mut r, 2 * n + 2, 0.5, 1.5);
     let state = random_vec(&mut r, 2 * n + 1, 0.1, 2.0);
-    let flags = u32::from(scale) | (u32::from(center) << 1);
-    let p = Params {
+    let p = BatchNormArgs {
         rows: rows as u32,
-        n: n as u32,
-        total: (rows * n) as u32,
-        a_off: 1,
-        b_off: 1 + n as u32,
-        c_off: 1,
-        flags,
-        f0: 0.99,
-        f1: 1e-3,
-        ..Default::default()
+        width: n as u32,
+        gamma_off: 1,
+        beta_off: 1 + n as u32,
+        state_off: 1,
+        scale,
+        center,
+        momentum: 0.99,
+        epsilon: 1e-3,
+        grad_below: false,
+        derivative: Activation::Linear,
     };
     let what = format!("batchnorm rows {rows} n {n} scale {scale} center {center}");
-    let (g, c) = both(Kernel::BatchNormTrain, &[x.clone(), param.clone(), state.clone(), nan(rows * n), nan(2 * n)], p);
+    let (g, c) = both(&[x.clone(), param.clone(), state.clone(), nan(rows * n), nan(2 * n)], Args::BatchNormTrain(p));
     for i in 2..5 {
         F32.check(&format!("{what} train buffer {i}"), &g[i], &c[i]);
     }
     let saved = c[4].clone();
-    let (g, c) = both(Kernel::BatchNormInfer, &[x.clone(), param.clone(), state.clone(), nan(rows * n)], p);
+    let (g, c) = both(&[x.clone(), param.clone(), state.clone(), nan(rows * n)], Args::BatchNormInfer(p));
     F32.check(&format!("{what} infer"), &g[3], &c[3]);
     let dy = random_vec(&mut r, rows * n, -1.0, 1.0);
     let aux = random_vec(&mut r, rows * n, -1.0, 1.0);
-    let bp = Params { flags: flags | 4, dact: 1, ..p };
+    let bp = BatchNormArgs { grad_below: true, derivative: Activation::Relu, ..p };
     let grads0 = nan(2 * n + 2);
-    let (g, c) =
-        both(Kernel::BatchNormBackward, &[x.clone(), param.clone(), saved, dy, nan(rows * n), grads0, aux], bp);
+    let (g, c) = both(&[x.clone(), param.clone(), saved, dy, nan(rows * n), grads0, aux], Args::BatchNormBackward(bp));
     F32.check(&format!("{what} dx"), &g[4], &c[4]);
     let written: Vec<usize> =
         (0..n).flat_map(|j| [1 + j, 1 + n + j]).filter(|&i| if i <= n { scale } else { center }).collect();

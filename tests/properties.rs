@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 use proptest::prelude::*;
 use proptest::sample::Index;
 use wgfit::data::{CsvOptions, Preprocessor, RawTable, ScaleKind, Table};
-use wgfit::testing::{Kernel, KernelHarness, Params};
+use wgfit::testing::{Args, KernelHarness, MatmulArgs, Ones};
 use wgfit::{BatchNormalization, Dense, Device, Dropout, Error, Matrix, Sequential};
 
 fn cases(n: u32) -> ProptestConfig {
@@ -508,10 +508,10 @@ fn matmul_case() -> impl Strategy<Value = MatmulCase> {
         })
 }
 
-fn run_matmul(device: &Device, inputs: &[Vec<f32>], p: Params) -> Vec<f32> {
+fn run_matmul(device: &Device, inputs: &[Vec<f32>], p: MatmulArgs) -> Vec<f32> {
     let mut h = KernelHarness::new(device);
     let ids: Vec<_> = inputs.iter().map(|d| h.buffer(d).unwrap()).collect();
-    h.run(Kernel::Matmul, &ids, p).unwrap();
+    h.run(&ids, Args::Matmul(p)).unwrap();
     h.read(ids[2]).unwrap()
 }
 
@@ -541,7 +541,7 @@ proptest! {
         let b = common::random_vec(&mut r, b_len, -1.0, 1.0);
         // The activation's output below, for the derivative: sigmoid outputs lie in (0, 1).
         let aux = if c.dact == 0 { vec![0.0] } else { common::random_vec(&mut r, m * n, if c.dact == 2 { 0.0 } else { -0.5 }, 1.0) };
-        let p = Params {
+        let p = MatmulArgs {
             m: m as u32,
             n: n as u32,
             k: k as u32,
@@ -552,10 +552,9 @@ proptest! {
             b_rs: b_rs as u32,
             b_cs: b_cs as u32,
             c_off: c.c_off as u32,
-            aug: c.aug,
-            act: c.act,
-            dact: c.dact,
-            ..Default::default()
+            ones: Ones::ALL[c.aug as usize],
+            activation: wgfit::Activation::ALL[c.act as usize],
+            derivative: wgfit::Activation::ALL[c.dact as usize],
         };
         let c_init = vec![f32::NAN; c.c_off + m * n];
         let inputs = [a.clone(), b.clone(), c_init, aux.clone()];

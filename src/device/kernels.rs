@@ -1,44 +1,8 @@
 //! The kernel catalogue shared by both devices: each [`Kernel`] names a WGSL entry point in
-//! `shaders/<family>.wgsl` and its CPU twin in `device::cpu::kernels` (same name, same bindings).
+//! `shaders/<family>.wgsl` and its CPU twin in `device::cpu::kernels` (same name, same bindings);
+//! its typed launch arguments are in `device::args`.
 
-/// One launch record, the uniform every kernel reads (mirrors `struct Params` in common.wgsl).
-/// Which fields a kernel reads is written at the kernel.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct Params {
-    pub m: u32,
-    pub n: u32,
-    pub k: u32,
-    pub rows: u32,
-    pub a_off: u32,
-    pub a_rs: u32,
-    pub a_cs: u32,
-    pub b_off: u32,
-    pub b_rs: u32,
-    pub b_cs: u32,
-    pub c_off: u32,
-    pub aug: u32,
-    pub act: u32,
-    pub dact: u32,
-    pub flags: u32,
-    pub step: u32,
-    pub seed: u32,
-    pub layer: u32,
-    pub start: u32,
-    pub total: u32,
-    pub slot: u32,
-    pub u21: u32,
-    pub u22: u32,
-    pub u23: u32,
-    pub f0: f32,
-    pub f1: f32,
-    pub f2: f32,
-    pub f3: f32,
-    pub f4: f32,
-    pub f5: f32,
-    pub f6: f32,
-    pub f7: f32,
-}
+use super::args::MatmulArgs;
 
 /// Kernel families: one WGSL file each.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -53,16 +17,6 @@ pub enum Family {
 }
 
 impl Family {
-    pub const ALL: [Family; 7] = [
-        Family::Gather,
-        Family::Dense,
-        Family::Elementwise,
-        Family::Loss,
-        Family::Optim,
-        Family::Dropout,
-        Family::BatchNorm,
-    ];
-
     /// The WGSL source: the shared prelude followed by the family's kernels.
     pub fn source(self) -> String {
         const COMMON: &str = include_str!("../../shaders/common.wgsl");
@@ -204,7 +158,7 @@ impl MatmulVariant {
     /// Workgroup counts of a launch: every variant covers 32x32 of C per workgroup of 8x8 (a
     /// 4x4 tile per invocation). Measured on llvmpipe: workgroups of 8 covering 4 x 32, which make
     /// A's loads uniform across the SIMD lanes, were no faster (and slower on 1024^3).
-    pub fn workgroups(self, p: &Params) -> [u32; 3] {
+    pub fn workgroups(self, p: &MatmulArgs) -> [u32; 3] {
         match self {
             // 8 rows per invocation: 64 x 32 of C per workgroup.
             // 16 rows x 4 columns per invocation: 128 x 32 of C per workgroup.
@@ -218,7 +172,7 @@ impl MatmulVariant {
 
     /// The vectorised variant whose layout and alignment (4-aligned offsets and strides along the
     /// vector loads) a launch meets, else the scalar one.
-    pub fn choose(p: &Params) -> MatmulVariant {
+    pub fn choose(p: &MatmulArgs) -> MatmulVariant {
         let al = |v: u32| v.is_multiple_of(4);
         if p.a_cs == 1 && p.b_cs == 1 && al(p.a_off) && al(p.a_rs) && al(p.b_off) && al(p.b_rs) {
             MatmulVariant::Nn
@@ -289,7 +243,7 @@ impl Kernel {
     }
 
     /// Storage bindings as (binding number, access), in the order the CPU twin takes its buffers
-    /// (binding 0 is always the Params uniform).
+    /// (the launch record is group 1, binding 0).
     pub fn bindings(self) -> &'static [(u32, Access)] {
         match self {
             Kernel::Gather => &[(1, R), (2, R), (3, R), (4, W), (5, W)],
@@ -305,18 +259,6 @@ impl Kernel {
             Kernel::BatchNormInfer => &[(1, R), (2, R), (3, W), (4, W)],
             // x, param, saved, dy, dx, grads, aux (the output of the layer below)
             Kernel::BatchNormBackward => &[(1, R), (2, R), (5, W), (6, R), (4, W), (7, W), (8, R)],
-        }
-    }
-
-    pub fn grid(self, p: &Params) -> Grid {
-        match self {
-            Kernel::Gather => Grid::Flat(p.rows * (p.n + p.k)),
-            Kernel::Matmul => Grid::Tiles { m: p.m, n: p.n },
-            Kernel::Loss => Grid::Single,
-            // Four parameters per invocation (shaders/optim.wgsl).
-            Kernel::Adam | Kernel::Sgd => Grid::Flat(p.total.div_ceil(4)),
-            Kernel::BatchNormTrain | Kernel::BatchNormBackward => Grid::Flat(p.n),
-            _ => Grid::Flat(p.total),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Where the math runs. A [`Device`] is either the GPU (wgpu) or the CPU reference; both run the
 //! same plan of kernel launches through the [`Backend`] trait, so the model code never asks which.
 
+pub(crate) mod args;
 pub(crate) mod cpu;
 pub(crate) mod gpu;
 pub(crate) mod kernels;
@@ -9,7 +10,8 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use crate::error::Result;
-pub use kernels::{Family, Kernel, Params};
+pub use args::*;
+pub use kernels::{Family, Kernel};
 
 /// A compute device: a GPU adapter through wgpu, or the CPU reference path.
 #[derive(Clone)]
@@ -111,7 +113,7 @@ pub(crate) struct OpId(pub usize);
 pub(crate) enum Launch {
     Run {
         op: OpId,
-        params: Params,
+        args: Args,
     },
     /// Copies `len` values between buffers (offsets and length in values).
     Copy {
@@ -152,8 +154,8 @@ pub(crate) trait Backend: Send {
 pub(crate) fn check_bindings(kernel: Kernel, buffers: &[BufId]) -> Result<()> {
     let spec = kernel.bindings();
     if spec.len() != buffers.len() {
-        return Err(crate::Error::Gpu(format!(
-            "internal: {} takes {} buffers, {} given",
+        return Err(crate::Error::Internal(format!(
+            "{} takes {} buffers, {} given",
             kernel.entry(),
             spec.len(),
             buffers.len()
@@ -162,8 +164,8 @@ pub(crate) fn check_bindings(kernel: Kernel, buffers: &[BufId]) -> Result<()> {
     for (i, (_, access)) in spec.iter().enumerate() {
         if *access == kernels::Access::ReadWrite && buffers.iter().enumerate().any(|(j, b)| j != i && *b == buffers[i])
         {
-            return Err(crate::Error::Gpu(format!(
-                "internal: {} binds buffer {:?} writable and again in another slot",
+            return Err(crate::Error::Internal(format!(
+                "{} binds buffer {:?} writable and again in another slot",
                 kernel.entry(),
                 buffers[i]
             )));

@@ -1,7 +1,11 @@
-//! The CPU twins of the WGSL kernels: same names, same `Params` fields, buffers in the order of
-//! `Kernel::bindings`. Plain loops over f32, written to be held against the shaders line by line.
+//! The CPU twins of the WGSL kernels: same names, the same typed arguments (`device::args`),
+//! buffers in the order of `Kernel::bindings`. Plain loops over f32, written to be held against
+//! the shaders line by line.
 
-use crate::device::kernels::Params;
+use crate::device::args::{
+    ActivationArgs, ActivationGradArgs, AdamArgs, BatchNormArgs, DropoutArgs, GatherArgs, LossArgs, MatmulArgs, Ones,
+    SgdArgs,
+};
 
 fn act_forward(x: f32, act: u32) -> f32 {
     match act {
@@ -49,17 +53,17 @@ pub(crate) fn random_unit(seed: u32, step: u32, layer: u32, index: u32) -> f32 {
 }
 
 pub(crate) fn gather(
-    p: &Params,
+    p: &GatherArgs,
     x_all: &[f32],
     y_all: &[f32],
     order: &[f32],
     x_batch: &mut [f32],
     y_batch: &mut [f32],
 ) {
-    let (n, k) = (p.n as usize, p.k as usize);
+    let (n, k) = (p.x_cols as usize, p.y_cols as usize);
     for r in 0..p.rows as usize {
         let mut src = p.start as usize + r;
-        if p.flags & 1 != 0 {
+        if p.shuffled {
             src = order[src].to_bits() as usize;
         }
         x_batch[r * n..(r + 1) * n].copy_from_slice(&x_all[src * n..(src + 1) * n]);
@@ -68,18 +72,18 @@ pub(crate) fn gather(
 }
 
 /// Element (i, kk) of matmul's A view, with the implicit row or column of ones (`aug`).
-fn load_a(p: &Params, a: &[f32], i: usize, kk: usize) -> f32 {
+fn load_a(p: &MatmulArgs, a: &[f32], i: usize, kk: usize) -> f32 {
     let (m, k) = (p.m as usize, p.k as usize);
-    if p.aug == 1 && kk == k - 1 {
+    if p.ones == Ones::LastColumn && kk == k - 1 {
         return 1.0;
     }
-    if p.aug == 2 && i == m - 1 {
+    if p.ones == Ones::LastRow && i == m - 1 {
         return 1.0;
     }
     a[p.a_off as usize + i * p.a_rs as usize + kk * p.a_cs as usize]
 }
 
-pub(crate) fn matmul(p: &Params, a: &[f32], b: &[f32], c: &mut [f32], aux: &[f32]) {
+pub(crate) fn matmul(p: &MatmulArgs, a: &[f32], b: &[f32], c: &mut [f32], aux: &[f32]) {
     let (m, n, k) = (p.m as usize, p.n as usize, p.k as usize);
     let mut row = vec![0.0f32; n];
     for i in 0..m {
@@ -92,9 +96,9 @@ pub(crate) fn matmul(p: &Params, a: &[f32], b: &[f32], c: &mut [f32], aux: &[f32
             }
         }
         for (j, &acc) in row.iter().enumerate() {
-            let mut v = act_forward(acc, p.act);
-            if p.dact != 0 {
-                v *= act_grad_from_output(aux[i * n + j], p.dact);
+            let mut v = act_forward(acc, p.activation.code());
+            if p.derivative.code() != 0 {
+                v *= act_grad_from_output(aux[i * n + j], p.derivative.code());
             }
             c[p.c_off as usize + i * n + j] = v;
         }
@@ -102,34 +106,35 @@ pub(crate) fn matmul(p: &Params, a: &[f32], b: &[f32], c: &mut [f32], aux: &[f32
 }
 
 /// The Matmul epilogue over a finished m x n product: activation, then the derivative factor.
-pub(crate) fn epilogue(p: &Params, out: &mut [f32], aux: &[f32]) {
-    match p.act {
+pub(crate) fn epilogue(p: &MatmulArgs, out: &mut [f32], aux: &[f32]) {
+    match p.activation.code() {
         0 => {}
         1 => out.iter_mut().for_each(|v| *v = v.max(0.0)),
         act => out.iter_mut().for_each(|v| *v = act_forward(*v, act)),
     }
-    match p.dact {
+    match p.derivative.code() {
         0 => {}
         1 => out.iter_mut().zip(aux).for_each(|(v, &y)| *v *= if y > 0.0 { 1.0 } else { 0.0 }),
         d => out.iter_mut().zip(aux).for_each(|(v, &y)| *v *= act_grad_from_output(y, d)),
     }
 }
 
-pub(crate) fn activation_forward(p: &Params, src: &[f32], dst: &mut [f32], _aux: &[f32]) {
-    for i in 0..p.total as usize {
-        dst[i] = act_forward(src[i], p.act);
+pub(crate) fn activation_forward(p: &ActivationArgs, src: &[f32], dst: &mut [f32], _aux: &[f32]) {
+    for i in 0..p.len as usize {
+        dst[i] = act_forward(src[i], p.activation.code());
     }
 }
 
-pub(crate) fn activation_backward(p: &Params, src: &[f32], dst: &mut [f32], aux: &[f32]) {
-    for i in 0..p.total as usize {
-        dst[i] = src[i] * act_grad_from_output(aux[i], p.dact);
+pub(crate) fn activation_backward(p: &ActivationGradArgs, src: &[f32], dst: &mut [f32], aux: &[f32]) {
+    for i in 0..p.len as usize {
+        dst[i] = src[i] * act_grad_from_output(aux[i], p.derivative.code());
     }
 }
 
-pub(crate) fn loss(p: &Params, pred: &[f32], y: &[f32], grad: &mut [f32], acc: &mut [f32]) {
+pub(crate) fn loss(p: &LossArgs, pred: &[f32], y: &[f32], grad: &mut [f32], acc: &mut [f32]) {
     const EPS: f32 = 1e-7;
-    let count = (p.rows * p.n) as usize;
+    let count = (p.rows * p.cols) as usize;
+    let loss = p.loss.code();
     let inv = 1.0 / count as f32;
     // Same summation order as the kernel: 256 strided partial sums, then a tree.
     let mut partial = vec![[0.0f32; 4]; 256];
@@ -137,7 +142,7 @@ pub(crate) fn loss(p: &Params, pred: &[f32], y: &[f32], grad: &mut [f32], acc: &
         for e in (tid..count).step_by(256) {
             let (pv, t) = (pred[e], y[e]);
             let d = pv - t;
-            let (l, g) = match p.k {
+            let (l, g) = match loss {
                 0 => (
                     d.abs(),
                     if d > 0.0 {
@@ -157,24 +162,24 @@ pub(crate) fn loss(p: &Params, pred: &[f32], y: &[f32], grad: &mut [f32], acc: &
                 }
                 _ => (pv.max(0.0) - pv * t + (1.0 + (-pv.abs()).exp()).ln(), 1.0 / (1.0 + (-pv).exp()) - t),
             };
-            if p.flags & 1 != 0 {
+            if p.write_gradient {
                 let mut gz = g * inv;
-                if p.k != 3 {
-                    gz *= act_grad_from_output(pv, p.act);
+                if loss != 3 {
+                    gz *= act_grad_from_output(pv, p.output_activation.code());
                 }
                 grad[e] = gz;
             }
             sums[0] += l;
             let mut slot = 1;
-            if p.m & 1 != 0 {
+            if p.metrics & 1 != 0 {
                 sums[slot] += d.abs();
                 slot += 1;
             }
-            if p.m & 2 != 0 {
+            if p.metrics & 2 != 0 {
                 sums[slot] += d * d;
                 slot += 1;
             }
-            if p.m & 4 != 0 {
+            if p.metrics & 4 != 0 {
                 let predicted = if pv > 0.5 { 1.0 } else { 0.0 };
                 sums[slot] += if predicted == t { 1.0 } else { 0.0 };
             }
@@ -190,11 +195,11 @@ pub(crate) fn loss(p: &Params, pred: &[f32], y: &[f32], grad: &mut [f32], acc: &
         }
         s >>= 1;
     }
-    let nvals = 1 + p.m.count_ones() as usize;
+    let nvals = 1 + p.metrics.count_ones() as usize;
     let slot = p.slot as usize;
     for j in 0..nvals {
-        let per_sample = partial[0][j] / p.n as f32;
-        if p.flags & 2 != 0 {
+        let per_sample = partial[0][j] / p.cols as f32;
+        if p.accumulate {
             acc[slot + j] += per_sample;
         } else {
             acc[slot + j] = per_sample;
@@ -202,75 +207,75 @@ pub(crate) fn loss(p: &Params, pred: &[f32], y: &[f32], grad: &mut [f32], acc: &
     }
 }
 
-pub(crate) fn adam(p: &Params, param: &mut [f32], grad: &[f32], m: &mut [f32], v: &mut [f32]) {
-    for i in 0..p.total as usize {
+pub(crate) fn adam(p: &AdamArgs, param: &mut [f32], grad: &[f32], m: &mut [f32], v: &mut [f32]) {
+    for i in 0..p.len as usize {
         let g = grad[i];
-        let mi = m[i] + (g - m[i]) * (1.0 - p.f1);
-        let vi = v[i] + (g * g - v[i]) * (1.0 - p.f2);
+        let mi = m[i] + (g - m[i]) * (1.0 - p.beta_1);
+        let vi = v[i] + (g * g - v[i]) * (1.0 - p.beta_2);
         m[i] = mi;
         v[i] = vi;
-        param[i] -= (mi * p.f0) / (vi.sqrt() + p.f3);
+        param[i] -= (mi * p.lr) / (vi.sqrt() + p.epsilon);
     }
 }
 
-pub(crate) fn sgd(p: &Params, param: &mut [f32], grad: &[f32], m: &mut [f32], _v: &mut [f32]) {
-    for i in 0..p.total as usize {
+pub(crate) fn sgd(p: &SgdArgs, param: &mut [f32], grad: &[f32], m: &mut [f32], _v: &mut [f32]) {
+    for i in 0..p.len as usize {
         let g = grad[i];
-        if p.f1 == 0.0 {
-            param[i] -= p.f0 * g;
+        if p.momentum == 0.0 {
+            param[i] -= p.lr * g;
             continue;
         }
-        let mi = p.f1 * m[i] - p.f0 * g;
+        let mi = p.momentum * m[i] - p.lr * g;
         m[i] = mi;
-        if p.flags & 1 != 0 {
-            param[i] += p.f1 * mi - p.f0 * g;
+        if p.nesterov {
+            param[i] += p.momentum * mi - p.lr * g;
         } else {
             param[i] += mi;
         }
     }
 }
 
-fn keep_scale(p: &Params, i: usize) -> f32 {
-    if p.flags & 1 == 0 {
+fn keep_scale(p: &DropoutArgs, i: usize) -> f32 {
+    if !p.active {
         return 1.0;
     }
-    if random_unit(p.seed, p.step, p.layer, i as u32) >= p.f0 {
-        p.f1
+    if random_unit(p.seed, p.step, p.layer, i as u32) >= p.rate {
+        p.keep_scale
     } else {
         0.0
     }
 }
 
-pub(crate) fn dropout_forward(p: &Params, src: &[f32], dst: &mut [f32]) {
-    for i in 0..p.total as usize {
+pub(crate) fn dropout_forward(p: &DropoutArgs, src: &[f32], dst: &mut [f32]) {
+    for i in 0..p.len as usize {
         dst[i] = src[i] * keep_scale(p, i);
     }
 }
 
-pub(crate) fn dropout_backward(p: &Params, src: &[f32], dst: &mut [f32], aux: &[f32]) {
-    for i in 0..p.total as usize {
-        dst[i] = src[i] * keep_scale(p, i) * act_grad_from_output(aux[i], p.dact);
+pub(crate) fn dropout_backward(p: &DropoutArgs, src: &[f32], dst: &mut [f32], aux: &[f32]) {
+    for i in 0..p.len as usize {
+        dst[i] = src[i] * keep_scale(p, i) * act_grad_from_output(aux[i], p.derivative.code());
     }
 }
 
-fn bn_gamma(p: &Params, param: &[f32], j: usize) -> f32 {
-    if p.flags & 1 != 0 {
-        param[p.a_off as usize + j]
+fn bn_gamma(p: &BatchNormArgs, param: &[f32], j: usize) -> f32 {
+    if p.scale {
+        param[p.gamma_off as usize + j]
     } else {
         1.0
     }
 }
 
-fn bn_beta(p: &Params, param: &[f32], j: usize) -> f32 {
-    if p.flags & 2 != 0 {
-        param[p.b_off as usize + j]
+fn bn_beta(p: &BatchNormArgs, param: &[f32], j: usize) -> f32 {
+    if p.center {
+        param[p.beta_off as usize + j]
     } else {
         0.0
     }
 }
 
 pub(crate) fn batchnorm_train(
-    p: &Params,
+    p: &BatchNormArgs,
     x: &[f32],
     param: &[f32],
     state: &mut [f32],
@@ -279,7 +284,7 @@ pub(crate) fn batchnorm_train(
 ) {
     // Row-major passes (cache-friendly); each column's sums still run over rows in order, as the
     // kernel's one invocation per column does. `saved` holds the sums until it holds mean, inv.
-    let (n, rows) = (p.n as usize, p.rows as usize);
+    let (n, rows) = (p.width as usize, p.rows as usize);
     let (means, invs) = saved[..2 * n].split_at_mut(n);
     means.fill(0.0);
     for r in 0..rows {
@@ -297,10 +302,10 @@ pub(crate) fn batchnorm_train(
     }
     for j in 0..n {
         let variance = invs[j] / rows as f32;
-        invs[j] = 1.0 / (variance + p.f1).sqrt();
-        let (mm, mv) = (p.c_off as usize + j, p.c_off as usize + n + j);
-        state[mm] = state[mm] * p.f0 + means[j] * (1.0 - p.f0);
-        state[mv] = state[mv] * p.f0 + variance * (1.0 - p.f0);
+        invs[j] = 1.0 / (variance + p.epsilon).sqrt();
+        let (mm, mv) = (p.state_off as usize + j, p.state_off as usize + n + j);
+        state[mm] = state[mm] * p.momentum + means[j] * (1.0 - p.momentum);
+        state[mv] = state[mv] * p.momentum + variance * (1.0 - p.momentum);
     }
     for r in 0..rows {
         for j in 0..n {
@@ -310,18 +315,18 @@ pub(crate) fn batchnorm_train(
     }
 }
 
-pub(crate) fn batchnorm_infer(p: &Params, x: &[f32], param: &[f32], state: &mut [f32], y: &mut [f32]) {
-    let n = p.n as usize;
-    for i in 0..p.total as usize {
+pub(crate) fn batchnorm_infer(p: &BatchNormArgs, x: &[f32], param: &[f32], state: &mut [f32], y: &mut [f32]) {
+    let n = p.width as usize;
+    for i in 0..(p.rows * p.width) as usize {
         let j = i % n;
-        let inv = 1.0 / (state[p.c_off as usize + n + j] + p.f1).sqrt();
-        y[i] = bn_gamma(p, param, j) * (x[i] - state[p.c_off as usize + j]) * inv + bn_beta(p, param, j);
+        let inv = 1.0 / (state[p.state_off as usize + n + j] + p.epsilon).sqrt();
+        y[i] = bn_gamma(p, param, j) * (x[i] - state[p.state_off as usize + j]) * inv + bn_beta(p, param, j);
     }
 }
 
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn batchnorm_backward(
-    p: &Params,
+    p: &BatchNormArgs,
     x: &[f32],
     param: &[f32],
     saved: &mut [f32],
@@ -331,7 +336,7 @@ pub(crate) fn batchnorm_backward(
     aux: &[f32],
 ) {
     // Row-major passes; per column the sums run over rows in order, as in the kernel.
-    let (n, rows) = (p.n as usize, p.rows as usize);
+    let (n, rows) = (p.width as usize, p.rows as usize);
     BN_SCRATCH.with(|cell| {
         let mut scratch = cell.borrow_mut();
         scratch.clear();
@@ -345,14 +350,14 @@ pub(crate) fn batchnorm_backward(
             }
         }
         for j in 0..n {
-            if p.flags & 1 != 0 {
-                grads[p.a_off as usize + j] = dgamma[j];
+            if p.scale {
+                grads[p.gamma_off as usize + j] = dgamma[j];
             }
-            if p.flags & 2 != 0 {
-                grads[p.b_off as usize + j] = dbeta[j];
+            if p.center {
+                grads[p.beta_off as usize + j] = dbeta[j];
             }
         }
-        if p.flags & 4 != 0 {
+        if p.grad_below {
             let rows_f = rows as f32;
             for r in 0..rows {
                 for j in 0..n {
@@ -360,7 +365,7 @@ pub(crate) fn batchnorm_backward(
                     let scale = bn_gamma(p, param, j) * inv / rows_f;
                     let xhat = (x[r * n + j] - mean) * inv;
                     let d = scale * (rows_f * dy[r * n + j] - dbeta[j] - xhat * dgamma[j]);
-                    dx[r * n + j] = d * act_grad_from_output(aux[r * n + j], p.dact);
+                    dx[r * n + j] = d * act_grad_from_output(aux[r * n + j], p.derivative.code());
                 }
             }
         }

@@ -4,6 +4,7 @@ pub(crate) mod kernels;
 
 use std::ops::Range;
 
+use super::args::{Args, MatmulArgs, Ones};
 use super::kernels::{Access, Kernel};
 use super::{check_bindings, Backend, BufId, Launch, OpId};
 use crate::error::{Error, Result};
@@ -16,11 +17,14 @@ pub(crate) struct CpuBackend {
 
 impl CpuBackend {
     fn buffer(&self, id: BufId) -> Result<&Vec<f32>> {
-        self.buffers.get(id.0).ok_or_else(|| Error::State(format!("internal: no buffer {id:?}")))
+        self.buffers.get(id.0).ok_or_else(|| Error::Internal(format!("no buffer {id:?}")))
     }
 
-    fn launch(&mut self, op: OpId, p: &super::Params) -> Result<()> {
-        let (kernel, bufs) = self.ops[op.0].clone();
+    fn launch(&mut self, op: OpId, args: &Args) -> Result<()> {
+        let (kernel, bufs) = self.ops.get(op.0).cloned().ok_or_else(|| Error::Internal(format!("no op {op:?}")))?;
+        if args.kernel() != kernel {
+            return Err(Error::Internal(format!("{} launched with {:?}'s arguments", kernel.entry(), args.kernel())));
+        }
         let spec = kernel.bindings();
         // Writable buffers are moved out for the call, so reads can borrow the rest.
         let mut taken: Vec<Vec<f32>> = Vec::new();
@@ -38,37 +42,37 @@ impl CpuBackend {
                 .collect();
             let w = &mut taken;
             use kernels as k;
-            match kernel {
-                Kernel::Gather => {
+            match args {
+                Args::Gather(p) => {
                     let (xb, yb) = w.split_at_mut(1);
                     k::gather(p, reads[0], reads[1], reads[2], &mut xb[0], &mut yb[0])
                 }
-                Kernel::Matmul => matmul(p, reads[0], reads[1], &mut w[0], reads[2]),
-                Kernel::ActivationForward => k::activation_forward(p, reads[0], &mut w[0], reads[1]),
-                Kernel::ActivationBackward => k::activation_backward(p, reads[0], &mut w[0], reads[1]),
-                Kernel::Loss => {
+                Args::Matmul(p) => matmul(p, reads[0], reads[1], &mut w[0], reads[2]),
+                Args::ActivationForward(p) => k::activation_forward(p, reads[0], &mut w[0], reads[1]),
+                Args::ActivationBackward(p) => k::activation_backward(p, reads[0], &mut w[0], reads[1]),
+                Args::Loss(p) => {
                     let (g, a) = w.split_at_mut(1);
                     k::loss(p, reads[0], reads[1], &mut g[0], &mut a[0])
                 }
-                Kernel::Adam | Kernel::Sgd => {
+                Args::Adam(p) => {
                     let [param, m, v] = &mut w[..] else { unreachable!("three writable buffers") };
-                    if kernel == Kernel::Adam {
-                        k::adam(p, param, reads[0], m, v)
-                    } else {
-                        k::sgd(p, param, reads[0], m, v)
-                    }
+                    k::adam(p, param, reads[0], m, v)
                 }
-                Kernel::DropoutForward => k::dropout_forward(p, reads[0], &mut w[0]),
-                Kernel::DropoutBackward => k::dropout_backward(p, reads[0], &mut w[0], reads[1]),
-                Kernel::BatchNormTrain => {
+                Args::Sgd(p) => {
+                    let [param, m, v] = &mut w[..] else { unreachable!("three writable buffers") };
+                    k::sgd(p, param, reads[0], m, v)
+                }
+                Args::DropoutForward(p) => k::dropout_forward(p, reads[0], &mut w[0]),
+                Args::DropoutBackward(p) => k::dropout_backward(p, reads[0], &mut w[0], reads[1]),
+                Args::BatchNormTrain(p) => {
                     let [state, y, saved] = &mut w[..] else { unreachable!("three writable buffers") };
                     k::batchnorm_train(p, reads[0], reads[1], state, y, saved)
                 }
-                Kernel::BatchNormInfer => {
+                Args::BatchNormInfer(p) => {
                     let [state, y] = &mut w[..] else { unreachable!("two writable buffers") };
                     k::batchnorm_infer(p, reads[0], reads[1], state, y)
                 }
-                Kernel::BatchNormBackward => {
+                Args::BatchNormBackward(p) => {
                     let [saved, dx, grads] = &mut w[..] else { unreachable!("three writable buffers") };
                     k::batchnorm_backward(p, reads[0], reads[1], saved, reads[2], dx, grads, reads[3])
                 }
@@ -95,10 +99,10 @@ impl Backend for CpuBackend {
     }
 
     fn write(&mut self, buf: BufId, offset: usize, data: &[f32]) -> Result<()> {
-        let b = self.buffers.get_mut(buf.0).ok_or_else(|| Error::State(format!("internal: no buffer {buf:?}")))?;
+        let b = self.buffers.get_mut(buf.0).ok_or_else(|| Error::Internal(format!("no buffer {buf:?}")))?;
         let end = offset + data.len();
         if end > b.len() {
-            return Err(Error::State(format!("internal: write of {end} values past a buffer of {}", b.len())));
+            return Err(Error::Internal(format!("write of {end} values past a buffer of {}", b.len())));
         }
         b[offset..end].copy_from_slice(data);
         Ok(())
@@ -116,7 +120,7 @@ impl Backend for CpuBackend {
     fn run(&mut self, launches: &[Launch], reads: &[(BufId, Range<usize>)]) -> Result<Vec<Vec<f32>>> {
         for l in launches {
             match *l {
-                Launch::Run { op, params } => self.launch(op, &params)?,
+                Launch::Run { op, args } => self.launch(op, &args)?,
                 Launch::Copy { src, src_off, dst, dst_off, len } => {
                     let data = self.buffer(src)?[src_off..src_off + len].to_vec();
                     self.write(dst, dst_off, &data)?;
@@ -129,7 +133,7 @@ impl Backend for CpuBackend {
                 let buf = self.buffer(*b)?;
                 buf.get(r.clone())
                     .map(|s| s.to_vec())
-                    .ok_or_else(|| Error::State(format!("internal: read {r:?} past a buffer of {}", buf.len())))
+                    .ok_or_else(|| Error::Internal(format!("read {r:?} past a buffer of {}", buf.len())))
             })
             .collect()
     }
@@ -157,24 +161,24 @@ fn view_end(off: u32, rows: usize, rs: u32, cols: usize, cs: u32) -> Option<usiz
 /// The Matmul launch: `kernels::matmul`'s semantics (strided views, implicit ones via `aug`,
 /// activation / activation-derivative epilogue) on a blocked, multithreaded GEMM
 /// (`matrixmultiply`). Small products and views that would reach past a buffer take the plain loop.
-pub(crate) fn matmul(p: &super::Params, a: &[f32], b: &[f32], c: &mut [f32], aux: &[f32]) {
+pub(crate) fn matmul(p: &MatmulArgs, a: &[f32], b: &[f32], c: &mut [f32], aux: &[f32]) {
     if (p.m as usize) * (p.n as usize) * (p.k as usize) < GEMM_MIN_WORK || !matmul_blocked(p, a, b, c, aux) {
         kernels::matmul(p, a, b, c, aux)
     }
 }
 
 /// The blocked path of [`matmul`]; false (nothing written) when a view would reach past its buffer.
-fn matmul_blocked(p: &super::Params, a: &[f32], b: &[f32], c: &mut [f32], aux: &[f32]) -> bool {
+fn matmul_blocked(p: &MatmulArgs, a: &[f32], b: &[f32], c: &mut [f32], aux: &[f32]) -> bool {
     let (m, n, k) = (p.m as usize, p.n as usize, p.k as usize);
     // The product over A's stored part: aug 1 drops A's last (implicit) column, aug 2 its last row.
-    let (mm, kk) = match p.aug {
-        1 => (m, k.saturating_sub(1)),
-        2 => (m.saturating_sub(1), k),
-        _ => (m, k),
+    let (mm, kk) = match p.ones {
+        Ones::LastColumn => (m, k.saturating_sub(1)),
+        Ones::LastRow => (m.saturating_sub(1), k),
+        Ones::None => (m, k),
     };
     let c_off = p.c_off as usize;
     let fits = |end: Option<usize>, len: usize| end.is_none_or(|e| e < len);
-    let dact_ok = p.dact == 0 || aux.len() >= m * n;
+    let dact_ok = p.derivative.code() == 0 || aux.len() >= m * n;
     if m == 0
         || n == 0
         || c.len() < c_off + m * n
@@ -187,7 +191,7 @@ fn matmul_blocked(p: &super::Params, a: &[f32], b: &[f32], c: &mut [f32], aux: &
     let out = &mut c[c_off..c_off + m * n];
     let brow = |r: usize, j: usize| b[p.b_off as usize + r * p.b_rs as usize + j * p.b_cs as usize];
     let mut beta = 0.0f32;
-    if p.aug == 1 && k > 0 {
+    if p.ones == Ones::LastColumn && k > 0 {
         // The implicit ones column of A picks B's last row: the bias, added to every row.
         for i in 0..m {
             for (j, v) in out[i * n..(i + 1) * n].iter_mut().enumerate() {
@@ -196,7 +200,7 @@ fn matmul_blocked(p: &super::Params, a: &[f32], b: &[f32], c: &mut [f32], aux: &
         }
         beta = 1.0;
     }
-    if p.aug == 2 && m > 0 {
+    if p.ones == Ones::LastRow && m > 0 {
         // The implicit ones row of A: the last output row is B's column sums.
         let last = &mut out[(m - 1) * n..m * n];
         last.fill(0.0);
@@ -229,7 +233,7 @@ fn matmul_blocked(p: &super::Params, a: &[f32], b: &[f32], c: &mut [f32], aux: &
                 1,
             );
         }
-    } else if p.aug != 1 {
+    } else if p.ones != Ones::LastColumn {
         out[..mm * n].fill(0.0);
     }
     kernels::epilogue(p, out, aux);
@@ -239,7 +243,7 @@ fn matmul_blocked(p: &super::Params, a: &[f32], b: &[f32], c: &mut [f32], aux: &
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::device::Params;
+    use crate::layers::Activation;
     use rand::{Rng, SeedableRng};
 
     /// The blocked GEMM against the plain reference loop, over odd shapes, every aug / act / dact
@@ -269,7 +273,9 @@ mod tests {
                                     1 => (k as u32, 1, 1, k as u32), // B transposed (W viewed as Wᵀ)
                                     _ => (1, m as u32, n as u32, 1), // A transposed (Xᵀ)
                                 };
-                                let p = Params {
+                                let code =
+                                    |c: u32| [Activation::Linear, Activation::Relu, Activation::Sigmoid][c as usize];
+                                let p = MatmulArgs {
                                     m: m as u32,
                                     n: n as u32,
                                     k: k as u32,
@@ -280,10 +286,9 @@ mod tests {
                                     b_rs,
                                     b_cs,
                                     c_off,
-                                    aug,
-                                    act,
-                                    dact,
-                                    ..Default::default()
+                                    ones: [Ones::None, Ones::LastColumn, Ones::LastRow][aug as usize],
+                                    activation: code(act),
+                                    derivative: code(dact),
                                 };
                                 let a: Vec<f32> =
                                     (0..a_off as usize + m * k).map(|_| rng.random_range(-1.0..1.0)).collect();

@@ -6,7 +6,8 @@ use std::ops::Range;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::kernels::{Access, DenseModule, Family, Kernel, MatmulVariant, Params};
+use super::args::{Args, MatmulArgs, Ones, Uniform};
+use super::kernels::{Access, DenseModule, Family, Kernel, MatmulVariant};
 use super::{check_bindings, Backend, BufId, DeviceInfo, Launch, OpId};
 use crate::error::{Error, Result};
 
@@ -200,7 +201,7 @@ impl GpuContext {
                 ty: wgpu::BindingType::Buffer {
                     ty: wgpu::BufferBindingType::Uniform,
                     has_dynamic_offset: true,
-                    min_binding_size: wgpu::BufferSize::new(std::mem::size_of::<Params>() as u64),
+                    min_binding_size: wgpu::BufferSize::new(std::mem::size_of::<Uniform>() as u64),
                 },
                 count: None,
             }],
@@ -470,7 +471,7 @@ struct OperandKey {
     cs: u32,
     rows: u32,
     cols: u32,
-    ones: u32,
+    ones: Ones,
 }
 
 /// Texture sides are multiples of this (in values): the kernels' tiles never leave the texture,
@@ -480,10 +481,10 @@ const OPERAND_ALIGN: u32 = 128;
 impl OperandKey {
     /// The operand textures of a texture-form launch: A (m x k) and B (k x n) in the product's
     /// order, whatever their layout in the buffers.
-    fn pair(p: &Params, a: BufId, b: BufId) -> (OperandKey, OperandKey) {
+    fn pair(p: &MatmulArgs, a: BufId, b: BufId) -> (OperandKey, OperandKey) {
         (
-            OperandKey { buf: a.0, off: p.a_off, rs: p.a_rs, cs: p.a_cs, rows: p.m, cols: p.k, ones: p.aug },
-            OperandKey { buf: b.0, off: p.b_off, rs: p.b_rs, cs: p.b_cs, rows: p.k, cols: p.n, ones: 0 },
+            OperandKey { buf: a.0, off: p.a_off, rs: p.a_rs, cs: p.a_cs, rows: p.m, cols: p.k, ones: p.ones },
+            OperandKey { buf: b.0, off: p.b_off, rs: p.b_rs, cs: p.b_cs, rows: p.k, cols: p.n, ones: Ones::None },
         )
     }
 
@@ -502,22 +503,24 @@ impl OperandKey {
     /// Rows and columns of stored values (the implicit ones row or column excluded).
     fn stored(&self) -> (u32, u32) {
         match self.ones {
-            1 => (self.rows, self.cols - 1),
-            2 => (self.rows - 1, self.cols),
-            _ => (self.rows, self.cols),
+            Ones::LastColumn => (self.rows, self.cols - 1),
+            Ones::LastRow => (self.rows - 1, self.cols),
+            Ones::None => (self.rows, self.cols),
         }
     }
 
-    fn pack_params(&self) -> Params {
-        Params {
+    /// The pack kernel's record: the view to pack as a Matmul A operand (m x k with its ones).
+    fn pack_params(&self) -> Uniform {
+        MatmulArgs {
             m: self.rows,
             k: self.cols,
             a_off: self.off,
             a_rs: self.rs,
             a_cs: self.cs,
-            aug: self.ones,
+            ones: self.ones,
             ..Default::default()
         }
+        .uniform()
     }
 }
 
@@ -542,7 +545,7 @@ enum Step {
     Dispatch {
         pipeline: wgpu::ComputePipeline,
         group: wgpu::BindGroup,
-        params: Params,
+        params: Uniform,
         groups: [u32; 3],
     },
     Copy {
@@ -600,7 +603,7 @@ impl GpuBackend {
     }
 
     fn buffer(&self, id: BufId) -> Result<&GpuBuffer> {
-        self.buffers.get(id.0).ok_or_else(|| Error::State(format!("internal: no buffer {id:?}")))
+        self.buffers.get(id.0).ok_or_else(|| Error::Internal(format!("no buffer {id:?}")))
     }
 
     /// The params buffer, grown to hold `records` launch records.
@@ -626,7 +629,7 @@ impl GpuBackend {
                     resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
                         buffer: &buffer,
                         offset: 0,
-                        size: wgpu::BufferSize::new(std::mem::size_of::<Params>() as u64),
+                        size: wgpu::BufferSize::new(std::mem::size_of::<Uniform>() as u64),
                     }),
                 }],
             });
@@ -658,7 +661,7 @@ impl GpuBackend {
 impl GpuBackend {
     /// The Matmul kernel a launch runs: the scalar reference when forced, else the vec4 variant its
     /// layout allows, or that variant's subgroup twin where the adapter has one.
-    fn matmul_variant_for(&self, p: &Params) -> MatmulVariant {
+    fn matmul_variant_for(&self, p: &MatmulArgs) -> MatmulVariant {
         if self.scalar_matmul {
             return MatmulVariant::Scalar;
         }
@@ -693,15 +696,23 @@ impl GpuBackend {
         let mut current: HashSet<OperandKey> = HashSet::new();
         for l in launches {
             match *l {
-                Launch::Run { op, params } => {
-                    let bound = self.ops.get(op.0).ok_or_else(|| Error::State(format!("internal: no op {op:?}")))?;
+                Launch::Run { op, args } => {
+                    let bound = self.ops.get(op.0).ok_or_else(|| Error::Internal(format!("no op {op:?}")))?;
                     let kernel = bound.kernel;
-                    if kernel == Kernel::Matmul {
-                        let v = self.matmul_variant_for(&params);
+                    if args.kernel() != kernel {
+                        return Err(Error::Internal(format!(
+                            "{} launched with {:?}'s arguments",
+                            kernel.entry(),
+                            args.kernel()
+                        )));
+                    }
+                    let params = args.uniform();
+                    if let Args::Matmul(matmul) = args {
+                        let v = self.matmul_variant_for(&matmul);
                         let pipeline = ctx.matmul_variant(&self.ops[op.0].pipeline, v)?;
                         let group = if v.module() == DenseModule::Texture {
                             let (a, b) = (self.ops[op.0].buffers[0], self.ops[op.0].buffers[1]);
-                            let (ka, kb) = OperandKey::pair(&params, a, b);
+                            let (ka, kb) = OperandKey::pair(&matmul, a, b);
                             for key in [ka, kb] {
                                 if current.insert(key) {
                                     steps.push(self.pack_step(key)?);
@@ -711,14 +722,14 @@ impl GpuBackend {
                         } else {
                             self.ops[op.0].group.clone()
                         };
-                        steps.push(Step::Dispatch { pipeline, group, params, groups: v.workgroups(&params) });
+                        steps.push(Step::Dispatch { pipeline, group, params, groups: v.workgroups(&matmul) });
                     } else {
                         let bound = &self.ops[op.0];
                         steps.push(Step::Dispatch {
                             pipeline: bound.pipeline.pipeline.clone(),
                             group: bound.group.clone(),
                             params,
-                            groups: kernel.grid(&params).workgroups(),
+                            groups: args.grid().workgroups(),
                         });
                     }
                     for (&(_, access), buf) in kernel.bindings().iter().zip(&self.ops[op.0].buffers) {
@@ -762,7 +773,7 @@ impl GpuBackend {
         if !self.operands.contains_key(&key) {
             let ctx = self.ctx.clone();
             let kernels = ctx.texture_kernels()?;
-            let source = self.buffers.get(key.buf).ok_or_else(|| Error::State("internal: no operand buffer".into()))?;
+            let source = self.buffers.get(key.buf).ok_or_else(|| Error::Internal("no operand buffer".into()))?;
             let (width, height) = key.extent();
             let made = ctx.scoped(&format!("allocating a {width}x{height} operand texture"), || {
                 let texture = ctx.device.create_texture(&wgpu::TextureDescriptor {
@@ -836,7 +847,7 @@ impl GpuBackend {
         for step in steps {
             if let Step::Dispatch { params, .. } = step {
                 let at = i * RECORD_STRIDE as usize;
-                self.record_bytes[at..at + std::mem::size_of::<Params>()].copy_from_slice(bytemuck::bytes_of(params));
+                self.record_bytes[at..at + std::mem::size_of::<Uniform>()].copy_from_slice(bytemuck::bytes_of(params));
                 i += 1;
             }
         }
@@ -949,8 +960,8 @@ impl Backend for GpuBackend {
     fn write(&mut self, buf: BufId, offset: usize, data: &[f32]) -> Result<()> {
         let b = self.buffer(buf)?;
         if offset + data.len() > b.len {
-            return Err(Error::State(format!(
-                "internal: write of {} values at {offset} past a buffer of {}",
+            return Err(Error::Internal(format!(
+                "write of {} values at {offset} past a buffer of {}",
                 data.len(),
                 b.len
             )));
@@ -985,7 +996,7 @@ impl Backend for GpuBackend {
         for (b, r) in reads {
             let buf = self.buffer(*b)?;
             if r.end > buf.len || r.start > r.end {
-                return Err(Error::State(format!("internal: read {r:?} past a buffer of {}", buf.len)));
+                return Err(Error::Internal(format!("read {r:?} past a buffer of {}", buf.len)));
             }
         }
         let read_bytes: u64 = reads.iter().map(|(_, r)| (r.len() * 4) as u64).sum();
@@ -1091,7 +1102,7 @@ mod tests {
                                 1 => (ld(k), 1, m * ld(k), 1, ld(k), n * ld(k)),
                                 _ => (1, ld(m), k * ld(m), ld(n), 1, k * ld(n)),
                             };
-                            let p = Params {
+                            let p = MatmulArgs {
                                 m: m as u32,
                                 n: n as u32,
                                 k: k as u32,
@@ -1102,10 +1113,9 @@ mod tests {
                                 b_rs: b_rs as u32,
                                 b_cs: b_cs as u32,
                                 c_off: 3,
-                                aug,
-                                act,
-                                dact,
-                                ..Default::default()
+                                ones: Ones::ALL[aug as usize],
+                                activation: crate::layers::Activation::ALL[act as usize],
+                                derivative: crate::layers::Activation::ALL[dact as usize],
                             };
                             let a: Vec<f32> = (0..off as usize + a_len).map(|_| rng.random_range(-1.0..1.0)).collect();
                             let b: Vec<f32> = (0..off as usize + b_len).map(|_| rng.random_range(-1.0..1.0)).collect();
@@ -1128,7 +1138,9 @@ mod tests {
                                     })
                                     .collect();
                                 let op = g.bind(Kernel::Matmul, &bufs).unwrap();
-                                let got = g.run(&[Launch::Run { op, params: p }], &[(bufs[2], 0..want.len())]).unwrap();
+                                let got = g
+                                    .run(&[Launch::Run { op, args: Args::Matmul(p) }], &[(bufs[2], 0..want.len())])
+                                    .unwrap();
                                 let v = g.matmul_variant_for(&p);
                                 seen.insert(v);
                                 let scale = (k as f32).sqrt();

@@ -1,0 +1,143 @@
+//! Keras 3's ReduceLROnPlateau.
+
+use super::{cannot_appear, missing_key, Callback, Logs, Mode, TrainContext};
+use crate::error::{Error, Result};
+
+/// Lowers the learning rate when a monitored value has stopped improving (Keras 3's
+/// `ReduceLROnPlateau`): after `patience` epochs without an improvement of more than `min_delta`,
+/// lr becomes max(lr * factor, min_lr), then `cooldown` epochs pass before counting again. It adds
+/// `learning_rate` to the logs (and so to the History), as Keras 3 does.
+#[derive(Clone, Debug)]
+pub struct ReduceLROnPlateau {
+    monitor: String,
+    factor: f64,
+    patience: usize,
+    mode: Mode,
+    min_delta: f64,
+    cooldown: usize,
+    min_lr: f64,
+    verbose: bool,
+    maximize: bool,
+    best: f64,
+    wait: usize,
+    cooldown_counter: usize,
+}
+
+impl Default for ReduceLROnPlateau {
+    fn default() -> Self {
+        ReduceLROnPlateau {
+            monitor: "val_loss".into(),
+            factor: 0.1,
+            patience: 10,
+            mode: Mode::Auto,
+            min_delta: 1e-4,
+            cooldown: 0,
+            min_lr: 0.0,
+            verbose: false,
+            maximize: false,
+            best: f64::INFINITY,
+            wait: 0,
+            cooldown_counter: 0,
+        }
+    }
+}
+
+impl ReduceLROnPlateau {
+    /// Keras's defaults: monitor `val_loss`, factor 0.1, patience 10, min_delta 1e-4, cooldown 0, min_lr 0.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    pub fn monitor(mut self, key: &str) -> Self {
+        self.monitor = key.to_string();
+        self
+    }
+    /// Multiplier of the learning rate, in (0, 1) (checked when training begins).
+    pub fn factor(mut self, f: f64) -> Self {
+        self.factor = f;
+        self
+    }
+    pub fn patience(mut self, n: usize) -> Self {
+        self.patience = n;
+        self
+    }
+    pub fn mode(mut self, m: Mode) -> Self {
+        self.mode = m;
+        self
+    }
+    pub fn min_delta(mut self, d: f64) -> Self {
+        self.min_delta = d;
+        self
+    }
+    pub fn cooldown(mut self, n: usize) -> Self {
+        self.cooldown = n;
+        self
+    }
+    pub fn min_lr(mut self, lr: f64) -> Self {
+        self.min_lr = lr;
+        self
+    }
+    /// Print each reduction (only when fit is not silent).
+    pub fn verbose(mut self, on: bool) -> Self {
+        self.verbose = on;
+        self
+    }
+}
+
+impl Callback for ReduceLROnPlateau {
+    fn on_train_begin(&mut self, ctx: &mut TrainContext) -> Result<()> {
+        if !(self.factor > 0.0 && self.factor < 1.0) {
+            return Err(Error::invalid("ReduceLROnPlateau factor", self.factor, "must be in (0, 1)"));
+        }
+        if !(self.min_lr >= 0.0 && self.min_lr.is_finite()) {
+            return Err(Error::invalid("ReduceLROnPlateau min_lr", self.min_lr, "must be a finite number >= 0"));
+        }
+        if cannot_appear(&self.monitor, ctx.log_keys()) {
+            return Err(missing_key("ReduceLROnPlateau", &self.monitor, ctx.log_keys()));
+        }
+        // Keras: auto mode maximizes when the key contains "acc".
+        self.maximize = match self.mode {
+            Mode::Auto => self.monitor.contains("acc"),
+            m => m.maximizes(&self.monitor),
+        };
+        self.best = if self.maximize { f64::NEG_INFINITY } else { f64::INFINITY };
+        self.wait = 0;
+        self.cooldown_counter = 0;
+        Ok(())
+    }
+
+    fn on_epoch_end(&mut self, epoch: usize, logs: &mut Logs, ctx: &mut TrainContext) -> Result<()> {
+        logs.insert("learning_rate", ctx.learning_rate());
+        let Some(current) = logs.get(&self.monitor) else {
+            let keys: Vec<String> = logs.keys().map(String::from).collect();
+            return Err(missing_key("ReduceLROnPlateau", &self.monitor, &keys));
+        };
+        let current = current as f64;
+        if self.cooldown_counter > 0 {
+            self.cooldown_counter -= 1;
+            self.wait = 0;
+        }
+        let improved =
+            if self.maximize { current > self.best + self.min_delta } else { current < self.best - self.min_delta };
+        if improved {
+            self.best = current;
+            self.wait = 0;
+        } else if self.cooldown_counter == 0 {
+            self.wait += 1;
+            if self.wait >= self.patience {
+                let old = ctx.learning_rate() as f64;
+                if old > self.min_lr as f32 as f64 {
+                    let new = (old * self.factor).max(self.min_lr);
+                    if new > 0.0 {
+                        ctx.set_learning_rate(new as f32)?;
+                    }
+                    if self.verbose {
+                        ctx.print(format!("Epoch {}: ReduceLROnPlateau reducing learning rate to {new}.", epoch + 1));
+                    }
+                    self.cooldown_counter = self.cooldown;
+                    self.wait = 0;
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,415 @@
+//! Typed launch arguments, one struct per kernel. The CPU twin takes the same struct; the GPU
+//! gets it as a [`Uniform`] record made in one place ([`Args::uniform`]), laid out as the
+//! `struct P_*` that the kernel's WGSL family declares. No field means two things.
+
+use super::kernels::{Grid, Kernel};
+use crate::layers::Activation;
+use crate::losses::Loss;
+
+/// One launch record as the GPU reads it: 32 words, of which a family's struct uses the first few.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct Uniform(pub [u32; 32]);
+
+impl Uniform {
+    /// The record of a family struct (a `#[repr(C)]` run of u32/f32 fields, at most 32).
+    fn of<T: bytemuck::Pod>(fields: &T) -> Uniform {
+        let mut u = Uniform::default();
+        let bytes = bytemuck::bytes_of(fields);
+        bytemuck::bytes_of_mut(&mut u)[..bytes.len()].copy_from_slice(bytes);
+        u
+    }
+}
+
+fn flag(on: bool) -> u32 {
+    u32::from(on)
+}
+
+/// The implicit ones a Dense product appends to its A operand, so the bias rides in the product.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Ones {
+    #[default]
+    None,
+    /// A's last column is 1: the forward product picks up B's last row (the bias).
+    LastColumn,
+    /// A's last row is 1: the weight-gradient product gets dZ's column sums (the bias gradient).
+    LastRow,
+}
+
+impl Ones {
+    pub const ALL: [Ones; 3] = [Ones::None, Ones::LastColumn, Ones::LastRow];
+
+    pub fn code(self) -> u32 {
+        match self {
+            Ones::None => 0,
+            Ones::LastColumn => 1,
+            Ones::LastRow => 2,
+        }
+    }
+}
+
+/// C (m x n, row-major at `c_off`) = epilogue(A · B), A m x k and B k x n strided views.
+/// The epilogue applies `activation`, then multiplies by `derivative`'s value at `aux` (the
+/// layer below's output; Linear multiplies by one).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct MatmulArgs {
+    pub m: u32,
+    pub n: u32,
+    pub k: u32,
+    pub a_off: u32,
+    pub a_rs: u32,
+    pub a_cs: u32,
+    pub b_off: u32,
+    pub b_rs: u32,
+    pub b_cs: u32,
+    pub c_off: u32,
+    pub ones: Ones,
+    pub activation: Activation,
+    pub derivative: Activation,
+}
+
+/// Mirrors `struct P_dense` in shaders/dense.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct DenseRecord {
+    m: u32,
+    n: u32,
+    k: u32,
+    a_off: u32,
+    a_rs: u32,
+    a_cs: u32,
+    b_off: u32,
+    b_rs: u32,
+    b_cs: u32,
+    c_off: u32,
+    ones: u32,
+    activation: u32,
+    derivative: u32,
+}
+
+impl MatmulArgs {
+    pub fn uniform(&self) -> Uniform {
+        Uniform::of(&DenseRecord {
+            m: self.m,
+            n: self.n,
+            k: self.k,
+            a_off: self.a_off,
+            a_rs: self.a_rs,
+            a_cs: self.a_cs,
+            b_off: self.b_off,
+            b_rs: self.b_rs,
+            b_cs: self.b_cs,
+            c_off: self.c_off,
+            ones: self.ones.code(),
+            activation: self.activation.code(),
+            derivative: self.derivative.code(),
+        })
+    }
+}
+
+/// Copies `rows` dataset rows (x and y) from position `start` of the epoch (through the row
+/// order when `shuffled`) into the batch buffers.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct GatherArgs {
+    pub rows: u32,
+    pub x_cols: u32,
+    pub y_cols: u32,
+    pub start: u32,
+    pub shuffled: bool,
+}
+
+/// `dst = activation(src)` over `len` values.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ActivationArgs {
+    pub len: u32,
+    pub activation: Activation,
+}
+
+/// `dst = src ⊙ derivative'(aux)` over `len` values: a gradient through the layer below's activation.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ActivationGradArgs {
+    pub len: u32,
+    pub derivative: Activation,
+}
+
+/// Inverted dropout over `len` values; the mask is redrawn from (seed, step, layer, index).
+/// Backward multiplies by the layer below's `derivative` as well (forward ignores it).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct DropoutArgs {
+    pub len: u32,
+    /// False: identity (inference, or a rate of 0).
+    pub active: bool,
+    pub rate: f32,
+    /// 1 / (1 - rate), from the host.
+    pub keep_scale: f32,
+    pub seed: u32,
+    pub step: u32,
+    pub layer: u32,
+    pub derivative: Activation,
+}
+
+/// BatchNormalization over `rows` x `width` values (features are columns): gamma and beta at
+/// their offsets of the parameter vector, moving mean and variance at `state_off` of the state.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct BatchNormArgs {
+    pub rows: u32,
+    pub width: u32,
+    pub gamma_off: u32,
+    pub beta_off: u32,
+    pub state_off: u32,
+    pub scale: bool,
+    pub center: bool,
+    pub momentum: f32,
+    pub epsilon: f32,
+    /// Backward: write dX (some layer below has weights).
+    pub grad_below: bool,
+    /// Backward: the layer below's activation, whose derivative multiplies dX.
+    pub derivative: Activation,
+}
+
+/// Values the loss kernel sums per pass: the loss and up to three metrics (a vec4 per invocation).
+pub const LOSS_KERNEL_VALUES: usize = 4;
+
+/// The loss (and its gradient when training) and the metrics of one batch, summed into the
+/// accumulators at `slot`: the loss first, then the metrics in `metrics` bit order.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LossArgs {
+    pub rows: u32,
+    pub cols: u32,
+    pub loss: Loss,
+    /// The output layer's activation, whose derivative the gradient fuses.
+    pub output_activation: Activation,
+    /// Bit `Metric::code()` set for each metric to compute.
+    pub metrics: u32,
+    pub write_gradient: bool,
+    /// Add to the accumulators (else overwrite them: a pass's first batch).
+    pub accumulate: bool,
+    pub slot: u32,
+}
+
+/// Keras's Adam step over `len` parameters; `lr` has the bias correction folded in (host, f64).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct AdamArgs {
+    pub len: u32,
+    pub lr: f32,
+    pub beta_1: f32,
+    pub beta_2: f32,
+    pub epsilon: f32,
+}
+
+/// Keras's SGD step over `len` parameters, with (Nesterov) momentum.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct SgdArgs {
+    pub len: u32,
+    pub lr: f32,
+    pub momentum: f32,
+    pub nesterov: bool,
+}
+
+/// Mirrors `struct P_gather` in shaders/gather.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct GatherRecord {
+    rows: u32,
+    x_cols: u32,
+    y_cols: u32,
+    start: u32,
+    shuffled: u32,
+}
+
+/// Mirrors `struct P_elementwise` in shaders/elementwise.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct ElementwiseRecord {
+    len: u32,
+    activation: u32,
+    derivative: u32,
+}
+
+/// Mirrors `struct P_dropout` in shaders/dropout.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct DropoutRecord {
+    len: u32,
+    /// `active` (`active` is reserved in WGSL).
+    training: u32,
+    seed: u32,
+    step: u32,
+    layer: u32,
+    derivative: u32,
+    rate: f32,
+    keep_scale: f32,
+}
+
+/// Mirrors `struct P_batchnorm` in shaders/batchnorm.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct BatchNormRecord {
+    rows: u32,
+    width: u32,
+    gamma_off: u32,
+    beta_off: u32,
+    state_off: u32,
+    scale: u32,
+    center: u32,
+    grad_below: u32,
+    derivative: u32,
+    momentum: f32,
+    epsilon: f32,
+}
+
+/// Mirrors `struct P_loss` in shaders/loss.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct LossRecord {
+    rows: u32,
+    cols: u32,
+    loss: u32,
+    output_activation: u32,
+    metrics: u32,
+    write_gradient: u32,
+    accumulate: u32,
+    slot: u32,
+}
+
+/// Mirrors `struct P_optim` in shaders/optim.wgsl (Adam reads beta_1/beta_2/epsilon, SGD
+/// momentum/nesterov; each field means one thing).
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct OptimRecord {
+    len: u32,
+    nesterov: u32,
+    lr: f32,
+    beta_1: f32,
+    beta_2: f32,
+    epsilon: f32,
+    momentum: f32,
+}
+
+/// The arguments of one launch of any kernel.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Args {
+    Gather(GatherArgs),
+    Matmul(MatmulArgs),
+    ActivationForward(ActivationArgs),
+    ActivationBackward(ActivationGradArgs),
+    Loss(LossArgs),
+    Adam(AdamArgs),
+    Sgd(SgdArgs),
+    DropoutForward(DropoutArgs),
+    DropoutBackward(DropoutArgs),
+    BatchNormTrain(BatchNormArgs),
+    BatchNormInfer(BatchNormArgs),
+    BatchNormBackward(BatchNormArgs),
+}
+
+impl Args {
+    /// The kernel these arguments launch.
+    pub fn kernel(&self) -> Kernel {
+        match self {
+            Args::Gather(_) => Kernel::Gather,
+            Args::Matmul(_) => Kernel::Matmul,
+            Args::ActivationForward(_) => Kernel::ActivationForward,
+            Args::ActivationBackward(_) => Kernel::ActivationBackward,
+            Args::Loss(_) => Kernel::Loss,
+            Args::Adam(_) => Kernel::Adam,
+            Args::Sgd(_) => Kernel::Sgd,
+            Args::DropoutForward(_) => Kernel::DropoutForward,
+            Args::DropoutBackward(_) => Kernel::DropoutBackward,
+            Args::BatchNormTrain(_) => Kernel::BatchNormTrain,
+            Args::BatchNormInfer(_) => Kernel::BatchNormInfer,
+            Args::BatchNormBackward(_) => Kernel::BatchNormBackward,
+        }
+    }
+
+    /// The GPU's launch record: the one place typed arguments become uniform words.
+    pub fn uniform(&self) -> Uniform {
+        match *self {
+            Args::Gather(a) => Uniform::of(&GatherRecord {
+                rows: a.rows,
+                x_cols: a.x_cols,
+                y_cols: a.y_cols,
+                start: a.start,
+                shuffled: flag(a.shuffled),
+            }),
+            Args::Matmul(a) => a.uniform(),
+            Args::ActivationForward(a) => {
+                Uniform::of(&ElementwiseRecord { len: a.len, activation: a.activation.code(), derivative: 0 })
+            }
+            Args::ActivationBackward(a) => {
+                Uniform::of(&ElementwiseRecord { len: a.len, activation: 0, derivative: a.derivative.code() })
+            }
+            Args::Loss(a) => Uniform::of(&LossRecord {
+                rows: a.rows,
+                cols: a.cols,
+                loss: a.loss.code(),
+                output_activation: a.output_activation.code(),
+                metrics: a.metrics,
+                write_gradient: flag(a.write_gradient),
+                accumulate: flag(a.accumulate),
+                slot: a.slot,
+            }),
+            Args::Adam(a) => Uniform::of(&OptimRecord {
+                len: a.len,
+                nesterov: 0,
+                lr: a.lr,
+                beta_1: a.beta_1,
+                beta_2: a.beta_2,
+                epsilon: a.epsilon,
+                momentum: 0.0,
+            }),
+            Args::Sgd(a) => Uniform::of(&OptimRecord {
+                len: a.len,
+                nesterov: flag(a.nesterov),
+                lr: a.lr,
+                beta_1: 0.0,
+                beta_2: 0.0,
+                epsilon: 0.0,
+                momentum: a.momentum,
+            }),
+            Args::DropoutForward(a) | Args::DropoutBackward(a) => Uniform::of(&DropoutRecord {
+                len: a.len,
+                training: flag(a.active),
+                seed: a.seed,
+                step: a.step,
+                layer: a.layer,
+                derivative: a.derivative.code(),
+                rate: a.rate,
+                keep_scale: a.keep_scale,
+            }),
+            Args::BatchNormTrain(a) | Args::BatchNormInfer(a) | Args::BatchNormBackward(a) => {
+                Uniform::of(&BatchNormRecord {
+                    rows: a.rows,
+                    width: a.width,
+                    gamma_off: a.gamma_off,
+                    beta_off: a.beta_off,
+                    state_off: a.state_off,
+                    scale: flag(a.scale),
+                    center: flag(a.center),
+                    grad_below: flag(a.grad_below),
+                    derivative: a.derivative.code(),
+                    momentum: a.momentum,
+                    epsilon: a.epsilon,
+                })
+            }
+        }
+    }
+
+    /// How the launch is sized on the GPU.
+    pub fn grid(&self) -> Grid {
+        match *self {
+            Args::Gather(a) => Grid::Flat(a.rows * (a.x_cols + a.y_cols)),
+            Args::Matmul(a) => Grid::Tiles { m: a.m, n: a.n },
+            Args::ActivationForward(a) => Grid::Flat(a.len),
+            Args::ActivationBackward(a) => Grid::Flat(a.len),
+            Args::Loss(_) => Grid::Single,
+            // Four parameters per invocation (shaders/optim.wgsl).
+            Args::Adam(a) => Grid::Flat(a.len.div_ceil(4)),
+            Args::Sgd(a) => Grid::Flat(a.len.div_ceil(4)),
+            Args::DropoutForward(a) | Args::DropoutBackward(a) => Grid::Flat(a.len),
+            // One invocation per feature (column sums), or per value at inference.
+            Args::BatchNormTrain(a) | Args::BatchNormBackward(a) => Grid::Flat(a.width),
+            Args::BatchNormInfer(a) => Grid::Flat(a.rows * a.width),
+        }
+    }
+}

@@ -1,0 +1,107 @@
+//! A standalone activation layer, e.g. after BatchNormalization. Backward passes the gradient
+//! down through the layer below's derivative (its own is fused by the layer above).
+
+use super::{Below, LayerBuffers, LayerOps, LayerSpec, Pass, Placement};
+use crate::device::{ActivationArgs, ActivationGradArgs, Args, Backend, Kernel};
+use crate::error::{Error, Result};
+
+/// An activation function, applied elementwise.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum Activation {
+    #[default]
+    Linear,
+    Relu,
+    Sigmoid,
+}
+
+impl Activation {
+    pub const NAMES: &'static str = "linear, relu, sigmoid";
+    pub const ALL: [Activation; 3] = [Activation::Linear, Activation::Relu, Activation::Sigmoid];
+
+    /// Parses Keras's names ("linear" also as "none"/""); the same as `name.parse()`.
+    pub fn parse(name: &str) -> Result<Self> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "linear" | "none" | "" => Ok(Activation::Linear),
+            "relu" => Ok(Activation::Relu),
+            "sigmoid" => Ok(Activation::Sigmoid),
+            _ => Err(Error::UnknownName { kind: "activation", name: name.to_string(), valid: Self::NAMES.to_string() }),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Activation::Linear => "linear",
+            Activation::Relu => "relu",
+            Activation::Sigmoid => "sigmoid",
+        }
+    }
+
+    /// The code the kernels use (shaders/common.wgsl: ACT_*).
+    pub(crate) fn code(self) -> u32 {
+        match self {
+            Activation::Linear => 0,
+            Activation::Relu => 1,
+            Activation::Sigmoid => 2,
+        }
+    }
+}
+
+impl std::str::FromStr for Activation {
+    type Err = Error;
+
+    fn from_str(name: &str) -> Result<Self> {
+        Activation::parse(name)
+    }
+}
+
+/// An Activation layer's settings.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
+pub struct ActivationConfig {
+    pub(crate) activation: Activation,
+}
+
+impl ActivationConfig {
+    pub fn activation(&self) -> Activation {
+        self.activation
+    }
+}
+
+impl LayerSpec for ActivationConfig {
+    fn type_name(&self) -> &'static str {
+        "Activation"
+    }
+
+    fn name_prefix(&self) -> &'static str {
+        "activation"
+    }
+
+    fn output_activation(&self) -> Activation {
+        self.activation
+    }
+
+    fn bind(&self, b: &mut dyn Backend, bufs: &LayerBuffers) -> Result<LayerOps> {
+        let forward = b.bind(Kernel::ActivationForward, &[bufs.input, bufs.output, bufs.unused])?;
+        let mut backward = Vec::new();
+        if let Some(dx) = bufs.grad_input {
+            backward.push(b.bind(Kernel::ActivationBackward, &[bufs.grad_output, dx, bufs.below_output])?);
+        }
+        Ok(LayerOps { forward_train: forward, forward_infer: forward, backward })
+    }
+
+    fn forward(&self, at: &Placement, pass: &Pass) -> Args {
+        Args::ActivationForward(ActivationArgs { len: (pass.rows * at.out_w) as u32, activation: self.activation })
+    }
+
+    fn backward(&self, at: &Placement, pass: &Pass, below: &Below) -> Vec<Args> {
+        if !below.needs_grad {
+            return Vec::new();
+        }
+        vec![Args::ActivationBackward(ActivationGradArgs {
+            len: (pass.rows * at.out_w) as u32,
+            derivative: below.activation,
+        })]
+    }
+}

@@ -1,0 +1,136 @@
+//! Dense: `activation(x · W + b)`. One product forward (the bias rides as an implicit ones
+//! column), two backward: [dW; db] = [Xᵀ; 1]·dZ and dX = (dZ·Wᵀ) ⊙ (layer below)'.
+
+use rand::Rng;
+
+use super::{Activation, Below, LayerBuffers, LayerOps, LayerSpec, Pass, Placement, WeightSpec};
+use crate::device::{Args, Backend, Kernel, MatmulArgs, Ones};
+use crate::error::{Error, Result};
+
+/// A Dense layer's settings (Keras's defaults: linear activation, with a bias).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
+pub struct DenseConfig {
+    pub(crate) units: usize,
+    pub(crate) activation: Activation,
+    pub(crate) use_bias: bool,
+}
+
+impl DenseConfig {
+    pub(crate) fn new(units: usize) -> Self {
+        DenseConfig { units, activation: Activation::Linear, use_bias: true }
+    }
+
+    pub fn units(&self) -> usize {
+        self.units
+    }
+
+    pub fn activation(&self) -> Activation {
+        self.activation
+    }
+
+    pub fn use_bias(&self) -> bool {
+        self.use_bias
+    }
+}
+
+fn u(v: usize) -> u32 {
+    v as u32
+}
+
+impl LayerSpec for DenseConfig {
+    fn type_name(&self) -> &'static str {
+        "Dense"
+    }
+
+    fn name_prefix(&self) -> &'static str {
+        "dense"
+    }
+
+    fn validate(&self, index: usize) -> Result<()> {
+        if self.units == 0 {
+            return Err(Error::invalid(format!("layer {index} Dense units"), self.units, "must be at least 1"));
+        }
+        Ok(())
+    }
+
+    fn output_width(&self, _input: usize) -> usize {
+        self.units
+    }
+
+    fn output_activation(&self) -> Activation {
+        self.activation
+    }
+
+    fn weights(&self, in_w: usize) -> Vec<WeightSpec> {
+        let mut w = vec![WeightSpec { name: "kernel", shape: vec![in_w, self.units], trainable: true }];
+        if self.use_bias {
+            w.push(WeightSpec { name: "bias", shape: vec![self.units], trainable: true });
+        }
+        w
+    }
+
+    /// Glorot-uniform kernel, zero bias.
+    fn init(&self, at: &Placement, rng: &mut rand::rngs::StdRng, params: &mut [f32], _state: &mut [f32]) {
+        let limit = (6.0 / (at.in_w + at.out_w) as f64).sqrt() as f32;
+        for v in &mut params[at.param_off..at.param_off + at.in_w * at.out_w] {
+            *v = rng.random_range(-limit..limit);
+        }
+    }
+
+    fn bind(&self, b: &mut dyn Backend, bufs: &LayerBuffers) -> Result<LayerOps> {
+        let forward = b.bind(Kernel::Matmul, &[bufs.input, bufs.params, bufs.output, bufs.unused])?;
+        let mut backward = vec![b.bind(Kernel::Matmul, &[bufs.input, bufs.grad_output, bufs.grads, bufs.unused])?];
+        if let Some(dx) = bufs.grad_input {
+            backward.push(b.bind(Kernel::Matmul, &[bufs.grad_output, bufs.params, dx, bufs.below_output])?);
+        }
+        Ok(LayerOps { forward_train: forward, forward_infer: forward, backward })
+    }
+
+    fn forward(&self, at: &Placement, pass: &Pass) -> Args {
+        Args::Matmul(MatmulArgs {
+            m: u(pass.rows),
+            n: u(at.out_w),
+            k: u(at.in_w + usize::from(self.use_bias)),
+            a_rs: u(at.in_w),
+            a_cs: 1,
+            b_off: u(at.param_off),
+            b_rs: u(at.out_w),
+            b_cs: 1,
+            ones: if self.use_bias { Ones::LastColumn } else { Ones::None },
+            activation: self.activation,
+            ..Default::default()
+        })
+    }
+
+    fn backward(&self, at: &Placement, pass: &Pass, below: &Below) -> Vec<Args> {
+        let weights = MatmulArgs {
+            m: u(at.in_w + usize::from(self.use_bias)),
+            n: u(at.out_w),
+            k: u(pass.rows),
+            a_rs: 1,
+            a_cs: u(at.in_w),
+            b_rs: u(at.out_w),
+            b_cs: 1,
+            c_off: u(at.param_off),
+            ones: if self.use_bias { Ones::LastRow } else { Ones::None },
+            ..Default::default()
+        };
+        let mut launches = vec![Args::Matmul(weights)];
+        if below.needs_grad {
+            launches.push(Args::Matmul(MatmulArgs {
+                m: u(pass.rows),
+                n: u(at.in_w),
+                k: u(at.out_w),
+                a_rs: u(at.out_w),
+                a_cs: 1,
+                b_off: u(at.param_off),
+                b_rs: 1,
+                b_cs: u(at.out_w),
+                derivative: below.activation,
+                ..Default::default()
+            }));
+        }
+        launches
+    }
+}

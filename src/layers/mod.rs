@@ -1,0 +1,352 @@
+//! Layers. Each kind is one module that owns its Keras defaults, validation, weight specs,
+//! initial values, kernel bindings and launches ([`LayerSpec`]); the plan composes them and
+//! nothing else matches on the kind. A new layer kind is its module plus one line in
+//! [`LayerKind::spec`] (and its kernels, if it brings new ones).
+
+mod activation;
+mod batchnorm;
+mod dense;
+mod dropout;
+
+use crate::device::{Args, Backend, BufId, OpId};
+use crate::error::{Error, Result};
+
+pub use activation::{Activation, ActivationConfig};
+pub use batchnorm::BatchNormConfig;
+pub use dense::DenseConfig;
+pub use dropout::DropoutConfig;
+
+/// What a layer does, with its settings (read through each config's accessors; set through
+/// [`Layer`]'s builder methods). Saved as `{"type": "Dense", "units": ..}` in model files.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "type")]
+#[non_exhaustive]
+pub enum LayerKind {
+    Dense(DenseConfig),
+    Activation(ActivationConfig),
+    Dropout(DropoutConfig),
+    BatchNormalization(BatchNormConfig),
+}
+
+impl LayerKind {
+    /// The kind's module: the one place that dispatches on the kind.
+    pub(crate) fn spec(&self) -> &dyn LayerSpec {
+        match self {
+            LayerKind::Dense(c) => c,
+            LayerKind::Activation(c) => c,
+            LayerKind::Dropout(c) => c,
+            LayerKind::BatchNormalization(c) => c,
+        }
+    }
+}
+
+/// One named weight array of a layer (Keras's names and shapes): the one parameter counter
+/// (plan sizes, summary, saved files and benchmarks all add these up).
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct WeightSpec {
+    pub name: &'static str,
+    pub shape: Vec<usize>,
+    /// Trainable weights live in the flat parameter vector; the others (BatchNormalization's
+    /// moving statistics) in the state vector.
+    pub trainable: bool,
+}
+
+impl WeightSpec {
+    /// The number of values (saturating: shapes can come from a crafted file).
+    pub fn len(&self) -> usize {
+        self.shape.iter().try_fold(1usize, |a, b| a.checked_mul(*b)).unwrap_or(usize::MAX)
+    }
+}
+
+/// Trainable and non-trainable value counts of a weight list (saturating).
+pub(crate) fn count_weights(weights: &[WeightSpec]) -> (usize, usize) {
+    let sum = |trainable: bool| {
+        weights.iter().filter(|w| w.trainable == trainable).map(WeightSpec::len).fold(0, usize::saturating_add)
+    };
+    (sum(true), sum(false))
+}
+
+/// Where a layer sits in a plan: its position, widths and offsets into the flat vectors.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Placement {
+    pub index: usize,
+    pub in_w: usize,
+    pub out_w: usize,
+    /// Offset of the layer's trainable weights in the parameter (and gradient) vector.
+    pub param_off: usize,
+    pub param_len: usize,
+    /// Offset of its non-trainable weights in the state vector.
+    pub state_off: usize,
+}
+
+/// One pass over a batch: its rows, training or inference, and what draws dropout masks.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Pass {
+    pub rows: usize,
+    pub training: bool,
+    pub step: u32,
+    pub seed: u32,
+}
+
+/// What a backward launch needs from the layer below: whether it wants dX at all (some layer at
+/// or below it has weights) and its output activation, whose derivative multiplies dX (computed
+/// from its output, kept in `below_output`). Made in one place, `Plan::below`.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Below {
+    pub needs_grad: bool,
+    pub activation: Activation,
+}
+
+/// The buffers a layer's kernels bind.
+pub(crate) struct LayerBuffers {
+    pub input: BufId,
+    pub output: BufId,
+    /// dLoss/dOutput of this layer.
+    pub grad_output: BufId,
+    /// Where dX goes, when the layer below wants it.
+    pub grad_input: Option<BufId>,
+    /// The layer below's output (its activation's derivative is computed from it).
+    pub below_output: BufId,
+    /// The layer's own scratch (`LayerSpec::scratch_len` values), if it asked for one.
+    pub scratch: Option<BufId>,
+    pub params: BufId,
+    pub grads: BufId,
+    pub state: BufId,
+    /// One-value buffers for bindings a launch does not use.
+    pub unused: BufId,
+    pub unused_write: BufId,
+}
+
+/// A layer's bound kernels. `backward` lines up with the launches `LayerSpec::backward` returns.
+pub(crate) struct LayerOps {
+    pub forward_train: OpId,
+    pub forward_infer: OpId,
+    pub backward: Vec<OpId>,
+}
+
+/// What each layer kind provides to the plan.
+pub(crate) trait LayerSpec {
+    /// Keras's class name ("Dense").
+    fn type_name(&self) -> &'static str;
+    /// Keras's default name prefix ("dense", then "dense_1", ...).
+    fn name_prefix(&self) -> &'static str;
+    /// The hyperparameters are within range (`index`: the layer's position, for messages).
+    fn validate(&self, _index: usize) -> Result<()> {
+        Ok(())
+    }
+    fn output_width(&self, input: usize) -> usize {
+        input
+    }
+    /// The activation applied last, whose derivative the layer above's backward multiplies in.
+    fn output_activation(&self) -> Activation {
+        Activation::Linear
+    }
+    /// Weight arrays for an input of `in_w` features, trainable first in parameter order.
+    fn weights(&self, _in_w: usize) -> Vec<WeightSpec> {
+        Vec::new()
+    }
+    /// Initial values of its slice of the parameter and state vectors.
+    fn init(&self, _at: &Placement, _rng: &mut rand::rngs::StdRng, _params: &mut [f32], _state: &mut [f32]) {}
+    /// Values of per-batch scratch the layer keeps between forward and backward.
+    fn scratch_len(&self, _width: usize) -> usize {
+        0
+    }
+    fn bind(&self, backend: &mut dyn Backend, bufs: &LayerBuffers) -> Result<LayerOps>;
+    /// The forward launch (on `forward_train` or `forward_infer` by `pass.training`).
+    fn forward(&self, at: &Placement, pass: &Pass) -> Args;
+    /// The backward launches, one per op in `LayerOps::backward`.
+    fn backward(&self, at: &Placement, pass: &Pass, below: &Below) -> Vec<Args>;
+}
+
+/// One layer of a [`crate::Sequential`] model. Built with [`Dense::new`], [`Dropout::new`],
+/// [`BatchNormalization::new`] or [`ActivationLayer::new`]; builder methods that do not apply to
+/// the layer's kind are reported as an error by `compile`, never a panic.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Layer {
+    pub(crate) kind: LayerKind,
+    pub(crate) name: Option<String>,
+    pub(crate) input_shape: Option<usize>,
+    /// A builder misuse, reported at compile.
+    pub(crate) deferred_error: Option<String>,
+}
+
+impl Layer {
+    pub(crate) fn of(kind: LayerKind) -> Self {
+        Layer { kind, name: None, input_shape: None, deferred_error: None }
+    }
+
+    fn defer(mut self, message: String) -> Self {
+        self.deferred_error.get_or_insert(message);
+        self
+    }
+
+    pub fn kind(&self) -> &LayerKind {
+        &self.kind
+    }
+
+    pub(crate) fn spec(&self) -> &dyn LayerSpec {
+        self.kind.spec()
+    }
+
+    /// Applies a builder option to the layer kinds it fits; on any other kind, records the misuse
+    /// for `compile` to report.
+    fn configure(mut self, option: &str, apply: impl FnOnce(&mut LayerKind) -> bool) -> Self {
+        if apply(&mut self.kind) {
+            return self;
+        }
+        let msg = format!("{option}() does not apply to a {} layer", self.type_name());
+        self.defer(msg)
+    }
+
+    /// Sets the activation of a Dense or Activation layer ("linear", "relu", "sigmoid").
+    pub fn activation(self, name: &str) -> Self {
+        let parsed = match Activation::parse(name) {
+            Ok(a) => a,
+            Err(e) => return self.defer(e.to_string()),
+        };
+        self.configure("activation", |k| match k {
+            LayerKind::Dense(DenseConfig { activation, .. })
+            | LayerKind::Activation(ActivationConfig { activation }) => {
+                *activation = parsed;
+                true
+            }
+            _ => false,
+        })
+    }
+
+    /// Whether a Dense layer adds a bias (default true).
+    pub fn use_bias(self, on: bool) -> Self {
+        self.configure("use_bias", |k| match k {
+            LayerKind::Dense(c) => {
+                c.use_bias = on;
+                true
+            }
+            _ => false,
+        })
+    }
+
+    /// The number of input features; needed on the first layer unless fit infers it from the data.
+    pub fn input_shape(mut self, features: usize) -> Self {
+        self.input_shape = Some(features);
+        self
+    }
+
+    /// A name shown by summary and used in saved files.
+    pub fn name(mut self, name: &str) -> Self {
+        self.name = Some(name.to_string());
+        self
+    }
+
+    /// Dropout's own seed (otherwise derived from the fit seed and the layer's position).
+    pub fn seed(self, value: u64) -> Self {
+        self.configure("seed", |k| match k {
+            LayerKind::Dropout(c) => {
+                c.seed = Some(value);
+                true
+            }
+            _ => false,
+        })
+    }
+
+    /// BatchNormalization's momentum of the moving statistics (default 0.99).
+    pub fn momentum(self, value: f32) -> Self {
+        self.configure("momentum", |k| match k {
+            LayerKind::BatchNormalization(c) => {
+                c.momentum = value;
+                true
+            }
+            _ => false,
+        })
+    }
+
+    /// BatchNormalization's epsilon (default 0.001).
+    pub fn epsilon(self, value: f32) -> Self {
+        self.configure("epsilon", |k| match k {
+            LayerKind::BatchNormalization(c) => {
+                c.epsilon = value;
+                true
+            }
+            _ => false,
+        })
+    }
+
+    /// BatchNormalization: learn beta (center) and gamma (scale); both default true.
+    pub fn center_scale(self, with_center: bool, with_scale: bool) -> Self {
+        self.configure("center_scale", |k| match k {
+            LayerKind::BatchNormalization(c) => {
+                c.center = with_center;
+                c.scale = with_scale;
+                true
+            }
+            _ => false,
+        })
+    }
+
+    /// The layer's hyperparameters are within range.
+    pub(crate) fn validate(&self, index: usize) -> Result<()> {
+        if let Some(msg) = &self.deferred_error {
+            return Err(Error::Model(format!("layer {index}: {msg}")));
+        }
+        self.spec().validate(index)?;
+        match self.input_shape {
+            Some(0) => Err(Error::invalid(format!("layer {index} input_shape"), 0, "must be at least 1")),
+            _ => Ok(()),
+        }
+    }
+
+    /// Output width given the input width.
+    pub(crate) fn output_width(&self, input: usize) -> usize {
+        self.spec().output_width(input)
+    }
+
+    /// The activation applied at the end of this layer, whose derivative the backward pass of the
+    /// layer above fuses into its epilogue.
+    pub(crate) fn output_activation(&self) -> Activation {
+        self.spec().output_activation()
+    }
+
+    /// Keras's class name.
+    pub(crate) fn type_name(&self) -> &'static str {
+        self.spec().type_name()
+    }
+}
+
+/// A fully connected layer: `activation(x · W + b)`, W Glorot-uniform, b zeros.
+pub struct Dense;
+
+impl Dense {
+    #[allow(clippy::new_ret_no_self)]
+    pub fn new(units: usize) -> Layer {
+        Layer::of(LayerKind::Dense(DenseConfig::new(units)))
+    }
+}
+
+/// A standalone activation layer, e.g. after BatchNormalization.
+pub struct ActivationLayer;
+
+impl ActivationLayer {
+    #[allow(clippy::new_ret_no_self)]
+    pub fn new(name: &str) -> Layer {
+        Layer::of(LayerKind::Activation(ActivationConfig { activation: Activation::Linear })).activation(name)
+    }
+}
+
+/// Inverted dropout: zeroes inputs with probability `rate` in training, identity at inference.
+pub struct Dropout;
+
+impl Dropout {
+    #[allow(clippy::new_ret_no_self)]
+    pub fn new(rate: f32) -> Layer {
+        Layer::of(LayerKind::Dropout(DropoutConfig { rate, seed: None }))
+    }
+}
+
+/// Batch normalization with Keras's defaults (momentum 0.99, epsilon 0.001, center, scale).
+pub struct BatchNormalization;
+
+impl BatchNormalization {
+    #[allow(clippy::new_ret_no_self)]
+    pub fn new() -> Layer {
+        Layer::of(LayerKind::BatchNormalization(BatchNormConfig::default()))
+    }
+}

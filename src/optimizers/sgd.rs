@@ -1,0 +1,35 @@
+//! Stochastic gradient descent with optional (Nesterov) momentum, as in Keras (shaders/optim.wgsl `sgd`).
+
+use crate::device::{Args, SgdArgs};
+use crate::error::{Error, Result};
+
+/// SGD's hyperparameters (Keras's defaults: 0.01, no momentum).
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Sgd {
+    pub learning_rate: f32,
+    pub momentum: f32,
+    pub nesterov: bool,
+}
+
+impl Default for Sgd {
+    fn default() -> Self {
+        Sgd { learning_rate: 0.01, momentum: 0.0, nesterov: false }
+    }
+}
+
+impl Sgd {
+    pub fn new(learning_rate: f32) -> Self {
+        Sgd { learning_rate, ..Default::default() }
+    }
+
+    pub(crate) fn validate(&self) -> Result<()> {
+        if !(0.0..=1.0).contains(&self.momentum) {
+            return Err(Error::invalid("momentum", self.momentum, "must be in [0, 1]"));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn launch(&self, len: usize) -> Args {
+        Args::Sgd(SgdArgs { len: len as u32, lr: self.learning_rate, momentum: self.momentum, nesterov: self.nesterov })
+    }
+}
