@@ -100,11 +100,7 @@ impl Plan {
             let out_w = layer.output_width(width);
             let (param_len, state_len) = count_weights(&layer.spec().weights(width));
             if param_len == usize::MAX {
-                return Err(Error::invalid(
-                    format!("layer {index} size"),
-                    format!("{width} inputs x {out_w} outputs"),
-                    "the weights overflow the address space",
-                ));
+                return Err(Error::invalid("units", out_w, format!("{width} x {out_w} weights overflow")));
             }
             let at = Placement { index, in_w: width, out_w, param_off: n_params, param_len, state_off: n_state };
             layers.push(LayerSlots { layer: layer.clone(), at });
