@@ -53,6 +53,7 @@ impl Options {
     }
 }
 
+/// The workload names, in order: the one list the `wgfit bench` command and its errors use.
 pub const WORKLOADS: [&str; 4] = ["W1", "W2", "W3", "W4"];
 
 struct Spec {
@@ -169,11 +170,7 @@ fn spec(name: &str, opts: &Options) -> Result<Spec> {
             }
         }
         other => {
-            return Err(Error::UnknownName {
-                kind: "workload",
-                name: other.to_string(),
-                valid: "W1, W2, W3, W4".into(),
-            })
+            return Err(Error::UnknownName { kind: "workload", name: other.to_string(), valid: WORKLOADS.join(", ") })
         }
     })
 }

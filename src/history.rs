@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::io::write_atomic;
 
 /// Loss and metric values per epoch: `loss`, `<metric>`, `val_loss`, `val_<metric>` (and
 /// `learning_rate` with ReduceLROnPlateau).
@@ -185,19 +186,18 @@ impl History {
                 write_atomic(path, svg.as_bytes())
             }
             Some("png") => {
-                // plotters' encoder picks the format from the extension: the temporary name ends in .png.
-                let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-                let tmp = path.with_file_name(format!(".{name}.{}.tmp.png", std::process::id()));
+                // plotters writes the PNG to a file and picks the format from its extension: draw
+                // to a temporary .png beside `path`, then write its bytes atomically.
+                let (_, tmp) = crate::io::temp_beside(path, ".png")?;
                 let drawn = {
                     let root = plotters::prelude::BitMapBackend::new(&tmp, (w, h));
                     self.draw(root, &panels)
                 };
                 let result = drawn.map_err(|e| fmt(format!("drawing the plot: {e}"))).and_then(|_| {
-                    std::fs::rename(&tmp, path).map_err(|source| Error::Io { path: path.to_path_buf(), source })
+                    let png = std::fs::read(&tmp).map_err(|source| Error::Io { path: tmp.clone(), source })?;
+                    write_atomic(path, &png)
                 });
-                if result.is_err() {
-                    let _ = std::fs::remove_file(&tmp);
-                }
+                let _ = std::fs::remove_file(&tmp);
                 result
             }
             _ => Err(fmt("the plot's file name must end in .svg or .png".into())),
@@ -296,24 +296,6 @@ fn register_font() {
     ONCE.call_once(|| {
         let _ = plotters::style::register_font("sans-serif", plotters::style::FontStyle::Normal, FONT);
     });
-}
-
-/// Writes `bytes` to a temporary file beside `path`, then renames it over `path`.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let io = |source| Error::Io { path: path.to_path_buf(), source };
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.map_err(io)
 }
 
 impl std::ops::Index<&str> for History {

@@ -53,19 +53,40 @@ fn csv_errors_are_typed_and_located() {
 }
 
 #[test]
+fn a_huge_bad_field_is_cut_in_the_error() {
+    let huge = "x".repeat(5 * 1024 * 1024);
+    let t = parse(&format!("a,b,y\n1,2,3\n4,{huge},6\n")).unwrap();
+    let d = format_detail(t.to_table().unwrap_err());
+    assert!(d.len() < 1024, "{} bytes: {}", d.len(), &d[..d.len().min(2000)]);
+    assert!(d.contains("line 3, column 2 (\"b\")"), "{d}");
+    assert!(d.contains(&format!("\"{}…\" ({} bytes)", "x".repeat(40), huge.len())), "{d}");
+    // the whole message, with the file name, stays short too.
+    let e = Table::parse_csv(format!("a,b,y\n4,{huge},6\n").as_bytes(), Path::new("t.csv")).unwrap_err();
+    assert!(e.to_string().len() < 1024 && e.to_string().contains("line 2, column 2"), "{e}");
+    // a huge header name or unseen category is cut the same way.
+    let t = parse(&format!("a,{huge},y\n1,z,3\n")).unwrap();
+    let d = format_detail(t.to_table().unwrap_err());
+    assert!(d.len() < 1024 && d.contains("line 2, column 2"), "{}", &d[..d.len().min(2000)]);
+    let train = parse("c,y\na,1\n").unwrap();
+    let pre = Preprocessor::fit(&train, &CsvOptions::new().categorical(&["c"])).unwrap();
+    let d = format_detail(pre.transform_x(&parse(&format!("c\n{huge}\n")).unwrap()).unwrap_err());
+    assert!(d.len() < 1024 && d.contains("line 2, column 1"), "{}", &d[..d.len().min(2000)]);
+}
+
+#[test]
 fn bom_crlf_and_quoted_cells_load() {
     let t = parse("\u{feff}a,\"b\",y\r\n1, 2 ,3\r\n4,5,6\r\n").unwrap();
-    assert_eq!(t.columns, ["a", "b", "y"]);
-    assert_eq!(t.lines, [2, 3]);
+    assert_eq!(t.columns(), ["a", "b", "y"]);
+    assert_eq!(t.lines(), [2, 3]);
     let n = t.to_table().unwrap();
-    assert_eq!(n.values.data(), &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+    assert_eq!(n.values().data(), &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
 }
 
 #[test]
 fn one_hot_and_unseen_category() {
     let train = parse("x,c,y\n1,b,0\n2,a,1\n3,b,0\n").unwrap();
     let pre = Preprocessor::fit(&train, &CsvOptions::new().categorical(&["c"]).scale(ScaleKind::None)).unwrap();
-    assert_eq!(pre.features[1], Feature::OneHot { column: "c".into(), categories: vec!["a".into(), "b".into()] });
+    assert_eq!(pre.features()[1], Feature::OneHot { column: "c".into(), categories: vec!["a".into(), "b".into()] });
     assert_eq!(pre.input_names(), ["x", "c=a", "c=b"]);
     let (x, y) = pre.transform_xy(&train).unwrap();
     assert_eq!(x.data(), &[1.0, 0.0, 1.0, 2.0, 1.0, 0.0, 3.0, 0.0, 1.0]);
@@ -86,7 +107,7 @@ fn scalers_fit_on_training_rows_only() {
     assert_eq!(mm.transform_x(&train).unwrap().data(), &[0.0, 1.0 / 3.0, 2.0 / 3.0, 1.0]);
     assert_eq!(mm.transform_x(&valid).unwrap().data(), &[100.0 / 6.0]);
     let st = Preprocessor::fit(&train, &CsvOptions::new().scale(ScaleKind::Standard)).unwrap();
-    let Scaler::Standard { mean, std } = &st.scaler else { panic!("{:?}", st.scaler) };
+    let Scaler::Standard { mean, std } = st.scaler() else { panic!("{:?}", st.scaler()) };
     assert_eq!(mean, &[3.0]);
     assert!((std[0] - 5.0f32.sqrt()).abs() < 1e-6);
     let z = st.transform_x(&train).unwrap();
@@ -107,14 +128,14 @@ fn scalers_fit_on_training_rows_only() {
 fn splits() {
     let t = parse(&(0..10).fold(String::from("a,y\n"), |s, i| s + &format!("{i},{i}\n"))).unwrap();
     let (a, b) = t.split_last(0.3).unwrap();
-    assert_eq!(a.to_table().unwrap().values.rows(), 7);
-    assert_eq!(b.rows[0][0], "7");
+    assert_eq!(a.to_table().unwrap().values().rows(), 7);
+    assert_eq!(b.rows()[0][0], "7");
     let (r1, v1) = t.split_random(0.3, 42).unwrap();
     let (r2, v2) = t.split_random(0.3, 42).unwrap();
-    assert_eq!((r1.rows.clone(), v1.rows.clone()), (r2.rows, v2.rows));
+    assert_eq!((r1.rows(), v1.rows()), (r2.rows(), v2.rows()));
     assert_eq!((r1.len(), v1.len()), (7, 3));
     let (_, v3) = t.split_random(0.3, 43).unwrap();
-    assert_ne!(v1.rows, v3.rows);
+    assert_ne!(v1.rows(), v3.rows());
     for bad in [0.0, 1.0, -0.5, f32::NAN] {
         assert!(matches!(t.split_last(bad), Err(Error::InvalidValue { .. })), "{bad}");
     }
@@ -129,7 +150,7 @@ fn shipped_datasets_still_load() {
     let (xt, _, xv, _) = wgfit::data::shipped::ionosphere().unwrap();
     assert_eq!((xt.rows(), xt.cols(), xv.rows()), (246, 33, 105));
     let t = Table::read_csv(Path::new(env!("CARGO_MANIFEST_DIR")).join("data/concrete.csv")).unwrap();
-    assert_eq!(t.values.rows(), 1030);
+    assert_eq!(t.values().rows(), 1030);
 }
 
 #[test]

@@ -29,7 +29,7 @@ fn exercise_table(t: &RawTable) {
     let _ = t.to_table().map(|tab| tab.features_target(None));
     let _ = t.split_last(0.5);
     let _ = t.split_random(0.3, 1);
-    if let Some(first) = t.columns.first() {
+    if let Some(first) = t.columns().first() {
         let opts = CsvOptions::new().categorical(&[first.as_str()]).scale(ScaleKind::Standard);
         if let Ok(p) = Preprocessor::fit(t, &opts) {
             let _ = p.transform_xy(t);
@@ -52,9 +52,9 @@ proptest! {
         let path = Path::new("random.csv");
         match RawTable::parse_csv(&bytes, path) {
             Ok(t) => {
-                prop_assert!(!t.columns.is_empty() && !t.rows.is_empty());
-                prop_assert!(t.rows.iter().all(|r| r.len() == t.columns.len()));
-                prop_assert_eq!(t.rows.len(), t.lines.len());
+                prop_assert!(!t.columns().is_empty() && !t.rows().is_empty());
+                prop_assert!(t.rows().iter().all(|r| r.len() == t.columns().len()));
+                prop_assert_eq!(t.rows().len(), t.lines().len());
                 exercise_table(&t);
             }
             Err(Error::Format { path: p, detail }) => {
@@ -154,15 +154,15 @@ proptest! {
         let bytes = write_csv(&c);
         let path = Path::new("table.csv");
         let raw = RawTable::parse_csv(&bytes, path).map_err(|e| TestCaseError::fail(format!("{e}")))?;
-        prop_assert_eq!(&raw.columns, &c.names);
-        prop_assert_eq!(raw.rows.len(), c.rows.len());
+        prop_assert_eq!(raw.columns(), &c.names);
+        prop_assert_eq!(raw.rows().len(), c.rows.len());
         // Data row r starts on line r + 2 (the header is line 1).
-        prop_assert_eq!(raw.lines.clone(), (2..c.rows.len() + 2).collect::<Vec<_>>());
+        prop_assert_eq!(raw.lines().to_vec(), (2..c.rows.len() + 2).collect::<Vec<_>>());
         let t = Table::parse_csv(&bytes, path).map_err(|e| TestCaseError::fail(format!("{e}")))?;
-        prop_assert_eq!(&t.columns, &c.names);
-        prop_assert_eq!((t.values.rows(), t.values.cols()), (c.rows.len(), c.names.len()));
+        prop_assert_eq!(t.columns(), &c.names);
+        prop_assert_eq!((t.values().rows(), t.values().cols()), (c.rows.len(), c.names.len()));
         for (r, want) in c.rows.iter().enumerate() {
-            let got = t.values.row(r).unwrap();
+            let got = t.values().row(r).unwrap();
             for (col, (g, w)) in got.iter().zip(want).enumerate() {
                 prop_assert_eq!(g.to_bits(), w.to_bits(), "row {} column {}: {} read back as {}", r, col, w, g);
             }

@@ -31,8 +31,8 @@ fuzz_target!(|bytes: &[u8]| {
             let _ = model.predict(&x);
         }
         if let Some(pre) = loaded.preprocessor {
-            let names: Vec<String> = pre.features.iter().map(|f| f.column().to_string()).collect();
-            let header = names.iter().chain([&pre.target]).cloned().collect::<Vec<_>>().join(",");
+            let names: Vec<String> = pre.features().iter().map(|f| f.column().to_string()).collect();
+            let header = names.iter().map(String::as_str).chain([pre.target()]).collect::<Vec<_>>().join(",");
             let row = vec!["1"; names.len() + 1].join(",");
             let csv = format!("{header}\n{row}\n");
             if let Ok(t) = wgfit::data::RawTable::parse_csv(csv.as_bytes(), &json) {

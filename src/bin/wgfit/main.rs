@@ -1,0 +1,285 @@
+//! `wgfit`: train, evaluate and use dense networks on CSV files from the shell.
+//!
+//! With no arguments it runs the demo: the course's concrete-strength model with early stopping.
+//! Exit codes: 0 success, 2 usage error, 1 any other error (one line on stderr).
+
+//!
+//! One module per command group: `train`, `predict` (evaluate and predict), `info` (summary and
+//! devices), `bench`, and `demo`; this file holds the command line, dispatch and exit codes.
+
+mod bench;
+mod demo;
+mod info;
+mod predict;
+mod train;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::LazyLock;
+use std::time::Instant;
+
+use clap::{Args, Parser, Subcommand};
+use serde_json::{json, Value};
+use wgfit::Device;
+
+/// `wgfit bench`'s default `--workloads`: every workload of [`wgfit::bench::WORKLOADS`].
+static ALL_WORKLOADS: LazyLock<String> = LazyLock::new(|| wgfit::bench::WORKLOADS.join(","));
+
+#[derive(Parser)]
+#[command(
+    name = "wgfit",
+    version,
+    about = "Train Keras-style dense networks on CSV data, on any GPU (wgpu) or the CPU.",
+    after_help = "With no command, runs the demo: the course's concrete model with early stopping on the shipped data."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once
+enum Command {
+    /// Train a model on a CSV file (header row; target = last column unless --target).
+    Train(TrainArgs),
+    /// Loss and metrics of a saved model on a CSV file with the target column.
+    Evaluate {
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long, value_parser = ["gpu", "cpu"])]
+        device: Option<String>,
+        /// Print one JSON object on stdout: {"loss": .., "<metric>": ..}.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Predictions of a saved model for every row of a CSV file (the target column may be absent).
+    Predict {
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long)]
+        data: PathBuf,
+        /// Write the predictions to this CSV file (default: stdout).
+        #[arg(long)]
+        output: Option<PathBuf>,
+        #[arg(long, value_parser = ["gpu", "cpu"])]
+        device: Option<String>,
+    },
+    /// The benchmark workloads of BENCHMARKS.md (W1-W4) on the GPU and CPU paths, as one table.
+    Bench {
+        /// Comma-separated workloads.
+        #[arg(long, default_value = ALL_WORKLOADS.as_str(), value_delimiter = ',')]
+        workloads: Vec<String>,
+        /// gpu, cpu or both.
+        #[arg(long, default_value = "both", value_parser = ["gpu", "cpu", "both"])]
+        device: String,
+        /// Print one JSON array of records on stdout instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The layer table of a saved model, its compile settings and preprocessing.
+    Summary {
+        #[arg(long)]
+        model: PathBuf,
+    },
+    /// List the GPU adapters wgpu sees; `*` marks the one that would be used.
+    Devices {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args)]
+struct TrainArgs {
+    /// Training CSV file.
+    #[arg(long)]
+    data: PathBuf,
+    /// Target column (default: the last column).
+    #[arg(long)]
+    target: Option<String>,
+    /// Columns to ignore, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    drop: Vec<String>,
+    /// Text columns to one-hot encode (categories learned on the training rows), comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    categorical: Vec<String>,
+    /// Hidden layer sizes, comma-separated ("none" for no hidden layer).
+    #[arg(long, default_value = "512,512,512")]
+    layers: String,
+    /// Activation of the hidden layers.
+    #[arg(long, default_value = "relu")]
+    activation: String,
+    /// Output activation (default: sigmoid for a 0/1 target, else linear).
+    #[arg(long, value_parser = ["linear", "sigmoid"])]
+    output: Option<String>,
+    /// Dropout rate after every hidden layer.
+    #[arg(long)]
+    dropout: Option<f32>,
+    /// BatchNormalization after every hidden layer (Dense -> BatchNorm -> Dropout).
+    #[arg(long)]
+    batchnorm: bool,
+    /// Loss (default: binary_crossentropy for a 0/1 target, else mae).
+    #[arg(long)]
+    loss: Option<String>,
+    /// Metrics, comma-separated (default: binary_accuracy for a 0/1 target, else mae).
+    #[arg(long, value_delimiter = ',')]
+    metrics: Option<Vec<String>>,
+    #[arg(long, default_value = "adam", value_parser = ["adam", "sgd"])]
+    optimizer: String,
+    /// Learning rate (default: Keras's, 0.001 for adam, 0.01 for sgd).
+    #[arg(long)]
+    lr: Option<f32>,
+    #[arg(long, default_value_t = 32)]
+    batch_size: usize,
+    #[arg(long, default_value_t = 100)]
+    epochs: usize,
+    /// SGD momentum.
+    #[arg(long)]
+    momentum: Option<f32>,
+    /// Early stopping: epochs without improvement of val_loss (loss without validation data).
+    #[arg(long)]
+    patience: Option<usize>,
+    /// Early stopping: smallest change that counts as an improvement.
+    #[arg(long, default_value_t = 0.0)]
+    min_delta: f64,
+    /// Early stopping: put back the best epoch's weights at the end.
+    #[arg(long, default_value = "true", action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
+    restore_best: bool,
+    /// Validation rows from a second CSV file with the same columns.
+    #[arg(long, conflicts_with = "validation_split")]
+    valid: Option<PathBuf>,
+    /// Hold out the last fraction of the rows for validation (Keras's validation_split).
+    #[arg(long)]
+    validation_split: Option<f32>,
+    /// Feature scaling fitted on the training rows.
+    #[arg(long, default_value = "minmax", value_parser = ["minmax", "standard", "none"])]
+    scale: String,
+    /// gpu or cpu (default: the GPU, or the CPU with a notice when there is no adapter).
+    #[arg(long, value_parser = ["gpu", "cpu"])]
+    device: Option<String>,
+    /// Seed of the initial weights, shuffles and dropout.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Write the learning curves (.svg or .png).
+    #[arg(long)]
+    plot: Option<PathBuf>,
+    /// Save the trained model (architecture, weights, preprocessing, compile settings) as JSON.
+    #[arg(long)]
+    save: Option<PathBuf>,
+    /// Print one JSON object with the results on stdout (everything else goes to stderr).
+    #[arg(long)]
+    json: bool,
+    /// 0 silent, 1 progress, 2 one line per epoch.
+    #[arg(long, value_parser = clap::value_parser!(u8).range(0..=2))]
+    verbose: Option<u8>,
+}
+
+/// An error and its exit code.
+struct Failure {
+    code: u8,
+    message: String,
+}
+
+impl From<wgfit::Error> for Failure {
+    fn from(e: wgfit::Error) -> Self {
+        Failure { code: 1, message: e.to_string() }
+    }
+}
+
+fn usage(message: impl Into<String>) -> Failure {
+    Failure { code: 2, message: message.into() }
+}
+
+type CliResult<T> = std::result::Result<T, Failure>;
+
+fn main() -> ExitCode {
+    let started = Instant::now();
+    std::panic::set_hook(Box::new(|info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        eprintln!("wgfit: internal error (please report it): {}", msg.lines().next().unwrap_or(""));
+    }));
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            return match e.kind() {
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+                    let _ = e.print();
+                    ExitCode::SUCCESS
+                }
+                ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+                    let _ = e.print();
+                    ExitCode::from(2)
+                }
+                _ => {
+                    let text = e.render().to_string();
+                    let first = text.lines().next().unwrap_or("usage error").trim_start_matches("error: ");
+                    eprintln!("wgfit: {first} (see `wgfit --help`)");
+                    ExitCode::from(2)
+                }
+            };
+        }
+    };
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(cli, started)));
+    match result {
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(f)) => {
+            eprintln!("wgfit: error: {}", f.message.replace('\n', " "));
+            ExitCode::from(f.code)
+        }
+        Err(_) => ExitCode::from(1),
+    }
+}
+
+fn run(cli: Cli, started: Instant) -> CliResult<()> {
+    match cli.command {
+        None => demo::demo(started),
+        Some(Command::Train(args)) => train::train(args, started),
+        Some(Command::Evaluate { model, data, device, json }) => {
+            predict::evaluate(&model, &data, device.as_deref(), json)
+        }
+        Some(Command::Predict { model, data, output, device }) => {
+            predict::predict(&model, &data, output.as_deref(), device.as_deref())
+        }
+        Some(Command::Summary { model }) => info::summary(&model),
+        Some(Command::Devices { json }) => info::devices(json),
+        Some(Command::Bench { workloads, device, json }) => bench::bench(&workloads, &device, json),
+    }
+}
+
+/// The device for `--device`: gpu (an error without an adapter), cpu, or by default the GPU with a
+/// fallback to the CPU and a notice.
+fn pick_device(choice: Option<&str>) -> CliResult<Device> {
+    match choice {
+        Some("cpu") => Ok(Device::cpu()),
+        Some(_) => Ok(Device::gpu()?),
+        None => {
+            let (device, why) = Device::gpu_or_cpu();
+            if let Some(e) = why {
+                eprintln!("wgfit: notice: no GPU adapter ({e}); training on the CPU path instead");
+            }
+            Ok(device)
+        }
+    }
+}
+
+fn json_f32(v: f32) -> Value {
+    if v.is_finite() {
+        json!(v as f64)
+    } else {
+        Value::Null
+    }
+}
+
+fn print_json(v: &Value) -> CliResult<()> {
+    let text = serde_json::to_string(v).map_err(|e| Failure { code: 1, message: e.to_string() })?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{text}").map_err(|e| Failure { code: 1, message: format!("cannot write to stdout: {e}") })
+}

@@ -1,0 +1,305 @@
+//! CSV files as tables of text cells ([`RawTable`]) or numbers ([`Table`]), and the
+//! train/validation splits of their rows.
+
+use std::path::{Path, PathBuf};
+
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+
+use super::{cut, quoted};
+use crate::error::{Error, Result};
+use crate::matrix::Matrix;
+
+/// A CSV file as text cells: the header, and every row with the line it started on.
+///
+/// Built by [`RawTable::read_csv`] / [`RawTable::parse_csv`] (and the splits); every row has one
+/// cell per column and one line number.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RawTable {
+    source: PathBuf,
+    columns: Vec<String>,
+    rows: Vec<Vec<String>>,
+    lines: Vec<usize>,
+}
+
+impl RawTable {
+    /// Reads a CSV file with a header row (see the module's rules).
+    pub fn read_csv(path: impl AsRef<Path>) -> Result<RawTable> {
+        let path = path.as_ref();
+        let bytes = std::fs::read(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
+        Self::parse_csv(&bytes, path)
+    }
+
+    /// Parses CSV bytes; `path` only names the source in errors.
+    pub fn parse_csv(bytes: &[u8], path: &Path) -> Result<RawTable> {
+        let fmt = |detail: String| Error::Format { path: PathBuf::from(path), detail };
+        let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+        // Windows line endings: the csv crate reads them, but counts lines one short; normalize.
+        let normalized: Vec<u8>;
+        let bytes = if bytes.contains(&b'\r') {
+            normalized = crlf_to_lf(bytes);
+            &normalized[..]
+        } else {
+            bytes
+        };
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Err(fmt("the file is empty: a header row and data rows are needed".into()));
+        }
+        let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(false).from_reader(bytes);
+        let columns: Vec<String> = reader
+            .headers()
+            .map_err(|e| fmt(format!("cannot read the header: {}", csv_error(&e))))?
+            .iter()
+            .map(|h| h.trim().to_string())
+            .collect();
+        if columns.is_empty() || columns.iter().all(String::is_empty) {
+            return Err(fmt("the file is empty: a header row is needed".into()));
+        }
+        for (i, c) in columns.iter().enumerate() {
+            if c.is_empty() {
+                return Err(fmt(format!("line 1: column {} has an empty name in the header", i + 1)));
+            }
+            if let Some(j) = columns[..i].iter().position(|p| p == c) {
+                return Err(fmt(format!(
+                    "line 1: duplicate column name {} (columns {} and {}); column names must be unique",
+                    quoted(c),
+                    j + 1,
+                    i + 1
+                )));
+            }
+        }
+        let mut rows = Vec::new();
+        let mut lines = Vec::new();
+        for record in reader.records() {
+            let record = record.map_err(|e| fmt(csv_error(&e)))?;
+            let line = record.position().map_or(rows.len() + 2, |p| p.line() as usize);
+            rows.push(record.iter().map(|c| c.trim().to_string()).collect::<Vec<_>>());
+            lines.push(line);
+        }
+        if rows.is_empty() {
+            return Err(fmt("the file has a header but no data rows".into()));
+        }
+        Ok(RawTable { source: path.to_path_buf(), columns, rows, lines })
+    }
+
+    /// Where the table came from (named in errors).
+    pub fn source(&self) -> &Path {
+        &self.source
+    }
+
+    /// The column names of the header, trimmed.
+    pub fn columns(&self) -> &[String] {
+        &self.columns
+    }
+
+    /// Cells, trimmed, row by row; every row has `columns().len()` cells.
+    pub fn rows(&self) -> &[Vec<String>] {
+        &self.rows
+    }
+
+    /// The 1-based line of the file each row starts on (the header is line 1).
+    pub fn lines(&self) -> &[usize] {
+        &self.lines
+    }
+
+    /// Number of data rows.
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// The index of column `name`, or an error listing the columns.
+    pub fn column_index(&self, name: &str) -> Result<usize> {
+        self.columns.iter().position(|c| c == name).ok_or_else(|| {
+            self.err(format!("column {} not found; the columns are: {}", quoted(name), self.column_list()))
+        })
+    }
+
+    /// The column names, comma-separated, each cut to a readable length (for errors).
+    pub(crate) fn column_list(&self) -> String {
+        self.columns.iter().map(|c| cut(c)).collect::<Vec<_>>().join(", ")
+    }
+
+    pub(crate) fn err(&self, detail: String) -> Error {
+        Error::Format { path: self.source.clone(), detail }
+    }
+
+    /// The number in row `r`, column `c`; an error naming line, column and value otherwise.
+    pub fn number(&self, r: usize, c: usize) -> Result<f32> {
+        let cell = &self.rows[r][c];
+        match cell.parse::<f32>() {
+            Ok(v) if v.is_finite() => Ok(v),
+            Ok(_) => Err(self.err(format!(
+                "line {}, column {} ({}): {} is not a finite number",
+                self.lines[r],
+                c + 1,
+                quoted(&self.columns[c]),
+                quoted(cell)
+            ))),
+            Err(_) => Err(self.err(format!(
+                "line {}, column {} ({}): {} is not a number{}",
+                self.lines[r],
+                c + 1,
+                quoted(&self.columns[c]),
+                quoted(cell),
+                if cell.is_empty() { " (empty cell)" } else { " (declare text columns as categorical)" }
+            ))),
+        }
+    }
+
+    /// Every row as numbers (all cells must be numeric).
+    pub fn to_table(&self) -> Result<Table> {
+        let mut data = Vec::with_capacity(self.rows.len() * self.columns.len());
+        for r in 0..self.rows.len() {
+            for c in 0..self.columns.len() {
+                data.push(self.number(r, c)?);
+            }
+        }
+        Ok(Table { columns: self.columns.clone(), values: Matrix::new(self.rows.len(), self.columns.len(), data)? })
+    }
+
+    /// The rows at `indices`, in that order.
+    pub fn select(&self, indices: &[usize]) -> RawTable {
+        RawTable {
+            source: self.source.clone(),
+            columns: self.columns.clone(),
+            rows: indices.iter().map(|&i| self.rows[i].clone()).collect(),
+            lines: indices.iter().map(|&i| self.lines[i]).collect(),
+        }
+    }
+
+    /// Keras's `validation_split`: the last `fraction` of the rows (in file order, before any
+    /// shuffling) become the validation part. Both parts must be non-empty.
+    pub fn split_last(&self, fraction: f32) -> Result<(RawTable, RawTable)> {
+        let at = split_point(self.len(), fraction)?;
+        let idx: Vec<usize> = (0..self.len()).collect();
+        Ok((self.select(&idx[..at]), self.select(&idx[at..])))
+    }
+
+    /// A random split with `seed`: `fraction` of the rows (rounded up) go to validation.
+    pub fn split_random(&self, fraction: f32, seed: u64) -> Result<(RawTable, RawTable)> {
+        let at = split_point(self.len(), fraction)?;
+        let mut idx: Vec<usize> = (0..self.len()).collect();
+        idx.shuffle(&mut rand::rngs::StdRng::seed_from_u64(seed));
+        let (mut t, mut v) = (idx[..at].to_vec(), idx[at..].to_vec());
+        t.sort_unstable();
+        v.sort_unstable();
+        Ok((self.select(&t), self.select(&v)))
+    }
+}
+
+/// Replaces every CR LF with LF (and a lone CR, old Mac style, with LF).
+fn crlf_to_lf(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\r' if bytes.get(i + 1) == Some(&b'\n') => {}
+            b'\r' => out.push(b'\n'),
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    out
+}
+
+/// Where Keras cuts for `validation_split`: `ceil(n * (1 - fraction))` training rows.
+pub fn split_point(n: usize, fraction: f32) -> Result<usize> {
+    if !(fraction > 0.0 && fraction < 1.0) {
+        return Err(Error::invalid("validation_split", fraction, "must be in (0, 1)"));
+    }
+    let at = ((n as f64) * (1.0 - fraction as f64)).ceil() as usize;
+    if at == 0 || at >= n {
+        return Err(Error::invalid(
+            "validation_split",
+            fraction,
+            format!("leaves {at} training and {} validation rows out of {n}; both must be at least 1", n - at.min(n)),
+        ));
+    }
+    Ok(at)
+}
+
+fn csv_error(e: &csv::Error) -> String {
+    match e.kind() {
+        csv::ErrorKind::UnequalLengths { pos, expected_len, len } => format!(
+            "line {}: {len} fields, but the header has {expected_len} (ragged row)",
+            pos.as_ref().map_or(0, |p| p.line())
+        ),
+        csv::ErrorKind::Utf8 { pos, .. } => {
+            format!("line {}: the text is not valid UTF-8", pos.as_ref().map_or(0, |p| p.line()))
+        }
+        _ => e.to_string(),
+    }
+}
+
+/// A numeric table with named columns: one name per column of values.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Table {
+    columns: Vec<String>,
+    values: Matrix,
+}
+
+impl Table {
+    /// A table of `values` (row-major) with one name per column.
+    pub fn new(columns: Vec<String>, values: Matrix) -> Result<Table> {
+        if values.cols() != columns.len() {
+            return Err(Error::shape(
+                "table",
+                format!("{} column names for {} columns of values", columns.len(), values.cols()),
+            ));
+        }
+        Ok(Table { columns, values })
+    }
+
+    /// Reads a CSV file with a header row; every cell must be a number (the error names line,
+    /// column and value). A UTF-8 byte-order mark and Windows line endings are accepted.
+    pub fn read_csv(path: impl AsRef<Path>) -> Result<Table> {
+        RawTable::read_csv(path)?.to_table()
+    }
+
+    /// Parses CSV bytes; `path` only names the source in errors.
+    pub fn parse_csv(bytes: &[u8], path: &Path) -> Result<Table> {
+        RawTable::parse_csv(bytes, path)?.to_table()
+    }
+
+    /// The column names.
+    pub fn columns(&self) -> &[String] {
+        &self.columns
+    }
+
+    /// The values, row-major, one column per name.
+    pub fn values(&self) -> &Matrix {
+        &self.values
+    }
+
+    /// Splits into features and a target column (by name; `None` = the last column).
+    pub fn features_target(&self, target: Option<&str>) -> Result<(Matrix, Matrix)> {
+        let t = match target {
+            None => self.columns.len().checked_sub(1).ok_or_else(|| Error::shape("table", "it has no columns"))?,
+            Some(name) => self.columns.iter().position(|c| c == name).ok_or_else(|| {
+                Error::Model(format!(
+                    "target column {} not found; columns: {}",
+                    quoted(name),
+                    self.columns.iter().map(|c| cut(c)).collect::<Vec<_>>().join(", ")
+                ))
+            })?,
+        };
+        let (rows, cols) = (self.values.rows(), self.values.cols());
+        let mut x = Vec::with_capacity(rows * (cols - 1));
+        let mut y = Vec::with_capacity(rows);
+        for r in 0..rows {
+            let row = self.values.row(r).expect("in range");
+            for (c, v) in row.iter().enumerate() {
+                if c == t {
+                    y.push(*v);
+                } else {
+                    x.push(*v);
+                }
+            }
+        }
+        Ok((Matrix::new(rows, cols - 1, x)?, Matrix::column(y)))
+    }
+}

@@ -1,0 +1,428 @@
+//! Feature preprocessing fitted on the training rows: one-hot encoding of categorical columns and
+//! scaling of numeric ones, saved with the model ([`Preprocessor`]).
+
+use super::{cut, quoted, RawTable, Table};
+use crate::error::{Error, Result};
+use crate::io::exact_f32;
+use crate::matrix::Matrix;
+
+/// Min-max scaling fitted on training rows: (x - min) / (max - min), constant columns to 0.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct MinMaxScaler {
+    #[serde(with = "exact_f32")]
+    min: Vec<f32>,
+    #[serde(with = "exact_f32")]
+    span: Vec<f32>,
+}
+
+impl MinMaxScaler {
+    pub fn fit(x: &Matrix) -> MinMaxScaler {
+        let cols = x.cols();
+        let mut lo = vec![f32::INFINITY; cols];
+        let mut hi = vec![f32::NEG_INFINITY; cols];
+        for r in 0..x.rows() {
+            for (c, v) in x.row(r).expect("in range").iter().enumerate() {
+                lo[c] = lo[c].min(*v);
+                hi[c] = hi[c].max(*v);
+            }
+        }
+        let span = lo.iter().zip(&hi).map(|(l, h)| if h > l { h - l } else { 1.0 }).collect();
+        MinMaxScaler { min: lo, span }
+    }
+
+    /// The fitted minimum of every column.
+    pub fn min(&self) -> &[f32] {
+        &self.min
+    }
+
+    /// The fitted `max - min` of every column (1 for a constant column).
+    pub fn span(&self) -> &[f32] {
+        &self.span
+    }
+
+    pub fn transform(&self, x: &Matrix) -> Result<Matrix> {
+        if x.cols() != self.min.len() || self.span.len() != self.min.len() {
+            return Err(Error::shape(
+                "scaler",
+                format!("fitted on {} columns ({} spans), got {}", self.min.len(), self.span.len(), x.cols()),
+            ));
+        }
+        let cols = x.cols();
+        let data = x.data().iter().enumerate().map(|(i, v)| (v - self.min[i % cols]) / self.span[i % cols]).collect();
+        Matrix::new(x.rows(), cols, data)
+    }
+}
+
+/// Which scaling to fit.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScaleKind {
+    /// Leave the numbers as they are.
+    None,
+    /// (x - min) / (max - min), as the course does (the default).
+    #[default]
+    MinMax,
+    /// (x - mean) / std (population std, as scikit-learn's StandardScaler).
+    Standard,
+}
+
+impl ScaleKind {
+    pub fn parse(name: &str) -> Result<ScaleKind> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "none" => Ok(ScaleKind::None),
+            "minmax" | "min_max" | "min-max" => Ok(ScaleKind::MinMax),
+            "standard" | "standardize" | "zscore" => Ok(ScaleKind::Standard),
+            _ => Err(Error::UnknownName { kind: "scaling", name: name.into(), valid: "minmax, standard, none".into() }),
+        }
+    }
+}
+
+/// A fitted scaling of feature columns, saved with the model: `x' = (x - offset) / divisor`
+/// per column. Serialized externally tagged (`"none"`, `{"min_max": {..}}`, `{"standard": {..}}`)
+/// so its numbers read back exactly.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scaler {
+    None,
+    MinMax(MinMaxScaler),
+    Standard {
+        #[serde(with = "exact_f32")]
+        mean: Vec<f32>,
+        #[serde(with = "exact_f32")]
+        std: Vec<f32>,
+    },
+}
+
+impl Scaler {
+    /// Fits `kind` on the rows of `x`; columns where `skip[c]` is true are left unscaled.
+    pub fn fit(kind: ScaleKind, x: &Matrix, skip: &[bool]) -> Scaler {
+        let cols = x.cols();
+        let skipped = |c: usize| skip.get(c).copied().unwrap_or(false);
+        match kind {
+            ScaleKind::None => Scaler::None,
+            ScaleKind::MinMax => {
+                let mut s = MinMaxScaler::fit(x);
+                for c in (0..cols).filter(|&c| skipped(c)) {
+                    s.min[c] = 0.0;
+                    s.span[c] = 1.0;
+                }
+                Scaler::MinMax(s)
+            }
+            ScaleKind::Standard => {
+                let n = x.rows().max(1) as f64;
+                let mut mean = vec![0.0f64; cols];
+                for r in 0..x.rows() {
+                    for (c, v) in x.row(r).expect("in range").iter().enumerate() {
+                        mean[c] += *v as f64;
+                    }
+                }
+                mean.iter_mut().for_each(|m| *m /= n);
+                let mut var = vec![0.0f64; cols];
+                for r in 0..x.rows() {
+                    for (c, v) in x.row(r).expect("in range").iter().enumerate() {
+                        var[c] += (*v as f64 - mean[c]).powi(2);
+                    }
+                }
+                let mut m32: Vec<f32> = mean.iter().map(|m| *m as f32).collect();
+                let mut s32: Vec<f32> = var
+                    .iter()
+                    .map(|v| {
+                        let s = (v / n).sqrt() as f32;
+                        if s > 0.0 && s.is_finite() {
+                            s
+                        } else {
+                            1.0
+                        }
+                    })
+                    .collect();
+                for c in (0..cols).filter(|&c| skipped(c)) {
+                    m32[c] = 0.0;
+                    s32[c] = 1.0;
+                }
+                Scaler::Standard { mean: m32, std: s32 }
+            }
+        }
+    }
+
+    /// Applies the fitted scaling.
+    pub fn transform(&self, x: &Matrix) -> Result<Matrix> {
+        let (off, div) = match self {
+            Scaler::None => return Ok(x.clone()),
+            Scaler::MinMax(s) => return s.transform(x),
+            Scaler::Standard { mean, std } => (mean, std),
+        };
+        if x.cols() != off.len() || div.len() != off.len() {
+            return Err(Error::shape(
+                "scaler",
+                format!("fitted on {} columns ({} standard deviations), got {}", off.len(), div.len(), x.cols()),
+            ));
+        }
+        let cols = x.cols();
+        let data = x.data().iter().enumerate().map(|(i, v)| (v - off[i % cols]) / div[i % cols]).collect();
+        Matrix::new(x.rows(), cols, data)
+    }
+
+    /// Whether its per-column vectors have one length (a hand-edited model file may break that).
+    pub fn is_consistent(&self) -> bool {
+        match self {
+            Scaler::None => true,
+            Scaler::MinMax(s) => s.min.len() == s.span.len(),
+            Scaler::Standard { mean, std } => mean.len() == std.len(),
+        }
+    }
+
+    /// The number of columns it was fitted on (`None` for no scaling).
+    pub fn width(&self) -> Option<usize> {
+        match self {
+            Scaler::None => None,
+            Scaler::MinMax(s) => Some(s.min.len()),
+            Scaler::Standard { mean, .. } => Some(mean.len()),
+        }
+    }
+}
+
+/// How to turn a CSV table into model inputs.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CsvOptions {
+    /// Target column name (default: the last column).
+    pub target: Option<String>,
+    /// Columns to ignore.
+    pub drop: Vec<String>,
+    /// Text columns to one-hot encode.
+    pub categorical: Vec<String>,
+    pub scale: ScaleKind,
+}
+
+impl CsvOptions {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn target(mut self, name: &str) -> Self {
+        self.target = Some(name.to_string());
+        self
+    }
+
+    pub fn drop(mut self, names: &[&str]) -> Self {
+        self.drop.extend(names.iter().map(|s| s.to_string()));
+        self
+    }
+
+    pub fn categorical(mut self, names: &[&str]) -> Self {
+        self.categorical.extend(names.iter().map(|s| s.to_string()));
+        self
+    }
+
+    pub fn scale(mut self, kind: ScaleKind) -> Self {
+        self.scale = kind;
+        self
+    }
+}
+
+/// One input feature column of the model.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Feature {
+    /// A numeric column, one model input.
+    Numeric { column: String },
+    /// A text column, one model input per category (in this order).
+    OneHot { column: String, categories: Vec<String> },
+}
+
+impl Feature {
+    pub fn column(&self) -> &str {
+        match self {
+            Feature::Numeric { column } | Feature::OneHot { column, .. } => column,
+        }
+    }
+
+    /// Model inputs this column becomes.
+    pub fn width(&self) -> usize {
+        match self {
+            Feature::Numeric { .. } => 1,
+            Feature::OneHot { categories, .. } => categories.len(),
+        }
+    }
+}
+
+/// The fitted preprocessing of a CSV table (target, dropped columns, one-hot categories and
+/// scaler), learned on the training rows and saved with the model.
+///
+/// Built by [`Preprocessor::fit`] or [`Preprocessor::unscaled_numeric`] (or read from a model
+/// file), so its scaler is fitted on exactly its features' inputs.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Preprocessor {
+    target: String,
+    dropped: Vec<String>,
+    features: Vec<Feature>,
+    scaler: Scaler,
+}
+
+impl Preprocessor {
+    /// Learns the features, categories and scaling from `train` (the training rows only).
+    pub fn fit(train: &RawTable, opts: &CsvOptions) -> Result<Preprocessor> {
+        let columns = train.columns();
+        let target = match &opts.target {
+            Some(t) => columns[train.column_index(t).map_err(|_| {
+                train.err(format!("target column {} not found; the columns are: {}", quoted(t), train.column_list()))
+            })?]
+            .clone(),
+            None => columns.last().cloned().unwrap_or_default(),
+        };
+        for name in opts.drop.iter().chain(&opts.categorical) {
+            train.column_index(name)?;
+        }
+        if opts.drop.contains(&target) {
+            return Err(train.err(format!("the target column {} cannot also be dropped", quoted(&target))));
+        }
+        if opts.categorical.contains(&target) {
+            return Err(train.err(format!(
+                "the target column {} cannot be categorical (the target must be numeric)",
+                quoted(&target)
+            )));
+        }
+        let mut features = Vec::new();
+        for (c, name) in columns.iter().enumerate() {
+            if *name == target || opts.drop.contains(name) {
+                continue;
+            }
+            if opts.categorical.contains(name) {
+                let mut categories: Vec<String> = train.rows().iter().map(|r| r[c].clone()).collect();
+                categories.sort();
+                categories.dedup();
+                features.push(Feature::OneHot { column: name.clone(), categories });
+            } else {
+                features.push(Feature::Numeric { column: name.clone() });
+            }
+        }
+        if features.is_empty() {
+            return Err(train.err("no feature columns are left after removing the target and dropped columns".into()));
+        }
+        let mut pre = Preprocessor { target, dropped: opts.drop.clone(), features, scaler: Scaler::None };
+        let x = pre.encode(train)?;
+        let skip: Vec<bool> =
+            pre.features.iter().flat_map(|f| vec![matches!(f, Feature::OneHot { .. }); f.width()]).collect();
+        pre.scaler = Scaler::fit(opts.scale, &x, &skip);
+        Ok(pre)
+    }
+
+    /// The preprocessing of a model saved without one: every column of `table` is a number,
+    /// unscaled. With `with_target` the last column is the target and the others are inputs;
+    /// without, every column is an input (the last one still names the target).
+    pub fn unscaled_numeric(table: &RawTable, with_target: bool) -> Result<Preprocessor> {
+        let target = table.columns().last().cloned().unwrap_or_default();
+        let opts = CsvOptions { target: Some(target), scale: ScaleKind::None, ..CsvOptions::new() };
+        let mut p = Preprocessor::fit(table, &opts)?;
+        if !with_target {
+            // Without a target column, every column is an input (no scaling, so no scaler to widen).
+            p.features.push(Feature::Numeric { column: p.target.clone() });
+        }
+        Ok(p)
+    }
+
+    /// The target column's name.
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
+    /// The columns that were dropped.
+    pub fn dropped(&self) -> &[String] {
+        &self.dropped
+    }
+
+    /// The input feature columns, in model-input order.
+    pub fn features(&self) -> &[Feature] {
+        &self.features
+    }
+
+    /// The fitted scaling of the model inputs.
+    pub fn scaler(&self) -> &Scaler {
+        &self.scaler
+    }
+
+    /// The number of model inputs.
+    pub fn input_width(&self) -> usize {
+        self.features.iter().map(Feature::width).sum()
+    }
+
+    /// Encoded but unscaled features.
+    fn encode(&self, table: &RawTable) -> Result<Matrix> {
+        let idx: Vec<usize> =
+            self.features.iter().map(|f| table.column_index(f.column())).collect::<Result<Vec<_>>>()?;
+        let width = self.input_width();
+        let mut data = Vec::with_capacity(table.len() * width);
+        for r in 0..table.len() {
+            for (f, &c) in self.features.iter().zip(&idx) {
+                match f {
+                    Feature::Numeric { .. } => data.push(table.number(r, c)?),
+                    Feature::OneHot { categories, column } => {
+                        let cell = &table.rows()[r][c];
+                        let Ok(k) = categories.binary_search(cell) else {
+                            return Err(table.err(format!(
+                                "line {}, column {} ({}): category {} was not seen in the training \
+                                 data; known categories: {}",
+                                table.lines()[r],
+                                c + 1,
+                                quoted(column),
+                                quoted(cell),
+                                categories.iter().map(|k| cut(k)).collect::<Vec<_>>().join(", ")
+                            )));
+                        };
+                        data.extend((0..categories.len()).map(|i| if i == k { 1.0 } else { 0.0 }));
+                    }
+                }
+            }
+        }
+        Matrix::new(table.len(), width, data)
+    }
+
+    /// The scaled model inputs of every row (the target column may be absent).
+    pub fn transform_x(&self, table: &RawTable) -> Result<Matrix> {
+        self.scaler.transform(&self.encode(table)?)
+    }
+
+    /// The target column (must be present and numeric).
+    pub fn transform_y(&self, table: &RawTable) -> Result<Matrix> {
+        let t = table.column_index(&self.target).map_err(|_| {
+            table.err(format!(
+                "target column {} not found; the columns are: {}",
+                quoted(&self.target),
+                table.column_list()
+            ))
+        })?;
+        Ok(Matrix::column((0..table.len()).map(|r| table.number(r, t)).collect::<Result<Vec<_>>>()?))
+    }
+
+    /// Inputs and target.
+    pub fn transform_xy(&self, table: &RawTable) -> Result<(Matrix, Matrix)> {
+        Ok((self.transform_x(table)?, self.transform_y(table)?))
+    }
+
+    /// The names of the model inputs (`col` or `col=category`).
+    pub fn input_names(&self) -> Vec<String> {
+        self.features
+            .iter()
+            .flat_map(|f| match f {
+                Feature::Numeric { column } => vec![column.clone()],
+                Feature::OneHot { column, categories } => categories.iter().map(|k| format!("{column}={k}")).collect(),
+            })
+            .collect()
+    }
+}
+
+/// The course's split of a shipped dataset, min-max scaled with the training rows' statistics:
+/// `(x_train, y_train, x_valid, y_valid)`. `split_json` holds `{"train": [..], "valid": [..]}`.
+pub fn split_scaled(table: &Table, split_json: &str) -> Result<(Matrix, Matrix, Matrix, Matrix)> {
+    #[derive(serde::Deserialize)]
+    struct Split {
+        train: Vec<usize>,
+        valid: Vec<usize>,
+    }
+    let split: Split =
+        serde_json::from_str(split_json).map_err(|e| Error::Format { path: "split".into(), detail: e.to_string() })?;
+    let (x, y) = table.features_target(None)?;
+    let (xt, yt) = (x.select_rows(&split.train)?, y.select_rows(&split.train)?);
+    let (xv, yv) = (x.select_rows(&split.valid)?, y.select_rows(&split.valid)?);
+    let scaler = MinMaxScaler::fit(&xt);
+    Ok((scaler.transform(&xt)?, yt, scaler.transform(&xv)?, yv))
+}
