@@ -37,7 +37,7 @@ mod plan;
 mod summary;
 
 pub use callbacks::{Callback, CsvLogger, EarlyStopping, Logs, Mode, ReduceLROnPlateau, TerminateOnNaN, TrainContext};
-pub use device::{Device, DeviceInfo};
+pub use device::{Device, DeviceInfo, GpuOptions};
 pub use error::{Error, Result};
 pub use history::History;
 pub use layers::{Activation, ActivationLayer, BatchNormalization, Dense, Dropout, Layer, LayerKind};
