@@ -75,17 +75,21 @@ impl GpuOptions {
     /// - `WGFIT_DENSE_WGSL=<path>`: replaces shaders/dense.wgsl ([`GpuOptions::dense_wgsl`]).
     pub fn from_env() -> Self {
         let var = |name: &str| std::env::var(name).ok();
-        let mut o = GpuOptions::default();
-        o.adapter = var("WGFIT_ADAPTER").map(|a| (a, "WGFIT_ADAPTER"));
-        o.backend = var("WGFIT_BACKEND").map(|b| (b, "WGFIT_BACKEND"));
-        if let Some(t) = var("WGFIT_GPU_TIMEOUT_S").filter(|t| !t.trim().is_empty()) {
-            o.timeout = t.trim().parse::<u64>().map(Duration::from_secs).map_err(|_| t);
+        let timeout = match var("WGFIT_GPU_TIMEOUT_S").filter(|t| !t.trim().is_empty()) {
+            Some(t) => t.trim().parse::<u64>().map(Duration::from_secs).map_err(|_| t),
+            None => Ok(DEFAULT_TIMEOUT),
+        };
+        GpuOptions {
+            adapter: var("WGFIT_ADAPTER").map(|a| (a, "WGFIT_ADAPTER")),
+            backend: var("WGFIT_BACKEND").map(|b| (b, "WGFIT_BACKEND")),
+            timeout,
+            textures: var("WGFIT_TEXTURES").is_none_or(|v| v != "0"),
+            subgroups: var("WGFIT_SUBGROUPS").is_none_or(|v| v != "0"),
+            scalar_matmul: var("WGFIT_MATMUL").is_some_and(|v| v.eq_ignore_ascii_case("scalar")),
+            dense_wgsl: std::env::var_os("WGFIT_DENSE_WGSL").map(|p| (PathBuf::from(p), "WGFIT_DENSE_WGSL")),
+            max_buffer_size: None,
+            max_storage_buffer_binding_size: None,
         }
-        o.textures = var("WGFIT_TEXTURES").is_none_or(|v| v != "0");
-        o.subgroups = var("WGFIT_SUBGROUPS").is_none_or(|v| v != "0");
-        o.scalar_matmul = var("WGFIT_MATMUL").is_some_and(|v| v.eq_ignore_ascii_case("scalar"));
-        o.dense_wgsl = std::env::var_os("WGFIT_DENSE_WGSL").map(|p| (PathBuf::from(p), "WGFIT_DENSE_WGSL"));
-        o
     }
 
     /// Only adapters whose name contains `name` (any case), e.g. "llvmpipe".
@@ -216,9 +220,11 @@ mod tests {
     fn bad_values_name_their_source() {
         let e = GpuOptions::default().backend("vulcan").backends().unwrap_err();
         assert!(e.to_string().contains("GpuOptions::backend"), "{e}");
-        let mut o = GpuOptions::default();
-        o.backend = Some(("opengles".into(), "WGFIT_BACKEND"));
-        o.timeout = Err("ten".into());
+        let o = GpuOptions {
+            backend: Some(("opengles".into(), "WGFIT_BACKEND")),
+            timeout: Err("ten".into()),
+            ..GpuOptions::default()
+        };
         assert!(o.backends().unwrap_err().to_string().contains("WGFIT_BACKEND"));
         assert!(o.timeout_value().unwrap_err().to_string().contains("WGFIT_GPU_TIMEOUT_S"));
         let o = o.backend("GL").timeout(Duration::ZERO);
