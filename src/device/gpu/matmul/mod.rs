@@ -156,7 +156,7 @@ pub(crate) fn subgroup8(device: &wgpu::Device, info: &wgpu::AdapterInfo) -> bool
 }
 
 impl GpuContext {
-    /// Whether this device can make the module of `v`.
+    /// Whether this device makes (and its launches may use) the Matmul variants of `module`.
     pub(crate) fn has_module(&self, module: DenseModule) -> bool {
         match module {
             DenseModule::Plain => true,
