@@ -39,7 +39,7 @@ mod summary;
 mod trainer;
 
 pub use callbacks::{Callback, CsvLogger, EarlyStopping, Logs, Mode, ReduceLROnPlateau, TerminateOnNaN, TrainContext};
-pub use device::{Device, DeviceInfo};
+pub use device::{Device, DeviceInfo, GpuOptions};
 pub use error::{Error, Result};
 pub use history::History;
 pub use layers::{

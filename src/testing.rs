@@ -54,16 +54,29 @@ impl KernelHarness {
     }
 }
 
-/// Compiles every kernel's pipeline on the device (GPU: shader compilation and validation).
-pub fn compile_all_kernels(device: &Device) -> Result<Vec<&'static str>> {
-    let mut names = Vec::new();
-    if let DeviceInner::Gpu(ctx) = &device.inner {
-        for k in Kernel::ALL {
-            ctx.pipeline(k)?;
-            names.push(k.entry());
-        }
+/// Compiles every pipeline the GPU backend can make on the device: each kernel, each Matmul
+/// variant whose shader module the adapter supports, and the texture pack kernels where texture
+/// operands are on. Returns their entry points (none on the CPU).
+pub fn compile_all_pipelines(device: &Device) -> Result<Vec<String>> {
+    match &device.inner {
+        DeviceInner::Gpu(ctx) => ctx.compile_all(),
+        DeviceInner::Cpu => Ok(Vec::new()),
     }
-    Ok(names)
+}
+
+/// Which Matmul paths the GPU device uses: (subgroup kernels, texture operands). CPU: (false, false).
+pub fn gpu_matmul_paths(device: &Device) -> (bool, bool) {
+    match &device.inner {
+        DeviceInner::Gpu(ctx) => (ctx.subgroup8, ctx.textures),
+        DeviceInner::Cpu => (false, false),
+    }
+}
+
+/// Changes the longest wait of a GPU device from now on (tests of the timeout, then recovery).
+pub fn set_gpu_timeout(device: &Device, timeout: std::time::Duration) {
+    if let DeviceInner::Gpu(ctx) = &device.inner {
+        ctx.set_timeout(timeout);
+    }
 }
 
 /// The CPU twin of the dropout mask's random function.

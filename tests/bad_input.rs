@@ -180,12 +180,8 @@ fn misuse_and_unknown_names() {
 
 #[test]
 fn data_too_large_for_a_gpu_binding_is_an_error_not_a_panic() {
-    let limits = wgpu::Limits {
-        max_storage_buffer_binding_size: 64 * 1024,
-        max_buffer_size: 64 * 1024,
-        ..wgpu::Limits::default()
-    };
-    let device = match Device::gpu_with_limits(limits) {
+    let options = wgfit::GpuOptions::from_env().max_storage_buffer_binding_size(64 * 1024).max_buffer_size(64 * 1024);
+    let device = match Device::gpu_with(options) {
         Ok(d) => d,
         Err(e) => panic!("GPU tests need an adapter ({e}); install mesa-vulkan-drivers"),
     };

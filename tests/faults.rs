@@ -2,8 +2,8 @@
 //! than the GPU allows, sizes that overflow. Each comes back as an `Error` (or a callback's stop),
 //! never a panic or a hang, and leaves the model usable.
 //!
-//! The tests run one at a time (a lock): the timeout test changes `WGFIT_GPU_TIMEOUT_S`, which every
-//! GPU wait of the process reads.
+//! The tests run one at a time (a lock): the timeout test lowers its device's GPU timeout
+//! (`WGFIT_GPU_TIMEOUT_S`, read once when a device opens) while it runs.
 
 mod common;
 
@@ -133,11 +133,11 @@ fn gpu_wait_timeout_is_an_error_and_the_model_recovers() {
     let y = Matrix::column((0..4096).map(|i| (i % 5) as f32).collect());
     let mut m = Sequential::new(&device, vec![Dense::new(512).activation("relu").input_shape(256), Dense::new(1)]);
     m.compile(Sgd::new(1e-3), "mse", &[]).unwrap();
-    std::env::set_var("WGFIT_GPU_TIMEOUT_S", "0");
+    wgfit::testing::set_gpu_timeout(&device, std::time::Duration::ZERO);
     let started = std::time::Instant::now();
     let timed_out = m.fit(&x, &y, Fit::new().epochs(4).batch_size(256).verbose(0));
     let predicted = m.predict(&x);
-    std::env::remove_var("WGFIT_GPU_TIMEOUT_S");
+    wgfit::testing::set_gpu_timeout(&device, std::time::Duration::from_secs(600));
     assert!(started.elapsed().as_secs() < 60, "a zero timeout must not wait");
     // A fast GPU may finish inside a zero timeout; lavapipe never does. Either way, no panic.
     for r in [timed_out.map(|_| ()), predicted.map(|_| ())] {

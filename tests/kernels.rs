@@ -7,8 +7,8 @@ use common::{gpu, random_vec, rng, F32};
 use rand::seq::{IndexedRandom, SliceRandom};
 use rand::Rng;
 use wgfit::testing::{
-    compile_all_kernels, ActivationArgs, ActivationGradArgs, AdamArgs, Args, BatchNormArgs, DropoutArgs, GatherArgs,
-    Kernel, KernelHarness, LossArgs, MatmulArgs, Ones, SgdArgs,
+    ActivationArgs, ActivationGradArgs, AdamArgs, Args, BatchNormArgs, DropoutArgs, GatherArgs, Kernel, KernelHarness,
+    LossArgs, MatmulArgs, Ones, SgdArgs,
 };
 use wgfit::{Activation, Device, Loss};
 
@@ -27,10 +27,35 @@ fn nan(len: usize) -> Vec<f32> {
     vec![f32::NAN; len]
 }
 
+/// Every pipeline the GPU backend can make on this adapter compiles (the Matmul variants are
+/// otherwise compiled lazily, some by no test): each kernel, the vec4 Matmul variants, the subgroup
+/// ones and the texture form with its two pack kernels where the adapter has them. And a broken
+/// dense.wgsl (the dense-source override) fails to compile, with an error rather than a panic.
 #[test]
-fn every_kernel_compiles_on_the_gpu() {
-    let names = compile_all_kernels(&gpu()).unwrap();
-    assert_eq!(names.len(), Kernel::ALL.len());
+fn every_pipeline_compiles_on_the_gpu() {
+    use wgfit::testing::{compile_all_pipelines, gpu_matmul_paths};
+    let device = gpu();
+    let names = compile_all_pipelines(&device).unwrap();
+    let (subgroups, textures) = gpu_matmul_paths(&device);
+    eprintln!("{} pipelines (subgroups {subgroups}, textures {textures}): {names:?}", names.len());
+    // Kernels, then matmul_nn/nt/tn, the three subgroup twins, matmul_tex with pack and pack_t.
+    let expected = Kernel::ALL.len() + 3 + if subgroups { 3 } else { 0 } + if textures { 1 + 2 } else { 0 };
+    assert_eq!(names.len(), expected, "{names:?}");
+    let distinct: std::collections::HashSet<&String> = names.iter().collect();
+    assert_eq!(distinct.len(), names.len(), "{names:?}");
+    for k in Kernel::ALL {
+        assert!(names.iter().any(|n| n == k.entry()), "{} missing from {names:?}", k.entry());
+    }
+    assert!(!textures || subgroups, "texture operands come with the subgroup kernels");
+
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("dense.wgsl");
+    std::fs::write(&broken, "@compute @workgroup_size(8, 8)\nfn matmul(this is not WGSL\n").unwrap();
+    let device = Device::gpu_with(wgfit::GpuOptions::from_env().dense_wgsl(&broken)).unwrap();
+    match compile_all_pipelines(&device) {
+        Err(wgfit::Error::Gpu(e)) => assert!(e.contains("compiling kernel matmul"), "{e}"),
+        other => panic!("a broken dense.wgsl must fail to compile: {other:?}"),
+    }
 }
 
 /// Matmul modes: forward (ones column, activation), dX (transposed B, derivative),

@@ -2,8 +2,6 @@
 //! `shaders/<family>.wgsl` and its CPU twin in `device::cpu::kernels` (same name, same bindings);
 //! its typed launch arguments are in `device::args`.
 
-use super::args::MatmulArgs;
-
 /// Kernel families: one WGSL file each.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Family {
@@ -29,27 +27,7 @@ impl Family {
             Family::Dropout => include_str!("../../shaders/dropout.wgsl"),
             Family::BatchNorm => include_str!("../../shaders/batchnorm.wgsl"),
         };
-        // Kernel development: WGFIT_DENSE_WGSL=path replaces dense.wgsl at run time (no rebuild).
-        if self == Family::Dense {
-            if let Some(text) = std::env::var_os("WGFIT_DENSE_WGSL").and_then(|p| std::fs::read_to_string(p).ok()) {
-                // `enable` directives must open the module: hoist them above the prelude.
-                let (en, rest): (Vec<&str>, Vec<&str>) = text.lines().partition(|l| l.starts_with("enable "));
-                return format!("{}\n{COMMON}\n{}", en.join("\n"), rest.join("\n"));
-            }
-        }
         format!("{COMMON}\n{body}")
-    }
-
-    /// The Dense family with the subgroup kernels appended (a second module, made only where the
-    /// device has subgroup operations).
-    pub fn dense_subgroup_source() -> String {
-        format!("{}\n{}", Family::Dense.source(), include_str!("../../shaders/dense_subgroup.wgsl"))
-    }
-
-    /// The Dense family with the subgroup and the texture-operand kernels (a third module, made only
-    /// where rgba32float storage textures can be read as well).
-    pub fn dense_texture_source() -> String {
-        format!("{}\n{}", Family::dense_subgroup_source(), include_str!("../../shaders/dense_texture.wgsl"))
     }
 }
 
@@ -76,114 +54,6 @@ pub enum Kernel {
     BatchNormTrain,
     BatchNormInfer,
     BatchNormBackward,
-}
-
-/// The GPU pipelines of `Kernel::Matmul` (entry points of shaders/dense.wgsl). All share one
-/// binding layout; the backend picks one per launch with [`MatmulVariant::choose`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum MatmulVariant {
-    /// Any strides, scalar bounds-checked loads: the reference kernel.
-    Scalar,
-    /// A and B row-major (forward): vec4 loads along k of A and n of B.
-    Nn,
-    /// A row-major, B column-major (dX = dZ·Wᵀ): vec4 loads along k.
-    Nt,
-    /// A column-major, B row-major (dW = Xᵀ·dZ): vec4 loads along m of A and n of B.
-    Tn,
-    /// Nn sharing A's rows across the 8 SIMD lanes with subgroupShuffle (shaders/dense_subgroup.wgsl;
-    /// only on adapters whose subgroups are the 8 x-lanes of a workgroup row: llvmpipe).
-    NnSubgroup,
-    /// Nt with A's rows shared by subgroupShuffle (same file and conditions).
-    NtSubgroup,
-    /// Tn with A's k-columns shared by subgroupShuffle (same file and conditions).
-    TnSubgroup,
-    /// Both operands read from rgba32float storage textures packed from the buffers in the
-    /// product's order, any layout (shaders/dense_texture.wgsl; llvmpipe, where a texel load is
-    /// one vector load and a storage-buffer load a loop over the SIMD lanes).
-    Texture,
-}
-
-/// Which shader module a Matmul variant's entry point lives in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum DenseModule {
-    Plain,
-    Subgroup,
-    Texture,
-}
-
-impl MatmulVariant {
-    #[cfg_attr(not(test), allow(dead_code))]
-    pub const ALL: [MatmulVariant; 8] = [
-        MatmulVariant::Scalar,
-        MatmulVariant::Nn,
-        MatmulVariant::Nt,
-        MatmulVariant::Tn,
-        MatmulVariant::NnSubgroup,
-        MatmulVariant::NtSubgroup,
-        MatmulVariant::TnSubgroup,
-        MatmulVariant::Texture,
-    ];
-
-    pub fn entry(self) -> &'static str {
-        match self {
-            MatmulVariant::Scalar => "matmul",
-            MatmulVariant::Nn => "matmul_nn",
-            MatmulVariant::Nt => "matmul_nt",
-            MatmulVariant::Tn => "matmul_tn",
-            MatmulVariant::NnSubgroup => "matmul_nn_sg",
-            MatmulVariant::NtSubgroup => "matmul_nt_sg",
-            MatmulVariant::TnSubgroup => "matmul_tn_sg",
-            MatmulVariant::Texture => "matmul_tex",
-        }
-    }
-
-    pub fn module(self) -> DenseModule {
-        match self {
-            MatmulVariant::NnSubgroup | MatmulVariant::NtSubgroup | MatmulVariant::TnSubgroup => DenseModule::Subgroup,
-            MatmulVariant::Texture => DenseModule::Texture,
-            _ => DenseModule::Plain,
-        }
-    }
-
-    /// The subgroup twin of a vec4 variant (llvmpipe), if it has one.
-    pub fn subgroup(self) -> Option<MatmulVariant> {
-        match self {
-            MatmulVariant::Nn => Some(MatmulVariant::NnSubgroup),
-            MatmulVariant::Nt => Some(MatmulVariant::NtSubgroup),
-            MatmulVariant::Tn => Some(MatmulVariant::TnSubgroup),
-            _ => None,
-        }
-    }
-
-    /// Workgroup counts of a launch: every variant covers 32x32 of C per workgroup of 8x8 (a
-    /// 4x4 tile per invocation). Measured on llvmpipe: workgroups of 8 covering 4 x 32, which make
-    /// A's loads uniform across the SIMD lanes, were no faster (and slower on 1024^3).
-    pub fn workgroups(self, p: &MatmulArgs) -> [u32; 3] {
-        match self {
-            // 8 rows per invocation: 64 x 32 of C per workgroup.
-            // 16 rows x 4 columns per invocation: 128 x 32 of C per workgroup.
-            MatmulVariant::NnSubgroup
-            | MatmulVariant::NtSubgroup
-            | MatmulVariant::TnSubgroup
-            | MatmulVariant::Texture => [p.n.div_ceil(32).max(1), p.m.div_ceil(128).max(1), 1],
-            _ => Grid::Tiles { m: p.m, n: p.n }.workgroups(),
-        }
-    }
-
-    /// The vectorised variant whose layout and alignment (4-aligned offsets and strides along the
-    /// vector loads) a launch meets, else the scalar one.
-    pub fn choose(p: &MatmulArgs) -> MatmulVariant {
-        let al = |v: u32| v.is_multiple_of(4);
-        if p.a_cs == 1 && p.b_cs == 1 && al(p.a_off) && al(p.a_rs) && al(p.b_off) && al(p.b_rs) {
-            MatmulVariant::Nn
-        } else if p.a_cs == 1 && p.b_rs == 1 && al(p.a_off) && al(p.a_rs) && al(p.b_off) && al(p.b_cs) {
-            MatmulVariant::Nt
-        } else if p.a_rs == 1 && p.b_cs == 1 && al(p.a_off) && al(p.a_cs) && al(p.b_off) && al(p.b_rs) {
-            MatmulVariant::Tn
-        } else {
-            MatmulVariant::Scalar
-        }
-    }
 }
 
 /// How a kernel's launch is sized.

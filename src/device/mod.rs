@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use crate::error::Result;
 pub use args::*;
+pub use gpu::GpuOptions;
 pub use kernels::{Family, Kernel};
 
 /// A compute device: a GPU adapter through wgpu, or the CPU reference path.
@@ -39,15 +40,17 @@ pub struct DeviceInfo {
 }
 
 impl Device {
-    /// The best GPU adapter: discrete, then integrated, then a software one. `WGFIT_ADAPTER`
-    /// (a substring of the adapter's name) and `WGFIT_BACKEND` (vulkan, metal, dx12, gl) override.
+    /// The best GPU adapter: discrete, then integrated, then a software one, with the settings of
+    /// the `WGFIT_*` environment variables (`WGFIT_ADAPTER`, a substring of the adapter's name;
+    /// `WGFIT_BACKEND`: vulkan, metal, dx12, gl; ...): `Device::gpu_with(GpuOptions::from_env())`.
     pub fn gpu() -> Result<Device> {
-        Ok(Device { inner: DeviceInner::Gpu(Arc::new(gpu::GpuContext::new(None)?)) })
+        Device::gpu_with(GpuOptions::from_env())
     }
 
-    /// A GPU device with lowered limits (tests use it to exercise the limit checks).
-    pub fn gpu_with_limits(limits: wgpu::Limits) -> Result<Device> {
-        Ok(Device { inner: DeviceInner::Gpu(Arc::new(gpu::GpuContext::new(Some(limits))?)) })
+    /// A GPU device with these options (adapter, backend, timeout, matmul variants, lowered limits).
+    /// Invalid options are errors that name the setting.
+    pub fn gpu_with(options: GpuOptions) -> Result<Device> {
+        Ok(Device { inner: DeviceInner::Gpu(Arc::new(gpu::GpuContext::new(&options)?)) })
     }
 
     /// The CPU reference path.

@@ -1,0 +1,350 @@
+//! Matmul's variants on the GPU: the [`MatmulVariant`] pipelines of `Kernel::Matmul`, the shader
+//! modules they live in, when the subgroup ones apply, and which one each launch runs.
+//! Everything that exists only for llvmpipe's texture operands is in [`texture`].
+
+pub(crate) mod texture;
+
+use super::context::{GpuContext, Pipeline};
+use super::recorder::GpuBackend;
+use crate::device::args::MatmulArgs;
+use crate::device::kernels::{Family, Grid};
+use crate::error::Result;
+
+/// The GPU pipelines of `Kernel::Matmul` (entry points of shaders/dense.wgsl). All share one
+/// binding layout; the backend picks one per launch with [`MatmulVariant::choose`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum MatmulVariant {
+    /// Any strides, scalar bounds-checked loads: the reference kernel.
+    Scalar,
+    /// A and B row-major (forward): vec4 loads along k of A and n of B.
+    Nn,
+    /// A row-major, B column-major (dX = dZ·Wᵀ): vec4 loads along k.
+    Nt,
+    /// A column-major, B row-major (dW = Xᵀ·dZ): vec4 loads along m of A and n of B.
+    Tn,
+    /// Nn sharing A's rows across the 8 SIMD lanes with subgroupShuffle (shaders/dense_subgroup.wgsl;
+    /// only on adapters whose subgroups are the 8 x-lanes of a workgroup row: llvmpipe).
+    NnSubgroup,
+    /// Nt with A's rows shared by subgroupShuffle (same file and conditions).
+    NtSubgroup,
+    /// Tn with A's k-columns shared by subgroupShuffle (same file and conditions).
+    TnSubgroup,
+    /// Both operands read from rgba32float storage textures packed from the buffers in the
+    /// product's order, any layout (shaders/dense_texture.wgsl; llvmpipe, where a texel load is
+    /// one vector load and a storage-buffer load a loop over the SIMD lanes).
+    Texture,
+}
+
+/// Which shader module a Matmul variant's entry point lives in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum DenseModule {
+    Plain,
+    Subgroup,
+    Texture,
+}
+
+impl MatmulVariant {
+    pub(crate) const ALL: [MatmulVariant; 8] = [
+        MatmulVariant::Scalar,
+        MatmulVariant::Nn,
+        MatmulVariant::Nt,
+        MatmulVariant::Tn,
+        MatmulVariant::NnSubgroup,
+        MatmulVariant::NtSubgroup,
+        MatmulVariant::TnSubgroup,
+        MatmulVariant::Texture,
+    ];
+
+    pub(crate) fn entry(self) -> &'static str {
+        match self {
+            MatmulVariant::Scalar => "matmul",
+            MatmulVariant::Nn => "matmul_nn",
+            MatmulVariant::Nt => "matmul_nt",
+            MatmulVariant::Tn => "matmul_tn",
+            MatmulVariant::NnSubgroup => "matmul_nn_sg",
+            MatmulVariant::NtSubgroup => "matmul_nt_sg",
+            MatmulVariant::TnSubgroup => "matmul_tn_sg",
+            MatmulVariant::Texture => "matmul_tex",
+        }
+    }
+
+    pub(crate) fn module(self) -> DenseModule {
+        match self {
+            MatmulVariant::NnSubgroup | MatmulVariant::NtSubgroup | MatmulVariant::TnSubgroup => DenseModule::Subgroup,
+            MatmulVariant::Texture => DenseModule::Texture,
+            _ => DenseModule::Plain,
+        }
+    }
+
+    /// The subgroup twin of a vec4 variant (llvmpipe), if it has one.
+    pub(crate) fn subgroup(self) -> Option<MatmulVariant> {
+        match self {
+            MatmulVariant::Nn => Some(MatmulVariant::NnSubgroup),
+            MatmulVariant::Nt => Some(MatmulVariant::NtSubgroup),
+            MatmulVariant::Tn => Some(MatmulVariant::TnSubgroup),
+            _ => None,
+        }
+    }
+
+    /// Workgroup counts of a launch: every variant covers 32x32 of C per workgroup of 8x8 (a
+    /// 4x4 tile per invocation). Measured on llvmpipe: workgroups of 8 covering 4 x 32, which make
+    /// A's loads uniform across the SIMD lanes, were no faster (and slower on 1024^3).
+    pub(crate) fn workgroups(self, p: &MatmulArgs) -> [u32; 3] {
+        match self {
+            // 8 rows per invocation: 64 x 32 of C per workgroup.
+            // 16 rows x 4 columns per invocation: 128 x 32 of C per workgroup.
+            MatmulVariant::NnSubgroup
+            | MatmulVariant::NtSubgroup
+            | MatmulVariant::TnSubgroup
+            | MatmulVariant::Texture => [p.n.div_ceil(32).max(1), p.m.div_ceil(128).max(1), 1],
+            _ => Grid::Tiles { m: p.m, n: p.n }.workgroups(),
+        }
+    }
+
+    /// The vectorised variant whose layout and alignment (4-aligned offsets and strides along the
+    /// vector loads) a launch meets, else the scalar one.
+    pub(crate) fn choose(p: &MatmulArgs) -> MatmulVariant {
+        let al = |v: u32| v.is_multiple_of(4);
+        if p.a_cs == 1 && p.b_cs == 1 && al(p.a_off) && al(p.a_rs) && al(p.b_off) && al(p.b_rs) {
+            MatmulVariant::Nn
+        } else if p.a_cs == 1 && p.b_rs == 1 && al(p.a_off) && al(p.a_rs) && al(p.b_off) && al(p.b_cs) {
+            MatmulVariant::Nt
+        } else if p.a_rs == 1 && p.b_cs == 1 && al(p.a_off) && al(p.a_cs) && al(p.b_off) && al(p.b_rs) {
+            MatmulVariant::Tn
+        } else {
+            MatmulVariant::Scalar
+        }
+    }
+}
+
+/// The WGSL source of a family's module: [`Family::source`], except that the Dense family is
+/// `dense_override` (a replacement for shaders/dense.wgsl, kernel development) where one is given.
+pub(crate) fn family_source(family: Family, dense_override: Option<&str>) -> String {
+    match dense_override {
+        Some(text) if family == Family::Dense => {
+            const COMMON: &str = include_str!("../../../../shaders/common.wgsl");
+            // `enable` directives must open the module: hoist them above the prelude.
+            let (en, rest): (Vec<&str>, Vec<&str>) = text.lines().partition(|l| l.starts_with("enable "));
+            format!("{}\n{COMMON}\n{}", en.join("\n"), rest.join("\n"))
+        }
+        _ => family.source(),
+    }
+}
+
+/// The Dense family with the subgroup kernels appended (a second module, made only where the
+/// device has subgroup operations).
+pub(crate) fn dense_subgroup_source(dense_override: Option<&str>) -> String {
+    format!(
+        "{}\n{}",
+        family_source(Family::Dense, dense_override),
+        include_str!("../../../../shaders/dense_subgroup.wgsl")
+    )
+}
+
+/// The Dense family with the subgroup and the texture-operand kernels (a third module, made only
+/// where rgba32float storage textures can be read as well).
+pub(crate) fn dense_texture_source(dense_override: Option<&str>) -> String {
+    format!("{}\n{}", dense_subgroup_source(dense_override), include_str!("../../../../shaders/dense_texture.wgsl"))
+}
+
+/// Whether the subgroup variants apply: subgroups are exactly the 8 x-lanes of a workgroup row
+/// (llvmpipe at 256 bits) and the device has subgroup operations.
+pub(crate) fn subgroup8(device: &wgpu::Device, info: &wgpu::AdapterInfo) -> bool {
+    device.features().contains(wgpu::Features::SUBGROUP)
+        && info.subgroup_min_size == 8
+        && info.subgroup_max_size == 8
+        && info.device_type == wgpu::DeviceType::Cpu
+}
+
+impl GpuContext {
+    /// Whether this device makes (and its launches may use) the Matmul variants of `module`.
+    pub(crate) fn has_module(&self, module: DenseModule) -> bool {
+        match module {
+            DenseModule::Plain => true,
+            DenseModule::Subgroup => self.subgroup8,
+            DenseModule::Texture => self.textures,
+        }
+    }
+
+    /// The Matmul pipeline of variant `v` (`pipe` is Matmul's), compiled on first use.
+    pub(crate) fn matmul_variant(&self, pipe: &Pipeline, v: MatmulVariant) -> Result<wgpu::ComputePipeline> {
+        if v == MatmulVariant::Scalar {
+            return Ok(pipe.pipeline.clone());
+        }
+        if let Some(p) = pipe.variants.lock().unwrap_or_else(|p| p.into_inner()).get(&v) {
+            return Ok(p.clone());
+        }
+        if v.module() == DenseModule::Texture {
+            return self.texture_pipeline(v.entry());
+        }
+        let made = self.scoped(&format!("compiling kernel {}", v.entry()), || {
+            let subgroup_kernel = v.module() == DenseModule::Subgroup;
+            let make = |module: &wgpu::ShaderModule| {
+                self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                    label: Some(v.entry()),
+                    layout: Some(&pipe.pipeline_layout),
+                    module,
+                    entry_point: Some(v.entry()),
+                    compilation_options: Default::default(),
+                    cache: None,
+                })
+            };
+            if subgroup_kernel {
+                let mut sg = self.subgroup_module.lock().unwrap_or_else(|p| p.into_inner());
+                let module = sg.get_or_insert_with(|| {
+                    self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                        label: Some("dense (subgroups)"),
+                        source: wgpu::ShaderSource::Wgsl(dense_subgroup_source(self.dense_override()).into()),
+                    })
+                });
+                make(module)
+            } else {
+                let modules = self.modules.lock().unwrap_or_else(|p| p.into_inner());
+                let module = modules.get(&Family::Dense).expect("made with the Matmul pipeline");
+                make(module)
+            }
+        })?;
+        pipe.variants.lock().unwrap_or_else(|p| p.into_inner()).insert(v, made.clone());
+        Ok(made)
+    }
+}
+
+impl GpuBackend {
+    /// The Matmul kernel a launch runs: the scalar reference when forced, else the vec4 variant its
+    /// layout allows, or that variant's subgroup twin where the adapter has one.
+    pub(crate) fn matmul_variant_for(&self, p: &MatmulArgs) -> MatmulVariant {
+        if self.scalar_matmul {
+            return MatmulVariant::Scalar;
+        }
+        let v = MatmulVariant::choose(p);
+        // The subgroup kernels only pay where a whole subgroup's 32 columns and 16 rows fit in C;
+        // elsewhere they would take their edge path (and cost a module compile at startup).
+        let big = p.n >= 32 && p.m >= 17;
+        if self.ctx.textures && !self.no_texture && !self.no_subgroup && texture::worth_textures(&self.ctx, p) {
+            return MatmulVariant::Texture;
+        }
+        match v.subgroup() {
+            Some(sg) if self.ctx.subgroup8 && !self.no_subgroup && big => sg,
+            _ => v,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::device::cpu::kernels as twin;
+    use crate::device::gpu::options::GpuOptions;
+    use crate::device::kernels::Kernel;
+    use crate::device::{Backend, BufId, Launch};
+    use rand::{Rng, SeedableRng};
+    use std::sync::Arc;
+
+    /// Every Matmul variant on this adapter (lavapipe here) against the CPU twin: odd sizes, every
+    /// aug / act / dact mode, the three layouts of a Dense layer, with padded (4-aligned) leading
+    /// dimensions so the vec4 variants run, and unpadded ones so the scalar fallback does.
+    #[test]
+    fn matmul_variants_match_cpu_twin() {
+        let ctx = match GpuContext::new(&GpuOptions::from_env()) {
+            Ok(c) => Arc::new(c),
+            Err(e) => panic!(
+                "GPU tests need a wgpu adapter ({e}); on Debian/Ubuntu install mesa-vulkan-drivers \
+                 (scripts/test does)"
+            ),
+        };
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        let sizes = [1usize, 7, 33, 513];
+        let modes = [(0u32, 0u32), (1, 0), (2, 0), (0, 1), (0, 2), (1, 1)];
+        let mut seen = std::collections::HashSet::new();
+        let mut case = 0usize;
+        for &m in &sizes {
+            for &n in &sizes {
+                for &k in &sizes {
+                    if m * n * k > 33 * 513 * 513 {
+                        continue;
+                    }
+                    for layout in 0..3 {
+                        for aug in 0..3u32 {
+                            if (aug == 1 && k < 2) || (aug == 2 && m < 2) {
+                                continue;
+                            }
+                            case += 1;
+                            let (act, dact) = modes[(case / 2) % modes.len()];
+                            let pad = case.is_multiple_of(2);
+                            let ld = |d: usize| if pad { d.div_ceil(4) * 4 + 4 } else { d };
+                            let off = if pad { 4 * rng.random_range(0..3u32) } else { rng.random_range(0..3u32) };
+                            // (a_rs, a_cs, a_len) and (b_rs, b_cs, b_len) for the layout.
+                            let (a_rs, a_cs, a_len, b_rs, b_cs, b_len) = match layout {
+                                0 => (ld(k), 1, m * ld(k), ld(n), 1, k * ld(n)),
+                                1 => (ld(k), 1, m * ld(k), 1, ld(k), n * ld(k)),
+                                _ => (1, ld(m), k * ld(m), ld(n), 1, k * ld(n)),
+                            };
+                            let p = MatmulArgs {
+                                m: m as u32,
+                                n: n as u32,
+                                k: k as u32,
+                                a_off: off,
+                                a_rs: a_rs as u32,
+                                a_cs: a_cs as u32,
+                                b_off: off,
+                                b_rs: b_rs as u32,
+                                b_cs: b_cs as u32,
+                                c_off: 3,
+                                ones: crate::device::Ones::ALL[aug as usize],
+                                activation: crate::layers::Activation::ALL[act as usize],
+                                derivative: crate::layers::Activation::ALL[dact as usize],
+                            };
+                            let a: Vec<f32> = (0..off as usize + a_len).map(|_| rng.random_range(-1.0..1.0)).collect();
+                            let b: Vec<f32> = (0..off as usize + b_len).map(|_| rng.random_range(-1.0..1.0)).collect();
+                            let aux: Vec<f32> = (0..m * n).map(|_| rng.random_range(-0.5..1.0)).collect();
+                            let mut want = vec![7.0f32; 3 + m * n + 1];
+                            twin::matmul(&p, &a, &b, &mut want, &aux);
+                            for (scalar, no_subgroup, no_texture) in
+                                [(false, false, false), (false, false, true), (false, true, true), (true, false, false)]
+                            {
+                                let mut g = GpuBackend::new(ctx.clone());
+                                g.scalar_matmul = scalar;
+                                g.no_subgroup = no_subgroup;
+                                g.no_texture = no_texture;
+                                let bufs: Vec<BufId> = [&a, &b, &vec![7.0f32; want.len()], &aux]
+                                    .iter()
+                                    .map(|d| {
+                                        let id = g.create_buffer(d.len(), "t").unwrap();
+                                        g.write(id, 0, d).unwrap();
+                                        id
+                                    })
+                                    .collect();
+                                let op = g.bind(Kernel::Matmul, &bufs).unwrap();
+                                let got = g
+                                    .run(
+                                        &[Launch::Run { op, args: crate::device::Args::Matmul(p) }],
+                                        &[(bufs[2], 0..want.len())],
+                                    )
+                                    .unwrap();
+                                let v = g.matmul_variant_for(&p);
+                                seen.insert(v);
+                                let scale = (k as f32).sqrt();
+                                for (i, (x, w)) in got[0].iter().zip(&want).enumerate() {
+                                    assert!(
+                                        (x - w).abs() / (w.abs() + scale) <= 1e-4,
+                                        "{v:?} {p:?} at {i}: got {x}, want {w}"
+                                    );
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        eprintln!("subgroup variants on this adapter: {}, texture variants: {}", ctx.subgroup8, ctx.textures);
+        let expected = MatmulVariant::ALL
+            .iter()
+            .filter(|v| match v.module() {
+                DenseModule::Plain => true,
+                DenseModule::Subgroup => ctx.subgroup8,
+                DenseModule::Texture => ctx.textures,
+            })
+            .count();
+        assert_eq!(seen.len(), expected, "variants exercised: {seen:?}");
+    }
+}

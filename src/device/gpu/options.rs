@@ -1,0 +1,236 @@
+//! [`GpuOptions`]: every setting of the GPU path, from the `WGFIT_*` environment variables
+//! ([`GpuOptions::from_env`], the only place the GPU path reads them) or set in code.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+
+/// The default of [`GpuOptions::timeout`] (and of `WGFIT_GPU_TIMEOUT_S`).
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// The backend names [`GpuOptions::backend`] accepts, for error messages.
+const BACKEND_NAMES: &str = "vulkan, metal, dx12, gl";
+
+/// How [`Device::gpu_with`](crate::Device::gpu_with) picks and drives a GPU adapter. Start from
+/// [`GpuOptions::from_env`] (what [`Device::gpu`](crate::Device::gpu) uses) or
+/// [`GpuOptions::default`] (the environment ignored) and override settings with the builder methods.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use wgfit::{Device, GpuOptions};
+///
+/// # fn main() -> wgfit::Result<()> {
+/// let device = Device::gpu_with(GpuOptions::from_env().adapter("llvmpipe").timeout(Duration::from_secs(60)))?;
+/// # Ok(())
+/// # }
+/// ```
+///
+/// Invalid values (an unknown backend name, a timeout that is not a number of seconds, an
+/// unreadable WGSL file) are reported by `Device::gpu_with`, naming the variable or method.
+#[derive(Clone, Debug)]
+pub struct GpuOptions {
+    /// A substring of the adapter's name (any case), and who set it.
+    adapter: Option<(String, &'static str)>,
+    /// The backend's name as given, and who set it (checked when the device is opened).
+    backend: Option<(String, &'static str)>,
+    /// The longest wait on the GPU, or the unreadable value of `WGFIT_GPU_TIMEOUT_S`.
+    timeout: std::result::Result<Duration, String>,
+    textures: bool,
+    subgroups: bool,
+    scalar_matmul: bool,
+    /// A WGSL file that replaces shaders/dense.wgsl, and who set it.
+    dense_wgsl: Option<(PathBuf, &'static str)>,
+    max_buffer_size: Option<u64>,
+    max_storage_buffer_binding_size: Option<u64>,
+}
+
+impl Default for GpuOptions {
+    /// The best adapter of any backend, a 600 s timeout, every matmul variant the adapter allows,
+    /// the adapter's own limits; the environment is not read.
+    fn default() -> Self {
+        GpuOptions {
+            adapter: None,
+            backend: None,
+            timeout: Ok(DEFAULT_TIMEOUT),
+            textures: true,
+            subgroups: true,
+            scalar_matmul: false,
+            dense_wgsl: None,
+            max_buffer_size: None,
+            max_storage_buffer_binding_size: None,
+        }
+    }
+}
+
+impl GpuOptions {
+    /// The defaults, overridden by the environment:
+    ///
+    /// - `WGFIT_ADAPTER`: a substring of the adapter's name ([`GpuOptions::adapter`]);
+    /// - `WGFIT_BACKEND`: vulkan, metal, dx12 or gl ([`GpuOptions::backend`]);
+    /// - `WGFIT_GPU_TIMEOUT_S`: whole seconds ([`GpuOptions::timeout`], default 600);
+    /// - `WGFIT_TEXTURES=0`: no texture operands ([`GpuOptions::textures`]);
+    /// - `WGFIT_SUBGROUPS=0`: no subgroup kernels ([`GpuOptions::subgroups`]);
+    /// - `WGFIT_MATMUL=scalar`: the reference matmul only ([`GpuOptions::scalar_matmul`]);
+    /// - `WGFIT_DENSE_WGSL=<path>`: replaces shaders/dense.wgsl ([`GpuOptions::dense_wgsl`]).
+    pub fn from_env() -> Self {
+        let var = |name: &str| std::env::var(name).ok();
+        let timeout = match var("WGFIT_GPU_TIMEOUT_S").filter(|t| !t.trim().is_empty()) {
+            Some(t) => t.trim().parse::<u64>().map(Duration::from_secs).map_err(|_| t),
+            None => Ok(DEFAULT_TIMEOUT),
+        };
+        GpuOptions {
+            adapter: var("WGFIT_ADAPTER").map(|a| (a, "WGFIT_ADAPTER")),
+            backend: var("WGFIT_BACKEND").map(|b| (b, "WGFIT_BACKEND")),
+            timeout,
+            textures: var("WGFIT_TEXTURES").is_none_or(|v| v != "0"),
+            subgroups: var("WGFIT_SUBGROUPS").is_none_or(|v| v != "0"),
+            scalar_matmul: var("WGFIT_MATMUL").is_some_and(|v| v.eq_ignore_ascii_case("scalar")),
+            dense_wgsl: std::env::var_os("WGFIT_DENSE_WGSL").map(|p| (PathBuf::from(p), "WGFIT_DENSE_WGSL")),
+            max_buffer_size: None,
+            max_storage_buffer_binding_size: None,
+        }
+    }
+
+    /// Only adapters whose name contains `name` (any case), e.g. "llvmpipe".
+    pub fn adapter(mut self, name: impl Into<String>) -> Self {
+        self.adapter = Some((name.into(), "GpuOptions::adapter"));
+        self
+    }
+
+    /// Only this backend: "vulkan", "metal", "dx12" or "gl" ("all" or "" for any).
+    pub fn backend(mut self, name: impl Into<String>) -> Self {
+        self.backend = Some((name.into(), "GpuOptions::backend"));
+        self
+    }
+
+    /// The longest any wait on the GPU may take before it is an error (default 600 s).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Ok(timeout);
+        self
+    }
+
+    /// Large matmuls may read their operands from packed textures where the adapter allows
+    /// (llvmpipe); `false` turns that off. Default true.
+    pub fn textures(mut self, on: bool) -> Self {
+        self.textures = on;
+        self
+    }
+
+    /// Matmuls may use the subgroup kernels where the adapter allows (llvmpipe); `false` turns
+    /// them off, and the texture operands with them. Default true.
+    pub fn subgroups(mut self, on: bool) -> Self {
+        self.subgroups = on;
+        self
+    }
+
+    /// Every matmul runs the scalar reference kernel (comparisons). Default false.
+    pub fn scalar_matmul(mut self, on: bool) -> Self {
+        self.scalar_matmul = on;
+        self
+    }
+
+    /// Kernel development: the WGSL file at `path` replaces shaders/dense.wgsl (no rebuild).
+    pub fn dense_wgsl(mut self, path: impl Into<PathBuf>) -> Self {
+        self.dense_wgsl = Some((path.into(), "GpuOptions::dense_wgsl"));
+        self
+    }
+
+    /// Asks the device for this `max_buffer_size` instead of the adapter's (tests of the limit checks).
+    pub fn max_buffer_size(mut self, bytes: u64) -> Self {
+        self.max_buffer_size = Some(bytes);
+        self
+    }
+
+    /// Asks the device for this `max_storage_buffer_binding_size` instead of the adapter's.
+    pub fn max_storage_buffer_binding_size(mut self, bytes: u64) -> Self {
+        self.max_storage_buffer_binding_size = Some(bytes);
+        self
+    }
+
+    /// The backends to search, or an error naming who set an unknown one.
+    pub(crate) fn backends(&self) -> Result<wgpu::Backends> {
+        let Some((name, by)) = &self.backend else { return Ok(wgpu::Backends::all()) };
+        match name.trim().to_ascii_lowercase().as_str() {
+            "vulkan" | "vk" => Ok(wgpu::Backends::VULKAN),
+            "metal" | "mtl" => Ok(wgpu::Backends::METAL),
+            "dx12" | "d3d12" => Ok(wgpu::Backends::DX12),
+            "gl" | "gles" | "opengl" => Ok(wgpu::Backends::GL),
+            "" | "all" => Ok(wgpu::Backends::all()),
+            _ => Err(Error::UnknownName { kind: by, name: name.clone(), valid: BACKEND_NAMES.into() }),
+        }
+    }
+
+    /// The lowercase substring adapter names must contain, if any.
+    pub(crate) fn adapter_filter(&self) -> Option<String> {
+        self.adapter.as_ref().map(|(a, _)| a.to_ascii_lowercase())
+    }
+
+    /// What narrowed the search, for the no-adapter error (" matching WGFIT_ADAPTER=\"x\"").
+    pub(crate) fn no_adapter_detail(&self) -> String {
+        match (&self.adapter, &self.backend) {
+            (Some((a, by)), _) => format!(" matching {by}={a:?}"),
+            (_, Some((b, by))) => format!(" for {by}={b:?}"),
+            _ => String::new(),
+        }
+    }
+
+    pub(crate) fn timeout_value(&self) -> Result<Duration> {
+        self.timeout.clone().map_err(|value| Error::invalid("WGFIT_GPU_TIMEOUT_S", value, "a whole number of seconds"))
+    }
+
+    pub(crate) fn textures_on(&self) -> bool {
+        self.textures
+    }
+
+    pub(crate) fn subgroups_on(&self) -> bool {
+        self.subgroups
+    }
+
+    pub(crate) fn scalar_matmul_on(&self) -> bool {
+        self.scalar_matmul
+    }
+
+    /// The text of the replacement for shaders/dense.wgsl, if one is set.
+    pub(crate) fn dense_wgsl_text(&self) -> Result<Option<String>> {
+        let Some((path, by)) = &self.dense_wgsl else { return Ok(None) };
+        std::fs::read_to_string(path)
+            .map(Some)
+            .map_err(|e| Error::invalid(*by, path.display(), format!("a readable WGSL file ({e})")))
+    }
+
+    /// The limits to ask of `adapter`: its own, with the overrides.
+    pub(crate) fn limits(&self, adapter: &wgpu::Limits) -> wgpu::Limits {
+        let mut limits = adapter.clone();
+        if let Some(b) = self.max_buffer_size {
+            limits.max_buffer_size = b;
+        }
+        if let Some(b) = self.max_storage_buffer_binding_size {
+            limits.max_storage_buffer_binding_size = b;
+        }
+        limits
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_values_name_their_source() {
+        let e = GpuOptions::default().backend("vulcan").backends().unwrap_err();
+        assert!(e.to_string().contains("GpuOptions::backend"), "{e}");
+        let o = GpuOptions {
+            backend: Some(("opengles".into(), "WGFIT_BACKEND")),
+            timeout: Err("ten".into()),
+            ..GpuOptions::default()
+        };
+        assert!(o.backends().unwrap_err().to_string().contains("WGFIT_BACKEND"));
+        assert!(o.timeout_value().unwrap_err().to_string().contains("WGFIT_GPU_TIMEOUT_S"));
+        let o = o.backend("GL").timeout(Duration::ZERO);
+        assert_eq!(o.backends().unwrap(), wgpu::Backends::GL);
+        assert_eq!(o.timeout_value().unwrap(), Duration::ZERO);
+        let e = GpuOptions::default().dense_wgsl("/nonexistent/dense.wgsl").dense_wgsl_text().unwrap_err();
+        assert!(e.to_string().contains("GpuOptions::dense_wgsl"), "{e}");
+    }
+}

@@ -1,0 +1,412 @@
+//! [`GpuBackend`]: one model's buffers and bound kernels on a [`GpuContext`], and the recorder
+//! that turns a list of launches into steps (Matmul variants chosen, operand packs inserted), the
+//! steps into one submission, and the submission's results into one readback.
+
+use std::collections::{HashMap, HashSet};
+use std::ops::Range;
+use std::sync::Arc;
+
+use super::context::{GpuContext, Pipeline};
+use super::matmul::texture::{OperandKey, OperandTexture};
+use super::matmul::DenseModule;
+use crate::device::args::{Args, Uniform};
+use crate::device::kernels::{Access, Kernel};
+use crate::device::{check_bindings, Backend, BufId, Launch, OpId};
+use crate::error::{Error, Result};
+
+/// Bytes between two launch records in the params buffer (the dynamic-offset alignment WebGPU
+/// guarantees to be enough).
+const RECORD_STRIDE: u64 = 256;
+
+pub(crate) struct GpuBuffer {
+    pub(crate) buffer: wgpu::Buffer,
+    len: usize,
+}
+
+/// A kernel bound to its buffers.
+pub(crate) struct BoundOp {
+    kernel: Kernel,
+    pipeline: Arc<Pipeline>,
+    group: wgpu::BindGroup,
+    pub(crate) buffers: Vec<BufId>,
+}
+
+/// One dispatch or copy of a recording, after Matmul variants are chosen and packs inserted.
+pub(crate) enum Step {
+    Dispatch {
+        pipeline: wgpu::ComputePipeline,
+        group: wgpu::BindGroup,
+        params: Uniform,
+        groups: [u32; 3],
+    },
+    Copy {
+        src: BufId,
+        src_off: usize,
+        dst: BufId,
+        dst_off: usize,
+        len: usize,
+    },
+    /// Refreshes an operand texture's stored values by a plain copy (its ones and zeros stay).
+    Refresh {
+        key: OperandKey,
+    },
+}
+
+/// One model's buffers and bound kernels on a [`GpuContext`].
+pub(crate) struct GpuBackend {
+    pub(crate) ctx: Arc<GpuContext>,
+    pub(crate) buffers: Vec<GpuBuffer>,
+    pub(crate) ops: Vec<BoundOp>,
+    /// Operand textures of texture-form Matmul launches, made on first use and kept.
+    pub(crate) operands: HashMap<OperandKey, OperandTexture>,
+    /// Bind groups of texture-form Matmul launches: (op, A texture, B texture).
+    pub(crate) texture_groups: HashMap<(usize, OperandKey, OperandKey), wgpu::BindGroup>,
+    steps: Vec<Step>,
+    /// Launch records, one per RECORD_STRIDE, and the bind group that exposes one at a time.
+    params: Option<(wgpu::Buffer, wgpu::BindGroup, u64)>,
+    staging: Option<(wgpu::Buffer, u64)>,
+    record_bytes: Vec<u8>,
+    /// Matmul launches use the scalar reference kernel only (`GpuOptions::scalar_matmul`, and tests).
+    pub(crate) scalar_matmul: bool,
+    /// Matmul launches never use the subgroup variant (tests, to cover the plain one too).
+    pub(crate) no_subgroup: bool,
+    /// Matmul launches never use the texture-operand variants (tests, to cover the others).
+    pub(crate) no_texture: bool,
+}
+
+impl GpuBackend {
+    pub(crate) fn new(ctx: Arc<GpuContext>) -> Self {
+        GpuBackend {
+            scalar_matmul: ctx.scalar_matmul,
+            ctx,
+            buffers: Vec::new(),
+            ops: Vec::new(),
+            operands: HashMap::new(),
+            texture_groups: HashMap::new(),
+            steps: Vec::new(),
+            params: None,
+            staging: None,
+            record_bytes: Vec::new(),
+            no_subgroup: false,
+            no_texture: false,
+        }
+    }
+
+    fn buffer(&self, id: BufId) -> Result<&GpuBuffer> {
+        self.buffers.get(id.0).ok_or_else(|| Error::Internal(format!("no buffer {id:?}")))
+    }
+
+    /// The params buffer, grown to hold `records` launch records.
+    fn params_for(&mut self, records: u64) -> Result<()> {
+        let needed = records.max(1) * RECORD_STRIDE;
+        if self.params.as_ref().is_some_and(|(_, _, cap)| *cap >= needed) {
+            return Ok(());
+        }
+        let capacity = needed.next_power_of_two().max(64 * RECORD_STRIDE);
+        let ctx = self.ctx.clone();
+        let made = ctx.scoped("allocating launch records", || {
+            let buffer = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("launch records"),
+                size: capacity,
+                usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            });
+            let group = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some("launch records"),
+                layout: &ctx.params_layout,
+                entries: &[wgpu::BindGroupEntry {
+                    binding: 0,
+                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                        buffer: &buffer,
+                        offset: 0,
+                        size: wgpu::BufferSize::new(std::mem::size_of::<Uniform>() as u64),
+                    }),
+                }],
+            });
+            (buffer, group)
+        })?;
+        self.params = Some((made.0, made.1, capacity));
+        Ok(())
+    }
+
+    fn staging_for(&mut self, bytes: u64) -> Result<()> {
+        if self.staging.as_ref().is_some_and(|(_, cap)| *cap >= bytes) {
+            return Ok(());
+        }
+        let capacity = bytes.next_power_of_two().max(256);
+        let ctx = self.ctx.clone();
+        let buffer = ctx.scoped("allocating the readback buffer", || {
+            ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("readback"),
+                size: capacity,
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            })
+        })?;
+        self.staging = Some((buffer, capacity));
+        Ok(())
+    }
+}
+
+impl GpuBackend {
+    /// Turns launches into steps: each Matmul's variant chosen, and before a texture-form one the
+    /// packs of its operands that are not already current. A pack stays current until a launch or
+    /// copy writes its buffer; every recording starts with none current (the host may have
+    /// written any buffer in between).
+    fn plan_steps(&mut self, launches: &[Launch], steps: &mut Vec<Step>) -> Result<()> {
+        let ctx = self.ctx.clone();
+        let mut current: HashSet<OperandKey> = HashSet::new();
+        for l in launches {
+            match *l {
+                Launch::Run { op, args } => {
+                    let bound = self.ops.get(op.0).ok_or_else(|| Error::Internal(format!("no op {op:?}")))?;
+                    let kernel = bound.kernel;
+                    if args.kernel() != kernel {
+                        return Err(Error::Internal(format!(
+                            "{} launched with {:?}'s arguments",
+                            kernel.entry(),
+                            args.kernel()
+                        )));
+                    }
+                    let params = args.uniform();
+                    if let Args::Matmul(matmul) = args {
+                        let v = self.matmul_variant_for(&matmul);
+                        let pipeline = ctx.matmul_variant(&self.ops[op.0].pipeline, v)?;
+                        let group = if v.module() == DenseModule::Texture {
+                            let (a, b) = (self.ops[op.0].buffers[0], self.ops[op.0].buffers[1]);
+                            let (ka, kb) = OperandKey::pair(&matmul, a, b);
+                            for key in [ka, kb] {
+                                if current.insert(key) {
+                                    steps.push(self.pack_step(key)?);
+                                }
+                            }
+                            self.texture_group(op.0, ka, kb)?
+                        } else {
+                            self.ops[op.0].group.clone()
+                        };
+                        steps.push(Step::Dispatch { pipeline, group, params, groups: v.workgroups(&matmul) });
+                    } else {
+                        let bound = &self.ops[op.0];
+                        steps.push(Step::Dispatch {
+                            pipeline: bound.pipeline.pipeline.clone(),
+                            group: bound.group.clone(),
+                            params,
+                            groups: args.grid().workgroups(),
+                        });
+                    }
+                    for (&(_, access), buf) in kernel.bindings().iter().zip(&self.ops[op.0].buffers) {
+                        if access == Access::ReadWrite {
+                            current.retain(|k| k.buf != buf.0);
+                        }
+                    }
+                }
+                Launch::Copy { src, src_off, dst, dst_off, len } => {
+                    current.retain(|k| k.buf != dst.0);
+                    steps.push(Step::Copy { src, src_off, dst, dst_off, len });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Records the steps into one submission: launch records uploaded in one write, a compute pass
+    /// per run of dispatches, copies between passes, then the copies of `reads` to the staging buffer.
+    fn record(&mut self, steps: &[Step], reads: &[(BufId, Range<usize>)]) -> Result<wgpu::SubmissionIndex> {
+        let records = steps.iter().filter(|s| matches!(s, Step::Dispatch { .. })).count();
+        self.params_for(records as u64)?;
+        self.record_bytes.clear();
+        self.record_bytes.resize(records * RECORD_STRIDE as usize, 0);
+        let mut i = 0;
+        for step in steps {
+            if let Step::Dispatch { params, .. } = step {
+                let at = i * RECORD_STRIDE as usize;
+                self.record_bytes[at..at + std::mem::size_of::<Uniform>()].copy_from_slice(bytemuck::bytes_of(params));
+                i += 1;
+            }
+        }
+        let ctx = self.ctx.clone();
+        let (params_buf, params_group, _) = self.params.as_ref().expect("made above");
+        ctx.scoped("recording the launches", || -> Result<wgpu::SubmissionIndex> {
+            if !self.record_bytes.is_empty() {
+                ctx.queue.write_buffer(params_buf, 0, &self.record_bytes);
+            }
+            let mut encoder =
+                ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("epoch") });
+            let mut record = 0u64;
+            let mut pending = steps;
+            while !pending.is_empty() {
+                let runs = pending.iter().take_while(|s| matches!(s, Step::Dispatch { .. })).count();
+                if runs > 0 {
+                    let mut pass = encoder
+                        .begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes: None });
+                    for step in &pending[..runs] {
+                        let Step::Dispatch { pipeline, group, groups: [x, y, z], .. } = step else {
+                            unreachable!("counted dispatches")
+                        };
+                        pass.set_pipeline(pipeline);
+                        pass.set_bind_group(0, group, &[]);
+                        pass.set_bind_group(1, params_group, &[(record * RECORD_STRIDE) as u32]);
+                        pass.dispatch_workgroups(*x, *y, *z);
+                        record += 1;
+                    }
+                    pending = &pending[runs..];
+                } else {
+                    match pending[0] {
+                        Step::Copy { src, src_off, dst, dst_off, len } => encoder.copy_buffer_to_buffer(
+                            &self.buffers[src.0].buffer,
+                            (src_off * 4) as u64,
+                            &self.buffers[dst.0].buffer,
+                            (dst_off * 4) as u64,
+                            (len * 4) as u64,
+                        ),
+                        Step::Refresh { key } => self.encode_refresh(&mut encoder, key),
+                        Step::Dispatch { .. } => unreachable!("not a dispatch"),
+                    }
+                    pending = &pending[1..];
+                }
+            }
+            let mut at = 0u64;
+            if let Some((staging, _)) = &self.staging {
+                for (b, r) in reads {
+                    let bytes = (r.len() * 4) as u64;
+                    if bytes > 0 {
+                        encoder.copy_buffer_to_buffer(
+                            &self.buffers[b.0].buffer,
+                            (r.start * 4) as u64,
+                            staging,
+                            at,
+                            bytes,
+                        );
+                    }
+                    at += bytes;
+                }
+            }
+            Ok(ctx.queue.submit([encoder.finish()]))
+        })?
+    }
+}
+
+impl Backend for GpuBackend {
+    fn create_buffer(&mut self, len: usize, label: &str) -> Result<BufId> {
+        // Whole vec4s: the matmul kernels read their operands as arrays of vec4.
+        let bytes = (len.max(1) as u64).saturating_mul(4).div_ceil(16).saturating_mul(16);
+        let limits = self.ctx.limits();
+        if bytes > limits.max_buffer_size || bytes > limits.max_storage_buffer_binding_size {
+            return Err(Error::Gpu(format!(
+                "{label} needs {bytes} bytes, more than this adapter allows in one buffer \
+                 (max_buffer_size {}, max_storage_buffer_binding_size {}); use a smaller batch or fewer rows",
+                limits.max_buffer_size, limits.max_storage_buffer_binding_size
+            )));
+        }
+        let ctx = self.ctx.clone();
+        let buffer = ctx.scoped(&format!("allocating {label} ({bytes} bytes)"), || {
+            ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size: bytes,
+                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC,
+                mapped_at_creation: false,
+            })
+        })?;
+        self.buffers.push(GpuBuffer { buffer, len: len.max(1) });
+        Ok(BufId(self.buffers.len() - 1))
+    }
+
+    fn write(&mut self, buf: BufId, offset: usize, data: &[f32]) -> Result<()> {
+        let b = self.buffer(buf)?;
+        if offset + data.len() > b.len {
+            return Err(Error::Internal(format!(
+                "write of {} values at {offset} past a buffer of {}",
+                data.len(),
+                b.len
+            )));
+        }
+        if !data.is_empty() {
+            self.ctx.queue.write_buffer(&b.buffer, (offset * 4) as u64, bytemuck::cast_slice(data));
+        }
+        Ok(())
+    }
+
+    fn bind(&mut self, kernel: Kernel, buffers: &[BufId]) -> Result<OpId> {
+        check_bindings(kernel, buffers)?;
+        let pipeline = self.ctx.pipeline(kernel)?;
+        let mut entries = Vec::with_capacity(buffers.len());
+        for (&(binding, _), id) in kernel.bindings().iter().zip(buffers) {
+            entries.push(wgpu::BindGroupEntry { binding, resource: self.buffer(*id)?.buffer.as_entire_binding() });
+        }
+        let ctx = self.ctx.clone();
+        let group = ctx.scoped(&format!("binding kernel {}", kernel.entry()), || {
+            ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some(kernel.entry()),
+                layout: &pipeline.layout,
+                entries: &entries,
+            })
+        })?;
+        self.ops.push(BoundOp { kernel, pipeline, group, buffers: buffers.to_vec() });
+        Ok(OpId(self.ops.len() - 1))
+    }
+
+    fn run(&mut self, launches: &[Launch], reads: &[(BufId, Range<usize>)]) -> Result<Vec<Vec<f32>>> {
+        self.ctx.check_fault()?;
+        for (b, r) in reads {
+            let buf = self.buffer(*b)?;
+            if r.end > buf.len || r.start > r.end {
+                return Err(Error::Internal(format!("read {r:?} past a buffer of {}", buf.len)));
+            }
+        }
+        let read_bytes: u64 = reads.iter().map(|(_, r)| (r.len() * 4) as u64).sum();
+        if read_bytes > 0 {
+            self.staging_for(read_bytes)?;
+        }
+        let mut steps = std::mem::take(&mut self.steps);
+        steps.clear();
+        let planned = self.plan_steps(launches, &mut steps);
+        let recorded = planned.and_then(|()| self.record(&steps, reads));
+        self.steps = steps;
+        let submission = recorded?;
+        let ctx = self.ctx.clone();
+        if read_bytes == 0 {
+            ctx.wait(submission)?;
+            return Ok(reads.iter().map(|_| Vec::new()).collect());
+        }
+        let (staging, _) = self.staging.as_ref().expect("made above");
+        let slice = staging.slice(0..read_bytes);
+        let (sender, receiver) = futures_intrusive::channel::shared::oneshot_channel();
+        slice.map_async(wgpu::MapMode::Read, move |r| {
+            sender.send(r).ok();
+        });
+        let answered = ctx.wait(submission).and_then(|()| match pollster::block_on(receiver.receive()) {
+            Some(Ok(())) => Ok(()),
+            Some(Err(e)) => Err(Error::Gpu(format!("reading results back: {e}"))),
+            None => Err(Error::Gpu("reading results back: the GPU never answered".into())),
+        });
+        if let Err(e) = answered {
+            // A wait that timed out leaves the readback buffer mapped (or its map pending): drop it,
+            // so that the next run makes a fresh one instead of failing on a mapped buffer.
+            self.staging = None;
+            return Err(e);
+        }
+        let out = {
+            let view = slice.get_mapped_range().map_err(|e| Error::Gpu(format!("reading results back: {e:?}")))?;
+            let values: &[f32] = bytemuck::cast_slice(&view);
+            let mut at = 0;
+            reads
+                .iter()
+                .map(|(_, r)| {
+                    let v = values[at..at + r.len()].to_vec();
+                    at += r.len();
+                    v
+                })
+                .collect()
+        };
+        staging.unmap();
+        Ok(out)
+    }
+
+    fn buffer_count(&self) -> usize {
+        self.buffers.len()
+    }
+
+    fn max_binding_values(&self) -> usize {
+        self.ctx.limits().max_storage_buffer_binding_size.min(self.ctx.limits().max_buffer_size) as usize / 4
+    }
+}
