@@ -19,9 +19,9 @@ pub enum Error {
     #[error("GPU error: {0}")]
     Gpu(String),
 
-    /// Data whose shape does not fit what was asked of it.
-    #[error("shape mismatch in {what}: {detail}")]
-    Shape { what: String, detail: String },
+    /// Data whose shape does not fit what was asked of it: `expected` and `got` name the sizes.
+    #[error("shape mismatch in {what}: expected {expected}, got {got}")]
+    Shape { what: String, expected: String, got: String },
 
     /// A NaN or infinity in user data.
     #[error("{what} has a non-finite value ({value}) at row {row}, column {col}")]
@@ -61,8 +61,8 @@ pub enum Error {
 }
 
 impl Error {
-    pub(crate) fn shape(what: impl Into<String>, detail: impl Into<String>) -> Self {
-        Error::Shape { what: what.into(), detail: detail.into() }
+    pub(crate) fn shape(what: impl Into<String>, expected: impl Into<String>, got: impl Into<String>) -> Self {
+        Error::Shape { what: what.into(), expected: expected.into(), got: got.into() }
     }
 
     pub(crate) fn invalid(name: impl Into<String>, value: impl std::fmt::Display, expected: impl Into<String>) -> Self {

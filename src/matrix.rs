@@ -16,7 +16,8 @@ impl Matrix {
         if rows.checked_mul(cols) != Some(data.len()) {
             return Err(Error::shape(
                 "Matrix::new",
-                format!("{rows} x {cols} needs {} values, got {}", rows.saturating_mul(cols), data.len()),
+                format!("{} values for {rows} x {cols}", rows.saturating_mul(cols)),
+                format!("{} values", data.len()),
             ));
         }
         Ok(Matrix { rows, cols, data })
@@ -36,7 +37,8 @@ impl Matrix {
             if r.len() != cols {
                 return Err(Error::shape(
                     "Matrix::from_rows",
-                    format!("row {i} has {} values, row 0 has {cols}", r.len()),
+                    format!("{cols} values in row {i} (as in row 0)"),
+                    format!("{} values", r.len()),
                 ));
             }
             data.extend_from_slice(r);
@@ -87,7 +89,7 @@ impl Matrix {
         for &i in indices {
             let row = self
                 .row(i)
-                .ok_or_else(|| Error::shape("select_rows", format!("row {i} out of range for {} rows", self.rows)))?;
+                .ok_or_else(|| Error::shape("select_rows", format!("a row below {}", self.rows), format!("row {i}")))?;
             data.extend_from_slice(row);
         }
         Ok(Matrix { rows: indices.len(), cols: self.cols, data })

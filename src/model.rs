@@ -82,15 +82,16 @@ impl Sequential {
             return Err(Error::State(format!("{what} needs a compiled model: call compile() first")));
         }
         if x.rows() == 0 {
-            return Err(Error::shape(what, "x has no rows"));
+            return Err(Error::shape(what, "x with at least one row", "x with no rows"));
         }
         if x.cols() == 0 {
-            return Err(Error::shape(what, "x has no columns"));
+            return Err(Error::shape(what, "x with at least one column", "x with no columns"));
         }
         match &self.plan {
             Some(p) if p.input_w != x.cols() => Err(Error::shape(
                 what,
-                format!("the model takes {} input features, x has {} columns", p.input_w, x.cols()),
+                format!("x with {} columns (the model takes {} input features)", p.input_w, p.input_w),
+                format!("x with {} columns", x.cols()),
             )),
             Some(_) => Ok(()),
             None => self.build(x.cols()),
@@ -99,16 +100,21 @@ impl Sequential {
 
     fn check_xy(&self, x: &Matrix, y: &Matrix, what: &str) -> Result<()> {
         if x.rows() == 0 || x.cols() == 0 {
-            return Err(Error::shape(what, format!("x is {} x {}: it needs rows and columns", x.rows(), x.cols())));
+            return Err(Error::shape(what, "x with rows and columns", format!("x of {} x {}", x.rows(), x.cols())));
         }
         if x.rows() != y.rows() {
-            return Err(Error::shape(what, format!("x has {} rows but y has {}", x.rows(), y.rows())));
+            return Err(Error::shape(
+                what,
+                format!("y with {} rows (as x)", x.rows()),
+                format!("y with {} rows", y.rows()),
+            ));
         }
         let out_w = self.output_width(x.cols());
         if y.cols() != out_w {
             return Err(Error::shape(
                 what,
-                format!("y has {} columns but the model outputs {out_w} values per row", y.cols()),
+                format!("y with {out_w} columns (the model outputs {out_w} values per row)"),
+                format!("y with {} columns", y.cols()),
             ));
         }
         x.check_finite(&format!("{what} x"))?;
@@ -142,7 +148,8 @@ impl Sequential {
             if vx.cols() != x.cols() {
                 return Err(Error::shape(
                     "validation_data",
-                    format!("x_valid has {} columns, x has {}", vx.cols(), x.cols()),
+                    format!("x_valid with {} columns (as x)", x.cols()),
+                    format!("x_valid with {} columns", vx.cols()),
                 ));
             }
         }
@@ -259,7 +266,11 @@ impl Sequential {
 /// Keras's validation_split: the first `ceil(n * (1 - fraction))` rows train, the rest validate.
 fn split_last_rows(x: &Matrix, y: &Matrix, fraction: f32) -> Result<(Matrix, Matrix, Matrix, Matrix)> {
     if x.rows() != y.rows() {
-        return Err(Error::shape("fit", format!("x has {} rows but y has {}", x.rows(), y.rows())));
+        return Err(Error::shape(
+            "fit",
+            format!("y with {} rows (as x)", x.rows()),
+            format!("y with {} rows", y.rows()),
+        ));
     }
     let at = crate::data::split_point(x.rows(), fraction)?;
     let (head, tail): (Vec<usize>, Vec<usize>) = ((0..at).collect(), (at..x.rows()).collect());

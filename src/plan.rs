@@ -397,7 +397,8 @@ impl Plan {
         if m.len() != self.n_params || v.len() != self.n_params {
             return Err(Error::shape(
                 "optimizer state",
-                format!("the model has {} parameters, the moments have {} and {}", self.n_params, m.len(), v.len()),
+                format!("moments of {} values each (the model's parameters)", self.n_params),
+                format!("moments of {} and {} values", m.len(), v.len()),
             ));
         }
         self.backend.write(self.opt_m, 0, m)?;
@@ -408,13 +409,8 @@ impl Plan {
         if params.len() != self.n_params || state.len() != self.n_state {
             return Err(Error::shape(
                 "set_weights",
-                format!(
-                    "the model has {} parameters and {} moving statistics, got {} and {}",
-                    self.n_params,
-                    self.n_state,
-                    params.len(),
-                    state.len()
-                ),
+                format!("{} parameters and {} moving statistics (the model's)", self.n_params, self.n_state),
+                format!("{} and {}", params.len(), state.len()),
             ));
         }
         self.backend.write(self.params, 0, params)?;

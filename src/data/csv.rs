@@ -248,7 +248,8 @@ impl Table {
         if values.cols() != columns.len() {
             return Err(Error::shape(
                 "table",
-                format!("{} column names for {} columns of values", columns.len(), values.cols()),
+                format!("{} column names (one per column of values)", values.cols()),
+                format!("{} column names", columns.len()),
             ));
         }
         Ok(Table { columns, values })
@@ -278,7 +279,11 @@ impl Table {
     /// Splits into features and a target column (by name; `None` = the last column).
     pub fn features_target(&self, target: Option<&str>) -> Result<(Matrix, Matrix)> {
         let t = match target {
-            None => self.columns.len().checked_sub(1).ok_or_else(|| Error::shape("table", "it has no columns"))?,
+            None => self
+                .columns
+                .len()
+                .checked_sub(1)
+                .ok_or_else(|| Error::shape("table", "at least one column", "no columns"))?,
             Some(name) => self.columns.iter().position(|c| c == name).ok_or_else(|| {
                 Error::Model(format!(
                     "target column {} not found; columns: {}",

@@ -44,7 +44,8 @@ impl MinMaxScaler {
         if x.cols() != self.min.len() || self.span.len() != self.min.len() {
             return Err(Error::shape(
                 "scaler",
-                format!("fitted on {} columns ({} spans), got {}", self.min.len(), self.span.len(), x.cols()),
+                format!("{} columns (fitted on {}, with {} spans)", self.min.len(), self.min.len(), self.span.len()),
+                format!("{} columns", x.cols()),
             ));
         }
         let cols = x.cols();
@@ -154,7 +155,8 @@ impl Scaler {
         if x.cols() != off.len() || div.len() != off.len() {
             return Err(Error::shape(
                 "scaler",
-                format!("fitted on {} columns ({} standard deviations), got {}", off.len(), div.len(), x.cols()),
+                format!("{} columns (fitted on {}, with {} standard deviations)", off.len(), off.len(), div.len()),
+                format!("{} columns", x.cols()),
             ));
         }
         let cols = x.cols();

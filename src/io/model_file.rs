@@ -74,11 +74,8 @@ pub fn save_model(path: impl AsRef<Path>, model: &mut Sequential, preprocessor: 
         if Some(pre.input_width()) != model.input_width() {
             return Err(Error::shape(
                 "save_model",
-                format!(
-                    "the preprocessing makes {} inputs, the model takes {:?}",
-                    pre.input_width(),
-                    model.input_width()
-                ),
+                format!("preprocessing that makes the model's {:?} inputs", model.input_width()),
+                format!("preprocessing that makes {} inputs", pre.input_width()),
             ));
         }
     }

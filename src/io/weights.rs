@@ -55,7 +55,7 @@ pub(super) fn weight_entries(model: &mut Sequential) -> Result<(usize, Vec<Layer
             let (src, off) = if w.trainable { (&params, &mut p) } else { (&state, &mut s) };
             let values = src
                 .get(*off..*off + w.len())
-                .ok_or_else(|| Error::State("internal: weight layout does not match the model".into()))?
+                .ok_or_else(|| Error::Internal("weight layout does not match the model".into()))?
                 .to_vec();
             *off += w.len();
             if let Some(i) = values.iter().position(|v| !v.is_finite()) {
