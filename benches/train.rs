@@ -1,4 +1,4 @@
-//! W1..W4 of shared/peers/WORKLOADS.md on the GPU and CPU paths, one table.
+//! W1..W4 of benches/WORKLOADS.md on the GPU and CPU paths, one table.
 //! `cargo bench --bench train [-- W1,W2 gpu,cpu]`; knobs: WGFIT_BENCH_EPOCHS, WGFIT_BENCH_SECONDS,
 //! WGFIT_BENCH_W3_ROWS (see `wgfit::bench::Options`), WGFIT_BENCH_JSON=1 for JSON records too.
 

@@ -1,8 +1,8 @@
 // Inverted dropout over P.len values. The keep mask is never stored: both directions redraw it
 // from random_unit(P.seed, P.step, P.layer, index), as does the CPU twin.
-// P.keep_scale = 1 / (1 - rate) (from the host); P.training 0: identity (inference, or a rate of 0).
+// P.keep_scale = 1 / (1 - rate) (from the host); P.apply_mask 0: identity (inference, or a rate of 0).
 struct P_dropout {
-    len: u32, training: u32, seed: u32, step: u32, layer: u32,
+    len: u32, apply_mask: u32, seed: u32, step: u32, layer: u32,
     derivative: u32,  // backward: ACT_* of the layer below
     rate: f32, keep_scale: f32,
 }
@@ -13,7 +13,7 @@ struct P_dropout {
 @group(0) @binding(3) var<storage, read> aux: array<f32>;
 
 fn keep_scale(i: u32) -> f32 {
-    if (P.training == 0u) { return 1.0; }
+    if (P.apply_mask == 0u) { return 1.0; }
     return select(0.0, P.keep_scale, random_unit(P.seed, P.step, P.layer, i) >= P.rate);
 }
 

@@ -1,4 +1,5 @@
-//! The benchmark workloads of `shared/peers/WORKLOADS.md` (W1..W4), run on the GPU and CPU paths.
+//! The benchmark workloads W1..W4 of `benches/WORKLOADS.md` (a copy of shared/peers/WORKLOADS.md),
+//! run on the GPU and CPU paths.
 //! `cargo bench --bench train` prints their table; a `wgfit bench` command can call [`run`] and
 //! print [`table`] or the records as JSON. Not a stable API.
 

@@ -51,7 +51,6 @@ pub use matrix::Matrix;
 pub use metrics::Metric;
 pub use model::Sequential;
 pub use optimizers::{Adam, IntoOptimizer, Optimizer, Sgd};
-pub(crate) use trainer::fold_seed;
 pub use trainer::Fit;
 
 /// Internals exposed for the test suite and benchmarks only; not a stable API.

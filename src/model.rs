@@ -178,8 +178,7 @@ impl Sequential {
         let data = plan.upload(DataRole::Eval, x.data(), Some(y.data()), x.rows())?;
         let mut launches = Vec::new();
         trainer::eval_launches(plan, &data, batch, compiled.loss, &compiled.metrics, &mut launches);
-        let acc_len = 2 * compiled.metrics.values();
-        let sums = plan.backend.run(&launches, &[(plan.acc, 0..acc_len)])?.pop().unwrap_or_default();
+        let sums = plan.run_for_sums(&launches, &compiled.metrics)?;
         let mut logs = Logs::new();
         trainer::record(&mut logs, &compiled.metrics, &sums, AccSlot::Eval, x.rows(), "");
         Ok(logs.iter().map(|(k, v)| (k.to_string(), v)).collect())
@@ -232,7 +231,7 @@ impl Sequential {
         Ok(())
     }
 
-    /// Accessors for saving and summary (src/io.rs, src/summary.rs).
+    /// Accessors for saving and summary (src/io/, src/summary.rs).
     pub(crate) fn compiled_settings(&self) -> Option<(&Optimizer, &Loss, Vec<String>)> {
         self.compiled.as_ref().map(|c| (&c.optimizer, &c.loss, c.metrics.keys().map(|(k, _)| k.to_string()).collect()))
     }

@@ -319,6 +319,12 @@ impl Plan {
         }
     }
 
+    /// Runs `launches` (one submission) and reads back the loss and metric sums of both slots.
+    pub fn run_for_sums(&mut self, launches: &[Launch], metrics: &MetricSet) -> Result<Vec<f32>> {
+        let len = Plan::acc_offset(metrics, AccSlot::Eval) + metrics.values();
+        Ok(self.backend.run(launches, &[(self.acc, 0..len)])?.pop().unwrap_or_default())
+    }
+
     /// Loss and metrics of the current batch into the accumulators at `slot` (the gradient too when training).
     #[allow(clippy::too_many_arguments)]
     pub fn loss(
@@ -355,7 +361,7 @@ impl Plan {
             }
             let s = &self.layers[l];
             let launches = s.layer.spec().backward(&s.at, &pass, &self.below(l));
-            for (&op, args) in b.ops[l].backward.iter().zip(launches) {
+            for (&op, args) in b.ops[l].backward.iter().zip(launches.into_iter().flatten()) {
                 out.push(Launch::Run { op, args });
             }
         }

@@ -243,7 +243,6 @@ pub(crate) fn fit<'a>(
     let mut launches: Vec<Launch> = Vec::new();
     let seed32 = fold_seed(opts.seed);
     let steps_per_epoch = n.div_ceil(batch);
-    let acc_len = 2 * metrics.values();
     for epoch in 0..epochs {
         run.each(|cb, ctx| cb.on_epoch_begin(epoch, ctx))?;
         run.apply_requests(plan)?;
@@ -268,7 +267,7 @@ pub(crate) fn fit<'a>(
         if let Some(v) = &valid {
             eval_launches(plan, v, batch_size, loss, metrics, &mut launches);
         }
-        let sums = plan.backend.run(&launches, &[(plan.acc, 0..acc_len)])?.pop().unwrap_or_default();
+        let sums = plan.run_for_sums(&launches, metrics)?;
         run.logs = Logs::new();
         record(&mut run.logs, metrics, &sums, AccSlot::Train, n, "");
         if let Some(v) = &valid {

@@ -3,20 +3,8 @@
 
 mod common;
 
-use common::{devices, gpu, random_vec, rng, Tol};
-use wgfit::{data, BatchNormalization, Dense, Device, Dropout, Fit, Matrix, Sequential};
-
-fn concrete_model(device: &Device) -> Sequential {
-    Sequential::new(
-        device,
-        vec![
-            Dense::new(512).activation("relu").input_shape(8),
-            Dense::new(512).activation("relu"),
-            Dense::new(512).activation("relu"),
-            Dense::new(1),
-        ],
-    )
-}
+use common::{concrete_model, devices, dropout_batchnorm_model, gpu, ionosphere_model, random_vec, rng, Tol};
+use wgfit::{data, BatchNormalization, Dense, Device, Fit, Matrix, Sequential};
 
 fn assert_histories_agree(a: &wgfit::History, b: &wgfit::History, rel: f64) {
     let keys: Vec<&str> = a.keys().collect();
@@ -48,14 +36,7 @@ fn binary_fit_with_accuracy_and_evaluate_matches_last_val_epoch() {
     let (xt, yt, xv, yv) = data::shipped::ionosphere().unwrap();
     let mut histories = Vec::new();
     for device in devices() {
-        let mut model = Sequential::new(
-            &device,
-            vec![
-                Dense::new(4).activation("relu").input_shape(33),
-                Dense::new(4).activation("relu"),
-                Dense::new(1).activation("sigmoid"),
-            ],
-        );
+        let mut model = ionosphere_model(&device);
         model.compile("adam", "binary_crossentropy", &["accuracy"]).unwrap();
         let h = model
             .fit(&xt, &yt, Fit::new().validation_data(&xv, &yv).batch_size(64).epochs(15).seed(1).verbose(0))
@@ -108,18 +89,7 @@ fn dropout_batchnorm_model_trains_and_agrees_across_devices() {
     let mut histories = Vec::new();
     let mut preds = Vec::new();
     for device in devices() {
-        let mut model = Sequential::new(
-            &device,
-            vec![
-                Dense::new(64).activation("relu").input_shape(width),
-                BatchNormalization::new(),
-                Dropout::new(0.3),
-                Dense::new(64).activation("relu"),
-                BatchNormalization::new(),
-                Dropout::new(0.3),
-                Dense::new(1),
-            ],
-        );
+        let mut model = dropout_batchnorm_model(&device, width);
         model.compile("adam", "mse", &["mae"]).unwrap();
         // 300 rows in batches of 64: a partial batch of 44 every epoch.
         let h = model

@@ -10,8 +10,8 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::{devices, random_vec, rng};
-use wgfit::{data, BatchNormalization, Dense, Device, Dropout, Fit, Matrix, Sequential};
+use common::{concrete_model, devices, dropout_batchnorm_model, ionosphere_model, random_vec, rng};
+use wgfit::{data, BatchNormalization, Dense, Device, Fit, Matrix, Sequential};
 
 const GOLDEN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/fit_bits.json");
 
@@ -46,28 +46,13 @@ fn fits(device: &Device) -> BTreeMap<String, serde_json::Value> {
     let mut all = BTreeMap::new();
 
     let (xt, yt, xv, yv) = data::shipped::concrete().unwrap();
-    let mut m = Sequential::new(
-        device,
-        vec![
-            Dense::new(512).activation("relu").input_shape(8),
-            Dense::new(512).activation("relu"),
-            Dense::new(512).activation("relu"),
-            Dense::new(1),
-        ],
-    );
+    let mut m = concrete_model(device);
     m.compile("adam", "mae", &["mae"]).unwrap();
     let h = m.fit(&xt, &yt, Fit::new().validation_data(&xv, &yv).batch_size(256).epochs(6).seed(0).verbose(0)).unwrap();
     all.insert("concrete".to_string(), fingerprint(&h, &mut m));
 
     let (xt, yt, xv, yv) = data::shipped::ionosphere().unwrap();
-    let mut m = Sequential::new(
-        device,
-        vec![
-            Dense::new(4).activation("relu").input_shape(33),
-            Dense::new(4).activation("relu"),
-            Dense::new(1).activation("sigmoid"),
-        ],
-    );
+    let mut m = ionosphere_model(device);
     m.compile("adam", "binary_crossentropy", &["accuracy"]).unwrap();
     let h = m.fit(&xt, &yt, Fit::new().validation_data(&xv, &yv).batch_size(64).epochs(15).seed(1).verbose(0)).unwrap();
     all.insert("ionosphere".to_string(), fingerprint(&h, &mut m));
@@ -86,18 +71,7 @@ fn fits(device: &Device) -> BTreeMap<String, serde_json::Value> {
     let y = Matrix::column((0..rows).map(|i| x.row(i).unwrap()[..4].iter().sum::<f32>().sin()).collect());
     let head: Vec<usize> = (0..50).collect();
     let (xv, yv) = (x.select_rows(&head).unwrap(), y.select_rows(&head).unwrap());
-    let mut m = Sequential::new(
-        device,
-        vec![
-            Dense::new(64).activation("relu").input_shape(width),
-            BatchNormalization::new(),
-            Dropout::new(0.3),
-            Dense::new(64).activation("relu"),
-            BatchNormalization::new(),
-            Dropout::new(0.3),
-            Dense::new(1),
-        ],
-    );
+    let mut m = dropout_batchnorm_model(device, width);
     m.compile("adam", "mse", &["mae"]).unwrap();
     let h = m.fit(&x, &y, Fit::new().validation_data(&xv, &yv).batch_size(64).epochs(4).seed(3).verbose(0)).unwrap();
     all.insert("dropout_batchnorm".to_string(), fingerprint(&h, &mut m));

@@ -90,7 +90,7 @@ fn check(name: &str, layers: Vec<Layer>, loss: Loss, inputs: usize, outputs: usi
     let y = Matrix::new(rows, outputs, y_data).unwrap();
     for device in devices() {
         let mut model = Sequential::new(&device, layers.clone()).seed(3);
-        model.compile("sgd", loss.clone(), &[]).unwrap();
+        model.compile("sgd", loss, &[]).unwrap();
         let analytic = model.loss_gradients(&x, &y, 11).unwrap();
         let (params, _) = model.get_weights().unwrap();
         let p64: Vec<f64> = params.iter().map(|&v| v as f64).collect();

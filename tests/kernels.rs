@@ -392,7 +392,7 @@ fn dropout_masks_are_identical_on_both_devices() {
             let aux = random_vec(&mut r, total, -1.0, 1.0);
             let p = DropoutArgs {
                 len: total as u32,
-                active: true,
+                apply_mask: true,
                 rate,
                 keep_scale: 1.0 / (1.0 - rate),
                 seed: 42,
@@ -405,7 +405,7 @@ fn dropout_masks_are_identical_on_both_devices() {
             let (g, c) = both(&[src.clone(), nan(total), aux.clone()], Args::DropoutBackward(p));
             assert_eq!(g[1], c[1], "dropout_backward total {total} rate {rate}: masks differ");
             // Inference is the identity.
-            let (g, _) = both(&[src.clone(), nan(total)], Args::DropoutForward(DropoutArgs { active: false, ..p }));
+            let (g, _) = both(&[src.clone(), nan(total)], Args::DropoutForward(DropoutArgs { apply_mask: false, ..p }));
             assert_eq!(g[1], src);
         }
     }
@@ -417,7 +417,7 @@ fn dropout_statistics() {
     let src = vec![1.0f32; total];
     let p = DropoutArgs {
         len: total as u32,
-        active: true,
+        apply_mask: true,
         rate,
         keep_scale: 1.0 / (1.0 - rate),
         seed: 9,

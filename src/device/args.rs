@@ -138,7 +138,7 @@ pub struct ActivationGradArgs {
 pub struct DropoutArgs {
     pub len: u32,
     /// False: identity (inference, or a rate of 0).
-    pub active: bool,
+    pub apply_mask: bool,
     pub rate: f32,
     /// 1 / (1 - rate), from the host.
     pub keep_scale: f32,
@@ -231,8 +231,7 @@ struct ElementwiseRecord {
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 struct DropoutRecord {
     len: u32,
-    /// `active` (`active` is reserved in WGSL).
-    training: u32,
+    apply_mask: u32,
     seed: u32,
     step: u32,
     layer: u32,
@@ -369,7 +368,7 @@ impl Args {
             }),
             Args::DropoutForward(a) | Args::DropoutBackward(a) => Uniform::of(&DropoutRecord {
                 len: a.len,
-                training: flag(a.active),
+                apply_mask: flag(a.apply_mask),
                 seed: a.seed,
                 step: a.step,
                 layer: a.layer,

@@ -68,7 +68,7 @@ pub fn save_model(path: impl AsRef<Path>, model: &mut Sequential, preprocessor: 
     let path = path.as_ref();
     let (optimizer, loss, metrics) = {
         let (o, l, m) = model.compiled_settings().ok_or_else(not_built)?;
-        (o.clone(), l.clone(), m)
+        (*o, *l, m)
     };
     if let Some(pre) = preprocessor {
         if Some(pre.input_width()) != model.input_width() {

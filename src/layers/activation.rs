@@ -1,7 +1,7 @@
 //! A standalone activation layer, e.g. after BatchNormalization. Backward passes the gradient
 //! down through the layer below's derivative (its own is fused by the layer above).
 
-use super::{Below, LayerBuffers, LayerOps, LayerSpec, Pass, Placement};
+use super::{BackwardLaunches, Below, LayerBuffers, LayerOps, LayerSpec, Pass, Placement};
 use crate::device::{ActivationArgs, ActivationGradArgs, Args, Backend, Kernel};
 use crate::error::{Error, Result};
 
@@ -95,13 +95,8 @@ impl LayerSpec for ActivationConfig {
         Args::ActivationForward(ActivationArgs { len: (pass.rows * at.out_w) as u32, activation: self.activation })
     }
 
-    fn backward(&self, at: &Placement, pass: &Pass, below: &Below) -> Vec<Args> {
-        if !below.needs_grad {
-            return Vec::new();
-        }
-        vec![Args::ActivationBackward(ActivationGradArgs {
-            len: (pass.rows * at.out_w) as u32,
-            derivative: below.activation,
-        })]
+    fn backward(&self, at: &Placement, pass: &Pass, below: &Below) -> BackwardLaunches {
+        let args = ActivationGradArgs { len: (pass.rows * at.out_w) as u32, derivative: below.activation };
+        [below.needs_grad.then_some(Args::ActivationBackward(args)), None]
     }
 }

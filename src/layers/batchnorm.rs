@@ -2,7 +2,7 @@
 //! moving statistics (momentum 0.99, epsilon 0.001) at inference; gamma and beta trainable, the
 //! moving mean and variance not.
 
-use super::{Below, LayerBuffers, LayerOps, LayerSpec, Pass, Placement, WeightSpec};
+use super::{BackwardLaunches, Below, LayerBuffers, LayerOps, LayerSpec, Pass, Placement, WeightSpec};
 use crate::device::{Args, Backend, BatchNormArgs, Kernel};
 use crate::error::{Error, Result};
 
@@ -133,7 +133,7 @@ impl LayerSpec for BatchNormConfig {
         }
     }
 
-    fn backward(&self, at: &Placement, pass: &Pass, below: &Below) -> Vec<Args> {
-        vec![Args::BatchNormBackward(self.args(at, pass, below))]
+    fn backward(&self, at: &Placement, pass: &Pass, below: &Below) -> BackwardLaunches {
+        [Some(Args::BatchNormBackward(self.args(at, pass, below))), None]
     }
 }

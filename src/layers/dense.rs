@@ -3,7 +3,7 @@
 
 use rand::Rng;
 
-use super::{Activation, Below, LayerBuffers, LayerOps, LayerSpec, Pass, Placement, WeightSpec};
+use super::{Activation, BackwardLaunches, Below, LayerBuffers, LayerOps, LayerSpec, Pass, Placement, WeightSpec};
 use crate::device::{Args, Backend, Kernel, MatmulArgs, Ones};
 use crate::error::{Error, Result};
 
@@ -103,7 +103,7 @@ impl LayerSpec for DenseConfig {
         })
     }
 
-    fn backward(&self, at: &Placement, pass: &Pass, below: &Below) -> Vec<Args> {
+    fn backward(&self, at: &Placement, pass: &Pass, below: &Below) -> BackwardLaunches {
         let weights = MatmulArgs {
             m: u(at.in_w + usize::from(self.use_bias)),
             n: u(at.out_w),
@@ -116,9 +116,8 @@ impl LayerSpec for DenseConfig {
             ones: if self.use_bias { Ones::LastRow } else { Ones::None },
             ..Default::default()
         };
-        let mut launches = vec![Args::Matmul(weights)];
-        if below.needs_grad {
-            launches.push(Args::Matmul(MatmulArgs {
+        let input_grad = below.needs_grad.then(|| {
+            Args::Matmul(MatmulArgs {
                 m: u(pass.rows),
                 n: u(at.in_w),
                 k: u(at.out_w),
@@ -129,8 +128,8 @@ impl LayerSpec for DenseConfig {
                 b_cs: u(at.out_w),
                 derivative: below.activation,
                 ..Default::default()
-            }));
-        }
-        launches
+            })
+        });
+        [Some(Args::Matmul(weights)), input_grad]
     }
 }

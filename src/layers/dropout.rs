@@ -1,9 +1,10 @@
 //! Inverted dropout: zeroes inputs with probability `rate` in training, identity at inference.
 //! The mask is never stored: both directions redraw it from (seed, step, layer, index).
 
-use super::{Below, LayerBuffers, LayerOps, LayerSpec, Pass, Placement};
+use super::{BackwardLaunches, Below, LayerBuffers, LayerOps, LayerSpec, Pass, Placement};
 use crate::device::{Args, Backend, DropoutArgs, Kernel};
 use crate::error::{Error, Result};
+use crate::trainer::fold_seed;
 
 /// A Dropout layer's settings.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -23,13 +24,13 @@ impl DropoutConfig {
         self.seed
     }
 
-    fn args(&self, at: &Placement, pass: &Pass, active: bool, below: &Below) -> DropoutArgs {
+    fn args(&self, at: &Placement, pass: &Pass, masking: bool, below: &Below) -> DropoutArgs {
         DropoutArgs {
             len: (pass.rows * at.out_w) as u32,
-            active: active && self.rate > 0.0,
+            apply_mask: masking && self.rate > 0.0,
             rate: self.rate,
             keep_scale: 1.0 / (1.0 - self.rate),
-            seed: self.seed.map_or(pass.seed, crate::fold_seed),
+            seed: self.seed.map_or(pass.seed, fold_seed),
             step: pass.step,
             layer: at.index as u32,
             derivative: below.activation,
@@ -66,10 +67,7 @@ impl LayerSpec for DropoutConfig {
         Args::DropoutForward(self.args(at, pass, pass.training, &Below::default()))
     }
 
-    fn backward(&self, at: &Placement, pass: &Pass, below: &Below) -> Vec<Args> {
-        if !below.needs_grad {
-            return Vec::new();
-        }
-        vec![Args::DropoutBackward(self.args(at, pass, true, below))]
+    fn backward(&self, at: &Placement, pass: &Pass, below: &Below) -> BackwardLaunches {
+        [below.needs_grad.then(|| Args::DropoutBackward(self.args(at, pass, true, below))), None]
     }
 }

@@ -124,6 +124,10 @@ pub(crate) struct LayerOps {
     pub backward: Vec<OpId>,
 }
 
+/// A layer's backward launches: at most two (Dense's dW and dX), held without an allocation per
+/// batch; `None`s come last.
+pub(crate) type BackwardLaunches = [Option<Args>; 2];
+
 /// What each layer kind provides to the plan.
 pub(crate) trait LayerSpec {
     /// Keras's class name ("Dense").
@@ -154,8 +158,8 @@ pub(crate) trait LayerSpec {
     fn bind(&self, backend: &mut dyn Backend, bufs: &LayerBuffers) -> Result<LayerOps>;
     /// The forward launch (on `forward_train` or `forward_infer` by `pass.training`).
     fn forward(&self, at: &Placement, pass: &Pass) -> Args;
-    /// The backward launches, one per op in `LayerOps::backward`.
-    fn backward(&self, at: &Placement, pass: &Pass, below: &Below) -> Vec<Args>;
+    /// The backward launches, one per op in `LayerOps::backward`, in order.
+    fn backward(&self, at: &Placement, pass: &Pass, below: &Below) -> BackwardLaunches;
 }
 
 /// One layer of a [`crate::Sequential`] model. Built with [`Dense::new`], [`Dropout::new`],

@@ -2,7 +2,7 @@
 #![allow(dead_code)]
 
 use rand::{Rng, SeedableRng};
-use wgfit::Device;
+use wgfit::{BatchNormalization, Dense, Device, Dropout, Sequential};
 
 /// The GPU device. Tests never skip silently: with no adapter they fail and say how to get one.
 pub fn gpu() -> Device {
@@ -58,4 +58,45 @@ pub fn rng(seed: u64) -> rand::rngs::StdRng {
 
 pub fn random_vec(rng: &mut impl Rng, len: usize, lo: f32, hi: f32) -> Vec<f32> {
     (0..len).map(|_| rng.random_range(lo..hi)).collect()
+}
+
+/// The course's concrete model: 8 -> 512 x 3 relu -> 1 (tests/fit.rs, tests/fit_bits.rs).
+pub fn concrete_model(device: &Device) -> Sequential {
+    Sequential::new(
+        device,
+        vec![
+            Dense::new(512).activation("relu").input_shape(8),
+            Dense::new(512).activation("relu"),
+            Dense::new(512).activation("relu"),
+            Dense::new(1),
+        ],
+    )
+}
+
+/// The course's ionosphere classifier: 33 -> 4 relu -> 4 relu -> 1 sigmoid.
+pub fn ionosphere_model(device: &Device) -> Sequential {
+    Sequential::new(
+        device,
+        vec![
+            Dense::new(4).activation("relu").input_shape(33),
+            Dense::new(4).activation("relu"),
+            Dense::new(1).activation("sigmoid"),
+        ],
+    )
+}
+
+/// Two Dense(64, relu) -> BatchNormalization -> Dropout(0.3) blocks, then Dense(1).
+pub fn dropout_batchnorm_model(device: &Device, width: usize) -> Sequential {
+    Sequential::new(
+        device,
+        vec![
+            Dense::new(64).activation("relu").input_shape(width),
+            BatchNormalization::new(),
+            Dropout::new(0.3),
+            Dense::new(64).activation("relu"),
+            BatchNormalization::new(),
+            Dropout::new(0.3),
+            Dense::new(1),
+        ],
+    )
 }

@@ -70,7 +70,8 @@ pub(crate) fn train(a: TrainArgs, started: Instant) -> CliResult<()> {
     // Defaults from the target.
     let binary = is_binary(&y);
     let loss = a.loss.clone().unwrap_or_else(|| if binary { "binary_crossentropy" } else { "mae" }.into());
-    let bce = matches!(loss.trim().to_ascii_lowercase().as_str(), "binary_crossentropy" | "bce");
+    // An unknown name is reported by compile, with the valid ones.
+    let bce = loss.parse::<wgfit::Loss>().is_ok_and(|l| l.is_binary());
     let output = a.output.clone().unwrap_or_else(|| if bce { "sigmoid" } else { "linear" }.into());
     let metrics: Vec<String> =
         a.metrics.clone().unwrap_or_else(|| vec![if bce { "binary_accuracy" } else { "mae" }.to_string()]);

@@ -236,7 +236,7 @@ pub(crate) fn sgd(p: &SgdArgs, param: &mut [f32], grad: &[f32], m: &mut [f32], _
 }
 
 fn keep_scale(p: &DropoutArgs, i: usize) -> f32 {
-    if !p.active {
+    if !p.apply_mask {
         return 1.0;
     }
     if random_unit(p.seed, p.step, p.layer, i as u32) >= p.rate {
