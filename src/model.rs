@@ -1,6 +1,9 @@
 //! `Sequential`: compile a list of layers into a plan, then fit, evaluate and predict by replaying it.
 
+use std::path::Path;
+
 use crate::callbacks::Logs;
+use crate::data::Preprocessor;
 use crate::device::{Device, Launch};
 use crate::error::{Error, Result};
 use crate::history::History;
@@ -299,5 +302,52 @@ impl Sequential {
         plan.loss(compiled.loss, &compiled.metrics, x.rows(), true, false, AccSlot::Train, &mut launches);
         plan.backward(x.rows(), 0, seed, &mut launches);
         Ok(plan.backend.run(&launches, &[(plan.grads, 0..plan.n_params)])?.pop().unwrap_or_default())
+    }
+}
+
+/// Saving, loading and describing (the work is in `crate::io` and `crate::summary`).
+impl Sequential {
+    /// Saves the whole model to a JSON file (see [`crate::io`] for the format).
+    pub fn save(&mut self, path: impl AsRef<Path>) -> Result<()> {
+        crate::io::save_model(path, self, None)
+    }
+
+    /// Saves the whole model with the fitted CSV preprocessing (target, one-hot categories, scaler).
+    pub fn save_with_preprocessor(&mut self, path: impl AsRef<Path>, preprocessor: &Preprocessor) -> Result<()> {
+        crate::io::save_model(path, self, Some(preprocessor))
+    }
+
+    /// Loads a model saved by [`Sequential::save`] onto `device` (the preprocessing, if any, is
+    /// dropped: use [`crate::io::load_model`] to get it).
+    pub fn load(path: impl AsRef<Path>, device: &Device) -> Result<Sequential> {
+        Ok(crate::io::load_model(path, device)?.model)
+    }
+
+    /// Saves only the weights and moving statistics (JSON, or safetensors for a `.safetensors` name).
+    pub fn save_weights(&mut self, path: impl AsRef<Path>) -> Result<()> {
+        crate::io::save_weights(path, self)
+    }
+
+    /// Loads weights saved by [`Sequential::save_weights`]; the architecture must match.
+    pub fn load_weights(&mut self, path: impl AsRef<Path>) -> Result<()> {
+        crate::io::load_weights(path, self)
+    }
+
+    /// Keras's `model.summary()` as a string: one row per layer with its name, type, output
+    /// shape and parameter count, then total, trainable and non-trainable parameters
+    /// (BatchNormalization's moving mean and variance are non-trainable). Before the input width
+    /// is known (no `input_shape` and not yet fit) shapes and counts show as "?".
+    pub fn summary(&self) -> String {
+        crate::summary::summary(&self.layers, self.input_width())
+    }
+
+    /// The number of input features, once known (first layer's input_shape, or after fit).
+    pub fn input_shape(&self) -> Option<usize> {
+        self.input_width()
+    }
+
+    /// (total, trainable, non-trainable) parameter counts; `None` before the input width is known.
+    pub fn count_params(&self) -> Option<(usize, usize, usize)> {
+        Some(crate::summary::count_params(&self.layers, self.input_width()?))
     }
 }

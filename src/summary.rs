@@ -3,7 +3,6 @@
 
 pub(crate) use crate::layers::WeightSpec;
 use crate::layers::{count_weights, Layer};
-use crate::model::Sequential;
 
 /// A layer as built for a given input width.
 #[derive(Clone, Debug)]
@@ -88,70 +87,58 @@ fn bytes(n: usize) -> String {
     }
 }
 
-impl Sequential {
-    /// Keras's `model.summary()` as a string: one row per layer with its name, type, output
-    /// shape and parameter count, then total, trainable and non-trainable parameters
-    /// (BatchNormalization's moving mean and variance are non-trainable). Before the input width
-    /// is known (no `input_shape` and not yet fit) shapes and counts show as "?".
-    pub fn summary(&self) -> String {
-        let layers = self.layers();
-        let built = self.input_width();
-        let infos = layer_infos(layers, built.unwrap_or(0));
-        let rows: Vec<[String; 3]> = infos
-            .iter()
-            .map(|i| {
-                let shape = if built.is_some() { format!("(None, {})", i.out_w) } else { "?".into() };
-                let count = if built.is_some() { thousands(i.trainable() + i.non_trainable()) } else { "?".into() };
-                [format!("{} ({})", i.name, i.type_name), shape, count]
-            })
-            .collect();
-        let heads = ["Layer (type)", "Output Shape", "Param #"];
-        let mut w = [31usize, 22, 13];
-        for r in &rows {
-            for (k, cell) in r.iter().enumerate() {
-                w[k] = w[k].max(cell.chars().count());
-            }
+/// Keras's summary table of `layers` on `built` input features (None: not known yet).
+pub(crate) fn summary(layers: &[Layer], built: Option<usize>) -> String {
+    let infos = layer_infos(layers, built.unwrap_or(0));
+    let rows: Vec<[String; 3]> = infos
+        .iter()
+        .map(|i| {
+            let shape = if built.is_some() { format!("(None, {})", i.out_w) } else { "?".into() };
+            let count = if built.is_some() { thousands(i.trainable() + i.non_trainable()) } else { "?".into() };
+            [format!("{} ({})", i.name, i.type_name), shape, count]
+        })
+        .collect();
+    let heads = ["Layer (type)", "Output Shape", "Param #"];
+    let mut w = [31usize, 22, 13];
+    for r in &rows {
+        for (k, cell) in r.iter().enumerate() {
+            w[k] = w[k].max(cell.chars().count());
         }
-        let line = |l: char, m: char, r: char, fill: char| {
-            let seg: Vec<String> = w.iter().map(|n| fill.to_string().repeat(n + 2)).collect();
-            format!("{l}{}{r}\n", seg.join(&m.to_string()))
-        };
-        let mut s = String::from("Model: \"sequential\"\n");
-        s += &line('┏', '┳', '┓', '━');
-        s += &format!("┃ {:<a$} ┃ {:<b$} ┃ {:>c$} ┃\n", heads[0], heads[1], heads[2], a = w[0], b = w[1], c = w[2]);
-        s += &line('┡', '╇', '┩', '━');
-        for (i, r) in rows.iter().enumerate() {
-            s += &format!("│ {:<a$} │ {:<b$} │ {:>c$} │\n", r[0], r[1], r[2], a = w[0], b = w[1], c = w[2]);
-            if i + 1 < rows.len() {
-                s += &line('├', '┼', '┤', '─');
-            }
-        }
-        s += &line('└', '┴', '┘', '─');
-        let trainable: usize = infos.iter().map(LayerInfo::trainable).sum();
-        let non: usize = infos.iter().map(LayerInfo::non_trainable).sum();
-        if built.is_some() {
-            let total = trainable + non;
-            s += &format!(" Total params: {} ({})\n", thousands(total), bytes(total));
-            s += &format!(" Trainable params: {} ({})\n", thousands(trainable), bytes(trainable));
-            s += &format!(" Non-trainable params: {} ({})\n", thousands(non), bytes(non));
-        } else {
-            s += " Total params: ? (the input width is not known yet: set input_shape on the first layer, or fit)\n";
-        }
-        s
     }
+    let line = |l: char, m: char, r: char, fill: char| {
+        let seg: Vec<String> = w.iter().map(|n| fill.to_string().repeat(n + 2)).collect();
+        format!("{l}{}{r}\n", seg.join(&m.to_string()))
+    };
+    let mut s = String::from("Model: \"sequential\"\n");
+    s += &line('┏', '┳', '┓', '━');
+    s += &format!("┃ {:<a$} ┃ {:<b$} ┃ {:>c$} ┃\n", heads[0], heads[1], heads[2], a = w[0], b = w[1], c = w[2]);
+    s += &line('┡', '╇', '┩', '━');
+    for (i, r) in rows.iter().enumerate() {
+        s += &format!("│ {:<a$} │ {:<b$} │ {:>c$} │\n", r[0], r[1], r[2], a = w[0], b = w[1], c = w[2]);
+        if i + 1 < rows.len() {
+            s += &line('├', '┼', '┤', '─');
+        }
+    }
+    s += &line('└', '┴', '┘', '─');
+    let trainable: usize = infos.iter().map(LayerInfo::trainable).sum();
+    let non: usize = infos.iter().map(LayerInfo::non_trainable).sum();
+    if built.is_some() {
+        let total = trainable + non;
+        s += &format!(" Total params: {} ({})\n", thousands(total), bytes(total));
+        s += &format!(" Trainable params: {} ({})\n", thousands(trainable), bytes(trainable));
+        s += &format!(" Non-trainable params: {} ({})\n", thousands(non), bytes(non));
+    } else {
+        s += " Total params: ? (the input width is not known yet: set input_shape on the first layer, or fit)\n";
+    }
+    s
+}
 
-    /// The number of input features, once known (first layer's input_shape, or after fit).
-    pub fn input_shape(&self) -> Option<usize> {
-        self.input_width()
-    }
-
-    /// (total, trainable, non-trainable) parameter counts; `None` before the input width is known.
-    pub fn count_params(&self) -> Option<(usize, usize, usize)> {
-        let infos = layer_infos(self.layers(), self.input_width()?);
-        let t: usize = infos.iter().map(LayerInfo::trainable).sum();
-        let n: usize = infos.iter().map(LayerInfo::non_trainable).sum();
-        Some((t + n, t, n))
-    }
+/// (total, trainable, non-trainable) parameter counts of `layers` on `input_w` features.
+pub(crate) fn count_params(layers: &[Layer], input_w: usize) -> (usize, usize, usize) {
+    let infos = layer_infos(layers, input_w);
+    let t: usize = infos.iter().map(LayerInfo::trainable).sum();
+    let n: usize = infos.iter().map(LayerInfo::non_trainable).sum();
+    (t + n, t, n)
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use crate::error::Result;
 /// Stops training at the first epoch whose loss is NaN or infinite (Keras's `TerminateOnNaN`,
 /// checked per epoch: a non-finite batch loss makes the epoch's mean non-finite). fit then returns
 /// the History so far, with [`History::stop_reason`](crate::History) naming the epoch, instead of
-/// the [`Error::Diverged`] it returns without this callback.
+/// the [`Error::Diverged`](crate::Error::Diverged) it returns without this callback.
 #[derive(Clone, Debug, Default)]
 pub struct TerminateOnNaN {
     stopped_epoch: Option<usize>,

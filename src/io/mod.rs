@@ -47,10 +47,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use crate::data::Preprocessor;
-use crate::device::Device;
 use crate::error::{Error, Result};
-use crate::model::Sequential;
 
 mod atomic;
 pub(crate) mod exact_f32;
@@ -121,33 +118,5 @@ fn read_checked(path: &Path, want: &str) -> Result<String> {
         )),
         Some(v) => Err(format_err(path, format!("unsupported format version {v}; this build reads version {FORMAT_VERSION}"))),
         None => Err(format_err(path, format!("the \"version\" field is missing or not a number ({:?})", probe.version))),
-    }
-}
-
-impl Sequential {
-    /// Saves the whole model to a JSON file (see [`crate::io`] for the format).
-    pub fn save(&mut self, path: impl AsRef<Path>) -> Result<()> {
-        save_model(path, self, None)
-    }
-
-    /// Saves the whole model with the fitted CSV preprocessing (target, one-hot categories, scaler).
-    pub fn save_with_preprocessor(&mut self, path: impl AsRef<Path>, preprocessor: &Preprocessor) -> Result<()> {
-        save_model(path, self, Some(preprocessor))
-    }
-
-    /// Loads a model saved by [`Sequential::save`] onto `device` (the preprocessing, if any, is
-    /// dropped: use [`crate::io::load_model`] to get it).
-    pub fn load(path: impl AsRef<Path>, device: &Device) -> Result<Sequential> {
-        Ok(load_model(path, device)?.model)
-    }
-
-    /// Saves only the weights and moving statistics (JSON, or safetensors for a `.safetensors` name).
-    pub fn save_weights(&mut self, path: impl AsRef<Path>) -> Result<()> {
-        save_weights(path, self)
-    }
-
-    /// Loads weights saved by [`Sequential::save_weights`]; the architecture must match.
-    pub fn load_weights(&mut self, path: impl AsRef<Path>) -> Result<()> {
-        load_weights(path, self)
     }
 }
