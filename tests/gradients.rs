@@ -6,7 +6,7 @@ mod common;
 
 use common::{devices, random_vec, rng};
 use wgfit::testing::random_unit;
-use wgfit::{ActivationLayer, BatchNormalization, Dense, Device, Dropout, Layer, LayerKind, Loss, Matrix, Sequential};
+use wgfit::{ActivationLayer, BatchNormalization, Dense, Dropout, Layer, LayerKind, Loss, Matrix, Sequential};
 
 /// The model's loss in f64 for parameters `p`, in training mode (batch statistics, dropout step 0).
 fn loss64(layers: &[Layer], p: &[f64], x: &Matrix, y: &Matrix, loss: &Loss, seed: u32) -> f64 {
@@ -195,9 +195,4 @@ fn activation_layer_dropout_and_batchnorm() {
         1,
         4,
     );
-}
-
-#[test]
-fn cpu_device_is_always_available() {
-    assert!(!Device::cpu().is_gpu());
 }
