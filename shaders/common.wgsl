@@ -1,6 +1,12 @@
 // Prepended to every kernel family (src/device/kernels.rs loads them all one way).
 // Each family declares its launch record `P` (group 1, a dynamic offset per launch) as a
 // `struct P_<family>` that mirrors its record in src/device/args.rs; storage buffers are group 0.
+//
+// The member axis: a plan trains K models of one architecture at once. Every buffer that belongs
+// to a model holds K member blocks back to back; workgroup z is the member. Each record opens with
+// `ms`, the member stride (in values) of storage bindings 1..12, written by the backend from the
+// buffers it bound (0 for a buffer all members share, such as the dataset): a kernel moves every
+// index of binding b by `gid.z * member_stride(P.ms, b)` and is otherwise the one-model kernel.
 
 const ACT_LINEAR: u32 = 0u;
 const ACT_RELU: u32 = 1u;
@@ -52,3 +58,23 @@ fn random_bits(seed: u32, step: u32, layer: u32, index: u32) -> u32 {
 fn random_unit(seed: u32, step: u32, layer: u32, index: u32) -> f32 {
     return f32(random_bits(seed, step, layer, index) >> 8u) * (1.0 / 16777216.0);
 }
+
+// The member stride of storage binding `b` (1..12) in a record's `ms`.
+fn member_stride(ms: array<vec4<u32>, 3>, b: u32) -> u32 {
+    var strides = ms;
+    return strides[(b - 1u) / 4u][(b - 1u) % 4u];
+}
+
+// Word offsets in a member's row of the member table (args.rs `member_table`): settings that
+// differ between the members of a plan. MT_STEP: the member's updates before this epoch (u32
+// bits), to which dropout adds the step's index in the epoch. Dropout layer l's rate and 1 / (1 - rate) are at
+// MT_DROPOUT + 2 l and MT_DROPOUT + 2 l + 1.
+const MT_ACTIVE: u32 = 0u;
+const MT_SEED: u32 = 1u;
+const MT_BETA_1: u32 = 2u;
+const MT_BETA_2: u32 = 3u;
+const MT_EPSILON: u32 = 4u;
+const MT_MOMENTUM: u32 = 5u;
+const MT_NESTEROV: u32 = 6u;
+const MT_STEP: u32 = 7u;
+const MT_DROPOUT: u32 = 8u;

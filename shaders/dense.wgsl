@@ -18,6 +18,7 @@
 // the win is fewer, wider loads and no per-load bounds checks in the interior; workgroup memory
 // and barriers are slower there.
 struct P_dense {
+    ms: array<vec4<u32>, 3>,  // member strides of bindings 1..12 (common.wgsl)
     m: u32, n: u32, k: u32,
     a_off: u32, a_rs: u32, a_cs: u32,
     b_off: u32, b_rs: u32, b_cs: u32,
@@ -35,6 +36,20 @@ struct P_dense {
 
 const TILE: u32 = 4u;
 
+// This invocation's member's views: the launch's offsets moved by its member's strides
+// (workgroup z is the member). Every entry point sets them first.
+var<private> A0: u32;
+var<private> B0: u32;
+var<private> C0: u32;
+var<private> X0: u32;
+
+fn set_member(mem: u32) {
+    A0 = P.a_off + mem * member_stride(P.ms, 1u);
+    B0 = P.b_off + mem * member_stride(P.ms, 2u);
+    C0 = P.c_off + mem * member_stride(P.ms, 3u);
+    X0 = mem * member_stride(P.ms, 4u);
+}
+
 fn a_at(idx: u32) -> f32 {
     return a[idx >> 2u][idx & 3u];
 }
@@ -47,12 +62,12 @@ fn load_a(i: u32, kk: u32) -> f32 {
     if (i >= P.m || kk >= P.k) { return 0.0; }
     if (P.ones == 1u && kk == P.k - 1u) { return 1.0; }
     if (P.ones == 2u && i == P.m - 1u) { return 1.0; }
-    return a_at(P.a_off + i * P.a_rs + kk * P.a_cs);
+    return a_at(A0 + i * P.a_rs + kk * P.a_cs);
 }
 
 fn load_b(kk: u32, j: u32) -> f32 {
     if (kk >= P.k || j >= P.n) { return 0.0; }
-    return b_at(P.b_off + kk * P.b_rs + j * P.b_cs);
+    return b_at(B0 + kk * P.b_rs + j * P.b_cs);
 }
 
 // Rows of A that are stored (aug 2 makes the last one implicit).
@@ -115,21 +130,21 @@ fn store_row(r: u32, col0: u32, acc: vec4<f32>) {
     if (col0 + TILE <= P.n) {
         var v = act4(acc);
         if (P.derivative != 0u) {
-            v = v * dact4(vec4<f32>(aux[base], aux[base + 1u], aux[base + 2u], aux[base + 3u]));
+            v = v * dact4(vec4<f32>(aux[X0 + base], aux[X0 + base + 1u], aux[X0 + base + 2u], aux[X0 + base + 3u]));
         }
-        c[P.c_off + base] = v.x;
-        c[P.c_off + base + 1u] = v.y;
-        c[P.c_off + base + 2u] = v.z;
-        c[P.c_off + base + 3u] = v.w;
+        c[C0 + base] = v.x;
+        c[C0 + base + 1u] = v.y;
+        c[C0 + base + 2u] = v.z;
+        c[C0 + base + 3u] = v.w;
         return;
     }
     for (var j = 0u; j < TILE; j = j + 1u) {
         if (col0 + j >= P.n) { break; }
         var v = act_forward(acc[j], P.activation);
         if (P.derivative != 0u) {
-            v = v * act_grad_from_output(aux[base + j], P.derivative);
+            v = v * act_grad_from_output(aux[X0 + base + j], P.derivative);
         }
-        c[P.c_off + base + j] = v;
+        c[C0 + base + j] = v;
     }
 }
 
@@ -146,6 +161,7 @@ fn zero() -> Acc {
 
 @compute @workgroup_size(8, 8)
 fn matmul(@builtin(global_invocation_id) gid: vec3<u32>) {
+    set_member(gid.z);
     let row0 = gid.y * TILE;
     let col0 = gid.x * TILE;
     if (row0 >= P.m || col0 >= P.n) { return; }
@@ -154,11 +170,12 @@ fn matmul(@builtin(global_invocation_id) gid: vec3<u32>) {
 
 // B row kk, columns col0..col0+3 (aligned: b_off, b_rs and col0 are multiples of 4).
 fn b_row4(kk: u32, col0: u32) -> vec4<f32> {
-    return b[(P.b_off + kk * P.b_rs + col0) >> 2u];
+    return b[(B0 + kk * P.b_rs + col0) >> 2u];
 }
 
 @compute @workgroup_size(8, 8)
 fn matmul_nn(@builtin(global_invocation_id) gid: vec3<u32>) {
+    set_member(gid.z);
     let row0 = gid.y * TILE;
     let col0 = gid.x * TILE;
     if (row0 >= P.m || col0 >= P.n) { return; }
@@ -173,8 +190,8 @@ fn matmul_nn(@builtin(global_invocation_id) gid: vec3<u32>) {
     let k4 = stored_k() & ~3u;
     let ars = P.a_rs >> 2u;
     let brs = P.b_rs >> 2u;
-    var ai = (P.a_off + row0 * P.a_rs) >> 2u;
-    var bi = (P.b_off + col0) >> 2u;
+    var ai = (A0 + row0 * P.a_rs) >> 2u;
+    var bi = (B0 + col0) >> 2u;
     for (var kk = 0u; kk < k4; kk = kk + 4u) {
         let a0 = a[ai];
         let a1 = a[ai + ars];
@@ -204,6 +221,7 @@ fn matmul_nn(@builtin(global_invocation_id) gid: vec3<u32>) {
 
 @compute @workgroup_size(8, 8)
 fn matmul_nt(@builtin(global_invocation_id) gid: vec3<u32>) {
+    set_member(gid.z);
     let row0 = gid.y * TILE;
     let col0 = gid.x * TILE;
     if (row0 >= P.m || col0 >= P.n) { return; }
@@ -218,8 +236,8 @@ fn matmul_nt(@builtin(global_invocation_id) gid: vec3<u32>) {
     let k4 = stored_k() & ~3u;
     let ars = P.a_rs >> 2u;
     let bcs = P.b_cs >> 2u;
-    var ai = (P.a_off + row0 * P.a_rs) >> 2u;
-    var bi = (P.b_off + col0 * P.b_cs) >> 2u;
+    var ai = (A0 + row0 * P.a_rs) >> 2u;
+    var bi = (B0 + col0 * P.b_cs) >> 2u;
     for (var kk = 0u; kk < k4; kk = kk + 4u) {
         let a0 = a[ai];
         let a1 = a[ai + ars];
@@ -241,6 +259,7 @@ fn matmul_nt(@builtin(global_invocation_id) gid: vec3<u32>) {
 
 @compute @workgroup_size(8, 8)
 fn matmul_tn(@builtin(global_invocation_id) gid: vec3<u32>) {
+    set_member(gid.z);
     let row0 = gid.y * TILE;
     let col0 = gid.x * TILE;
     if (row0 >= P.m || col0 >= P.n) { return; }
@@ -255,8 +274,8 @@ fn matmul_tn(@builtin(global_invocation_id) gid: vec3<u32>) {
     let ks = stored_k();
     let acs = P.a_cs >> 2u;
     let brs = P.b_rs >> 2u;
-    var ai = (P.a_off + row0) >> 2u;
-    var bi = (P.b_off + col0) >> 2u;
+    var ai = (A0 + row0) >> 2u;
+    var bi = (B0 + col0) >> 2u;
     var kk = 0u;
     for (; kk + 2u <= ks; kk = kk + 2u) {
         let av = a[ai];

@@ -15,6 +15,7 @@ fn edge_rows_16(row0: u32, col0: u32) {
 
 @compute @workgroup_size(8, 8)
 fn matmul_nn_sg(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    set_member(gid.z);
     let lane = lid.x;
     let row0 = gid.y * 16u;
     let col0 = gid.x * TILE;
@@ -42,8 +43,8 @@ fn matmul_nn_sg(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_in
     let k32 = stored_k() & ~31u;
     let ars = P.a_rs >> 2u;
     let brs = P.b_rs >> 2u;
-    let abase = (P.a_off + row0 * P.a_rs) >> 2u;
-    var bi = (P.b_off + col0) >> 2u;
+    let abase = (A0 + row0 * P.a_rs) >> 2u;
+    var bi = (B0 + col0) >> 2u;
     for (var kb = 0u; kb < k32; kb = kb + 32u) {
         let ai = abase + (kb >> 2u) + lane;
         let m0 = a[ai + 0u * ars];
@@ -131,6 +132,7 @@ fn matmul_nn_sg(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_in
 // matmul_nt_sg: matmul_nt (dX = dZ·Wᵀ) with A's rows shared the same way, 16 rows x 4 columns.
 @compute @workgroup_size(8, 8)
 fn matmul_nt_sg(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    set_member(gid.z);
     let lane = lid.x;
     let row0 = gid.y * 16u;
     let col0 = gid.x * TILE;
@@ -158,8 +160,8 @@ fn matmul_nt_sg(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_in
     let k32 = stored_k() & ~31u;
     let ars = P.a_rs >> 2u;
     let bcs = P.b_cs >> 2u;
-    let abase = (P.a_off + row0 * P.a_rs) >> 2u;
-    var bi = (P.b_off + col0 * P.b_cs) >> 2u;
+    let abase = (A0 + row0 * P.a_rs) >> 2u;
+    var bi = (B0 + col0 * P.b_cs) >> 2u;
     for (var kb = 0u; kb < k32; kb = kb + 32u) {
         let ai = abase + (kb >> 2u) + lane;
         let m0 = a[ai + 0u * ars];
@@ -229,6 +231,7 @@ fn matmul_nt_sg(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_in
 // lane l loads those at k = kb + l and the others take them by shuffle.
 @compute @workgroup_size(8, 8)
 fn matmul_tn_sg(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    set_member(gid.z);
     let lane = lid.x;
     let row0 = gid.y * 16u;
     let col0 = gid.x * TILE;
@@ -255,9 +258,9 @@ fn matmul_tn_sg(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_in
     var s15 = vec4<f32>(0.0);
     let k8 = stored_k() & ~7u;
     let brs = P.b_rs >> 2u;
-    var bi = (P.b_off + col0) >> 2u;
+    var bi = (B0 + col0) >> 2u;
     for (var kb = 0u; kb < k8; kb = kb + 8u) {
-        let at = (P.a_off + row0 + (kb + lane) * P.a_cs) >> 2u;
+        let at = (A0 + row0 + (kb + lane) * P.a_cs) >> 2u;
         let m0 = a[at + 0u];
         let m1 = a[at + 1u];
         let m2 = a[at + 2u];

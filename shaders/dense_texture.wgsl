@@ -115,6 +115,7 @@ fn tex_b(x: u32, y: u32) -> vec4<f32> {
 // each, passing them round with subgroupShuffle from a constant lane.
 @compute @workgroup_size(8, 8)
 fn matmul_tex(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    set_member(gid.z);
     let lane = lid.x;
     let row0 = gid.y * 16u;
     let cq = gid.x;

@@ -1,6 +1,6 @@
-// Elementwise kernels over P.len values.
+// Elementwise kernels over P.len values of each member.
 
-struct P_elementwise { len: u32, activation: u32, derivative: u32 }
+struct P_elementwise { ms: array<vec4<u32>, 3>, len: u32, activation: u32, derivative: u32 }
 @group(1) @binding(0) var<uniform> P: P_elementwise;
 
 @group(0) @binding(1) var<storage, read> src: array<f32>;
@@ -12,7 +12,8 @@ struct P_elementwise { len: u32, activation: u32, derivative: u32 }
 fn activation_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = flat_index(gid, nwg);
     if (i >= P.len) { return; }
-    dst[i] = act_forward(src[i], P.activation);
+    let mem = gid.z;
+    dst[mem * member_stride(P.ms, 2u) + i] = act_forward(src[mem * member_stride(P.ms, 1u) + i], P.activation);
 }
 
 // Passes a gradient down unchanged except for the layer below's activation derivative:
@@ -21,5 +22,7 @@ fn activation_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
 fn activation_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = flat_index(gid, nwg);
     if (i >= P.len) { return; }
-    dst[i] = src[i] * act_grad_from_output(aux[i], P.derivative);
+    let mem = gid.z;
+    let d = act_grad_from_output(aux[mem * member_stride(P.ms, 3u) + i], P.derivative);
+    dst[mem * member_stride(P.ms, 2u) + i] = src[mem * member_stride(P.ms, 1u) + i] * d;
 }

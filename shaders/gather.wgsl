@@ -1,7 +1,8 @@
-// Copies one batch of rows of the dataset (x and y together) into the batch buffers, in the
-// epoch's shuffled order. P.rows rows; P.x_cols x columns; P.y_cols y columns; P.start = first
-// position in the order; P.shuffled: gather through `order`, else take rows start.. in sequence.
-struct P_gather { rows: u32, x_cols: u32, y_cols: u32, start: u32, shuffled: u32 }
+// Copies one batch of rows of the dataset (x and y together) into each member's batch buffers, in
+// the member's row order. P.rows rows; P.x_cols x columns; P.y_cols y columns; P.start = first
+// position in the order; P.shuffled: gather through the member's `order` (its own rows, shuffled
+// or not), else take dataset rows start.. in sequence (every member the same rows).
+struct P_gather { ms: array<vec4<u32>, 3>, rows: u32, x_cols: u32, y_cols: u32, start: u32, shuffled: u32 }
 @group(1) @binding(0) var<uniform> P: P_gather;
 
 @group(0) @binding(1) var<storage, read> x_all: array<f32>;
@@ -15,14 +16,15 @@ fn gather(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
     let i = flat_index(gid, nwg);
     let width = P.x_cols + P.y_cols;
     if (i >= P.rows * width) { return; }
+    let mem = gid.z;
     let r = i / width;
     let c = i % width;
     var src_row = P.start + r;
-    if (P.shuffled != 0u) { src_row = order[src_row]; }
+    if (P.shuffled != 0u) { src_row = order[mem * member_stride(P.ms, 3u) + src_row]; }
     if (c < P.x_cols) {
-        x_batch[r * P.x_cols + c] = x_all[src_row * P.x_cols + c];
+        x_batch[mem * member_stride(P.ms, 4u) + r * P.x_cols + c] = x_all[src_row * P.x_cols + c];
     } else {
         let cy = c - P.x_cols;
-        y_batch[r * P.y_cols + cy] = y_all[src_row * P.y_cols + cy];
+        y_batch[mem * member_stride(P.ms, 5u) + r * P.y_cols + cy] = y_all[src_row * P.y_cols + cy];
     }
 }

@@ -1,4 +1,4 @@
-// Loss, its gradient and the metrics of one batch, reduced on the GPU by one workgroup.
+// Loss, its gradient and the metrics of one batch, reduced on the GPU by one workgroup per member.
 // pred and y are P.rows x P.cols row-major. P.loss = LOSS_*; P.output_activation = the output
 // layer's activation (its derivative is fused into the gradient); P.write_gradient; P.accumulate:
 // add to the accumulators (else overwrite them); P.metrics = metric mask (bit METRIC_*).
@@ -6,6 +6,7 @@
 // per-sample value of the j-th requested metric (in METRIC_* order). Dividing by the row count is
 // left to the host, once per epoch.
 struct P_loss {
+    ms: array<vec4<u32>, 3>,
     rows: u32, cols: u32, loss: u32, output_activation: u32,
     metrics: u32, write_gradient: u32, accumulate: u32, slot: u32,
 }
@@ -25,13 +26,18 @@ const EPS: f32 = 1e-7;
 var<workgroup> partial: array<vec4<f32>, 256>;
 
 @compute @workgroup_size(256)
-fn loss(@builtin(local_invocation_index) tid: u32) {
+fn loss(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+    let mem = wid.z;
+    let p0 = mem * member_stride(P.ms, 1u);
+    let y0 = mem * member_stride(P.ms, 2u);
+    let g0 = mem * member_stride(P.ms, 3u);
+    let a0 = mem * member_stride(P.ms, 4u) + P.slot;
     let count = P.rows * P.cols;
     let inv = 1.0 / f32(count);
     var sums = vec4<f32>(0.0);
     for (var e = tid; e < count; e = e + 256u) {
-        let p = pred[e];
-        let t = y[e];
+        let p = pred[p0 + e];
+        let t = y[y0 + e];
         let d = p - t;
         var l = 0.0;
         var g = 0.0;
@@ -52,7 +58,7 @@ fn loss(@builtin(local_invocation_index) tid: u32) {
         if (P.write_gradient != 0u) {
             var gz = g * inv;
             if (P.loss != LOSS_BCE_LOGITS) { gz = gz * act_grad_from_output(p, P.output_activation); }
-            grad[e] = gz;
+            grad[g0 + e] = gz;
         }
         sums.x = sums.x + l;
         var slot = 1u;
@@ -74,9 +80,9 @@ fn loss(@builtin(local_invocation_index) tid: u32) {
         let nvals = 1u + countOneBits(P.metrics);
         for (var j = 0u; j < nvals; j = j + 1u) {
             if (P.accumulate != 0u) {
-                acc[P.slot + j] = acc[P.slot + j] + per_sample[j];
+                acc[a0 + j] = acc[a0 + j] + per_sample[j];
             } else {
-                acc[P.slot + j] = per_sample[j];
+                acc[a0 + j] = per_sample[j];
             }
         }
     }

@@ -12,8 +12,8 @@ use crate::losses::{IntoLoss, Loss};
 use crate::matrix::Matrix;
 use crate::metrics::MetricSet;
 use crate::optimizers::{IntoOptimizer, Optimizer};
-use crate::plan::{AccSlot, DataRole, Plan};
-use crate::trainer::{self, Compiled, Fit, FitData};
+use crate::plan::{AccSlot, DataRole, MemberSettings, Plan};
+use crate::trainer::{self, Compiled, Fit, FitData, MemberFit};
 
 /// Updates applied so far, and the optimizer's m and v, flat in parameter order.
 pub(crate) type OptimizerMoments = (u64, Vec<f32>, Vec<f32>);
@@ -75,7 +75,9 @@ impl Sequential {
     }
 
     fn build(&mut self, input_w: usize) -> Result<()> {
-        self.plan = Some(Plan::build(&self.device, &self.layers, input_w, self.seed)?);
+        let mut plan = Plan::build(&self.device, &self.layers, input_w, 1)?;
+        plan.initialize(&[self.seed])?;
+        self.plan = Some(plan);
         Ok(())
     }
 
@@ -161,13 +163,35 @@ impl Sequential {
         }
         let compiled = self.compiled.as_ref().expect("checked by ready");
         let plan = self.plan.as_mut().expect("built by ready");
-        let data = FitData { x, y, validation: opts.validation };
-        let result = trainer::fit(plan, compiled, &mut self.steps, data, opts);
-        let (history, optimizer) = result?;
+        let data = FitData {
+            x,
+            y,
+            validation: opts.validation,
+            batch_size: opts.batch_size.unwrap_or(32),
+            epochs: opts.epochs.unwrap_or(1),
+            shuffle: opts.shuffle.unwrap_or(true),
+        };
+        let member = MemberFit {
+            optimizer: compiled.optimizer,
+            steps: self.steps,
+            seed: opts.seed,
+            dropout: MemberSettings::dropout_rates(&self.layers),
+            callbacks: opts.callbacks,
+            verbose: opts.verbose,
+            train_rows: None,
+            valid_rows: None,
+        };
+        let outcome = trainer::fit_members(plan, compiled.loss, &compiled.metrics, data, vec![member], &mut |_, _| {})?
+            .pop()
+            .ok_or_else(|| Error::Internal("a fit of one model returned no outcome".into()))?;
+        self.steps = outcome.steps;
         if let Some(c) = self.compiled.as_mut() {
-            c.optimizer.set_learning_rate(optimizer.learning_rate());
+            c.optimizer.set_learning_rate(outcome.optimizer.learning_rate());
         }
-        Ok(history)
+        if let Some((epoch, value)) = outcome.diverged {
+            return Err(Error::Diverged { what: "loss".into(), epoch, value });
+        }
+        Ok(outcome.history)
     }
 
     /// Loss and metrics over all rows, keyed like the History without the `val_` prefix.
@@ -180,10 +204,10 @@ impl Sequential {
         plan.ensure_capacity(batch)?;
         let data = plan.upload(DataRole::Eval, x.data(), Some(y.data()), x.rows())?;
         let mut launches = Vec::new();
-        trainer::eval_launches(plan, &data, batch, compiled.loss, &compiled.metrics, &mut launches);
-        let sums = plan.run_for_sums(&launches, &compiled.metrics)?;
+        trainer::eval_launches(plan, &data, batch, compiled.loss, &compiled.metrics, false, &mut launches);
+        let sums = plan.run_for_sums(&launches)?;
         let mut logs = Logs::new();
-        trainer::record(&mut logs, &compiled.metrics, &sums, AccSlot::Eval, x.rows(), "");
+        trainer::record(&mut logs, &compiled.metrics, &sums[0], AccSlot::Eval, x.rows(), "");
         Ok(logs.iter().map(|(k, v)| (k.to_string(), v)).collect())
     }
 
@@ -196,18 +220,19 @@ impl Sequential {
         plan.ensure_capacity(batch)?;
         let data = plan.upload(DataRole::Eval, x.data(), None, x.rows())?;
         let out_w = plan.output_w;
-        let preds = plan.scratch("predictions", x.rows() * out_w)?;
+        let preds = plan.scratch("predictions", x.rows() * out_w, true)?;
         let mut launches = Vec::new();
         for start in (0..x.rows()).step_by(batch) {
             let rows = batch.min(x.rows() - start);
             plan.gather(&data, start, rows, false, &mut launches);
-            plan.forward(rows, false, 0, 0, &mut launches);
+            plan.forward(rows, false, 0, &mut launches);
             launches.push(Launch::Copy {
                 src: plan.output_buffer(),
                 src_off: 0,
                 dst: preds,
                 dst_off: start * out_w,
                 len: rows * out_w,
+                member: None,
             });
         }
         let values = plan.backend.run(&launches, &[(preds, 0..x.rows() * out_w)])?.pop().unwrap_or_default();
@@ -296,11 +321,19 @@ impl Sequential {
         let plan = self.plan.as_mut().expect("built by ready");
         plan.ensure_capacity(x.rows())?;
         let data = plan.upload(DataRole::Eval, x.data(), Some(y.data()), x.rows())?;
+        let settings = MemberSettings {
+            optimizer: compiled.optimizer,
+            seed: seed as u64,
+            dropout: MemberSettings::dropout_rates(&self.layers),
+            steps: 0,
+            active: true,
+        };
+        plan.write_table(&[settings])?;
         let mut launches = Vec::new();
         plan.gather(&data, 0, x.rows(), false, &mut launches);
-        plan.forward(x.rows(), true, 0, seed, &mut launches);
+        plan.forward(x.rows(), true, 0, &mut launches);
         plan.loss(compiled.loss, &compiled.metrics, x.rows(), true, false, AccSlot::Train, &mut launches);
-        plan.backward(x.rows(), 0, seed, &mut launches);
+        plan.backward(x.rows(), 0, &mut launches);
         Ok(plan.backend.run(&launches, &[(plan.grads, 0..plan.n_params)])?.pop().unwrap_or_default())
     }
 }

@@ -1,13 +1,21 @@
 //! A compiled model is a plan: buffers sized once, kernels bound once, and functions that append
 //! the launches of one batch (forward, loss, backward, update) to a recording.
+//!
+//! A plan holds K *members*: K models of one architecture, trained together. Every buffer that
+//! belongs to a model is a member buffer (K blocks), every launch runs for all members, and the
+//! member table holds what members may differ in (optimizer hyperparameters, dropout rates and
+//! seeds, whether each still trains). One model is K = 1 of the same code.
 
 use std::collections::HashMap;
 
 use rand::SeedableRng;
 
-use crate::device::{Args, Backend, BufId, Device, GatherArgs, Kernel, Launch, LossArgs, OpId, LOSS_KERNEL_VALUES};
+use crate::device::{
+    member_stride, member_table, Args, Backend, BufId, Device, GatherArgs, Kernel, Launch, LossArgs, OpId,
+    LOSS_KERNEL_VALUES,
+};
 use crate::error::{Error, Result};
-use crate::layers::{count_weights, Activation, Below, Layer, LayerBuffers, LayerOps, Pass, Placement};
+use crate::layers::{count_weights, Activation, Below, Layer, LayerBuffers, LayerKind, LayerOps, Pass, Placement};
 use crate::losses::Loss;
 use crate::metrics::MetricSet;
 use crate::optimizers::Optimizer;
@@ -25,7 +33,8 @@ pub(crate) struct LayerSlots {
     pub at: Placement,
 }
 
-/// A dataset uploaded to the device, with its gather kernel bound.
+/// A dataset uploaded to the device, with its gather kernel bound. `rows` rows per member (its
+/// row order, `order`, lists that many dataset rows for each member).
 pub(crate) struct DeviceData {
     pub rows: usize,
     pub x_w: usize,
@@ -44,9 +53,37 @@ struct BatchBuffers {
     loss: OpId,
 }
 
+/// What one member of a plan may differ in from the others, as its member-table row holds it.
+#[derive(Clone, Debug)]
+pub(crate) struct MemberSettings {
+    pub optimizer: Optimizer,
+    /// The fit's seed (dropout masks; the host's row shuffles use it too).
+    pub seed: u64,
+    /// Each layer's dropout rate (0 for layers that are not Dropout).
+    pub dropout: Vec<f32>,
+    /// Updates applied before this epoch.
+    pub steps: u64,
+    pub active: bool,
+}
+
+impl MemberSettings {
+    /// The dropout rates of `layers`, one per layer (0 where a layer is not Dropout).
+    pub fn dropout_rates(layers: &[Layer]) -> Vec<f32> {
+        layers
+            .iter()
+            .map(|l| match &l.kind {
+                LayerKind::Dropout(c) => c.rate(),
+                _ => 0.0,
+            })
+            .collect()
+    }
+}
+
 pub(crate) struct Plan {
     pub backend: Box<dyn Backend>,
     pub layers: Vec<LayerSlots>,
+    /// Models trained together (K); every member buffer holds K blocks.
+    pub members: usize,
     pub input_w: usize,
     pub output_w: usize,
     pub n_params: usize,
@@ -58,14 +95,46 @@ pub(crate) struct Plan {
     opt_v: BufId,
     /// Loss and metric sums: `AccSlot::Train`'s, then `AccSlot::Eval`'s.
     pub acc: BufId,
+    /// One row of settings per member (`device::member_table`).
+    table: BufId,
     dummy_r: BufId,
     dummy_w: BufId,
     batch: Option<BatchBuffers>,
-    update: Option<(Kernel, OpId)>,
     /// Buffers reused across fit/evaluate/predict calls by name, and kernels bound once per
     /// binding list: repeated calls allocate nothing new unless their data outgrows the last.
-    scratch: HashMap<&'static str, (BufId, usize)>,
+    scratch: HashMap<String, (BufId, usize)>,
     bound: HashMap<(Kernel, Vec<BufId>), OpId>,
+}
+
+/// Every layer's initial weights for `input_w` features, drawn in layer order from one
+/// generator seeded with `seed` (each layer's own initializer): what a model built with this
+/// seed starts from, computed on the host.
+pub(crate) fn initial_weights(layer_cfgs: &[Layer], input_w: usize, seed: u64) -> (Vec<f32>, Vec<f32>) {
+    let (layers, n_params, n_state) = place(layer_cfgs, input_w);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut p = vec![0.0f32; n_params];
+    let mut s = vec![0.0f32; n_state];
+    for l in &layers {
+        l.layer.spec().init(&l.at, &mut rng, &mut p, &mut s);
+    }
+    (p, s)
+}
+
+/// Where each layer's numbers live, and the parameter and state counts (saturating: a size past
+/// usize::MAX fails at buffer creation, before anything is indexed).
+fn place(layer_cfgs: &[Layer], input_w: usize) -> (Vec<LayerSlots>, usize, usize) {
+    let mut layers = Vec::with_capacity(layer_cfgs.len());
+    let (mut n_params, mut n_state, mut width) = (0usize, 0usize, input_w);
+    for (index, layer) in layer_cfgs.iter().enumerate() {
+        let out_w = layer.output_width(width);
+        let (param_len, state_len) = count_weights(&layer.spec().weights(width));
+        let at = Placement { index, in_w: width, out_w, param_off: n_params, param_len, state_off: n_state };
+        layers.push(LayerSlots { layer: layer.clone(), at });
+        n_params = n_params.saturating_add(param_len);
+        n_state = n_state.saturating_add(state_len);
+        width = out_w;
+    }
+    (layers, n_params, n_state)
 }
 
 /// Which dataset an upload holds: each role keeps its own buffers between calls.
@@ -91,38 +160,38 @@ fn u(v: usize) -> u32 {
 }
 
 impl Plan {
-    /// Sizes every buffer, draws the initial weights from `seed` (each layer's own initializer).
-    pub fn build(device: &Device, layer_cfgs: &[Layer], input_w: usize, seed: u64) -> Result<Plan> {
-        let mut backend = device.backend();
-        let mut layers = Vec::with_capacity(layer_cfgs.len());
-        let (mut n_params, mut n_state, mut width) = (0usize, 0usize, input_w);
+    /// Sizes every buffer for `members` models of this architecture (zero weights: write them
+    /// with [`Plan::write_member_weights`] or [`Plan::initialize`]).
+    pub fn build(device: &Device, layer_cfgs: &[Layer], input_w: usize, members: usize) -> Result<Plan> {
+        if members == 0 {
+            return Err(Error::invalid("members", 0, "a plan needs at least one model"));
+        }
         for (index, layer) in layer_cfgs.iter().enumerate() {
-            let out_w = layer.output_width(width);
-            let (param_len, state_len) = count_weights(&layer.spec().weights(width));
-            if param_len == usize::MAX {
+            let width = layer_cfgs[..index].iter().fold(input_w, |w, l| l.output_width(w));
+            if count_weights(&layer.spec().weights(width)).0 == usize::MAX {
+                let out_w = layer.output_width(width);
                 return Err(Error::invalid("units", out_w, format!("{width} x {out_w} weights overflow")));
             }
-            let at = Placement { index, in_w: width, out_w, param_off: n_params, param_len, state_off: n_state };
-            layers.push(LayerSlots { layer: layer.clone(), at });
-            // Saturating: a size past usize::MAX fails at create_buffer, before anything is indexed.
-            n_params = n_params.saturating_add(param_len);
-            n_state = n_state.saturating_add(state_len);
-            width = out_w;
         }
+        let (layers, n_params, n_state) = place(layer_cfgs, input_w);
+        let width = layers.last().map_or(input_w, |l| l.at.out_w);
         if n_params == 0 {
             return Err(Error::Model("the model has no trainable layer (add a Dense layer)".into()));
         }
-        let params = backend.create_buffer(n_params, "parameters")?;
-        let grads = backend.create_buffer(n_params, "gradients")?;
-        let state = backend.create_buffer(n_state, "moving statistics")?;
-        let opt_m = backend.create_buffer(n_params, "optimizer m")?;
-        let opt_v = backend.create_buffer(n_params, "optimizer v")?;
-        let acc = backend.create_buffer(2 * LOSS_KERNEL_VALUES, "loss and metric sums")?;
-        let dummy_r = backend.create_buffer(1, "unused (read)")?;
-        let dummy_w = backend.create_buffer(1, "unused (write)")?;
-        let mut plan = Plan {
+        let mut backend = device.backend(members);
+        let params = backend.create_member_buffer(n_params, "parameters")?;
+        let grads = backend.create_member_buffer(n_params, "gradients")?;
+        let state = backend.create_member_buffer(n_state, "moving statistics")?;
+        let opt_m = backend.create_member_buffer(n_params, "optimizer m")?;
+        let opt_v = backend.create_member_buffer(n_params, "optimizer v")?;
+        let acc = backend.create_member_buffer(2 * LOSS_KERNEL_VALUES, "loss and metric sums")?;
+        let table = backend.create_member_buffer(member_table::width(layers.len()), "member table")?;
+        let dummy_r = backend.create_member_buffer(1, "unused (read)")?;
+        let dummy_w = backend.create_member_buffer(1, "unused (write)")?;
+        Ok(Plan {
             backend,
             layers,
+            members,
             input_w,
             output_w: width,
             n_params,
@@ -133,33 +202,57 @@ impl Plan {
             opt_m,
             opt_v,
             acc,
+            table,
             dummy_r,
             dummy_w,
             batch: None,
-            update: None,
             scratch: HashMap::new(),
             bound: HashMap::new(),
-        };
-        let (p, s) = plan.initial_values(seed);
-        plan.backend.write(plan.params, 0, &p)?;
-        plan.backend.write(plan.state, 0, &s)?;
-        Ok(plan)
+        })
     }
 
-    /// Every layer's initial weights, drawn in layer order from one generator.
-    fn initial_values(&self, seed: u64) -> (Vec<f32>, Vec<f32>) {
-        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-        let mut p = vec![0.0f32; self.n_params];
-        let mut s = vec![0.0f32; self.n_state];
-        for l in &self.layers {
-            l.layer.spec().init(&l.at, &mut rng, &mut p, &mut s);
+    /// Member m's initial weights drawn from `seeds[m]` (one member per seed).
+    pub fn initialize(&mut self, seeds: &[u64]) -> Result<()> {
+        let cfgs: Vec<Layer> = self.layers.iter().map(|l| l.layer.clone()).collect();
+        for (m, &seed) in seeds.iter().enumerate() {
+            let (p, s) = initial_weights(&cfgs, self.input_w, seed);
+            self.write_member_weights(m, &p, &s)?;
         }
-        (p, s)
+        Ok(())
     }
 
-    /// Zeroes the optimizer's moments (a fresh compile).
+    /// Values per member of the parameter and state buffers.
+    fn strides(&self) -> (usize, usize) {
+        (member_stride(self.n_params), member_stride(self.n_state))
+    }
+
+    /// Writes the member table: one row per member.
+    pub fn write_table(&mut self, members: &[MemberSettings]) -> Result<()> {
+        let width = member_table::width(self.layers.len());
+        let stride = member_stride(width);
+        let mut flat = vec![0.0f32; stride * self.members];
+        for (m, s) in members.iter().enumerate().take(self.members) {
+            let row = &mut flat[m * stride..m * stride + width];
+            row[member_table::ACTIVE] = f32::from(u8::from(s.active));
+            row[member_table::SEED] = f32::from_bits(crate::trainer::fold_seed(s.seed));
+            row[member_table::STEP] = f32::from_bits(s.steps as u32);
+            s.optimizer.write_member_row(row);
+            for (l, &rate) in s.dropout.iter().enumerate().take(self.layers.len()) {
+                row[member_table::DROPOUT + 2 * l] = rate;
+                row[member_table::DROPOUT + 2 * l + 1] = 1.0 / (1.0 - rate);
+            }
+        }
+        self.backend.write(self.table, 0, &flat)
+    }
+
+    /// Device memory the plan holds now, in bytes.
+    pub fn device_bytes(&self) -> usize {
+        self.backend.allocated_bytes()
+    }
+
+    /// Zeroes the optimizer's moments of every member (a fresh compile).
     pub fn reset_optimizer(&mut self) -> Result<()> {
-        let zeros = vec![0.0f32; self.n_params];
+        let zeros = vec![0.0f32; self.strides().0 * self.members];
         self.backend.write(self.opt_m, 0, &zeros)?;
         self.backend.write(self.opt_v, 0, &zeros)?;
         Ok(())
@@ -185,27 +278,28 @@ impl Plan {
             return Ok(());
         }
         let widest = self.layers.iter().map(|l| l.at.out_w).chain([self.input_w]).max().unwrap_or(1);
-        let needed = rows.saturating_mul(widest);
+        let needed = member_stride(rows.saturating_mul(widest)).saturating_mul(self.members);
         if needed > self.backend.max_binding_values() {
             return Err(Error::Gpu(format!(
-                "a batch of {rows} rows x {widest} values ({} bytes) exceeds the adapter's largest buffer \
-                 binding ({} bytes); use a smaller batch_size",
+                "a batch of {rows} rows x {widest} values for {} models ({} bytes) exceeds the adapter's largest \
+                 buffer binding ({} bytes); use a smaller batch_size or fewer models at once",
+                self.members,
                 needed.saturating_mul(4),
                 self.backend.max_binding_values() * 4
             )));
         }
         let belows: Vec<Below> = (0..self.layers.len()).map(|l| self.below(l)).collect();
         let b = &mut self.backend;
-        let x_batch = b.create_buffer(rows * self.input_w, "input batch")?;
-        let y_batch = b.create_buffer(rows * self.output_w, "target batch")?;
+        let x_batch = b.create_member_buffer(rows * self.input_w, "input batch")?;
+        let y_batch = b.create_member_buffer(rows * self.output_w, "target batch")?;
         let mut out = Vec::new();
         let mut grad = Vec::new();
         let mut scratch = Vec::new();
         for (l, slots) in self.layers.iter().enumerate() {
-            out.push(b.create_buffer(rows * slots.at.out_w, &format!("layer {l} output"))?);
-            grad.push(b.create_buffer(rows * slots.at.out_w, &format!("layer {l} gradient"))?);
+            out.push(b.create_member_buffer(rows * slots.at.out_w, &format!("layer {l} output"))?);
+            grad.push(b.create_member_buffer(rows * slots.at.out_w, &format!("layer {l} gradient"))?);
             let len = slots.layer.spec().scratch_len(slots.at.out_w);
-            scratch.push(if len > 0 { Some(b.create_buffer(len, &format!("layer {l} scratch"))?) } else { None });
+            scratch.push(if len > 0 { Some(b.create_member_buffer(len, &format!("layer {l} scratch"))?) } else { None });
         }
         let mut ops = Vec::new();
         for (l, slots) in self.layers.iter().enumerate() {
@@ -219,6 +313,7 @@ impl Plan {
                 params: self.params,
                 grads: self.grads,
                 state: self.state,
+                table: self.table,
                 unused: self.dummy_r,
                 unused_write: self.dummy_w,
             };
@@ -230,18 +325,28 @@ impl Plan {
         Ok(())
     }
 
-    /// A buffer of at least `len` values kept under `name`: reused while it is large enough,
-    /// replaced by one of the next power-of-two size when not.
-    pub fn scratch(&mut self, name: &'static str, len: usize) -> Result<BufId> {
+    /// A buffer of at least `len` values (for each member when `per_member`) kept under
+    /// `name`: reused while it is large enough, replaced by one of the next power-of-two size when not.
+    pub fn scratch(&mut self, name: &str, len: usize, per_member: bool) -> Result<BufId> {
         if let Some(&(id, cap)) = self.scratch.get(name) {
             if cap >= len {
                 return Ok(id);
             }
         }
-        let cap = len.max(1).checked_next_power_of_two().unwrap_or(len).min(self.backend.max_binding_values().max(len));
-        let id = self.backend.create_buffer(cap, name)?;
-        self.scratch.insert(name, (id, cap));
+        let most = self.backend.max_binding_values() / if per_member { self.members } else { 1 };
+        let cap = len.max(1).checked_next_power_of_two().unwrap_or(len).min(most.max(len));
+        let id = if per_member {
+            self.backend.create_member_buffer(cap, name)?
+        } else {
+            self.backend.create_buffer(cap, name)?
+        };
+        self.scratch.insert(name.to_string(), (id, cap));
         Ok(id)
+    }
+
+    /// The member stride of a member scratch buffer made by [`Plan::scratch`].
+    pub fn scratch_stride(&self, name: &str) -> usize {
+        self.scratch.get(name).map_or(0, |&(_, cap)| member_stride(cap))
     }
 
     /// `kernel` bound to `buffers`, binding it only the first time.
@@ -254,8 +359,8 @@ impl Plan {
         Ok(op)
     }
 
-    /// Uploads a dataset (x and, for training or evaluation, y) into `role`'s buffers and binds
-    /// its gather kernel.
+    /// Uploads a dataset (x and, for training or evaluation, y; all members read it) into `role`'s
+    /// buffers, makes a row order of `rows` rows per member and binds the gather kernel.
     pub fn upload(&mut self, role: DataRole, x: &[f32], y: Option<&[f32]>, rows: usize) -> Result<DeviceData> {
         let batch = self.batch.as_ref().ok_or_else(|| Error::Internal("upload before ensure_capacity".into()))?;
         let (x_batch, y_batch) = (batch.x_batch, batch.y_batch);
@@ -263,27 +368,41 @@ impl Plan {
         let max = self.backend.max_binding_values();
         if x.len() > max {
             return Err(Error::Gpu(format!(
-                "the data ({rows} rows x {} columns, {} bytes) exceeds the adapter's largest buffer binding \
+                "the data ({} rows x {} columns, {} bytes) exceeds the adapter's largest buffer binding \
                  ({} bytes)",
+                x.len() / self.input_w.max(1),
                 self.input_w,
                 x.len() * 4,
                 max * 4
             )));
         }
         let [x_name, y_name, order_name] = role.names();
-        let x_buf = self.scratch(x_name, x.len())?;
+        let x_buf = self.scratch(x_name, x.len(), false)?;
         self.backend.write(x_buf, 0, x)?;
         let y_buf = match y {
             Some(y) => {
-                let buf = self.scratch(y_name, y.len())?;
+                let buf = self.scratch(y_name, y.len(), false)?;
                 self.backend.write(buf, 0, y)?;
                 buf
             }
             None => self.dummy_r,
         };
-        let order = self.scratch(order_name, rows)?;
+        let order = self.scratch(order_name, rows, true)?;
         let gather = self.bind_once(Kernel::Gather, &[x_buf, y_buf, order, x_batch, y_batch])?;
         Ok(DeviceData { rows, x_w: self.input_w, y_w, order, gather })
+    }
+
+    /// Writes each member's row order of `data` (dataset row indices, `data.rows` per member).
+    pub fn write_orders(&mut self, data: &DeviceData, orders: &[Vec<u32>]) -> Result<()> {
+        let stride = self.scratch.values().find(|(id, _)| *id == data.order).map_or(0, |&(_, cap)| member_stride(cap));
+        let mut flat = vec![0u32; stride * self.members];
+        for (m, order) in orders.iter().enumerate().take(self.members) {
+            if order.len() != data.rows {
+                return Err(Error::Internal(format!("member {m}'s order has {} rows, not {}", order.len(), data.rows)));
+            }
+            flat[m * stride..m * stride + order.len()].copy_from_slice(order);
+        }
+        self.backend.write_u32(data.order, 0, &flat)
     }
 
     fn batch(&self) -> &BatchBuffers {
@@ -301,10 +420,10 @@ impl Plan {
         out.push(Launch::Run { op: data.gather, args: Args::Gather(args) });
     }
 
-    /// The forward pass of one batch; `step` and `seed` drive dropout masks when training.
-    pub fn forward(&self, rows: usize, training: bool, step: u32, seed: u32, out: &mut Vec<Launch>) {
+    /// The forward pass of one batch; `step` (the step in the epoch) drives dropout masks when training.
+    pub fn forward(&self, rows: usize, training: bool, step: u32, out: &mut Vec<Launch>) {
         let b = self.batch();
-        let pass = Pass { rows, training, step, seed };
+        let pass = Pass { rows, training, step };
         for (s, ops) in self.layers.iter().zip(&b.ops) {
             let op = if training { ops.forward_train } else { ops.forward_infer };
             out.push(Launch::Run { op, args: s.layer.spec().forward(&s.at, &pass) });
@@ -319,10 +438,12 @@ impl Plan {
         }
     }
 
-    /// Runs `launches` (one submission) and reads back the loss and metric sums of both slots.
-    pub fn run_for_sums(&mut self, launches: &[Launch], metrics: &MetricSet) -> Result<Vec<f32>> {
-        let len = Plan::acc_offset(metrics, AccSlot::Eval) + metrics.values();
-        Ok(self.backend.run(launches, &[(self.acc, 0..len)])?.pop().unwrap_or_default())
+    /// Runs `launches` (one submission) and reads back the loss and metric sums of both slots,
+    /// one block per member.
+    pub fn run_for_sums(&mut self, launches: &[Launch]) -> Result<Vec<Vec<f32>>> {
+        let stride = member_stride(2 * LOSS_KERNEL_VALUES);
+        let all = self.backend.run(launches, &[(self.acc, 0..stride * self.members)])?.pop().unwrap_or_default();
+        Ok(all.chunks(stride).map(|c| c.to_vec()).collect())
     }
 
     /// Loss and metrics of the current batch into the accumulators at `slot` (the gradient too when training).
@@ -352,9 +473,9 @@ impl Plan {
     }
 
     /// Gradients of every weight for the current batch (after `loss` with training on).
-    pub fn backward(&self, rows: usize, step: u32, seed: u32, out: &mut Vec<Launch>) {
+    pub fn backward(&self, rows: usize, step: u32, out: &mut Vec<Launch>) {
         let b = self.batch();
-        let pass = Pass { rows, training: true, step, seed };
+        let pass = Pass { rows, training: true, step };
         for l in (0..self.layers.len()).rev() {
             if !self.needs_grad(l) {
                 break;
@@ -367,31 +488,76 @@ impl Plan {
         }
     }
 
-    /// The optimizer's update of every weight at once; `t` counts updates from 1.
-    pub fn update(&mut self, optimizer: &Optimizer, t: u64, out: &mut Vec<Launch>) -> Result<()> {
-        let args = optimizer.launch(t, self.n_params);
-        let kernel = args.kernel();
-        let op = match self.update {
-            Some((k, op)) if k == kernel => op,
-            _ => {
-                let op = self.backend.bind(kernel, &[self.params, self.grads, self.opt_m, self.opt_v])?;
-                self.update = Some((kernel, op));
-                op
-            }
-        };
+    /// The optimizer's update of every weight of every member at once, each member with its
+    /// learning rate at `lr_at` of `lrs` (a member buffer of the epoch's rates).
+    pub fn update(&mut self, optimizer: &Optimizer, lr_at: usize, lrs: BufId, out: &mut Vec<Launch>) -> Result<()> {
+        let args = optimizer.launch(self.n_params, lr_at);
+        let op = self.bind_once(args.kernel(), &[self.params, self.grads, self.opt_m, self.opt_v, self.table, lrs])?;
         out.push(Launch::Run { op, args });
         Ok(())
     }
 
-    /// Reads every parameter and moving statistic back to the host.
+    /// Every member's parameters and moving statistics, read back to the host.
+    pub fn read_member_weights(&mut self) -> Result<Vec<(Vec<f32>, Vec<f32>)>> {
+        let (ps, ss) = self.strides();
+        let k = self.members;
+        let mut r = self.backend.read(&[(self.params, 0..ps * k), (self.state, 0..ss * k)])?;
+        let s = r.pop().unwrap_or_default();
+        let p = r.pop().unwrap_or_default();
+        Ok((0..k)
+            .map(|m| (p[m * ps..m * ps + self.n_params].to_vec(), s[m * ss..m * ss + self.n_state].to_vec()))
+            .collect())
+    }
+
+    /// Every member's optimizer moments (m, v), read back to the host.
+    pub fn read_member_moments(&mut self) -> Result<Vec<(Vec<f32>, Vec<f32>)>> {
+        let ps = self.strides().0;
+        let k = self.members;
+        let mut r = self.backend.read(&[(self.opt_m, 0..ps * k), (self.opt_v, 0..ps * k)])?;
+        let v = r.pop().unwrap_or_default();
+        let m = r.pop().unwrap_or_default();
+        let n = self.n_params;
+        Ok((0..k).map(|i| (m[i * ps..i * ps + n].to_vec(), v[i * ps..i * ps + n].to_vec())).collect())
+    }
+
+    /// Replaces member `m`'s parameters and moving statistics.
+    pub fn write_member_weights(&mut self, m: usize, params: &[f32], state: &[f32]) -> Result<()> {
+        if params.len() != self.n_params || state.len() != self.n_state {
+            return Err(Error::shape(
+                "set_weights",
+                format!("{} parameters and {} moving statistics (the model's)", self.n_params, self.n_state),
+                format!("{} and {}", params.len(), state.len()),
+            ));
+        }
+        let (ps, ss) = self.strides();
+        self.backend.write(self.params, m * ps, params)?;
+        self.backend.write(self.state, m * ss, state)
+    }
+
+    /// Replaces member `m`'s optimizer moments.
+    pub fn write_member_moments(&mut self, member: usize, m: &[f32], v: &[f32]) -> Result<()> {
+        if m.len() != self.n_params || v.len() != self.n_params {
+            return Err(Error::shape(
+                "optimizer state",
+                format!("moments of {} values each (the model's parameters)", self.n_params),
+                format!("moments of {} and {} values", m.len(), v.len()),
+            ));
+        }
+        let ps = self.strides().0;
+        self.backend.write(self.opt_m, member * ps, m)?;
+        self.backend.write(self.opt_v, member * ps, v)
+    }
+
+    /// Reads every parameter and moving statistic of the first member back to the host.
     pub fn read_weights(&mut self) -> Result<(Vec<f32>, Vec<f32>)> {
-        let mut r = self.backend.read(&[(self.params, 0..self.n_params), (self.state, 0..self.n_state)])?;
+        let (p, s) = self.strides();
+        let mut r = self.backend.read(&[(self.params, 0..p.min(self.n_params)), (self.state, 0..s.min(self.n_state))])?;
         let s = r.pop().unwrap_or_default();
         let p = r.pop().unwrap_or_default();
         Ok((p, s))
     }
 
-    /// The optimizer's moments (Adam's m and v; SGD's momentum in m), read back to the host.
+    /// The first member's optimizer moments (Adam's m and v; SGD's momentum in m).
     pub fn read_optimizer_moments(&mut self) -> Result<(Vec<f32>, Vec<f32>)> {
         let mut r = self.backend.read(&[(self.opt_m, 0..self.n_params), (self.opt_v, 0..self.n_params)])?;
         let v = r.pop().unwrap_or_default();
@@ -400,26 +566,10 @@ impl Plan {
     }
 
     pub fn write_optimizer_moments(&mut self, m: &[f32], v: &[f32]) -> Result<()> {
-        if m.len() != self.n_params || v.len() != self.n_params {
-            return Err(Error::shape(
-                "optimizer state",
-                format!("moments of {} values each (the model's parameters)", self.n_params),
-                format!("moments of {} and {} values", m.len(), v.len()),
-            ));
-        }
-        self.backend.write(self.opt_m, 0, m)?;
-        self.backend.write(self.opt_v, 0, v)
+        self.write_member_moments(0, m, v)
     }
 
     pub fn write_weights(&mut self, params: &[f32], state: &[f32]) -> Result<()> {
-        if params.len() != self.n_params || state.len() != self.n_state {
-            return Err(Error::shape(
-                "set_weights",
-                format!("{} parameters and {} moving statistics (the model's)", self.n_params, self.n_state),
-                format!("{} and {}", params.len(), state.len()),
-            ));
-        }
-        self.backend.write(self.params, 0, params)?;
-        self.backend.write(self.state, 0, state)
+        self.write_member_weights(0, params, state)
     }
 }

@@ -2,32 +2,57 @@
 //! against its CPU twin. Not part of the stable API.
 
 pub use crate::device::{
-    ActivationArgs, ActivationGradArgs, AdamArgs, Args, BatchNormArgs, BufId, DropoutArgs, Family, GatherArgs, Kernel,
-    LossArgs, MatmulArgs, Ones, SgdArgs,
+    member_table, ActivationArgs, ActivationGradArgs, Args, BatchNormArgs, BufId, DropoutArgs, Family, GatherArgs,
+    Kernel, LossArgs, MatmulArgs, Ones, UpdateArgs,
 };
-use crate::device::{Backend, Device, DeviceInner, Launch};
+use crate::device::{member_stride, Backend, Device, DeviceInner, Launch};
 use crate::error::Result;
 
 /// A scratch backend: make buffers, launch single kernels, read buffers back.
 pub struct KernelHarness {
     backend: Box<dyn Backend>,
-    lens: Vec<usize>,
+    /// Per buffer: values per member (a shared buffer counts as one member).
+    lens: Vec<(usize, bool)>,
 }
 
 impl KernelHarness {
+    /// One member.
     pub fn new(device: &Device) -> Self {
-        KernelHarness { backend: device.backend(), lens: Vec::new() }
+        KernelHarness::with_members(device, 1)
     }
 
-    /// A buffer holding `data`.
+    /// A plan of `members` members: every launch runs for each.
+    pub fn with_members(device: &Device, members: usize) -> Self {
+        KernelHarness { backend: device.backend(members), lens: Vec::new() }
+    }
+
+    pub fn members(&self) -> usize {
+        self.backend.members()
+    }
+
+    /// A member buffer holding `data`, the members' blocks of `data.len() / members` values back
+    /// to back.
     pub fn buffer(&mut self, data: &[f32]) -> Result<BufId> {
-        let id = self.backend.create_buffer(data.len(), "test")?;
-        self.backend.write(id, 0, data)?;
-        self.lens.push(data.len());
+        let k = self.backend.members();
+        let len = data.len() / k;
+        let id = self.backend.create_member_buffer(len, "test")?;
+        let stride = member_stride(len);
+        for (m, block) in data.chunks(len.max(1)).take(k).enumerate() {
+            self.backend.write(id, m * stride, block)?;
+        }
+        self.lens.push((len, true));
         Ok(id)
     }
 
-    /// A buffer holding u32 values (row orders).
+    /// A buffer every member reads (a dataset).
+    pub fn shared_buffer(&mut self, data: &[f32]) -> Result<BufId> {
+        let id = self.backend.create_buffer(data.len(), "test")?;
+        self.backend.write(id, 0, data)?;
+        self.lens.push((data.len(), false));
+        Ok(id)
+    }
+
+    /// A member buffer holding u32 values (row orders), as [`KernelHarness::buffer`].
     pub fn buffer_u32(&mut self, data: &[u32]) -> Result<BufId> {
         self.buffer(bytemuck::cast_slice(data))
     }
@@ -48,9 +73,16 @@ impl KernelHarness {
         Ok(())
     }
 
+    /// A buffer's values: the members' blocks back to back, `len` values each (as written).
     pub fn read(&mut self, id: BufId) -> Result<Vec<f32>> {
-        let len = self.lens[id.0];
-        Ok(self.backend.read(&[(id, 0..len)])?.pop().unwrap_or_default())
+        let (len, per_member) = self.lens[id.0];
+        if !per_member {
+            return Ok(self.backend.read(&[(id, 0..len)])?.pop().unwrap_or_default());
+        }
+        let k = self.backend.members();
+        let stride = member_stride(len);
+        let all = self.backend.read(&[(id, 0..k * stride)])?.pop().unwrap_or_default();
+        Ok(all.chunks(stride).flat_map(|c| c[..len].to_vec()).collect())
     }
 }
 
@@ -84,8 +116,13 @@ pub fn random_unit(seed: u32, step: u32, layer: u32, index: u32) -> f32 {
     crate::device::cpu::kernels::random_unit(seed, step, layer, index)
 }
 
-/// The launch the model makes for update number `t` (from 1) of `n` parameters.
-pub fn optimizer_launch(optimizer: &crate::Optimizer, t: u64, n: usize) -> Result<Args> {
+/// The launch the model makes for an update of `n` parameters with the learning rate at `lr_at`,
+/// the member-table row it reads (`layers` layers, no dropout), and the learning rate of update
+/// number `t` (from 1) as the host computes it.
+pub fn optimizer_launch(optimizer: &crate::Optimizer, t: u64, n: usize, layers: usize) -> Result<(Args, Vec<f32>, f32)> {
     optimizer.validate()?;
-    Ok(optimizer.launch(t, n))
+    let mut row = vec![0.0f32; member_table::width(layers)];
+    row[member_table::ACTIVE] = 1.0;
+    optimizer.write_member_row(&mut row);
+    Ok((optimizer.launch(n, 0), row, optimizer.step_learning_rate(t)))
 }

@@ -1,10 +1,12 @@
 //! The trainer: runs epochs of a compiled plan, one recording and one readback each, drives the
 //! callbacks (the progress display is one of them) and carries out what they ask (stop, learning
-//! rate, device-side weight snapshots). `Sequential::fit` checks the data and hands over.
+//! rate, device-side weight snapshots). `Sequential::fit` and `Sweep::fit` check the data and
+//! hand over.
 //!
-//! The per-model state of a fit (callbacks, their context, History, snapshots, optimizer) is a
-//! [`Run`]; the epoch loop records each run's launches, so a plan holding several models can
-//! drive several runs from one submission.
+//! A plan holds K members; each has a [`Run`] (callbacks, their context, History, snapshots,
+//! optimizer, row order). One epoch of all members is one submission and one readback; a member
+//! that stops (EarlyStopping, TerminateOnNaN, a diverged loss) is masked on the device and the
+//! others go on.
 
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -17,7 +19,7 @@ use crate::losses::Loss;
 use crate::matrix::Matrix;
 use crate::metrics::MetricSet;
 use crate::optimizers::Optimizer;
-use crate::plan::{AccSlot, DataRole, DeviceData, Plan};
+use crate::plan::{AccSlot, DataRole, DeviceData, MemberSettings, Plan};
 
 /// The settings of one `fit` call (Keras's keyword arguments).
 #[derive(Default)]
@@ -103,23 +105,62 @@ pub(crate) struct Compiled {
     pub metrics: MetricSet,
 }
 
-/// The checked inputs of one fit.
+/// The data and shared settings of one fit of a plan's members.
 pub(crate) struct FitData<'d> {
     pub x: &'d Matrix,
     pub y: &'d Matrix,
     pub validation: Option<(&'d Matrix, &'d Matrix)>,
+    pub batch_size: usize,
+    pub epochs: usize,
+    pub shuffle: bool,
 }
 
-/// One model's fit: its callbacks (the display last, as Keras appends its ProgbarLogger), their
-/// context, its History, and the device-side copies they asked for.
+/// One member's side of a fit: what it starts from and its own settings.
+pub(crate) struct MemberFit<'a> {
+    pub optimizer: Optimizer,
+    /// Updates applied before this fit (Adam's t).
+    pub steps: u64,
+    /// Seed of the member's row shuffles and dropout masks.
+    pub seed: u64,
+    /// Its dropout rate per layer (0 for layers that are not Dropout).
+    pub dropout: Vec<f32>,
+    pub callbacks: Vec<Box<dyn Callback + 'a>>,
+    /// The display's level (`Fit::verbose`); a sweep gives 0 and shows its own.
+    pub verbose: Option<u8>,
+    /// The training rows it learns from (indices into `FitData::x`); None: all, in order.
+    pub train_rows: Option<Vec<u32>>,
+    /// Its validation rows (indices into the validation data); None: all.
+    pub valid_rows: Option<Vec<u32>>,
+}
+
+/// How one member's fit ended.
+pub(crate) struct MemberOutcome {
+    pub history: History,
+    pub optimizer: Optimizer,
+    pub steps: u64,
+    /// The epoch and value of a non-finite loss that ended it (no callback stopped it first).
+    pub diverged: Option<(usize, f32)>,
+}
+
+/// One member's fit: its callbacks (the display last, as Keras appends its ProgbarLogger), their
+/// context, its History, row order and optimizer, and the device-side copies they asked for.
 struct Run<'a> {
+    member: usize,
     callbacks: Vec<Box<dyn Callback + 'a>>,
     ctx: TrainContext,
     history: History,
     logs: Logs,
     optimizer: Optimizer,
-    /// (parameters, moving statistics) copies, made once per fit.
-    snapshots: Vec<(BufId, BufId)>,
+    steps: u64,
+    seed: u64,
+    dropout: Vec<f32>,
+    /// The member's training rows, and their order this epoch (positions into `rows`).
+    rows: Vec<u32>,
+    order: Vec<u32>,
+    valid_rows: Vec<u32>,
+    /// Still training (not stopped, not diverged).
+    active: bool,
+    diverged: Option<(usize, f32)>,
     /// Copies the callbacks requested, run before the next launches (or at train end).
     pending: Vec<Launch>,
 }
@@ -132,38 +173,41 @@ impl<'a> Run<'a> {
         Ok(())
     }
 
-    /// Carries out what the callbacks asked through the context: allocates new snapshot buffers
-    /// (once each per fit), turns weight saves/restores into device-side copies queued before the
-    /// next launches, and applies a learning-rate change.
-    fn apply_requests(&mut self, plan: &mut Plan) -> Result<()> {
-        while self.snapshots.len() < self.ctx.snapshots {
-            // The first snapshot reuses a buffer kept across fits; further ones (several callbacks
-            // keeping weights) need buffers of their own, or they would share the first one.
-            let (p, s) = if self.snapshots.is_empty() {
-                (
-                    plan.scratch("weights snapshot", plan.n_params)?,
-                    plan.scratch("moving statistics snapshot", plan.n_state)?,
-                )
-            } else {
-                (
-                    plan.backend.create_buffer(plan.n_params, "weights snapshot")?,
-                    plan.backend.create_buffer(plan.n_state, "moving statistics snapshot")?,
-                )
-            };
-            self.snapshots.push((p, s));
+    fn settings(&self) -> MemberSettings {
+        MemberSettings {
+            optimizer: self.optimizer,
+            seed: self.seed,
+            dropout: self.dropout.clone(),
+            steps: self.steps,
+            active: self.active,
+        }
+    }
+
+    /// Carries out what the callbacks asked through the context: turns weight saves/restores
+    /// into device-side copies of this member's block (queued before the next launches; the
+    /// snapshot buffers are member buffers shared by all runs, made on first use), and applies a
+    /// learning-rate change.
+    fn apply_requests(&mut self, plan: &mut Plan, snapshots: &mut Vec<(BufId, BufId)>) -> Result<()> {
+        while snapshots.len() < self.ctx.snapshots {
+            let i = snapshots.len();
+            snapshots.push((
+                plan.scratch(&format!("weights snapshot {i}"), plan.n_params, true)?,
+                plan.scratch(&format!("moving statistics snapshot {i}"), plan.n_state, true)?,
+            ));
         }
         for op in self.ctx.ops.drain(..) {
             let (i, save) = match op {
                 SnapshotOp::Save(i) => (i, true),
                 SnapshotOp::Restore(i) => (i, false),
             };
-            let &(sp, ss) = self.snapshots.get(i).ok_or_else(|| {
+            let &(sp, ss) = snapshots.get(i).ok_or_else(|| {
                 Error::State(format!("a callback used weight snapshot {i}, which this fit did not make"))
             })?;
             for (live, copy, len) in [(plan.params, sp, plan.n_params), (plan.state, ss, plan.n_state)] {
                 if len > 0 {
                     let (src, dst) = if save { (live, copy) } else { (copy, live) };
-                    self.pending.push(Launch::Copy { src, src_off: 0, dst, dst_off: 0, len });
+                    let member = Some(self.member);
+                    self.pending.push(Launch::Copy { src, src_off: 0, dst, dst_off: 0, len, member });
                 }
             }
         }
@@ -173,21 +217,18 @@ impl<'a> Run<'a> {
         Ok(())
     }
 
-    /// Ends training for the callbacks, then runs the copies they asked for. `despite_errors`:
-    /// every callback's `on_train_end` runs even if one fails (training already failed).
-    fn end(&mut self, plan: &mut Plan, despite_errors: bool) -> Result<()> {
+    /// Ends training for the callbacks and queues the copies they asked for; the member trains
+    /// no more. `despite_errors`: every callback's `on_train_end` runs even if one fails.
+    fn end(&mut self, plan: &mut Plan, snapshots: &mut Vec<(BufId, BufId)>, despite_errors: bool) -> Result<()> {
+        self.active = false;
         for cb in self.callbacks.iter_mut() {
             let result = cb.on_train_end(&self.logs, &mut self.ctx);
             if !despite_errors {
                 result?;
             }
         }
-        self.apply_requests(plan)?;
-        if !self.pending.is_empty() {
-            plan.backend.run(&self.pending, &[])?;
-            self.pending.clear();
-        }
-        Ok(())
+        self.history.best_epoch = self.ctx.best_epoch;
+        self.apply_requests(plan, snapshots)
     }
 }
 
@@ -197,127 +238,208 @@ pub(crate) fn fold_seed(seed: u64) -> u32 {
     (seed ^ (seed >> 32)) as u32
 }
 
-/// Trains `plan` on checked data; `steps` counts the optimizer's updates across fits (Adam's t).
-/// Returns the History and the optimizer as the callbacks left it (its learning rate).
-pub(crate) fn fit<'a>(
-    plan: &mut Plan,
-    compiled: &Compiled,
-    steps: &mut u64,
-    data: FitData<'_>,
-    mut opts: Fit<'a>,
-) -> Result<(History, Optimizer)> {
-    let batch_size = opts.batch_size.unwrap_or(32);
-    let epochs = opts.epochs.unwrap_or(1);
-    let n = data.x.rows();
-    let batch = batch_size.min(n);
-    let (loss, metrics) = (compiled.loss, &compiled.metrics);
-    let mut log_keys = vec!["loss".to_string()];
-    log_keys.extend(metrics.keys().map(|(k, _)| k.to_string()));
-    if data.validation.is_some() {
-        let val: Vec<String> = log_keys.iter().map(|k| format!("val_{k}")).collect();
-        log_keys.extend(val);
+/// The keys of an epoch's logs: loss and metrics, then their `val_` twins.
+fn log_keys(metrics: &MetricSet, validation: bool) -> Vec<String> {
+    let mut keys = vec!["loss".to_string()];
+    keys.extend(metrics.keys().map(|(k, _)| k.to_string()));
+    if validation {
+        let val: Vec<String> = keys.iter().map(|k| format!("val_{k}")).collect();
+        keys.extend(val);
     }
-    let val_rows = data.validation.map_or(0, |(vx, _)| vx.rows());
+    keys
+}
+
+/// Trains the plan's members on checked data, one submission per epoch for all of them.
+/// `on_epoch` sees each epoch's logs of the members that trained in it (a sweep's display).
+/// Every member trains on the same number of rows (and validates on the same number).
+pub(crate) fn fit_members<'a>(
+    plan: &mut Plan,
+    loss: Loss,
+    metrics: &MetricSet,
+    data: FitData<'_>,
+    members: Vec<MemberFit<'a>>,
+    on_epoch: &mut dyn FnMut(usize, &[(usize, &Logs)]),
+) -> Result<Vec<MemberOutcome>> {
+    if members.len() != plan.members {
+        return Err(Error::Internal(format!("{} members for a plan of {}", members.len(), plan.members)));
+    }
+    let (batch_size, epochs) = (data.batch_size, data.epochs);
+    let n = members.first().and_then(|m| m.train_rows.as_ref()).map_or(data.x.rows(), Vec::len);
+    let val_total = data.validation.map_or(0, |(vx, _)| vx.rows());
+    let val_rows = members.first().and_then(|m| m.valid_rows.as_ref()).map_or(val_total, Vec::len);
+    for (m, member) in members.iter().enumerate() {
+        let rows = member.train_rows.as_ref().map_or(data.x.rows(), Vec::len);
+        let vrows = member.valid_rows.as_ref().map_or(val_total, Vec::len);
+        if rows != n || vrows != val_rows {
+            return Err(Error::Internal(format!("member {m} trains on {rows} rows, member 0 on {n}")));
+        }
+    }
+    if n == 0 {
+        return Err(Error::shape("fit", "at least one training row", "no rows"));
+    }
+    let batch = batch_size.min(n);
+    let keys = log_keys(metrics, data.validation.is_some());
     plan.ensure_capacity(batch.max(val_rows.min(batch_size)))?;
     let train = plan.upload(DataRole::Train, data.x.data(), Some(data.y.data()), n)?;
     let valid = match data.validation {
-        Some((vx, vy)) => Some(plan.upload(DataRole::Valid, vx.data(), Some(vy.data()), vx.rows())?),
+        Some((vx, vy)) => Some(plan.upload(DataRole::Valid, vx.data(), Some(vy.data()), val_rows)?),
         None => None,
     };
-    let progress = ProgbarLogger::new(opts.verbose, epochs);
-    let mut callbacks = std::mem::take(&mut opts.callbacks);
-    let ctx = TrainContext::new(epochs, log_keys, compiled.optimizer.learning_rate(), progress.level());
-    callbacks.push(Box::new(progress));
-    let mut run = Run {
-        callbacks,
-        ctx,
-        history: History::default(),
-        logs: Logs::new(),
-        optimizer: compiled.optimizer,
-        snapshots: Vec::new(),
-        pending: Vec::new(),
-    };
-    run.each(|cb, ctx| cb.on_train_begin(ctx))?;
-    run.apply_requests(plan)?;
-    let mut order: Vec<u32> = (0..n as u32).collect();
-    let mut launches: Vec<Launch> = Vec::new();
-    let seed32 = fold_seed(opts.seed);
+    let mut runs: Vec<Run<'a>> = Vec::with_capacity(members.len());
+    for (m, member) in members.into_iter().enumerate() {
+        let progress = ProgbarLogger::new(member.verbose, epochs);
+        let mut callbacks = member.callbacks;
+        let ctx = TrainContext::new(epochs, keys.clone(), member.optimizer.learning_rate(), progress.level());
+        callbacks.push(Box::new(progress));
+        runs.push(Run {
+            member: m,
+            callbacks,
+            ctx,
+            history: History::default(),
+            logs: Logs::new(),
+            optimizer: member.optimizer,
+            steps: member.steps,
+            seed: member.seed,
+            dropout: member.dropout,
+            rows: member.train_rows.unwrap_or_else(|| (0..n as u32).collect()),
+            order: (0..n as u32).collect(),
+            valid_rows: member.valid_rows.unwrap_or_else(|| (0..val_rows as u32).collect()),
+            active: true,
+            diverged: None,
+            pending: Vec::new(),
+        });
+    }
+    if let Some(v) = &valid {
+        let orders: Vec<Vec<u32>> = runs.iter().map(|r| r.valid_rows.clone()).collect();
+        plan.write_orders(v, &orders)?;
+    }
+    let mut snapshots: Vec<(BufId, BufId)> = Vec::new();
+    for run in runs.iter_mut() {
+        run.each(|cb, ctx| cb.on_train_begin(ctx))?;
+        run.apply_requests(plan, &mut snapshots)?;
+    }
     let steps_per_epoch = n.div_ceil(batch);
+    let lrs = plan.scratch("learning rates", steps_per_epoch, true)?;
+    let lr_stride = plan.scratch_stride("learning rates");
+    let mut launches: Vec<Launch> = Vec::new();
+    let mut orders: Vec<Vec<u32>> = vec![Vec::new(); runs.len()];
+    let mut rates = vec![0.0f32; lr_stride * runs.len()];
+    let optimizer = runs[0].optimizer;
     for epoch in 0..epochs {
-        run.each(|cb, ctx| cb.on_epoch_begin(epoch, ctx))?;
-        run.apply_requests(plan)?;
-        if opts.shuffle.unwrap_or(true) {
-            let mut rng = rand::rngs::StdRng::seed_from_u64(opts.seed.wrapping_add(epoch as u64));
-            order.shuffle(&mut rng);
+        if runs.iter().all(|r| !r.active) {
+            break;
         }
-        plan.backend.write_u32(train.order, 0, &order)?;
         launches.clear();
-        launches.append(&mut run.pending);
+        for (run, order) in runs.iter_mut().zip(orders.iter_mut()) {
+            launches.append(&mut run.pending);
+            if !run.active {
+                // Its launches still run (masked on the device): any valid order will do.
+                if order.len() != n {
+                    order.clear();
+                    order.extend(0..n as u32);
+                }
+                continue;
+            }
+            run.each(|cb, ctx| cb.on_epoch_begin(epoch, ctx))?;
+            run.apply_requests(plan, &mut snapshots)?;
+            launches.append(&mut run.pending);
+            if data.shuffle {
+                let mut rng = rand::rngs::StdRng::seed_from_u64(run.seed.wrapping_add(epoch as u64));
+                run.order.shuffle(&mut rng);
+            }
+            order.clear();
+            order.extend(run.order.iter().map(|&i| run.rows[i as usize]));
+            for s in 0..steps_per_epoch {
+                rates[run.member * lr_stride + s] = run.optimizer.step_learning_rate(run.steps + s as u64 + 1);
+            }
+        }
+        plan.write_orders(&train, &orders)?;
+        plan.backend.write(lrs, 0, &rates)?;
+        let settings: Vec<MemberSettings> = runs.iter().map(Run::settings).collect();
+        plan.write_table(&settings)?;
         for s in 0..steps_per_epoch {
             let start = s * batch;
             let rows = batch.min(n - start);
-            let step = *steps as u32;
             plan.gather(&train, start, rows, true, &mut launches);
-            plan.forward(rows, true, step, seed32, &mut launches);
+            plan.forward(rows, true, s as u32, &mut launches);
             plan.loss(loss, metrics, rows, true, s > 0, AccSlot::Train, &mut launches);
-            plan.backward(rows, step, seed32, &mut launches);
-            *steps += 1;
-            plan.update(&run.optimizer, *steps, &mut launches)?;
+            plan.backward(rows, s as u32, &mut launches);
+            plan.update(&optimizer, s, lrs, &mut launches)?;
         }
         if let Some(v) = &valid {
-            eval_launches(plan, v, batch_size, loss, metrics, &mut launches);
+            eval_launches(plan, v, batch_size, loss, metrics, true, &mut launches);
         }
-        let sums = plan.run_for_sums(&launches, metrics)?;
-        run.logs = Logs::new();
-        record(&mut run.logs, metrics, &sums, AccSlot::Train, n, "");
-        if let Some(v) = &valid {
-            record(&mut run.logs, metrics, &sums, AccSlot::Eval, v.rows, "val_");
+        let sums = plan.run_for_sums(&launches)?;
+        for run in runs.iter_mut().filter(|r| r.active) {
+            run.steps += steps_per_epoch as u64;
+            let mut logs = Logs::new();
+            let member_sums = &sums[run.member];
+            record(&mut logs, metrics, member_sums, AccSlot::Train, n, "");
+            if let Some(v) = &valid {
+                record(&mut logs, metrics, member_sums, AccSlot::Eval, v.rows, "val_");
+            }
+            let result = run.each(|cb, ctx| {
+                // The History records what is there after every callback but the display ran: its
+                // line shows the same values.
+                cb.on_epoch_end(epoch, &mut logs, ctx)
+            });
+            run.logs = logs;
+            result?;
+            for (k, v) in run.logs.iter() {
+                run.history.push(k, v);
+            }
+            run.apply_requests(plan, &mut snapshots)?;
+            if let Some(reason) = run.ctx.stop.take() {
+                run.history.stopped_epoch = Some(epoch);
+                run.history.stop_reason = Some(reason);
+                run.end(plan, &mut snapshots, false)?;
+                continue;
+            }
+            let loss_now = run.logs.get("loss").unwrap_or(f32::NAN);
+            if !loss_now.is_finite() {
+                // The run still ends for the callbacks, so EarlyStopping(restore_best_weights) puts
+                // back its best weights (a NaN epoch never replaces them) rather than leaving the
+                // NaNs in the model; the divergence is reported, not their errors.
+                run.diverged = Some((epoch, loss_now));
+                run.end(plan, &mut snapshots, true)?;
+            }
         }
-        let mut logs = std::mem::take(&mut run.logs);
-        let result = run.each(|cb, ctx| {
-            // The History records what is there after every callback but the display ran: its
-            // line shows the same values.
-            cb.on_epoch_end(epoch, &mut logs, ctx)
-        });
-        run.logs = logs;
-        result?;
-        for (k, v) in run.logs.iter() {
-            run.history.push(k, v);
-        }
-        run.apply_requests(plan)?;
-        if let Some(reason) = run.ctx.stop.take() {
-            run.history.stopped_epoch = Some(epoch);
-            run.history.stop_reason = Some(reason);
-            break;
-        }
-        let loss_now = run.logs.get("loss").unwrap_or(f32::NAN);
-        if !loss_now.is_finite() {
-            // The run still ends for the callbacks, so EarlyStopping(restore_best_weights) puts
-            // back its best weights (a NaN epoch never replaces them) rather than leaving the
-            // NaNs in the model; the divergence is the error reported, not theirs.
-            run.end(plan, true)?;
-            return Err(Error::Diverged { what: "loss".into(), epoch, value: loss_now });
-        }
+        let shown: Vec<(usize, &Logs)> =
+            runs.iter().filter(|r| r.history.epochs() > epoch).map(|r| (r.member, &r.logs)).collect();
+        on_epoch(epoch, &shown);
     }
-    run.end(plan, false)?;
-    run.history.best_epoch = run.ctx.best_epoch;
-    Ok((run.history, run.optimizer))
+    let mut last = Vec::new();
+    for run in runs.iter_mut() {
+        if run.active {
+            run.end(plan, &mut snapshots, false)?;
+        }
+        last.append(&mut run.pending);
+    }
+    if !last.is_empty() {
+        plan.backend.run(&last, &[])?;
+    }
+    Ok(runs
+        .into_iter()
+        .map(|r| MemberOutcome { history: r.history, optimizer: r.optimizer, steps: r.steps, diverged: r.diverged })
+        .collect())
 }
 
 /// The launches of a validation/evaluation pass over `data`: forward in inference mode and the
-/// loss into the evaluation accumulators.
+/// loss into the evaluation accumulators. `through_order`: each member's rows are its row order
+/// (validation rows per member), else the dataset's rows in sequence.
 pub(crate) fn eval_launches(
     plan: &Plan,
     data: &DeviceData,
     batch: usize,
     loss: Loss,
     metrics: &MetricSet,
+    through_order: bool,
     out: &mut Vec<Launch>,
 ) {
     for (i, start) in (0..data.rows).step_by(batch).enumerate() {
         let rows = batch.min(data.rows - start);
-        plan.gather(data, start, rows, false, out);
-        plan.forward(rows, false, 0, 0, out);
+        plan.gather(data, start, rows, through_order, out);
+        plan.forward(rows, false, 0, out);
         plan.loss(loss, metrics, rows, false, i > 0, AccSlot::Eval, out);
     }
 }

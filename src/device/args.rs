@@ -6,18 +6,55 @@ use super::kernels::{Grid, Kernel};
 use crate::layers::Activation;
 use crate::losses::Loss;
 
-/// One launch record as the GPU reads it: 32 words, of which a family's struct uses the first few.
+/// One launch record as the GPU reads it: 32 words. The first [`MEMBER_STRIDE_WORDS`] are `ms`,
+/// the member strides of the kernel's storage bindings (the GPU backend fills them from the
+/// buffers it bound); a family's struct follows.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct Uniform(pub [u32; 32]);
 
+/// Words of `ms` at the head of every record: the member strides of storage bindings 1..=12.
+pub const MEMBER_STRIDE_WORDS: usize = 12;
+
 impl Uniform {
-    /// The record of a family struct (a `#[repr(C)]` run of u32/f32 fields, at most 32).
+    /// The record of a family struct (a `#[repr(C)]` run of u32/f32 fields, at most 20).
     fn of<T: bytemuck::Pod>(fields: &T) -> Uniform {
         let mut u = Uniform::default();
         let bytes = bytemuck::bytes_of(fields);
-        bytemuck::bytes_of_mut(&mut u)[..bytes.len()].copy_from_slice(bytes);
+        let at = MEMBER_STRIDE_WORDS * 4;
+        bytemuck::bytes_of_mut(&mut u)[at..at + bytes.len()].copy_from_slice(bytes);
         u
+    }
+
+    /// Sets the member stride of storage binding `binding` (1..=12).
+    pub fn set_member_stride(&mut self, binding: u32, stride: u32) {
+        self.0[binding as usize - 1] = stride;
+    }
+}
+
+/// The member table: one row per member of a plan, the settings its members may differ in, read
+/// by the kernels that use them (optimizers, dropout, BatchNormalization's moving statistics).
+/// Word offsets mirror the `MT_*` constants of shaders/common.wgsl.
+pub mod member_table {
+    /// 1: the member trains; 0: it stopped (its weights, moments and statistics stay as they are).
+    pub const ACTIVE: usize = 0;
+    /// Dropout's seed (u32 bits), the member's fit seed folded to 32 bits.
+    pub const SEED: usize = 1;
+    pub const BETA_1: usize = 2;
+    pub const BETA_2: usize = 3;
+    pub const EPSILON: usize = 4;
+    pub const MOMENTUM: usize = 5;
+    /// 1: Nesterov momentum.
+    pub const NESTEROV: usize = 6;
+    /// The member's updates before this epoch (u32 bits): dropout's step is this plus the
+    /// launch's step in the epoch.
+    pub const STEP: usize = 7;
+    /// Layer l's dropout rate at DROPOUT + 2 l, and its 1 / (1 - rate) at DROPOUT + 2 l + 1.
+    pub const DROPOUT: usize = 8;
+
+    /// Values in a row of a plan of `layers` layers.
+    pub fn width(layers: usize) -> usize {
+        DROPOUT + 2 * layers
     }
 }
 
@@ -132,17 +169,17 @@ pub struct ActivationGradArgs {
     pub derivative: Activation,
 }
 
-/// Inverted dropout over `len` values; the mask is redrawn from (seed, step, layer, index).
-/// Backward multiplies by the layer below's `derivative` as well (forward ignores it).
+/// Inverted dropout over `len` values per member; the mask is redrawn from (seed, step, layer,
+/// index). The rate is the member's (member table, at the layer's index); the seed is the layer's
+/// own when it has one, else the member's. Backward multiplies by the layer below's `derivative`
+/// as well (forward ignores it).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct DropoutArgs {
     pub len: u32,
-    /// False: identity (inference, or a rate of 0).
+    /// False: identity (inference).
     pub apply_mask: bool,
-    pub rate: f32,
-    /// 1 / (1 - rate), from the host.
-    pub keep_scale: f32,
-    pub seed: u32,
+    /// The layer's own seed, folded to 32 bits (`Layer::seed`).
+    pub own_seed: Option<u32>,
     pub step: u32,
     pub layer: u32,
     pub derivative: Activation,
@@ -187,23 +224,13 @@ pub struct LossArgs {
     pub slot: u32,
 }
 
-/// Keras's Adam step over `len` parameters; `lr` has the bias correction folded in (host, f64).
+/// An optimizer step (Keras's Adam or SGD) over `len` parameters of each member: hyperparameters
+/// from the member table, the learning rate from value `lr_at` of the member's learning rates
+/// (the step's index in the epoch; Adam's with its bias correction folded in by the host, in f64).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct AdamArgs {
+pub struct UpdateArgs {
     pub len: u32,
-    pub lr: f32,
-    pub beta_1: f32,
-    pub beta_2: f32,
-    pub epsilon: f32,
-}
-
-/// Keras's SGD step over `len` parameters, with (Nesterov) momentum.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct SgdArgs {
-    pub len: u32,
-    pub lr: f32,
-    pub momentum: f32,
-    pub nesterov: bool,
+    pub lr_at: u32,
 }
 
 /// Mirrors `struct P_gather` in shaders/gather.wgsl.
@@ -232,12 +259,11 @@ struct ElementwiseRecord {
 struct DropoutRecord {
     len: u32,
     apply_mask: u32,
+    own_seed: u32,
     seed: u32,
     step: u32,
     layer: u32,
     derivative: u32,
-    rate: f32,
-    keep_scale: f32,
 }
 
 /// Mirrors `struct P_batchnorm` in shaders/batchnorm.wgsl.
@@ -271,18 +297,12 @@ struct LossRecord {
     slot: u32,
 }
 
-/// Mirrors `struct P_optim` in shaders/optim.wgsl (Adam reads beta_1/beta_2/epsilon, SGD
-/// momentum/nesterov; each field means one thing).
+/// Mirrors `struct P_optim` in shaders/optim.wgsl.
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 struct OptimRecord {
     len: u32,
-    nesterov: u32,
-    lr: f32,
-    beta_1: f32,
-    beta_2: f32,
-    epsilon: f32,
-    momentum: f32,
+    lr_at: u32,
 }
 
 /// The arguments of one launch of any kernel.
@@ -293,8 +313,8 @@ pub enum Args {
     ActivationForward(ActivationArgs),
     ActivationBackward(ActivationGradArgs),
     Loss(LossArgs),
-    Adam(AdamArgs),
-    Sgd(SgdArgs),
+    Adam(UpdateArgs),
+    Sgd(UpdateArgs),
     DropoutForward(DropoutArgs),
     DropoutBackward(DropoutArgs),
     BatchNormTrain(BatchNormArgs),
@@ -348,33 +368,15 @@ impl Args {
                 accumulate: flag(a.accumulate),
                 slot: a.slot,
             }),
-            Args::Adam(a) => Uniform::of(&OptimRecord {
-                len: a.len,
-                nesterov: 0,
-                lr: a.lr,
-                beta_1: a.beta_1,
-                beta_2: a.beta_2,
-                epsilon: a.epsilon,
-                momentum: 0.0,
-            }),
-            Args::Sgd(a) => Uniform::of(&OptimRecord {
-                len: a.len,
-                nesterov: flag(a.nesterov),
-                lr: a.lr,
-                beta_1: 0.0,
-                beta_2: 0.0,
-                epsilon: 0.0,
-                momentum: a.momentum,
-            }),
+            Args::Adam(a) | Args::Sgd(a) => Uniform::of(&OptimRecord { len: a.len, lr_at: a.lr_at }),
             Args::DropoutForward(a) | Args::DropoutBackward(a) => Uniform::of(&DropoutRecord {
                 len: a.len,
                 apply_mask: flag(a.apply_mask),
-                seed: a.seed,
+                own_seed: flag(a.own_seed.is_some()),
+                seed: a.own_seed.unwrap_or(0),
                 step: a.step,
                 layer: a.layer,
                 derivative: a.derivative.code(),
-                rate: a.rate,
-                keep_scale: a.keep_scale,
             }),
             Args::BatchNormTrain(a) | Args::BatchNormInfer(a) | Args::BatchNormBackward(a) => {
                 Uniform::of(&BatchNormRecord {
@@ -394,7 +396,7 @@ impl Args {
         }
     }
 
-    /// How the launch is sized on the GPU.
+    /// How the launch is sized on the GPU (per member: the backend adds the member axis as z).
     pub fn grid(&self) -> Grid {
         match *self {
             Args::Gather(a) => Grid::Flat(a.rows * (a.x_cols + a.y_cols)),
@@ -403,8 +405,7 @@ impl Args {
             Args::ActivationBackward(a) => Grid::Flat(a.len),
             Args::Loss(_) => Grid::Single,
             // Four parameters per invocation (shaders/optim.wgsl).
-            Args::Adam(a) => Grid::Flat(a.len.div_ceil(4)),
-            Args::Sgd(a) => Grid::Flat(a.len.div_ceil(4)),
+            Args::Adam(a) | Args::Sgd(a) => Grid::Flat(a.len.div_ceil(4)),
             Args::DropoutForward(a) | Args::DropoutBackward(a) => Grid::Flat(a.len),
             // One invocation per feature (column sums), or per value at inference.
             Args::BatchNormTrain(a) | Args::BatchNormBackward(a) => Grid::Flat(a.width),

@@ -62,7 +62,7 @@ pub enum Grid {
     Flat(u32),
     /// One invocation per 4x4 tile of an m x n output, 8x8 invocations per workgroup.
     Tiles { m: u32, n: u32 },
-    /// Exactly one workgroup.
+    /// Exactly one workgroup (per member).
     Single,
 }
 
@@ -120,11 +120,14 @@ impl Kernel {
             Kernel::Matmul => &[(1, R), (2, R), (3, W), (4, R)],
             Kernel::Loss => &[(1, R), (2, R), (3, W), (4, W)],
             Kernel::ActivationForward | Kernel::ActivationBackward => &[(1, R), (2, W), (3, R)],
-            Kernel::Adam | Kernel::Sgd => &[(1, W), (2, R), (3, W), (4, W)],
-            Kernel::DropoutForward => &[(1, R), (2, W)],
-            Kernel::DropoutBackward => &[(1, R), (2, W), (3, R)],
-            // x, param (gamma/beta), state (moving stats), y, saved batch statistics
-            Kernel::BatchNormTrain => &[(1, R), (2, R), (3, W), (4, W), (5, W)],
+            // param, grad, m, v, member table, learning rates
+            Kernel::Adam | Kernel::Sgd => &[(1, W), (2, R), (3, W), (4, W), (5, R), (6, R)],
+            // src, dst, member table
+            Kernel::DropoutForward => &[(1, R), (2, W), (4, R)],
+            // src, dst, aux (the output of the layer below), member table
+            Kernel::DropoutBackward => &[(1, R), (2, W), (3, R), (4, R)],
+            // x, param (gamma/beta), state (moving stats), y, saved batch statistics, member table
+            Kernel::BatchNormTrain => &[(1, R), (2, R), (3, W), (4, W), (5, W), (9, R)],
             // x, param, state, y
             Kernel::BatchNormInfer => &[(1, R), (2, R), (3, W), (4, W)],
             // x, param, saved, dy, dx, grads, aux (the output of the layer below)

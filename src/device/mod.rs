@@ -87,11 +87,11 @@ impl Device {
         gpu::list_adapters()
     }
 
-    /// A fresh set of buffers and launches for one model.
-    pub(crate) fn backend(&self) -> Box<dyn Backend> {
+    /// A fresh set of buffers and launches for a plan of `members` models.
+    pub(crate) fn backend(&self, members: usize) -> Box<dyn Backend> {
         match &self.inner {
-            DeviceInner::Gpu(ctx) => Box::new(gpu::GpuBackend::new(ctx.clone())),
-            DeviceInner::Cpu => Box::new(cpu::CpuBackend::default()),
+            DeviceInner::Gpu(ctx) => Box::new(gpu::GpuBackend::new(ctx.clone(), members)),
+            DeviceInner::Cpu => Box::new(cpu::CpuBackend::new(members)),
         }
     }
 }
@@ -111,27 +111,44 @@ pub struct BufId(pub usize);
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct OpId(pub usize);
 
-/// One step of a recording.
+/// One step of a recording. A kernel launch runs for every member of the plan.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Launch {
     Run {
         op: OpId,
         args: Args,
     },
-    /// Copies `len` values between buffers (offsets and length in values).
+    /// Copies `len` values between two member buffers (offsets and length in values, within a
+    /// member's block), for one member or, with `member` None, for each.
     Copy {
         src: BufId,
         src_off: usize,
         dst: BufId,
         dst_off: usize,
         len: usize,
+        member: Option<usize>,
     },
 }
 
+/// Values per member in a member buffer of `len` values: whole vec4s, so that every member's
+/// block starts 16-byte aligned (the vectorised kernels' loads) on both devices.
+pub(crate) fn member_stride(len: usize) -> usize {
+    len.max(1).div_ceil(4).saturating_mul(4)
+}
+
 /// What each device provides: buffers, bound kernels, and running a recording with one readback.
+///
+/// A backend serves a plan of [`Backend::members`] models. A *member buffer* holds one block of
+/// [`member_stride`]`(len)` values per member, back to back; a *shared* buffer (the dataset) is
+/// one block all members read. Writes and reads address a member buffer flat: member m's value i
+/// is at `m * stride + i`. Kernels only write member buffers.
 pub(crate) trait Backend: Send {
-    /// A zeroed buffer of `len` values.
+    /// Models in the plan this backend serves.
+    fn members(&self) -> usize;
+    /// A zeroed buffer of `len` values that every member reads.
     fn create_buffer(&mut self, len: usize, label: &str) -> Result<BufId>;
+    /// A zeroed member buffer: `len` values for each member.
+    fn create_member_buffer(&mut self, len: usize, label: &str) -> Result<BufId>;
     /// Writes values at `offset` (in values). Ordered before the next `run`.
     fn write(&mut self, buf: BufId, offset: usize, data: &[f32]) -> Result<()>;
     /// Writes u32 values (index buffers) at `offset`.
@@ -151,6 +168,8 @@ pub(crate) trait Backend: Send {
     fn max_binding_values(&self) -> usize;
     /// Buffers allocated so far (the tests check that repeated calls do not add any).
     fn buffer_count(&self) -> usize;
+    /// Bytes of all buffers allocated so far.
+    fn allocated_bytes(&self) -> usize;
 }
 
 /// Checks a binding list: right count, and no buffer written while also bound elsewhere.

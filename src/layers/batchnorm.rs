@@ -113,7 +113,7 @@ impl LayerSpec for BatchNormConfig {
         let saved =
             bufs.scratch.ok_or_else(|| Error::Internal("BatchNormalization bound without its scratch".into()))?;
         let (x, p, s, y) = (bufs.input, bufs.params, bufs.state, bufs.output);
-        let forward_train = b.bind(Kernel::BatchNormTrain, &[x, p, s, y, saved])?;
+        let forward_train = b.bind(Kernel::BatchNormTrain, &[x, p, s, y, saved, bufs.table])?;
         let forward_infer = b.bind(Kernel::BatchNormInfer, &[x, p, s, y])?;
         let dx = bufs.grad_input.unwrap_or(bufs.unused_write);
         let backward =

@@ -24,13 +24,13 @@ impl DropoutConfig {
         self.seed
     }
 
+    /// The rate is each member's (the member table), so a mask is applied in training whatever
+    /// this layer's own rate: a member whose rate is 0 keeps every value (times 1).
     fn args(&self, at: &Placement, pass: &Pass, masking: bool, below: &Below) -> DropoutArgs {
         DropoutArgs {
             len: (pass.rows * at.out_w) as u32,
-            apply_mask: masking && self.rate > 0.0,
-            rate: self.rate,
-            keep_scale: 1.0 / (1.0 - self.rate),
-            seed: self.seed.map_or(pass.seed, fold_seed),
+            apply_mask: masking,
+            own_seed: self.seed.map(fold_seed),
             step: pass.step,
             layer: at.index as u32,
             derivative: below.activation,
@@ -55,10 +55,10 @@ impl LayerSpec for DropoutConfig {
     }
 
     fn bind(&self, b: &mut dyn Backend, bufs: &LayerBuffers) -> Result<LayerOps> {
-        let forward = b.bind(Kernel::DropoutForward, &[bufs.input, bufs.output])?;
+        let forward = b.bind(Kernel::DropoutForward, &[bufs.input, bufs.output, bufs.table])?;
         let mut backward = Vec::new();
         if let Some(dx) = bufs.grad_input {
-            backward.push(b.bind(Kernel::DropoutBackward, &[bufs.grad_output, dx, bufs.below_output])?);
+            backward.push(b.bind(Kernel::DropoutBackward, &[bufs.grad_output, dx, bufs.below_output, bufs.table])?);
         }
         Ok(LayerOps { forward_train: forward, forward_infer: forward, backward })
     }

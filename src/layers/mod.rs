@@ -79,13 +79,13 @@ pub(crate) struct Placement {
     pub state_off: usize,
 }
 
-/// One pass over a batch: its rows, training or inference, and what draws dropout masks.
+/// One pass over a batch: its rows, training or inference, and the step that (with each
+/// member's seed) draws dropout masks.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Pass {
     pub rows: usize,
     pub training: bool,
     pub step: u32,
-    pub seed: u32,
 }
 
 /// What a backward launch needs from the layer below: whether it wants dX at all (some layer at
@@ -112,6 +112,8 @@ pub(crate) struct LayerBuffers {
     pub params: BufId,
     pub grads: BufId,
     pub state: BufId,
+    /// The member table (per-member settings: dropout rates and seeds, whether a member trains).
+    pub table: BufId,
     /// One-value buffers for bindings a launch does not use.
     pub unused: BufId,
     pub unused_write: BufId,

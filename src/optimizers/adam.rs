@@ -1,6 +1,6 @@
 //! Adam as Keras computes it: epsilon outside the bias correction (shaders/optim.wgsl `adam`).
 
-use crate::device::{AdamArgs, Args};
+use crate::device::{member_table as mt, Args, UpdateArgs};
 use crate::error::{Error, Result};
 
 /// Adam's hyperparameters (Keras's defaults: 0.001, 0.9, 0.999, 1e-7).
@@ -35,17 +35,22 @@ impl Adam {
         Ok(())
     }
 
-    /// Update `t` (from 1) of `len` parameters. The bias correction is folded into the learning
-    /// rate in f64 (Keras folds it in f32: a few ulps apart).
-    pub(crate) fn launch(&self, t: u64, len: usize) -> Args {
+    /// An update of `len` parameters, its learning rate at `lr_at` of the member's rates.
+    pub(crate) fn launch(&self, len: usize, lr_at: usize) -> Args {
+        Args::Adam(UpdateArgs { len: len as u32, lr_at: lr_at as u32 })
+    }
+
+    /// The learning rate of update `t` (from 1) with the bias correction folded in, in f64
+    /// (Keras folds it in f32: a few ulps apart).
+    pub(crate) fn step_learning_rate(&self, t: u64) -> f32 {
         let (b1, b2, t) = (self.beta_1 as f64, self.beta_2 as f64, t as f64);
-        let lr = self.learning_rate as f64 * (1.0 - b2.powf(t)).sqrt() / (1.0 - b1.powf(t));
-        Args::Adam(AdamArgs {
-            len: len as u32,
-            lr: lr as f32,
-            beta_1: self.beta_1,
-            beta_2: self.beta_2,
-            epsilon: self.epsilon,
-        })
+        (self.learning_rate as f64 * (1.0 - b2.powf(t)).sqrt() / (1.0 - b1.powf(t))) as f32
+    }
+
+    /// Its settings in a member's row of the member table.
+    pub(crate) fn write_member_row(&self, row: &mut [f32]) {
+        row[mt::BETA_1] = self.beta_1;
+        row[mt::BETA_2] = self.beta_2;
+        row[mt::EPSILON] = self.epsilon;
     }
 }

@@ -34,12 +34,35 @@ impl Optimizer {
         }
     }
 
-    /// The launch of update `t` (counted from 1) over `len` parameters.
-    pub(crate) fn launch(&self, t: u64, len: usize) -> Args {
+    /// The launch of an update over `len` parameters per member, its learning rate at `lr_at`
+    /// of each member's rates for the epoch.
+    pub(crate) fn launch(&self, len: usize, lr_at: usize) -> Args {
         match self {
-            Optimizer::Adam(a) => a.launch(t, len),
-            Optimizer::Sgd(s) => s.launch(len),
+            Optimizer::Adam(a) => a.launch(len, lr_at),
+            Optimizer::Sgd(s) => s.launch(len, lr_at),
         }
+    }
+
+    /// The learning rate the kernel applies at update `t` (from 1): Adam's with its bias
+    /// correction folded in (f64 on the host), SGD's as set.
+    pub(crate) fn step_learning_rate(&self, t: u64) -> f32 {
+        match self {
+            Optimizer::Adam(a) => a.step_learning_rate(t),
+            Optimizer::Sgd(s) => s.learning_rate,
+        }
+    }
+
+    /// Writes its hyperparameters into a member's row of the member table.
+    pub(crate) fn write_member_row(&self, row: &mut [f32]) {
+        match self {
+            Optimizer::Adam(a) => a.write_member_row(row),
+            Optimizer::Sgd(s) => s.write_member_row(row),
+        }
+    }
+
+    /// Whether two optimizers run the same kernel (members of one plan must).
+    pub(crate) fn same_kind(&self, other: &Optimizer) -> bool {
+        std::mem::discriminant(self) == std::mem::discriminant(other)
     }
 
     pub fn learning_rate(&self) -> f32 {

@@ -1,6 +1,6 @@
 //! Stochastic gradient descent with optional (Nesterov) momentum, as in Keras (shaders/optim.wgsl `sgd`).
 
-use crate::device::{Args, SgdArgs};
+use crate::device::{member_table as mt, Args, UpdateArgs};
 use crate::error::{Error, Result};
 
 /// SGD's hyperparameters (Keras's defaults: 0.01, no momentum).
@@ -29,7 +29,13 @@ impl Sgd {
         Ok(())
     }
 
-    pub(crate) fn launch(&self, len: usize) -> Args {
-        Args::Sgd(SgdArgs { len: len as u32, lr: self.learning_rate, momentum: self.momentum, nesterov: self.nesterov })
+    pub(crate) fn launch(&self, len: usize, lr_at: usize) -> Args {
+        Args::Sgd(UpdateArgs { len: len as u32, lr_at: lr_at as u32 })
+    }
+
+    /// Its settings in a member's row of the member table.
+    pub(crate) fn write_member_row(&self, row: &mut [f32]) {
+        row[mt::MOMENTUM] = self.momentum;
+        row[mt::NESTEROV] = f32::from(u8::from(self.nesterov));
     }
 }

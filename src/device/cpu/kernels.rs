@@ -1,10 +1,11 @@
 //! The CPU twins of the WGSL kernels: same names, the same typed arguments (`device::args`),
 //! buffers in the order of `Kernel::bindings`. Plain loops over f32, written to be held against
-//! the shaders line by line.
+//! the shaders line by line. Each runs for one member: its buffers are that member's blocks
+//! (the backend hands them over), as a WGSL kernel's are after its member offsets.
 
 use crate::device::args::{
-    ActivationArgs, ActivationGradArgs, AdamArgs, BatchNormArgs, DropoutArgs, GatherArgs, LossArgs, MatmulArgs, Ones,
-    SgdArgs,
+    member_table as mt, ActivationArgs, ActivationGradArgs, BatchNormArgs, DropoutArgs, GatherArgs, LossArgs,
+    MatmulArgs, Ones, UpdateArgs,
 };
 
 fn act_forward(x: f32, act: u32) -> f32 {
@@ -207,54 +208,86 @@ pub(crate) fn loss(p: &LossArgs, pred: &[f32], y: &[f32], grad: &mut [f32], acc:
     }
 }
 
-pub(crate) fn adam(p: &AdamArgs, param: &mut [f32], grad: &[f32], m: &mut [f32], v: &mut [f32]) {
+/// `table` is the member's row of the member table; `lrs` its learning rates of the epoch.
+pub(crate) fn adam(
+    p: &UpdateArgs,
+    param: &mut [f32],
+    grad: &[f32],
+    m: &mut [f32],
+    v: &mut [f32],
+    table: &[f32],
+    lrs: &[f32],
+) {
+    if table[mt::ACTIVE] == 0.0 {
+        return;
+    }
+    let (beta_1, beta_2, epsilon) = (table[mt::BETA_1], table[mt::BETA_2], table[mt::EPSILON]);
+    let lr = lrs[p.lr_at as usize];
     for i in 0..p.len as usize {
         let g = grad[i];
-        let mi = m[i] + (g - m[i]) * (1.0 - p.beta_1);
-        let vi = v[i] + (g * g - v[i]) * (1.0 - p.beta_2);
+        let mi = m[i] + (g - m[i]) * (1.0 - beta_1);
+        let vi = v[i] + (g * g - v[i]) * (1.0 - beta_2);
         m[i] = mi;
         v[i] = vi;
-        param[i] -= (mi * p.lr) / (vi.sqrt() + p.epsilon);
+        param[i] -= (mi * lr) / (vi.sqrt() + epsilon);
     }
 }
 
-pub(crate) fn sgd(p: &SgdArgs, param: &mut [f32], grad: &[f32], m: &mut [f32], _v: &mut [f32]) {
+pub(crate) fn sgd(
+    p: &UpdateArgs,
+    param: &mut [f32],
+    grad: &[f32],
+    m: &mut [f32],
+    _v: &mut [f32],
+    table: &[f32],
+    lrs: &[f32],
+) {
+    if table[mt::ACTIVE] == 0.0 {
+        return;
+    }
+    let (momentum, nesterov) = (table[mt::MOMENTUM], table[mt::NESTEROV] != 0.0);
+    let lr = lrs[p.lr_at as usize];
     for i in 0..p.len as usize {
         let g = grad[i];
-        if p.momentum == 0.0 {
-            param[i] -= p.lr * g;
+        if momentum == 0.0 {
+            param[i] -= lr * g;
             continue;
         }
-        let mi = p.momentum * m[i] - p.lr * g;
+        let mi = momentum * m[i] - lr * g;
         m[i] = mi;
-        if p.nesterov {
-            param[i] += p.momentum * mi - p.lr * g;
+        if nesterov {
+            param[i] += momentum * mi - lr * g;
         } else {
             param[i] += mi;
         }
     }
 }
 
-fn keep_scale(p: &DropoutArgs, i: usize) -> f32 {
+/// The member's dropout mask value at `i`: 0 or 1 / (1 - rate), from its table row.
+fn keep_scale(p: &DropoutArgs, table: &[f32], i: usize) -> f32 {
     if !p.apply_mask {
         return 1.0;
     }
-    if random_unit(p.seed, p.step, p.layer, i as u32) >= p.rate {
-        p.keep_scale
+    let seed = p.own_seed.unwrap_or(table[mt::SEED].to_bits());
+    let at = mt::DROPOUT + 2 * p.layer as usize;
+    let (rate, scale) = (table[at], table[at + 1]);
+    let step = table[mt::STEP].to_bits().wrapping_add(p.step);
+    if random_unit(seed, step, p.layer, i as u32) >= rate {
+        scale
     } else {
         0.0
     }
 }
 
-pub(crate) fn dropout_forward(p: &DropoutArgs, src: &[f32], dst: &mut [f32]) {
+pub(crate) fn dropout_forward(p: &DropoutArgs, src: &[f32], dst: &mut [f32], table: &[f32]) {
     for i in 0..p.len as usize {
-        dst[i] = src[i] * keep_scale(p, i);
+        dst[i] = src[i] * keep_scale(p, table, i);
     }
 }
 
-pub(crate) fn dropout_backward(p: &DropoutArgs, src: &[f32], dst: &mut [f32], aux: &[f32]) {
+pub(crate) fn dropout_backward(p: &DropoutArgs, src: &[f32], dst: &mut [f32], aux: &[f32], table: &[f32]) {
     for i in 0..p.len as usize {
-        dst[i] = src[i] * keep_scale(p, i) * act_grad_from_output(aux[i], p.derivative.code());
+        dst[i] = src[i] * keep_scale(p, table, i) * act_grad_from_output(aux[i], p.derivative.code());
     }
 }
 
@@ -281,7 +314,9 @@ pub(crate) fn batchnorm_train(
     state: &mut [f32],
     y: &mut [f32],
     saved: &mut [f32],
+    table: &[f32],
 ) {
+    let active = table[mt::ACTIVE] != 0.0;
     // Row-major passes (cache-friendly); each column's sums still run over rows in order, as the
     // kernel's one invocation per column does. `saved` holds the sums until it holds mean, inv.
     let (n, rows) = (p.width as usize, p.rows as usize);
@@ -303,9 +338,11 @@ pub(crate) fn batchnorm_train(
     for j in 0..n {
         let variance = invs[j] / rows as f32;
         invs[j] = 1.0 / (variance + p.epsilon).sqrt();
-        let (mm, mv) = (p.state_off as usize + j, p.state_off as usize + n + j);
-        state[mm] = state[mm] * p.momentum + means[j] * (1.0 - p.momentum);
-        state[mv] = state[mv] * p.momentum + variance * (1.0 - p.momentum);
+        if active {
+            let (mm, mv) = (p.state_off as usize + j, p.state_off as usize + n + j);
+            state[mm] = state[mm] * p.momentum + means[j] * (1.0 - p.momentum);
+            state[mv] = state[mv] * p.momentum + variance * (1.0 - p.momentum);
+        }
     }
     for r in 0..rows {
         for j in 0..n {

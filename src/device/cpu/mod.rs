@@ -6,39 +6,89 @@ use std::ops::Range;
 
 use super::args::{Args, MatmulArgs, Ones};
 use super::kernels::{Access, Kernel};
-use super::{check_bindings, Backend, BufId, Launch, OpId};
+use super::{check_bindings, member_stride, Backend, BufId, Launch, OpId};
 use crate::error::{Error, Result};
 
-#[derive(Default)]
+/// Buffers of a plan of `members` models: a shared buffer is one vector; a member buffer is one
+/// vector per member, kept in that member's *bank*, so that a thread can own a range of members
+/// outright. Members never interact, so a recording runs member by member (each member's whole
+/// epoch in turn, its working set warm in cache), members split across threads.
 pub(crate) struct CpuBackend {
-    buffers: Vec<Vec<f32>>,
+    members: usize,
+    /// Per buffer: `None` shared, `Some(stride)` a member buffer.
+    strides: Vec<Option<usize>>,
+    /// Shared buffers' values (empty for member buffers).
+    shared: Vec<Vec<f32>>,
+    /// `banks[m][buf]`: member m's block of each member buffer (empty for shared buffers).
+    banks: Vec<Vec<Vec<f32>>>,
     ops: Vec<(Kernel, Vec<BufId>)>,
 }
 
-impl CpuBackend {
-    fn buffer(&self, id: BufId) -> Result<&Vec<f32>> {
-        self.buffers.get(id.0).ok_or_else(|| Error::Internal(format!("no buffer {id:?}")))
+/// What one member's launches read and write: its bank, and everything shared.
+struct MemberView<'a> {
+    strides: &'a [Option<usize>],
+    shared: &'a [Vec<f32>],
+    ops: &'a [(Kernel, Vec<BufId>)],
+}
+
+impl MemberView<'_> {
+    /// Runs `launches` for member `member`, whose bank is `bank`.
+    fn run(&self, member: usize, bank: &mut [Vec<f32>], launches: &[Launch]) -> Result<()> {
+        for l in launches {
+            match *l {
+                Launch::Run { op, args } => self.launch(bank, op, &args)?,
+                Launch::Copy { src, src_off, dst, dst_off, len, member: only } => {
+                    if only.is_some_and(|m| m != member) {
+                        continue;
+                    }
+                    let (s, d) = (src.0, dst.0);
+                    if self.strides[s].is_none() || self.strides[d].is_none() || s == d {
+                        return Err(Error::Internal("a copy runs between two distinct member buffers".into()));
+                    }
+                    if src_off + len > bank[s].len() || dst_off + len > bank[d].len() {
+                        return Err(Error::Internal(format!("copy of {len} values past a member block")));
+                    }
+                    let (from, to) = if s < d {
+                        let (lo, hi) = bank.split_at_mut(d);
+                        (&lo[s], &mut hi[0])
+                    } else {
+                        let (lo, hi) = bank.split_at_mut(s);
+                        (&hi[0], &mut lo[d])
+                    };
+                    to[dst_off..dst_off + len].copy_from_slice(&from[src_off..src_off + len]);
+                }
+            }
+        }
+        Ok(())
     }
 
-    fn launch(&mut self, op: OpId, args: &Args) -> Result<()> {
-        let (kernel, bufs) = self.ops.get(op.0).cloned().ok_or_else(|| Error::Internal(format!("no op {op:?}")))?;
-        if args.kernel() != kernel {
+    fn launch(&self, bank: &mut [Vec<f32>], op: OpId, args: &Args) -> Result<()> {
+        let (kernel, bufs) = self.ops.get(op.0).ok_or_else(|| Error::Internal(format!("no op {op:?}")))?;
+        if args.kernel() != *kernel {
             return Err(Error::Internal(format!("{} launched with {:?}'s arguments", kernel.entry(), args.kernel())));
         }
         let spec = kernel.bindings();
         // Writable buffers are moved out for the call, so reads can borrow the rest.
-        let mut taken: Vec<Vec<f32>> = Vec::new();
+        let mut taken: Vec<Vec<f32>> = Vec::with_capacity(4);
         for (i, (_, access)) in spec.iter().enumerate() {
             if *access == Access::ReadWrite {
-                taken.push(std::mem::take(&mut self.buffers[bufs[i].0]));
+                taken.push(std::mem::take(&mut bank[bufs[i].0]));
             }
         }
         {
+            let bank: &[Vec<f32>] = bank;
             let reads: Vec<&[f32]> = spec
                 .iter()
                 .enumerate()
                 .filter(|(_, (_, a))| *a == Access::Read)
-                .map(|(i, _)| self.buffers[bufs[i].0].as_slice())
+                .map(|(i, _)| {
+                    let b = bufs[i].0;
+                    if self.strides[b].is_some() {
+                        bank[b].as_slice()
+                    } else {
+                        self.shared[b].as_slice()
+                    }
+                })
                 .collect();
             let w = &mut taken;
             use kernels as k;
@@ -56,17 +106,17 @@ impl CpuBackend {
                 }
                 Args::Adam(p) => {
                     let [param, m, v] = &mut w[..] else { unreachable!("three writable buffers") };
-                    k::adam(p, param, reads[0], m, v)
+                    k::adam(p, param, reads[0], m, v, reads[1], reads[2])
                 }
                 Args::Sgd(p) => {
                     let [param, m, v] = &mut w[..] else { unreachable!("three writable buffers") };
-                    k::sgd(p, param, reads[0], m, v)
+                    k::sgd(p, param, reads[0], m, v, reads[1], reads[2])
                 }
-                Args::DropoutForward(p) => k::dropout_forward(p, reads[0], &mut w[0]),
-                Args::DropoutBackward(p) => k::dropout_backward(p, reads[0], &mut w[0], reads[1]),
+                Args::DropoutForward(p) => k::dropout_forward(p, reads[0], &mut w[0], reads[1]),
+                Args::DropoutBackward(p) => k::dropout_backward(p, reads[0], &mut w[0], reads[1], reads[2]),
                 Args::BatchNormTrain(p) => {
                     let [state, y, saved] = &mut w[..] else { unreachable!("three writable buffers") };
-                    k::batchnorm_train(p, reads[0], reads[1], state, y, saved)
+                    k::batchnorm_train(p, reads[0], reads[1], state, y, saved, reads[2])
                 }
                 Args::BatchNormInfer(p) => {
                     let [state, y] = &mut w[..] else { unreachable!("two writable buffers") };
@@ -81,65 +131,177 @@ impl CpuBackend {
         let mut taken = taken.into_iter();
         for (i, (_, access)) in spec.iter().enumerate() {
             if *access == Access::ReadWrite {
-                self.buffers[bufs[i].0] = taken.next().expect("one per writable binding");
+                bank[bufs[i].0] = taken.next().expect("one per writable binding");
             }
         }
         Ok(())
     }
 }
 
+impl CpuBackend {
+    pub(crate) fn new(members: usize) -> Self {
+        let members = members.max(1);
+        CpuBackend { members, strides: Vec::new(), shared: Vec::new(), banks: vec![Vec::new(); members], ops: Vec::new() }
+    }
+
+    fn check(&self, id: BufId) -> Result<Option<usize>> {
+        self.strides.get(id.0).copied().ok_or_else(|| Error::Internal(format!("no buffer {id:?}")))
+    }
+
+    fn push(&mut self, shared: Vec<f32>, stride: Option<usize>) -> Result<BufId> {
+        for bank in &mut self.banks {
+            let mut block = Vec::new();
+            if let Some(len) = stride {
+                block
+                    .try_reserve_exact(len)
+                    .map_err(|_| Error::Gpu(format!("out of host memory allocating {len} values per member")))?;
+                block.resize(len, 0.0);
+            }
+            bank.push(block);
+        }
+        self.shared.push(shared);
+        self.strides.push(stride);
+        Ok(BufId(self.strides.len() - 1))
+    }
+
+    /// Threads to spread members over: one per core, at most one per member.
+    fn threads(&self) -> usize {
+        if self.members < 2 {
+            return 1;
+        }
+        std::thread::available_parallelism().map_or(1, |n| n.get()).min(self.members)
+    }
+}
+
 impl Backend for CpuBackend {
+    fn members(&self) -> usize {
+        self.members
+    }
+
     fn create_buffer(&mut self, len: usize, _label: &str) -> Result<BufId> {
         let mut v = Vec::new();
         v.try_reserve_exact(len.max(1))
             .map_err(|_| Error::Gpu(format!("out of host memory allocating {len} values")))?;
         v.resize(len.max(1), 0.0);
-        self.buffers.push(v);
-        Ok(BufId(self.buffers.len() - 1))
+        self.push(v, None)
+    }
+
+    fn create_member_buffer(&mut self, len: usize, _label: &str) -> Result<BufId> {
+        self.push(Vec::new(), Some(member_stride(len)))
     }
 
     fn write(&mut self, buf: BufId, offset: usize, data: &[f32]) -> Result<()> {
-        let b = self.buffers.get_mut(buf.0).ok_or_else(|| Error::Internal(format!("no buffer {buf:?}")))?;
-        let end = offset + data.len();
-        if end > b.len() {
-            return Err(Error::Internal(format!("write of {end} values past a buffer of {}", b.len())));
+        match self.check(buf)? {
+            None => {
+                let b = &mut self.shared[buf.0];
+                let end = offset + data.len();
+                if end > b.len() {
+                    return Err(Error::Internal(format!("write of {end} values past a buffer of {}", b.len())));
+                }
+                b[offset..end].copy_from_slice(data);
+            }
+            Some(stride) => {
+                if offset + data.len() > stride * self.members {
+                    return Err(Error::Internal(format!(
+                        "write of {} values at {offset} past a member buffer of {} x {stride}",
+                        data.len(),
+                        self.members
+                    )));
+                }
+                let mut at = offset;
+                let mut rest = data;
+                while !rest.is_empty() {
+                    let (m, i) = (at / stride, at % stride);
+                    let n = rest.len().min(stride - i);
+                    self.banks[m][buf.0][i..i + n].copy_from_slice(&rest[..n]);
+                    rest = &rest[n..];
+                    at += n;
+                }
+            }
         }
-        b[offset..end].copy_from_slice(data);
         Ok(())
     }
 
     fn bind(&mut self, kernel: Kernel, buffers: &[BufId]) -> Result<OpId> {
         check_bindings(kernel, buffers)?;
-        for b in buffers {
-            self.buffer(*b)?;
+        for (b, (_, access)) in buffers.iter().zip(kernel.bindings()) {
+            if self.check(*b)?.is_none() && *access == Access::ReadWrite {
+                return Err(Error::Internal(format!("{} writes a shared buffer {b:?}", kernel.entry())));
+            }
         }
         self.ops.push((kernel, buffers.to_vec()));
         Ok(OpId(self.ops.len() - 1))
     }
 
     fn run(&mut self, launches: &[Launch], reads: &[(BufId, Range<usize>)]) -> Result<Vec<Vec<f32>>> {
-        for l in launches {
-            match *l {
-                Launch::Run { op, args } => self.launch(op, &args)?,
-                Launch::Copy { src, src_off, dst, dst_off, len } => {
-                    let data = self.buffer(src)?[src_off..src_off + len].to_vec();
-                    self.write(dst, dst_off, &data)?;
+        if !launches.is_empty() {
+            let view = MemberView { strides: &self.strides, shared: &self.shared, ops: &self.ops };
+            let threads = self.threads();
+            if threads <= 1 {
+                for (m, bank) in self.banks.iter_mut().enumerate() {
+                    view.run(m, bank, launches)?;
                 }
+            } else {
+                let per = self.members.div_ceil(threads);
+                let view = &view;
+                std::thread::scope(|scope| {
+                    let handles: Vec<_> = self
+                        .banks
+                        .chunks_mut(per)
+                        .enumerate()
+                        .map(|(t, banks)| {
+                            scope.spawn(move || -> Result<()> {
+                                for (i, bank) in banks.iter_mut().enumerate() {
+                                    view.run(t * per + i, bank, launches)?;
+                                }
+                                Ok(())
+                            })
+                        })
+                        .collect();
+                    handles.into_iter().try_for_each(|h| {
+                        h.join().unwrap_or_else(|_| Err(Error::Internal("a CPU worker thread panicked".into())))
+                    })
+                })?;
             }
         }
         reads
             .iter()
-            .map(|(b, r)| {
-                let buf = self.buffer(*b)?;
-                buf.get(r.clone())
-                    .map(|s| s.to_vec())
-                    .ok_or_else(|| Error::Internal(format!("read {r:?} past a buffer of {}", buf.len())))
+            .map(|(b, r)| match self.check(*b)? {
+                None => {
+                    let buf = &self.shared[b.0];
+                    buf.get(r.clone())
+                        .map(|s| s.to_vec())
+                        .ok_or_else(|| Error::Internal(format!("read {r:?} past a buffer of {}", buf.len())))
+                }
+                Some(stride) => {
+                    if r.end > stride * self.members || r.start > r.end {
+                        return Err(Error::Internal(format!(
+                            "read {r:?} past a member buffer of {} x {stride}",
+                            self.members
+                        )));
+                    }
+                    let mut out = Vec::with_capacity(r.len());
+                    let mut at = r.start;
+                    while at < r.end {
+                        let (m, i) = (at / stride, at % stride);
+                        let n = (r.end - at).min(stride - i);
+                        out.extend_from_slice(&self.banks[m][b.0][i..i + n]);
+                        at += n;
+                    }
+                    Ok(out)
+                }
             })
             .collect()
     }
 
     fn buffer_count(&self) -> usize {
-        self.buffers.len()
+        self.strides.len()
+    }
+
+    fn allocated_bytes(&self) -> usize {
+        let shared: usize = self.shared.iter().map(Vec::len).sum();
+        let per_member: usize = self.strides.iter().flatten().sum();
+        (shared + per_member * self.members) * 4
     }
 
     fn max_binding_values(&self) -> usize {

@@ -11,7 +11,7 @@ use super::matmul::texture::{OperandKey, OperandTexture};
 use super::matmul::DenseModule;
 use crate::device::args::{Args, Uniform};
 use crate::device::kernels::{Access, Kernel};
-use crate::device::{check_bindings, Backend, BufId, Launch, OpId};
+use crate::device::{check_bindings, member_stride, Backend, BufId, Launch, OpId};
 use crate::error::{Error, Result};
 
 /// Bytes between two launch records in the params buffer (the dynamic-offset alignment WebGPU
@@ -20,7 +20,10 @@ const RECORD_STRIDE: u64 = 256;
 
 pub(crate) struct GpuBuffer {
     pub(crate) buffer: wgpu::Buffer,
+    /// Values in all (every member's block of a member buffer).
     len: usize,
+    /// A member buffer's values per member; None for a shared buffer.
+    stride: Option<usize>,
 }
 
 /// A kernel bound to its buffers.
@@ -52,9 +55,11 @@ pub(crate) enum Step {
     },
 }
 
-/// One model's buffers and bound kernels on a [`GpuContext`].
+/// One plan's buffers and bound kernels on a [`GpuContext`].
 pub(crate) struct GpuBackend {
     pub(crate) ctx: Arc<GpuContext>,
+    /// Models in the plan: every dispatch runs this many workgroup layers in z.
+    pub(crate) members: usize,
     pub(crate) buffers: Vec<GpuBuffer>,
     pub(crate) ops: Vec<BoundOp>,
     /// Operand textures of texture-form Matmul launches, made on first use and kept.
@@ -75,10 +80,11 @@ pub(crate) struct GpuBackend {
 }
 
 impl GpuBackend {
-    pub(crate) fn new(ctx: Arc<GpuContext>) -> Self {
+    pub(crate) fn new(ctx: Arc<GpuContext>, members: usize) -> Self {
         GpuBackend {
             scalar_matmul: ctx.scalar_matmul,
             ctx,
+            members: members.max(1),
             buffers: Vec::new(),
             ops: Vec::new(),
             operands: HashMap::new(),
@@ -168,7 +174,12 @@ impl GpuBackend {
                             args.kernel()
                         )));
                     }
-                    let params = args.uniform();
+                    let mut params = args.uniform();
+                    for (&(binding, _), buf) in kernel.bindings().iter().zip(&self.ops[op.0].buffers) {
+                        let stride = self.buffers[buf.0].stride.unwrap_or(0);
+                        params.set_member_stride(binding, stride as u32);
+                    }
+                    let z = self.members as u32;
                     if let Args::Matmul(matmul) = args {
                         let v = self.matmul_variant_for(&matmul);
                         let pipeline = ctx.matmul_variant(&self.ops[op.0].pipeline, v)?;
@@ -184,14 +195,16 @@ impl GpuBackend {
                         } else {
                             self.ops[op.0].group.clone()
                         };
-                        steps.push(Step::Dispatch { pipeline, group, params, groups: v.workgroups(&matmul) });
+                        let [x, y, _] = v.workgroups(&matmul);
+                        steps.push(Step::Dispatch { pipeline, group, params, groups: [x, y, z] });
                     } else {
                         let bound = &self.ops[op.0];
+                        let [x, y, _] = args.grid().workgroups();
                         steps.push(Step::Dispatch {
                             pipeline: bound.pipeline.pipeline.clone(),
                             group: bound.group.clone(),
                             params,
-                            groups: args.grid().workgroups(),
+                            groups: [x, y, z],
                         });
                     }
                     for (&(_, access), buf) in kernel.bindings().iter().zip(&self.ops[op.0].buffers) {
@@ -200,9 +213,36 @@ impl GpuBackend {
                         }
                     }
                 }
-                Launch::Copy { src, src_off, dst, dst_off, len } => {
+                Launch::Copy { src, src_off, dst, dst_off, len, member } => {
                     current.retain(|k| k.buf != dst.0);
-                    steps.push(Step::Copy { src, src_off, dst, dst_off, len });
+                    let (ss, ds) = (self.buffer(src)?.stride, self.buffer(dst)?.stride);
+                    let (Some(ss), Some(ds)) = (ss, ds) else {
+                        return Err(Error::Internal("a copy runs between two member buffers".into()));
+                    };
+                    if src_off + len > ss || dst_off + len > ds {
+                        return Err(Error::Internal(format!("copy of {len} values past a member block")));
+                    }
+                    match member {
+                        Some(m) if m < self.members => {
+                            steps.push(Step::Copy { src, src_off: m * ss + src_off, dst, dst_off: m * ds + dst_off, len })
+                        }
+                        Some(m) => return Err(Error::Internal(format!("copy for member {m} of {}", self.members))),
+                        // Whole blocks of equal strides: one copy for all members.
+                        None if ss == ds && src_off == 0 && dst_off == 0 && len == ss => {
+                            steps.push(Step::Copy { src, src_off: 0, dst, dst_off: 0, len: len * self.members })
+                        }
+                        None => {
+                            for m in 0..self.members {
+                                steps.push(Step::Copy {
+                                    src,
+                                    src_off: m * ss + src_off,
+                                    dst,
+                                    dst_off: m * ds + dst_off,
+                                    len,
+                                });
+                            }
+                        }
+                    }
                 }
             }
         }
@@ -286,8 +326,8 @@ impl GpuBackend {
     }
 }
 
-impl Backend for GpuBackend {
-    fn create_buffer(&mut self, len: usize, label: &str) -> Result<BufId> {
+impl GpuBackend {
+    fn make_buffer(&mut self, len: usize, stride: Option<usize>, label: &str) -> Result<BufId> {
         // Whole vec4s: the matmul kernels read their operands as arrays of vec4.
         let bytes = (len.max(1) as u64).saturating_mul(4).div_ceil(16).saturating_mul(16);
         let limits = self.ctx.limits();
@@ -307,8 +347,23 @@ impl Backend for GpuBackend {
                 mapped_at_creation: false,
             })
         })?;
-        self.buffers.push(GpuBuffer { buffer, len: len.max(1) });
+        self.buffers.push(GpuBuffer { buffer, len: len.max(1), stride });
         Ok(BufId(self.buffers.len() - 1))
+    }
+}
+
+impl Backend for GpuBackend {
+    fn members(&self) -> usize {
+        self.members
+    }
+
+    fn create_buffer(&mut self, len: usize, label: &str) -> Result<BufId> {
+        self.make_buffer(len, None, label)
+    }
+
+    fn create_member_buffer(&mut self, len: usize, label: &str) -> Result<BufId> {
+        let stride = member_stride(len);
+        self.make_buffer(stride.saturating_mul(self.members), Some(stride), label)
     }
 
     fn write(&mut self, buf: BufId, offset: usize, data: &[f32]) -> Result<()> {
@@ -328,6 +383,11 @@ impl Backend for GpuBackend {
 
     fn bind(&mut self, kernel: Kernel, buffers: &[BufId]) -> Result<OpId> {
         check_bindings(kernel, buffers)?;
+        for (b, (_, access)) in buffers.iter().zip(kernel.bindings()) {
+            if self.buffer(*b)?.stride.is_none() && *access == Access::ReadWrite && self.members > 1 {
+                return Err(Error::Internal(format!("{} writes a shared buffer {b:?}", kernel.entry())));
+            }
+        }
         let pipeline = self.ctx.pipeline(kernel)?;
         let mut entries = Vec::with_capacity(buffers.len());
         for (&(binding, _), id) in kernel.bindings().iter().zip(buffers) {
@@ -404,6 +464,10 @@ impl Backend for GpuBackend {
 
     fn buffer_count(&self) -> usize {
         self.buffers.len()
+    }
+
+    fn allocated_bytes(&self) -> usize {
+        self.buffers.iter().map(|b| b.buffer.size() as usize).sum()
     }
 
     fn max_binding_values(&self) -> usize {

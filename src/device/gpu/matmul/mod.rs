@@ -220,7 +220,13 @@ impl GpuBackend {
         // The subgroup kernels only pay where a whole subgroup's 32 columns and 16 rows fit in C;
         // elsewhere they would take their edge path (and cost a module compile at startup).
         let big = p.n >= 32 && p.m >= 17;
-        if self.ctx.textures && !self.no_texture && !self.no_subgroup && texture::worth_textures(&self.ctx, p) {
+        // Operand textures are packed for one model (the pack kernels have no member axis).
+        if self.members == 1
+            && self.ctx.textures
+            && !self.no_texture
+            && !self.no_subgroup
+            && texture::worth_textures(&self.ctx, p)
+        {
             return MatmulVariant::Texture;
         }
         match v.subgroup() {
@@ -302,7 +308,7 @@ mod tests {
                             for (scalar, no_subgroup, no_texture) in
                                 [(false, false, false), (false, false, true), (false, true, true), (true, false, false)]
                             {
-                                let mut g = GpuBackend::new(ctx.clone());
+                                let mut g = GpuBackend::new(ctx.clone(), 1);
                                 g.scalar_matmul = scalar;
                                 g.no_subgroup = no_subgroup;
                                 g.no_texture = no_texture;
