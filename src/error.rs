@@ -65,6 +65,22 @@ impl Error {
         Error::Shape { what: what.into(), expected: expected.into(), got: got.into() }
     }
 
+    /// The same error, naming the sweep member it is about.
+    pub(crate) fn in_member(self, member: usize) -> Self {
+        match self {
+            Error::Shape { what, expected, got } => Error::Shape { what: format!("member {member} {what}"), expected, got },
+            Error::NonFinite { what, row, col, value } => {
+                Error::NonFinite { what: format!("member {member} {what}"), row, col, value }
+            }
+            Error::InvalidValue { name, value, expected } => {
+                Error::InvalidValue { name: format!("member {member} {name}"), value, expected }
+            }
+            Error::State(s) => Error::State(format!("member {member}: {s}")),
+            Error::Model(s) => Error::Model(format!("member {member}: {s}")),
+            other => other,
+        }
+    }
+
     pub(crate) fn invalid(name: impl Into<String>, value: impl std::fmt::Display, expected: impl Into<String>) -> Self {
         Error::InvalidValue { name: name.into(), value: value.to_string(), expected: expected.into() }
     }

@@ -36,6 +36,7 @@ mod model;
 mod optimizers;
 mod plan;
 mod summary;
+mod sweep;
 mod trainer;
 
 pub use callbacks::{Callback, CsvLogger, EarlyStopping, Logs, Mode, ReduceLROnPlateau, TerminateOnNaN, TrainContext};
@@ -51,6 +52,7 @@ pub use matrix::Matrix;
 pub use metrics::Metric;
 pub use model::Sequential;
 pub use optimizers::{Adam, IntoOptimizer, Optimizer, Sgd};
+pub use sweep::{cross_validate, fold_bounds, CrossValidation, Member, MemberReport, Ranked, Sweep, SweepReport};
 pub use trainer::Fit;
 
 /// Internals exposed for the test suite and benchmarks only; not a stable API.

@@ -194,6 +194,94 @@ impl Sequential {
         Ok(outcome.history)
     }
 
+    /// The checks `fit` makes of its data, for a sweep member (compiled, shapes, finite values).
+    pub(crate) fn check_fit_data(
+        &mut self,
+        x: &Matrix,
+        y: &Matrix,
+        validation: Option<(&Matrix, &Matrix)>,
+    ) -> Result<()> {
+        if self.compiled.is_none() {
+            return Err(Error::State("fit needs a compiled model: call compile() first".into()));
+        }
+        if let Some(p) = &self.plan {
+            if p.input_w != x.cols() {
+                return Err(Error::shape(
+                    "fit",
+                    format!("x with {} columns (the model takes {} input features)", p.input_w, p.input_w),
+                    format!("x with {} columns", x.cols()),
+                ));
+            }
+        }
+        self.check_xy(x, y, "fit")?;
+        if let Some((vx, vy)) = validation {
+            self.check_xy(vx, vy, "validation_data")?;
+            if vx.cols() != x.cols() {
+                return Err(Error::shape(
+                    "validation_data",
+                    format!("x_valid with {} columns (as x)", x.cols()),
+                    format!("x_valid with {} columns", vx.cols()),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn loss_and_metrics(&self) -> Result<(Loss, MetricSet)> {
+        let c = self.compiled.as_ref().ok_or_else(|| Error::State("the model is not compiled".into()))?;
+        Ok((c.loss, c.metrics.clone()))
+    }
+
+    pub(crate) fn optimizer(&self) -> Result<Optimizer> {
+        self.compiled.as_ref().map(|c| c.optimizer).ok_or_else(|| Error::State("the model is not compiled".into()))
+    }
+
+    /// What a sweep member starts from: its weights (drawn from its seed on the host when it was
+    /// never built), optimizer moments when it has trained, and updates so far.
+    pub(crate) fn starting_state(&mut self, input_w: usize) -> Result<(Vec<f32>, Vec<f32>, Option<(Vec<f32>, Vec<f32>)>, u64)> {
+        let steps = self.steps;
+        match &mut self.plan {
+            Some(p) => {
+                let (params, state) = p.read_weights()?;
+                let moments = if steps > 0 { Some(p.read_optimizer_moments()?) } else { None };
+                Ok((params, state, moments, steps))
+            }
+            None => {
+                let (params, state) = crate::plan::initial_weights(&self.layers, input_w, self.seed);
+                Ok((params, state, None, 0))
+            }
+        }
+    }
+
+    /// Installs what a sweep trained: weights, optimizer moments, updates and learning rate.
+    pub(crate) fn install_trained(
+        &mut self,
+        params: &[f32],
+        state: &[f32],
+        m: &[f32],
+        v: &[f32],
+        steps: u64,
+        learning_rate: f32,
+        input_w: usize,
+    ) -> Result<()> {
+        if self.plan.is_none() {
+            self.plan = Some(Plan::build(&self.device, &self.layers, input_w, 1)?);
+        }
+        let plan = self.plan.as_mut().expect("built above");
+        plan.write_weights(params, state)?;
+        plan.write_optimizer_moments(m, v)?;
+        self.steps = steps;
+        if let Some(c) = self.compiled.as_mut() {
+            c.optimizer.set_learning_rate(learning_rate);
+        }
+        Ok(())
+    }
+
+    /// The device's largest buffer binding, in values (how many sweep members fit in one plan).
+    pub(crate) fn device_max_binding_values(&self) -> usize {
+        self.device.backend(1).max_binding_values()
+    }
+
     /// Loss and metrics over all rows, keyed like the History without the `val_` prefix.
     pub fn evaluate(&mut self, x: &Matrix, y: &Matrix) -> Result<Vec<(String, f32)>> {
         self.ready(x, "evaluate")?;

@@ -60,11 +60,6 @@ impl Optimizer {
         }
     }
 
-    /// Whether two optimizers run the same kernel (members of one plan must).
-    pub(crate) fn same_kind(&self, other: &Optimizer) -> bool {
-        std::mem::discriminant(self) == std::mem::discriminant(other)
-    }
-
     pub fn learning_rate(&self) -> f32 {
         match self {
             Optimizer::Adam(a) => a.learning_rate,

@@ -1,0 +1,570 @@
+//! Many models at once: a [`Sweep`] trains a list of compiled [`Sequential`] models together.
+//! Models of one architecture (and loss, metrics, optimizer kind and row counts) become the
+//! members of one plan, trained in the same kernels: one dispatch per kernel for all of them, one
+//! submission and one small readback per epoch. Each member keeps its own seed, learning rate,
+//! optimizer hyperparameters, dropout rates, training and validation rows, callbacks and History,
+//! and trains exactly as it would alone.
+//!
+//! ```
+//! use wgfit::{Adam, Dense, Device, EarlyStopping, Fit, Matrix, Member, Sequential, Sweep};
+//!
+//! let device = Device::cpu();
+//! let x = Matrix::new(8, 2, (0..16).map(|v| v as f32 / 16.0).collect()).unwrap();
+//! let y = Matrix::new(8, 1, (0..8).map(|v| (v % 2) as f32).collect()).unwrap();
+//! // Four learning rates, two seeds each: eight models trained together.
+//! let mut sweep = Sweep::from_fn(8, |i| {
+//!     let lr = [1e-3, 3e-3, 1e-2, 3e-2][i % 4];
+//!     let layers = vec![Dense::new(4).activation("relu").input_shape(2), Dense::new(1).activation("sigmoid")];
+//!     let mut model = Sequential::new(&device, layers).seed((i / 4) as u64);
+//!     model.compile(Adam::new(lr), "binary_crossentropy", &["accuracy"])?;
+//!     Ok(Member::new(model).label(format!("lr={lr} seed={}", i / 4)).callback(EarlyStopping::new().monitor("loss")))
+//! })
+//! .unwrap();
+//! let result = sweep.fit(&x, &y, Fit::new().epochs(5).batch_size(4).verbose(0)).unwrap();
+//! let board = result.leaderboard("loss").unwrap();
+//! assert_eq!(board.len(), 8);
+//! let best = sweep.model(board[0].member).unwrap();
+//! assert_eq!(best.predict(&x).unwrap().rows(), 8);
+//! ```
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use crate::callbacks::{Callback, Logs, Mode};
+use crate::device::member_stride;
+use crate::error::{Error, Result};
+use crate::history::History;
+use crate::layers::{Layer, LayerKind};
+use crate::matrix::Matrix;
+use crate::model::Sequential;
+use crate::plan::{MemberSettings, Plan};
+use crate::trainer::{self, Fit, FitData, MemberFit};
+
+/// One model of a sweep: a compiled [`Sequential`] with its own fit settings.
+pub struct Member<'a> {
+    model: Sequential,
+    label: String,
+    seed: Option<u64>,
+    train_rows: Option<Vec<usize>>,
+    valid_rows: Option<Vec<usize>>,
+    callbacks: Vec<Box<dyn Callback + 'a>>,
+}
+
+impl<'a> Member<'a> {
+    /// A member trained from `model` as it is (its weights, optimizer and learning rate). The
+    /// model must be compiled.
+    pub fn new(model: Sequential) -> Self {
+        Member { model, label: String::new(), seed: None, train_rows: None, valid_rows: None, callbacks: Vec::new() }
+    }
+
+    /// A name for the leaderboard (e.g. its settings).
+    pub fn label(mut self, label: impl Into<String>) -> Self {
+        self.label = label.into();
+        self
+    }
+
+    /// Seed of its row shuffles and dropout masks (default: the model's weight seed, as
+    /// `wgfit train --seed` sets both).
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// Trains on these rows of x (k-fold, bootstrap, subsets); default all. Repeats are allowed.
+    pub fn train_rows(mut self, rows: Vec<usize>) -> Self {
+        self.train_rows = Some(rows);
+        self
+    }
+
+    /// Validates on these rows of the validation data (default all).
+    pub fn valid_rows(mut self, rows: Vec<usize>) -> Self {
+        self.valid_rows = Some(rows);
+        self
+    }
+
+    /// Adds one of its own callbacks (EarlyStopping, ReduceLROnPlateau, TerminateOnNaN, ...).
+    pub fn callback(mut self, cb: impl Callback + 'a) -> Self {
+        self.callbacks.push(Box::new(cb));
+        self
+    }
+}
+
+/// How one member's fit went.
+#[derive(Clone, Debug)]
+pub struct MemberReport {
+    pub label: String,
+    pub history: History,
+    /// Epochs it trained (fewer than asked when it stopped early or diverged).
+    pub epochs_run: usize,
+    /// The epoch (0-based) and value of a non-finite loss that ended it, if one did.
+    pub diverged: Option<(usize, f32)>,
+}
+
+/// One row of a leaderboard: a member and its best value of the monitored quantity.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Ranked {
+    pub member: usize,
+    pub label: String,
+    pub best: f32,
+    /// The epoch (0-based) of that value.
+    pub best_epoch: usize,
+}
+
+/// What [`Sweep::fit`] returns: every member's History, in member order, and the sweep's cost.
+#[derive(Clone, Debug)]
+pub struct SweepReport {
+    pub members: Vec<MemberReport>,
+    pub wall_s: f64,
+    /// Sum over members of the epochs each trained, per wall second (setup included).
+    pub model_epochs_per_s: f64,
+    /// Plans the members formed (one per architecture, split further when K did not fit).
+    pub plans: usize,
+    /// Device memory of the largest plan, in bytes.
+    pub device_bytes: usize,
+}
+
+impl SweepReport {
+    /// Members sorted by their best value of `monitor` (the lowest first for losses and errors,
+    /// the highest for accuracies, as Keras's `mode="auto"`). Members without a finite value of
+    /// it (diverged from the start) come last.
+    pub fn leaderboard(&self, monitor: &str) -> Result<Vec<Ranked>> {
+        let max = Mode::Auto.maximizes(monitor);
+        let mut rows = Vec::new();
+        for (i, m) in self.members.iter().enumerate() {
+            let values = m.history.get(monitor).ok_or_else(|| Error::UnknownName {
+                kind: "monitored quantity",
+                name: monitor.to_string(),
+                valid: m.history.keys().collect::<Vec<_>>().join(", "),
+            })?;
+            let best = values.iter().enumerate().filter(|(_, v)| v.is_finite()).fold(None, |acc, (e, &v)| match acc {
+                Some((_, b)) if (max && v <= b) || (!max && v >= b) => acc,
+                _ => Some((e, v)),
+            });
+            let (best_epoch, best) = best.unwrap_or((0, f32::NAN));
+            rows.push(Ranked { member: i, label: m.label.clone(), best, best_epoch });
+        }
+        rows.sort_by(|a, b| {
+            let key = |r: &Ranked| if r.best.is_finite() { if max { -r.best } else { r.best } } else { f32::INFINITY };
+            key(a).total_cmp(&key(b)).then(a.member.cmp(&b.member))
+        });
+        Ok(rows)
+    }
+}
+
+/// A fitted member's state, written into its Sequential when it is asked for.
+struct Trained {
+    params: Vec<f32>,
+    state: Vec<f32>,
+    m: Vec<f32>,
+    v: Vec<f32>,
+    steps: u64,
+    learning_rate: f32,
+    input_w: usize,
+}
+
+/// Many compiled models trained together (see the module docs).
+pub struct Sweep<'a> {
+    members: Vec<Member<'a>>,
+    trained: Vec<Option<Trained>>,
+    /// Largest number of members per plan (tests, and memory limits of the caller's choosing).
+    max_members: Option<usize>,
+}
+
+impl<'a> Sweep<'a> {
+    /// A sweep of these members. Zero members is an error.
+    pub fn new(members: Vec<Member<'a>>) -> Result<Self> {
+        if members.is_empty() {
+            return Err(Error::invalid("members", 0, "a sweep needs at least one model"));
+        }
+        let n = members.len();
+        Ok(Sweep { members, trained: (0..n).map(|_| None).collect(), max_members: None })
+    }
+
+    /// A sweep of `count` members made by `make(i)`.
+    pub fn from_fn(count: usize, mut make: impl FnMut(usize) -> Result<Member<'a>>) -> Result<Self> {
+        Sweep::new((0..count).map(&mut make).collect::<Result<Vec<_>>>()?)
+    }
+
+    /// At most `k` members per plan (larger groups are split into several plans).
+    pub fn max_members_per_plan(mut self, k: usize) -> Self {
+        self.max_members = Some(k.max(1));
+        self
+    }
+
+    pub fn len(&self) -> usize {
+        self.members.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+
+    /// Member `i`'s model, holding its trained weights, optimizer state and learning rate: save
+    /// it, predict, evaluate or fit it further like any model.
+    pub fn model(&mut self, i: usize) -> Result<&mut Sequential> {
+        let n = self.members.len();
+        let member = self.members.get_mut(i).ok_or_else(|| Error::invalid("member", i, format!("there are {n}")))?;
+        if let Some(t) = self.trained[i].take() {
+            member.model.install_trained(&t.params, &t.state, &t.m, &t.v, t.steps, t.learning_rate, t.input_w)?;
+        }
+        Ok(&mut member.model)
+    }
+
+    /// Takes every model out of the sweep, in member order.
+    pub fn into_models(mut self) -> Result<Vec<Sequential>> {
+        for i in 0..self.members.len() {
+            self.model(i)?;
+        }
+        Ok(self.members.into_iter().map(|m| m.model).collect())
+    }
+
+    /// The mean of the chosen members' predictions (an ensemble). Members of one plan predict in
+    /// one pass.
+    pub fn predict_mean(&mut self, chosen: &[usize], x: &Matrix) -> Result<Matrix> {
+        if chosen.is_empty() {
+            return Err(Error::invalid("members", 0, "an ensemble needs at least one member"));
+        }
+        let mut sum: Option<Vec<f64>> = None;
+        let mut cols = 0;
+        for &i in chosen {
+            let p = self.model(i)?.predict(x)?;
+            cols = p.cols();
+            let acc = sum.get_or_insert_with(|| vec![0.0; p.data().len()]);
+            for (a, v) in acc.iter_mut().zip(p.data()) {
+                *a += *v as f64;
+            }
+        }
+        let k = chosen.len() as f64;
+        let mean = sum.unwrap_or_default().into_iter().map(|v| (v / k) as f32).collect();
+        Matrix::new(x.rows(), cols, mean)
+    }
+
+    /// Trains every member on `x`, `y` with the shared settings of `opts` (epochs, batch size,
+    /// shuffle, validation data or split, verbosity; its seed is unused: each member has its own).
+    /// Callbacks belong to members ([`Member::callback`]); `opts` may not carry any.
+    pub fn fit(&mut self, x: &Matrix, y: &Matrix, opts: Fit<'_>) -> Result<SweepReport> {
+        if !opts.callbacks.is_empty() {
+            return Err(Error::State(
+                "a sweep's callbacks belong to its members (Member::callback); Fit::callbacks was given".into(),
+            ));
+        }
+        if let (Some(fraction), None) = (opts.validation_split, opts.validation) {
+            let at = crate::data::split_point(x.rows(), fraction)?;
+            let (head, tail): (Vec<usize>, Vec<usize>) = ((0..at).collect(), (at..x.rows()).collect());
+            let (xt, yt, xv, yv) = (x.select_rows(&head)?, y.select_rows(&head)?, x.select_rows(&tail)?, y.select_rows(&tail)?);
+            return self.fit(&xt, &yt, Fit { validation_split: None, ..opts }.validation_data(&xv, &yv));
+        }
+        if opts.batch_size == Some(0) {
+            return Err(Error::invalid("batch_size", 0, "must be at least 1"));
+        }
+        let started = Instant::now();
+        let epochs = opts.epochs.unwrap_or(1);
+        let verbose = opts.verbose.unwrap_or(if std::io::IsTerminal::is_terminal(&std::io::stderr()) { 1 } else { 2 });
+        for (i, m) in self.members.iter_mut().enumerate() {
+            m.model.check_fit_data(x, y, opts.validation).map_err(|e| e.in_member(i))?;
+            let vrows = opts.validation.map_or(0, |(vx, _)| vx.rows());
+            if let Some(rows) = &m.train_rows {
+                check_rows(rows, x.rows(), i, "train_rows")?;
+            }
+            if let Some(rows) = &m.valid_rows {
+                if opts.validation.is_none() {
+                    return Err(Error::State(format!("member {i} has valid_rows but the fit has no validation data")));
+                }
+                check_rows(rows, vrows, i, "valid_rows")?;
+            }
+        }
+        let groups = self.groups(x.cols(), opts.validation.map(|(vx, _)| vx.rows()))?;
+        let total = self.members.len();
+        let mut reports: Vec<Option<MemberReport>> = (0..total).map(|_| None).collect();
+        let mut display = SweepDisplay::new(verbose, total, epochs * total, groups.len());
+        let mut device_bytes = 0;
+        for group in &groups {
+            let (bytes, outcome) = self.fit_group(group, x, y, &opts, &mut display)?;
+            device_bytes = device_bytes.max(bytes);
+            for (i, r) in outcome {
+                reports[i] = Some(r);
+            }
+        }
+        let members: Vec<MemberReport> = reports.into_iter().map(|r| r.expect("every member is in a group")).collect();
+        let wall_s = started.elapsed().as_secs_f64();
+        let model_epochs: usize = members.iter().map(|m| m.epochs_run).sum();
+        display.finish();
+        Ok(SweepReport {
+            wall_s,
+            model_epochs_per_s: model_epochs as f64 / wall_s.max(1e-9),
+            plans: groups.len(),
+            device_bytes,
+            members,
+        })
+    }
+
+    /// Members that can share a plan, in member order within each group; groups in order of
+    /// their first member, split to fit the adapter's largest buffer.
+    fn groups(&self, input_w: usize, val_rows: Option<usize>) -> Result<Vec<Vec<usize>>> {
+        let mut keyed: BTreeMap<usize, (String, Vec<usize>)> = BTreeMap::new();
+        let mut first_of: Vec<(String, usize)> = Vec::new();
+        for (i, m) in self.members.iter().enumerate() {
+            let key = m.group_key(input_w, val_rows)?;
+            match first_of.iter().find(|(k, _)| *k == key) {
+                Some(&(_, first)) => keyed.get_mut(&first).expect("made below").1.push(i),
+                None => {
+                    first_of.push((key.clone(), i));
+                    keyed.insert(i, (key, vec![i]));
+                }
+            }
+        }
+        let mut out = Vec::new();
+        for (_, (_, members)) in keyed {
+            let first = &self.members[members[0]].model;
+            let per_plan = self.max_members.unwrap_or(usize::MAX).min(members_that_fit(first, input_w));
+            out.extend(members.chunks(per_plan.max(1)).map(|c| c.to_vec()));
+        }
+        Ok(out)
+    }
+
+    /// Trains one group as one plan; returns the plan's device bytes and each member's report.
+    fn fit_group(
+        &mut self,
+        group: &[usize],
+        x: &Matrix,
+        y: &Matrix,
+        opts: &Fit<'_>,
+        display: &mut SweepDisplay,
+    ) -> Result<(usize, Vec<(usize, MemberReport)>)> {
+        let first = &self.members[group[0]].model;
+        let device = first.device().clone();
+        let layers: Vec<Layer> = first.layers().to_vec();
+        let (loss, metrics) = first.loss_and_metrics()?;
+        let mut plan = Plan::build(&device, &layers, x.cols(), group.len())?;
+        let mut fits = Vec::with_capacity(group.len());
+        for (k, &i) in group.iter().enumerate() {
+            let member = &mut self.members[i];
+            let (params, state, moments, steps) = member.model.starting_state(x.cols())?;
+            plan.write_member_weights(k, &params, &state)?;
+            if let Some((m, v)) = moments {
+                plan.write_member_moments(k, &m, &v)?;
+            }
+            let optimizer = member.model.optimizer()?;
+            fits.push(MemberFit {
+                optimizer,
+                steps,
+                seed: member.seed.unwrap_or(member.model.init_seed()),
+                dropout: MemberSettings::dropout_rates(member.model.layers()),
+                callbacks: std::mem::take(&mut member.callbacks),
+                verbose: Some(0),
+                train_rows: member.train_rows.as_ref().map(|r| r.iter().map(|&v| v as u32).collect()),
+                valid_rows: member.valid_rows.as_ref().map(|r| r.iter().map(|&v| v as u32).collect()),
+            });
+        }
+        let data = FitData {
+            x,
+            y,
+            validation: opts.validation,
+            batch_size: opts.batch_size.unwrap_or(32),
+            epochs: opts.epochs.unwrap_or(1),
+            shuffle: opts.shuffle.unwrap_or(true),
+        };
+        let outcomes = trainer::fit_members(&mut plan, loss, &metrics, data, fits, &mut |epoch, logs| {
+            display.epoch(epoch, logs.len(), logs)
+        })?;
+        let weights = plan.read_member_weights()?;
+        let moments = plan.read_member_moments()?;
+        let bytes = plan.device_bytes();
+        let mut out = Vec::with_capacity(group.len());
+        for (((&i, outcome), (params, state)), (m, v)) in group.iter().zip(outcomes).zip(weights).zip(moments) {
+            self.trained[i] = Some(Trained {
+                params,
+                state,
+                m,
+                v,
+                steps: outcome.steps,
+                learning_rate: outcome.optimizer.learning_rate(),
+                input_w: x.cols(),
+            });
+            let epochs_run = outcome.history.epochs();
+            let label = self.members[i].label.clone();
+            out.push((i, MemberReport { label, history: outcome.history, epochs_run, diverged: outcome.diverged }));
+        }
+        display.group_done(group.len());
+        Ok((bytes, out))
+    }
+}
+
+impl Member<'_> {
+    /// What must match for two members to share a plan: architecture (Dropout rates aside: they
+    /// are per member), loss and metrics, optimizer kind, device, and row counts.
+    fn group_key(&self, input_w: usize, val_rows: Option<usize>) -> Result<String> {
+        let layers: Vec<Layer> = self
+            .model
+            .layers()
+            .iter()
+            .map(|l| {
+                let mut l = l.clone();
+                if let LayerKind::Dropout(c) = &mut l.kind {
+                    c.rate = 0.0;
+                }
+                l.name = None;
+                l
+            })
+            .collect();
+        let (loss, metrics) = self.model.loss_and_metrics()?;
+        let optimizer = self.model.optimizer()?;
+        let kind = std::mem::discriminant(&optimizer);
+        let rows = self.train_rows.as_ref().map(Vec::len);
+        let vrows = self.valid_rows.as_ref().map(Vec::len).or(val_rows);
+        Ok(format!(
+            "{layers:?}|{input_w}|{loss:?}|{:?}|{kind:?}|{rows:?}|{vrows:?}|{:?}",
+            metrics.keys().collect::<Vec<_>>(),
+            self.model.device()
+        ))
+    }
+}
+
+/// The most members of `model`'s architecture one plan can hold: every member buffer must fit
+/// the adapter's largest binding.
+fn members_that_fit(model: &Sequential, input_w: usize) -> usize {
+    let (params, _, _) = crate::summary::count_params(model.layers(), input_w);
+    let widest = model.layers().iter().scan(input_w, |w, l| {
+        *w = l.output_width(*w);
+        Some(*w)
+    });
+    let widest = widest.chain([input_w]).max().unwrap_or(1);
+    // A batch of up to 1024 rows (evaluation) of the widest layer, or the parameters.
+    let per_member = member_stride(params).max(member_stride(1024 * widest));
+    let most = model.device_max_binding_values();
+    (most / per_member.max(1)).max(1)
+}
+
+fn check_rows(rows: &[usize], available: usize, member: usize, what: &str) -> Result<()> {
+    if rows.is_empty() {
+        return Err(Error::invalid(format!("member {member} {what}"), 0, "must list at least one row"));
+    }
+    if let Some(&bad) = rows.iter().find(|&&r| r >= available) {
+        return Err(Error::invalid(
+            format!("member {member} {what}"),
+            bad,
+            format!("is past the {available} rows of the data"),
+        ));
+    }
+    Ok(())
+}
+
+/// The result of [`cross_validate`]: each fold's History and the spread of the monitored value.
+#[derive(Clone, Debug)]
+pub struct CrossValidation {
+    pub folds: Vec<MemberReport>,
+    /// Each fold's best value of the monitored quantity.
+    pub best: Vec<f32>,
+    pub mean: f32,
+    /// Sample standard deviation over folds (0 for one fold).
+    pub std: f32,
+}
+
+/// k-fold cross-validation in one call: `make(fold)` builds a compiled model for each fold; fold f
+/// validates on the f-th of `folds` contiguous slices of the rows (scikit-learn's `KFold` without
+/// shuffling: the first `n % folds` slices one row longer) and trains on the rest, all folds
+/// together. Reports each fold's best `monitor` (e.g. "val_loss") with mean and spread.
+pub fn cross_validate(
+    folds: usize,
+    x: &Matrix,
+    y: &Matrix,
+    opts: Fit<'_>,
+    monitor: &str,
+    mut make: impl FnMut(usize) -> Result<Sequential>,
+) -> Result<CrossValidation> {
+    let n = x.rows();
+    if folds < 2 {
+        return Err(Error::invalid("folds", folds, "must be at least 2"));
+    }
+    if folds > n {
+        return Err(Error::invalid("folds", folds, format!("more folds than the {n} rows")));
+    }
+    if opts.validation.is_some() || opts.validation_split.is_some() {
+        return Err(Error::State("cross_validate makes its own validation folds; give no validation data".into()));
+    }
+    let bounds = fold_bounds(n, folds);
+    let mut sweep = Sweep::from_fn(folds, |f| {
+        let (lo, hi) = bounds[f];
+        let train: Vec<usize> = (0..lo).chain(hi..n).collect();
+        Ok(Member::new(make(f)?).label(format!("fold {f}")).train_rows(train).valid_rows((lo..hi).collect()))
+    })?;
+    let report = sweep.fit(x, y, opts.validation_data(x, y))?;
+    let board = report.leaderboard(monitor)?;
+    let mut best = vec![f32::NAN; folds];
+    for r in &board {
+        best[r.member] = r.best;
+    }
+    let mean = best.iter().map(|&v| v as f64).sum::<f64>() / folds as f64;
+    let var = best.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / (folds as f64 - 1.0).max(1.0);
+    Ok(CrossValidation { folds: report.members, best, mean: mean as f32, std: var.sqrt() as f32 })
+}
+
+/// [lo, hi) of each of `folds` contiguous folds of `n` rows (the first n % folds one longer).
+pub fn fold_bounds(n: usize, folds: usize) -> Vec<(usize, usize)> {
+    let (base, extra) = (n / folds, n % folds);
+    let mut at = 0;
+    (0..folds)
+        .map(|f| {
+            let len = base + usize::from(f < extra);
+            let b = (at, at + len);
+            at += len;
+            b
+        })
+        .collect()
+}
+
+/// One progress display for a whole sweep: a bar over all model-epochs on a terminal (verbose 1),
+/// a line per epoch of each plan otherwise (verbose 2), nothing at 0.
+struct SweepDisplay {
+    verbose: u8,
+    bar: Option<indicatif::ProgressBar>,
+    plans: usize,
+    plan: usize,
+    members: usize,
+}
+
+impl SweepDisplay {
+    fn new(verbose: u8, members: usize, model_epochs: usize, plans: usize) -> Self {
+        let bar = (verbose == 1 && std::io::IsTerminal::is_terminal(&std::io::stderr())).then(|| {
+            let bar = indicatif::ProgressBar::new(model_epochs as u64);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} model-epochs {msg} ETA {eta}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            bar.set_prefix(format!("{members} models"));
+            bar
+        });
+        SweepDisplay { verbose, bar, plans, plan: 0, members }
+    }
+
+    fn epoch(&mut self, epoch: usize, trained: usize, logs: &[(usize, &Logs)]) {
+        let best = logs
+            .iter()
+            .filter_map(|(_, l)| l.get("val_loss").or_else(|| l.get("loss")))
+            .filter(|v| v.is_finite())
+            .fold(f32::INFINITY, f32::min);
+        if let Some(bar) = &self.bar {
+            bar.inc(trained as u64);
+            bar.set_message(format!("best loss {best:.4}"));
+        } else if self.verbose >= 1 {
+            eprintln!(
+                "plan {}/{} epoch {}: {trained} of {} models training, best loss {best:.4}",
+                self.plan + 1,
+                self.plans,
+                epoch + 1,
+                self.members
+            );
+        }
+    }
+
+    fn group_done(&mut self, _members: usize) {
+        self.plan += 1;
+    }
+
+    fn finish(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
+}
+
