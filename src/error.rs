@@ -68,7 +68,9 @@ impl Error {
     /// The same error, naming the sweep member it is about.
     pub(crate) fn in_member(self, member: usize) -> Self {
         match self {
-            Error::Shape { what, expected, got } => Error::Shape { what: format!("member {member} {what}"), expected, got },
+            Error::Shape { what, expected, got } => {
+                Error::Shape { what: format!("member {member} {what}"), expected, got }
+            }
             Error::NonFinite { what, row, col, value } => {
                 Error::NonFinite { what: format!("member {member} {what}"), row, col, value }
             }

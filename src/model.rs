@@ -238,7 +238,10 @@ impl Sequential {
 
     /// What a sweep member starts from: its weights (drawn from its seed on the host when it was
     /// never built), optimizer moments when it has trained, and updates so far.
-    pub(crate) fn starting_state(&mut self, input_w: usize) -> Result<(Vec<f32>, Vec<f32>, Option<(Vec<f32>, Vec<f32>)>, u64)> {
+    pub(crate) fn starting_state(
+        &mut self,
+        input_w: usize,
+    ) -> Result<(Vec<f32>, Vec<f32>, Option<(Vec<f32>, Vec<f32>)>, u64)> {
         let steps = self.steps;
         match &mut self.plan {
             Some(p) => {

@@ -299,7 +299,11 @@ impl Plan {
             out.push(b.create_member_buffer(rows * slots.at.out_w, &format!("layer {l} output"))?);
             grad.push(b.create_member_buffer(rows * slots.at.out_w, &format!("layer {l} gradient"))?);
             let len = slots.layer.spec().scratch_len(slots.at.out_w);
-            scratch.push(if len > 0 { Some(b.create_member_buffer(len, &format!("layer {l} scratch"))?) } else { None });
+            scratch.push(if len > 0 {
+                Some(b.create_member_buffer(len, &format!("layer {l} scratch"))?)
+            } else {
+                None
+            });
         }
         let mut ops = Vec::new();
         for (l, slots) in self.layers.iter().enumerate() {
@@ -551,7 +555,8 @@ impl Plan {
     /// Reads every parameter and moving statistic of the first member back to the host.
     pub fn read_weights(&mut self) -> Result<(Vec<f32>, Vec<f32>)> {
         let (p, s) = self.strides();
-        let mut r = self.backend.read(&[(self.params, 0..p.min(self.n_params)), (self.state, 0..s.min(self.n_state))])?;
+        let mut r =
+            self.backend.read(&[(self.params, 0..p.min(self.n_params)), (self.state, 0..s.min(self.n_state))])?;
         let s = r.pop().unwrap_or_default();
         let p = r.pop().unwrap_or_default();
         Ok((p, s))

@@ -144,7 +144,17 @@ impl SweepReport {
             rows.push(Ranked { member: i, label: m.label.clone(), best, best_epoch });
         }
         rows.sort_by(|a, b| {
-            let key = |r: &Ranked| if r.best.is_finite() { if max { -r.best } else { r.best } } else { f32::INFINITY };
+            let key = |r: &Ranked| {
+                if r.best.is_finite() {
+                    if max {
+                        -r.best
+                    } else {
+                        r.best
+                    }
+                } else {
+                    f32::INFINITY
+                }
+            };
             key(a).total_cmp(&key(b)).then(a.member.cmp(&b.member))
         });
         Ok(rows)
@@ -251,7 +261,8 @@ impl<'a> Sweep<'a> {
         if let (Some(fraction), None) = (opts.validation_split, opts.validation) {
             let at = crate::data::split_point(x.rows(), fraction)?;
             let (head, tail): (Vec<usize>, Vec<usize>) = ((0..at).collect(), (at..x.rows()).collect());
-            let (xt, yt, xv, yv) = (x.select_rows(&head)?, y.select_rows(&head)?, x.select_rows(&tail)?, y.select_rows(&tail)?);
+            let (xt, yt, xv, yv) =
+                (x.select_rows(&head)?, y.select_rows(&head)?, x.select_rows(&tail)?, y.select_rows(&tail)?);
             return self.fit(&xt, &yt, Fit { validation_split: None, ..opts }.validation_data(&xv, &yv));
         }
         if opts.batch_size == Some(0) {
@@ -567,4 +578,3 @@ impl SweepDisplay {
         }
     }
 }
-

@@ -1,11 +1,11 @@
 //! Lets the test suite launch one kernel at a time on either device, to hold each GPU kernel
 //! against its CPU twin. Not part of the stable API.
 
+use crate::device::{member_stride, Backend, Device, DeviceInner, Launch};
 pub use crate::device::{
     member_table, ActivationArgs, ActivationGradArgs, Args, BatchNormArgs, BufId, DropoutArgs, Family, GatherArgs,
     Kernel, LossArgs, MatmulArgs, Ones, UpdateArgs,
 };
-use crate::device::{member_stride, Backend, Device, DeviceInner, Launch};
 use crate::error::Result;
 
 /// A scratch backend: make buffers, launch single kernels, read buffers back.
@@ -119,7 +119,12 @@ pub fn random_unit(seed: u32, step: u32, layer: u32, index: u32) -> f32 {
 /// The launch the model makes for an update of `n` parameters with the learning rate at `lr_at`,
 /// the member-table row it reads (`layers` layers, no dropout), and the learning rate of update
 /// number `t` (from 1) as the host computes it.
-pub fn optimizer_launch(optimizer: &crate::Optimizer, t: u64, n: usize, layers: usize) -> Result<(Args, Vec<f32>, f32)> {
+pub fn optimizer_launch(
+    optimizer: &crate::Optimizer,
+    t: u64,
+    n: usize,
+    layers: usize,
+) -> Result<(Args, Vec<f32>, f32)> {
     optimizer.validate()?;
     let mut row = vec![0.0f32; member_table::width(layers)];
     row[member_table::ACTIVE] = 1.0;

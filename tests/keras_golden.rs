@@ -37,8 +37,9 @@ fn check_optimizer(case: &str, optimizer: Optimizer) {
             g["grads"].as_array().unwrap().iter().zip(g["w_after"].as_array().unwrap()).enumerate()
         {
             let grad = h.buffer(&floats(grads)).unwrap();
-            let args = optimizer_launch(&optimizer, t as u64 + 1, n).unwrap();
-            h.run(&[w, grad, m, v], args).unwrap();
+            let (args, row, lr) = optimizer_launch(&optimizer, t as u64 + 1, n, 1).unwrap();
+            let (table, lrs) = (h.buffer(&row).unwrap(), h.buffer(&[lr]).unwrap());
+            h.run(&[w, grad, m, v, table, lrs], args).unwrap();
             TOL.check(&format!("{case} step {} on {device:?}", t + 1), &h.read(w).unwrap(), &floats(want));
         }
     }

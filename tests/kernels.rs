@@ -7,8 +7,8 @@ use common::{gpu, random_vec, rng, F32};
 use rand::seq::{IndexedRandom, SliceRandom};
 use rand::Rng;
 use wgfit::testing::{
-    ActivationArgs, ActivationGradArgs, AdamArgs, Args, BatchNormArgs, DropoutArgs, GatherArgs, Kernel, KernelHarness,
-    LossArgs, MatmulArgs, Ones, SgdArgs,
+    member_table as mt, ActivationArgs, ActivationGradArgs, Args, BatchNormArgs, DropoutArgs, GatherArgs, Kernel,
+    KernelHarness, LossArgs, MatmulArgs, Ones, UpdateArgs,
 };
 use wgfit::{Activation, Device, Loss};
 
@@ -25,6 +25,44 @@ fn both(inputs: &[Vec<f32>], args: Args) -> (Vec<Vec<f32>>, Vec<Vec<f32>>) {
 
 fn nan(len: usize) -> Vec<f32> {
     vec![f32::NAN; len]
+}
+
+/// A member-table row for a plan of `layers` layers: active, with `set` applied.
+fn table_row(layers: usize, set: impl FnOnce(&mut [f32])) -> Vec<f32> {
+    let mut row = vec![0.0f32; mt::width(layers)];
+    row[mt::ACTIVE] = 1.0;
+    set(&mut row);
+    row
+}
+
+/// Runs `args`' kernel once for `per_member.len()` members together (member m's buffers hold
+/// `per_member[m]`), on the GPU and the CPU; checks every member's every buffer against the same
+/// kernel run for that member alone on the CPU (exactly on the CPU, within `tol` on the GPU), so
+/// a kernel that reads or writes another member's block, or ignores its member offset, fails.
+fn check_members(what: &str, per_member: &[Vec<Vec<f32>>], args: Args, tol: common::Tol) {
+    let k = per_member.len();
+    let bindings = per_member[0].len();
+    let run = |device: &Device, members: &[Vec<Vec<f32>>]| {
+        let mut h = KernelHarness::with_members(device, members.len());
+        let ids: Vec<_> = (0..bindings)
+            .map(|b| h.buffer(&members.iter().flat_map(|m| m[b].clone()).collect::<Vec<f32>>()).unwrap())
+            .collect();
+        h.run(&ids, args).unwrap();
+        ids.iter().map(|&id| h.read(id).unwrap()).collect::<Vec<_>>()
+    };
+    let gpu_all = run(&gpu(), per_member);
+    let cpu_all = run(&Device::cpu(), per_member);
+    for (m, inputs) in per_member.iter().enumerate() {
+        let alone = run(&Device::cpu(), std::slice::from_ref(inputs));
+        for b in 0..bindings {
+            let len = inputs[b].len();
+            let block = |all: &Vec<Vec<f32>>| all[b][m * len..(m + 1) * len].to_vec();
+            let (c, g) = (block(&cpu_all), block(&gpu_all));
+            let same = c.iter().zip(&alone[b]).all(|(x, y)| x.to_bits() == y.to_bits());
+            assert!(same, "{what}: member {m} of {k}, buffer {b}: CPU with members differs from alone");
+            tol.check(&format!("{what}: member {m} of {k}, buffer {b}, GPU vs alone"), &g, &alone[b]);
+        }
+    }
 }
 
 /// Every pipeline the GPU backend can make on this adapter compiles (the Matmul variants are
@@ -368,14 +406,39 @@ fn optimizers_match() {
         let grad = random_vec(&mut r, total, -1.0, 1.0);
         let m = random_vec(&mut r, total, -0.1, 0.1);
         let v = random_vec(&mut r, total, 0.0, 0.1);
-        let adam = AdamArgs { len: total as u32, lr: 0.01, beta_1: 0.9, beta_2: 0.999, epsilon: 1e-7 };
-        let (g, c) = both(&[param.clone(), grad.clone(), m.clone(), v.clone()], Args::Adam(adam));
+        let update = UpdateArgs { len: total as u32, lr_at: 1 };
+        let row = table_row(1, |r| {
+            r[mt::BETA_1] = 0.9;
+            r[mt::BETA_2] = 0.999;
+            r[mt::EPSILON] = 1e-7;
+        });
+        let lrs = vec![0.5, 0.01, 0.7];
+        let inputs = [param.clone(), grad.clone(), m.clone(), v.clone(), row.clone(), lrs.clone()];
+        let (g, c) = both(&inputs, Args::Adam(update));
         for i in [0, 2, 3] {
             F32.check("adam", &g[i], &c[i]);
         }
+        // The update against its formula (f64), with lr 0.01 from lrs[1].
+        let want: Vec<f64> = (0..total)
+            .map(|i| {
+                let (p, g, m, v) = (param[i] as f64, grad[i] as f64, m[i] as f64, v[i] as f64);
+                let (m1, v1) = (0.9 * m + 0.1 * g, 0.999 * v + 0.001 * g * g);
+                p - 0.01 * m1 / (v1.sqrt() + 1e-7)
+            })
+            .collect();
+        common::Tol { rel: 1e-4, abs: 1e-6 }.check64("adam vs f64", &c[0], &want);
+        // A member that stopped is left as it is.
+        let stopped = table_row(1, |r| r[mt::ACTIVE] = 0.0);
+        let (g, c) =
+            both(&[param.clone(), grad.clone(), m.clone(), v.clone(), stopped, lrs.clone()], Args::Adam(update));
+        assert_eq!((&g[0], &c[0], &c[2]), (&param, &param, &m), "an inactive member changed");
         for (momentum, nesterov) in [(0.0f32, false), (0.9, false), (0.9, true)] {
-            let p = SgdArgs { len: total as u32, lr: 0.1, momentum, nesterov };
-            let (g, c) = both(&[param.clone(), grad.clone(), m.clone(), v.clone()], Args::Sgd(p));
+            let row = table_row(1, |r| {
+                r[mt::MOMENTUM] = momentum;
+                r[mt::NESTEROV] = f32::from(u8::from(nesterov));
+            });
+            let inputs = [param.clone(), grad.clone(), m.clone(), v.clone(), row, lrs.clone()];
+            let (g, c) = both(&inputs, Args::Sgd(update));
             for i in [0, 2] {
                 F32.check("sgd", &g[i], &c[i]);
             }
@@ -390,22 +453,36 @@ fn dropout_masks_are_identical_on_both_devices() {
             let mut r = rng(total as u64 + step as u64);
             let src = random_vec(&mut r, total, 0.5, 2.0);
             let aux = random_vec(&mut r, total, -1.0, 1.0);
+            // The member's step count before the epoch (table) plus the step in the epoch (args).
             let p = DropoutArgs {
                 len: total as u32,
                 apply_mask: true,
-                rate,
-                keep_scale: 1.0 / (1.0 - rate),
-                seed: 42,
-                step,
+                own_seed: None,
+                step: step - step / 2,
                 layer: 3,
                 derivative: Activation::Relu,
             };
-            let (g, c) = both(&[src.clone(), nan(total)], Args::DropoutForward(p));
+            let row = table_row(4, |r| {
+                r[mt::SEED] = f32::from_bits(42);
+                r[mt::STEP] = f32::from_bits(step / 2);
+                r[mt::DROPOUT + 6] = rate;
+                r[mt::DROPOUT + 7] = 1.0 / (1.0 - rate);
+            });
+            let (g, c) = both(&[src.clone(), nan(total), row.clone()], Args::DropoutForward(p));
             assert_eq!(g[1], c[1], "dropout_forward total {total} rate {rate}: masks differ");
-            let (g, c) = both(&[src.clone(), nan(total), aux.clone()], Args::DropoutBackward(p));
+            for (i, (&out, &x)) in c[1].iter().zip(&src).enumerate() {
+                let keep = wgfit::testing::random_unit(42, step, 3, i as u32) >= rate;
+                assert_eq!(out, if keep { x * (1.0 / (1.0 - rate)) } else { 0.0 }, "dropout at {i}");
+            }
+            let (g, c) = both(&[src.clone(), nan(total), aux.clone(), row.clone()], Args::DropoutBackward(p));
             assert_eq!(g[1], c[1], "dropout_backward total {total} rate {rate}: masks differ");
+            // A layer's own seed wins over the member's.
+            let own = DropoutArgs { own_seed: Some(7), ..p };
+            let (g, c) = both(&[src.clone(), nan(total), row.clone()], Args::DropoutForward(own));
+            assert_eq!(g[1], c[1], "dropout_forward with its own seed: masks differ");
             // Inference is the identity.
-            let (g, _) = both(&[src.clone(), nan(total)], Args::DropoutForward(DropoutArgs { apply_mask: false, ..p }));
+            let identity = DropoutArgs { apply_mask: false, ..p };
+            let (g, _) = both(&[src.clone(), nan(total), row.clone()], Args::DropoutForward(identity));
             assert_eq!(g[1], src);
         }
     }
@@ -415,17 +492,13 @@ fn dropout_masks_are_identical_on_both_devices() {
 fn dropout_statistics() {
     let (total, rate) = (200_000usize, 0.3f32);
     let src = vec![1.0f32; total];
-    let p = DropoutArgs {
-        len: total as u32,
-        apply_mask: true,
-        rate,
-        keep_scale: 1.0 / (1.0 - rate),
-        seed: 9,
-        step: 4,
-        layer: 1,
-        derivative: Activation::Linear,
-    };
-    let (g, _) = both(&[src, nan(total)], Args::DropoutForward(p));
+    let p =
+        DropoutArgs { len: total as u32, apply_mask: true, own_seed: Some(9), step: 4, layer: 1, ..Default::default() };
+    let row = table_row(2, |r| {
+        r[mt::DROPOUT + 2] = rate;
+        r[mt::DROPOUT + 3] = 1.0 / (1.0 - rate);
+    });
+    let (g, _) = both(&[src, nan(total), row], Args::DropoutForward(p));
     let kept = g[1].iter().filter(|&&v| v != 0.0).count() as f64;
     let expect = total as f64 * (1.0 - rate as f64);
     let sigma = (total as f64 * rate as f64 * (1.0 - rate as f64)).sqrt();
@@ -453,10 +526,18 @@ fn bn_case(rows: usize, n: usize, scale: bool, center: bool, seed: u64) {
         derivative: Activation::Linear,
     };
     let what = format!("batchnorm rows {rows} n {n} scale {scale} center {center}");
-    let (g, c) = both(&[x.clone(), param.clone(), state.clone(), nan(rows * n), nan(2 * n)], Args::BatchNormTrain(p));
+    let active = table_row(1, |_| {});
+    let inputs = [x.clone(), param.clone(), state.clone(), nan(rows * n), nan(2 * n), active];
+    let (g, c) = both(&inputs, Args::BatchNormTrain(p));
     for i in 2..5 {
         F32.check(&format!("{what} train buffer {i}"), &g[i], &c[i]);
     }
+    // A member that stopped normalizes its batch but keeps its moving statistics.
+    let stopped = table_row(1, |r| r[mt::ACTIVE] = 0.0);
+    let inputs = [x.clone(), param.clone(), state.clone(), nan(rows * n), nan(2 * n), stopped];
+    let (g2, c2) = both(&inputs, Args::BatchNormTrain(p));
+    assert_eq!((&g2[2], &c2[2]), (&state, &state), "{what}: an inactive member's moving statistics moved");
+    F32.check(&format!("{what} train output of an inactive member"), &g2[3], &c[3]);
     let saved = c[4].clone();
     let (g, c) = both(&[x.clone(), param.clone(), state.clone(), nan(rows * n)], Args::BatchNormInfer(p));
     F32.check(&format!("{what} infer"), &g[3], &c[3]);
@@ -484,4 +565,285 @@ fn batchnorm_matches_on_many_shapes() {
             bn_case(rows, n, scale, center, seed);
         }
     }
+}
+
+/// The member axis: every kernel, run for 3 members at once with different inputs and settings
+/// (member table rows: learning rates, betas, momentum, dropout rates and seeds, one member
+/// stopped), gives each member exactly what it gives that member alone.
+#[test]
+fn kernels_run_each_member_independently() {
+    let k = 3;
+    let mut r = rng(99);
+    let mut vecs =
+        |len: usize, lo: f32, hi: f32| -> Vec<Vec<f32>> { (0..k).map(|_| random_vec(&mut r, len, lo, hi)).collect() };
+    let tol = common::Tol { rel: 1e-4, abs: 1e-5 };
+    let (rows, inw, outw) = (9usize, 6usize, 5usize);
+
+    // Matmul: forward with the bias row and relu; dW with its ones row at an offset; dX with a derivative.
+    let (x, wb, dz, below) = (
+        vecs(rows * inw, -1.0, 1.0),
+        vecs(2 + (inw + 1) * outw, -1.0, 1.0),
+        vecs(rows * outw, -1.0, 1.0),
+        vecs(rows * inw, -0.5, 1.0),
+    );
+    let forward = MatmulArgs {
+        m: rows as u32,
+        n: outw as u32,
+        k: inw as u32 + 1,
+        a_rs: inw as u32,
+        a_cs: 1,
+        b_off: 2,
+        b_rs: outw as u32,
+        b_cs: 1,
+        ones: Ones::LastColumn,
+        activation: Activation::Relu,
+        ..Default::default()
+    };
+    let members: Vec<Vec<Vec<f32>>> =
+        (0..k).map(|m| vec![x[m].clone(), wb[m].clone(), nan(rows * outw), vec![0.0]]).collect();
+    check_members("matmul forward", &members, Args::Matmul(forward), tol);
+    let weights = MatmulArgs {
+        m: inw as u32 + 1,
+        n: outw as u32,
+        k: rows as u32,
+        a_rs: 1,
+        a_cs: inw as u32,
+        b_rs: outw as u32,
+        b_cs: 1,
+        c_off: 2,
+        ones: Ones::LastRow,
+        ..Default::default()
+    };
+    let members: Vec<Vec<Vec<f32>>> =
+        (0..k).map(|m| vec![x[m].clone(), dz[m].clone(), vec![0.5; 2 + (inw + 1) * outw], vec![0.0]]).collect();
+    check_members("matmul dW", &members, Args::Matmul(weights), tol);
+    let input_grad = MatmulArgs {
+        m: rows as u32,
+        n: inw as u32,
+        k: outw as u32,
+        a_rs: outw as u32,
+        a_cs: 1,
+        b_off: 2,
+        b_rs: 1,
+        b_cs: outw as u32,
+        derivative: Activation::Relu,
+        ..Default::default()
+    };
+    let members: Vec<Vec<Vec<f32>>> =
+        (0..k).map(|m| vec![dz[m].clone(), wb[m].clone(), nan(rows * inw), below[m].clone()]).collect();
+    check_members("matmul dX", &members, Args::Matmul(input_grad), tol);
+
+    // Shapes large and aligned enough for the vec4 and subgroup variants (texture operands are
+    // for single models only).
+    let (rows2, inw2, outw2) = (40usize, 32usize, 64usize);
+    let (x2, w2, dz2) =
+        (vecs(rows2 * inw2, -1.0, 1.0), vecs((inw2 + 1) * outw2, -1.0, 1.0), vecs(rows2 * outw2, -1.0, 1.0));
+    let big = [
+        (
+            MatmulArgs {
+                m: rows2 as u32,
+                n: outw2 as u32,
+                k: inw2 as u32 + 1,
+                a_rs: inw2 as u32,
+                a_cs: 1,
+                b_rs: outw2 as u32,
+                b_cs: 1,
+                ones: Ones::LastColumn,
+                activation: Activation::Relu,
+                ..Default::default()
+            },
+            (x2.clone(), w2.clone(), rows2 * outw2),
+        ),
+        (
+            MatmulArgs {
+                m: rows2 as u32,
+                n: inw2 as u32,
+                k: outw2 as u32,
+                a_rs: outw2 as u32,
+                a_cs: 1,
+                b_rs: 1,
+                b_cs: outw2 as u32,
+                ..Default::default()
+            },
+            (dz2.clone(), w2.clone(), rows2 * inw2),
+        ),
+        (
+            MatmulArgs {
+                m: inw2 as u32 + 1,
+                n: outw2 as u32,
+                k: rows2 as u32,
+                a_rs: 1,
+                a_cs: inw2 as u32,
+                b_rs: outw2 as u32,
+                b_cs: 1,
+                ones: Ones::LastRow,
+                ..Default::default()
+            },
+            (x2.clone(), dz2.clone(), (inw2 + 1) * outw2),
+        ),
+    ];
+    for (i, (p, (a, b, c_len))) in big.iter().enumerate() {
+        let members: Vec<Vec<Vec<f32>>> =
+            (0..k).map(|m| vec![a[m].clone(), b[m].clone(), nan(*c_len), vec![0.0]]).collect();
+        check_members(&format!("large matmul {i}"), &members, Args::Matmul(*p), common::Tol { rel: 1e-4, abs: 1e-5 });
+    }
+
+    // Gather through each member's own order of a dataset.
+    let data_rows = 12;
+    let xs = random_vec(&mut rng(5), data_rows * inw, -1.0, 1.0);
+    let ys = random_vec(&mut rng(6), data_rows, -1.0, 1.0);
+    let members: Vec<Vec<Vec<f32>>> = (0..k)
+        .map(|m| {
+            let mut order: Vec<u32> = (0..data_rows as u32).collect();
+            order.shuffle(&mut rng(m as u64));
+            let order: Vec<f32> = order.into_iter().map(f32::from_bits).collect();
+            vec![xs.clone(), ys.clone(), order, nan(4 * inw), nan(4)]
+        })
+        .collect();
+    let gather = GatherArgs { rows: 4, x_cols: inw as u32, y_cols: 1, start: 3, shuffled: true };
+    check_members("gather", &members, Args::Gather(gather), common::Tol { rel: 0.0, abs: 0.0 });
+
+    // Elementwise.
+    let len = rows * outw;
+    let (src, aux) = (vecs(len, -2.0, 2.0), vecs(len, 0.0, 1.0));
+    let members: Vec<Vec<Vec<f32>>> = (0..k).map(|m| vec![src[m].clone(), nan(len), aux[m].clone()]).collect();
+    check_members(
+        "activation_forward",
+        &members,
+        Args::ActivationForward(ActivationArgs { len: len as u32, activation: Activation::Sigmoid }),
+        tol,
+    );
+    check_members(
+        "activation_backward",
+        &members,
+        Args::ActivationBackward(ActivationGradArgs { len: len as u32, derivative: Activation::Sigmoid }),
+        tol,
+    );
+
+    // Dropout: each member its own seed, rate and step count.
+    let dropout = DropoutArgs {
+        len: len as u32,
+        apply_mask: true,
+        own_seed: None,
+        step: 2,
+        layer: 1,
+        derivative: Activation::Relu,
+    };
+    let rows_t: Vec<Vec<f32>> = (0..k)
+        .map(|m| {
+            table_row(3, |row| {
+                row[mt::SEED] = f32::from_bits(100 + m as u32);
+                row[mt::STEP] = f32::from_bits(7 * m as u32);
+                let rate = [0.0, 0.3, 0.6][m];
+                row[mt::DROPOUT + 2] = rate;
+                row[mt::DROPOUT + 3] = 1.0 / (1.0 - rate);
+            })
+        })
+        .collect();
+    let members: Vec<Vec<Vec<f32>>> = (0..k).map(|m| vec![src[m].clone(), nan(len), rows_t[m].clone()]).collect();
+    check_members("dropout_forward", &members, Args::DropoutForward(dropout), tol);
+    let members: Vec<Vec<Vec<f32>>> =
+        (0..k).map(|m| vec![src[m].clone(), nan(len), aux[m].clone(), rows_t[m].clone()]).collect();
+    check_members("dropout_backward", &members, Args::DropoutBackward(dropout), tol);
+
+    // Loss and metrics into each member's accumulators.
+    let (pred, target) = (
+        vecs(rows, 0.05, 0.95),
+        (0..k).map(|m| (0..rows).map(|i| ((i + m) % 2) as f32).collect()).collect::<Vec<Vec<f32>>>(),
+    );
+    let loss = LossArgs {
+        rows: rows as u32,
+        cols: 1,
+        loss: Loss::BinaryCrossentropy { from_logits: false },
+        output_activation: Activation::Sigmoid,
+        metrics: 1,
+        write_gradient: true,
+        accumulate: true,
+        slot: 4,
+    };
+    let members: Vec<Vec<Vec<f32>>> =
+        (0..k).map(|m| vec![pred[m].clone(), target[m].clone(), nan(rows), vec![0.25; 8]]).collect();
+    check_members("loss", &members, Args::Loss(loss), tol);
+
+    // Optimizers: each member its learning rate and hyperparameters; member 1 stopped.
+    let n = 37;
+    let (param, grad, mm, vv) = (vecs(n, -1.0, 1.0), vecs(n, -1.0, 1.0), vecs(n, -0.1, 0.1), vecs(n, 0.0, 0.1));
+    let opt_rows: Vec<Vec<f32>> = (0..k)
+        .map(|m| {
+            table_row(2, |row| {
+                row[mt::ACTIVE] = f32::from(u8::from(m != 1));
+                row[mt::BETA_1] = [0.9, 0.8, 0.5][m];
+                row[mt::BETA_2] = [0.999, 0.99, 0.9][m];
+                row[mt::EPSILON] = [1e-7, 1e-3, 1e-5][m];
+                row[mt::MOMENTUM] = [0.0, 0.9, 0.5][m];
+                row[mt::NESTEROV] = [0.0, 0.0, 1.0][m];
+            })
+        })
+        .collect();
+    let members: Vec<Vec<Vec<f32>>> = (0..k)
+        .map(|m| {
+            vec![
+                param[m].clone(),
+                grad[m].clone(),
+                mm[m].clone(),
+                vv[m].clone(),
+                opt_rows[m].clone(),
+                vec![0.1, [1e-3, 1e-2, 3e-2][m]],
+            ]
+        })
+        .collect();
+    let update = UpdateArgs { len: n as u32, lr_at: 1 };
+    check_members("adam", &members, Args::Adam(update), tol);
+    check_members("sgd", &members, Args::Sgd(update), tol);
+
+    // BatchNormalization: member 2 stopped (its moving statistics stay).
+    let width = 7;
+    let (bx, bparam, bstate) =
+        (vecs(rows * width, -3.0, 3.0), vecs(2 * width + 1, 0.5, 1.5), vecs(2 * width + 1, 0.1, 2.0));
+    let bn = BatchNormArgs {
+        rows: rows as u32,
+        width: width as u32,
+        gamma_off: 1,
+        beta_off: 1 + width as u32,
+        state_off: 1,
+        scale: true,
+        center: true,
+        momentum: 0.9,
+        epsilon: 1e-3,
+        grad_below: true,
+        derivative: Activation::Relu,
+    };
+    let bn_rows: Vec<Vec<f32>> =
+        (0..k).map(|m| table_row(1, |row| row[mt::ACTIVE] = f32::from(u8::from(m != 2)))).collect();
+    let members: Vec<Vec<Vec<f32>>> = (0..k)
+        .map(|m| {
+            vec![
+                bx[m].clone(),
+                bparam[m].clone(),
+                bstate[m].clone(),
+                nan(rows * width),
+                nan(2 * width),
+                bn_rows[m].clone(),
+            ]
+        })
+        .collect();
+    check_members("batchnorm_train", &members, Args::BatchNormTrain(bn), tol);
+    let members: Vec<Vec<Vec<f32>>> =
+        (0..k).map(|m| vec![bx[m].clone(), bparam[m].clone(), bstate[m].clone(), nan(rows * width)]).collect();
+    check_members("batchnorm_infer", &members, Args::BatchNormInfer(bn), tol);
+    let (saved, dy) = (vecs(2 * width, 0.2, 1.0), vecs(rows * width, -1.0, 1.0));
+    let members: Vec<Vec<Vec<f32>>> = (0..k)
+        .map(|m| {
+            vec![
+                bx[m].clone(),
+                bparam[m].clone(),
+                saved[m].clone(),
+                dy[m].clone(),
+                nan(rows * width),
+                vec![0.0; 2 * width + 1],
+                bx[m].clone(),
+            ]
+        })
+        .collect();
+    check_members("batchnorm_backward", &members, Args::BatchNormBackward(bn), tol);
 }

@@ -141,7 +141,13 @@ impl MemberView<'_> {
 impl CpuBackend {
     pub(crate) fn new(members: usize) -> Self {
         let members = members.max(1);
-        CpuBackend { members, strides: Vec::new(), shared: Vec::new(), banks: vec![Vec::new(); members], ops: Vec::new() }
+        CpuBackend {
+            members,
+            strides: Vec::new(),
+            shared: Vec::new(),
+            banks: vec![Vec::new(); members],
+            ops: Vec::new(),
+        }
     }
 
     fn check(&self, id: BufId) -> Result<Option<usize>> {

@@ -223,9 +223,13 @@ impl GpuBackend {
                         return Err(Error::Internal(format!("copy of {len} values past a member block")));
                     }
                     match member {
-                        Some(m) if m < self.members => {
-                            steps.push(Step::Copy { src, src_off: m * ss + src_off, dst, dst_off: m * ds + dst_off, len })
-                        }
+                        Some(m) if m < self.members => steps.push(Step::Copy {
+                            src,
+                            src_off: m * ss + src_off,
+                            dst,
+                            dst_off: m * ds + dst_off,
+                            len,
+                        }),
                         Some(m) => return Err(Error::Internal(format!("copy for member {m} of {}", self.members))),
                         // Whole blocks of equal strides: one copy for all members.
                         None if ss == ds && src_off == 0 && dst_off == 0 && len == ss => {
