@@ -28,14 +28,14 @@ var<private> MG: u32;
 var<private> MA: u32;
 
 fn set_member(mem: u32) {
-    MX = mem * member_stride(P.ms, 1u);
-    MP = mem * member_stride(P.ms, 2u);
-    MS = mem * member_stride(P.ms, 3u);
-    MY = mem * member_stride(P.ms, 4u);
-    MV = mem * member_stride(P.ms, 5u);
-    MD = mem * member_stride(P.ms, 6u);
-    MG = mem * member_stride(P.ms, 7u);
-    MA = mem * member_stride(P.ms, 8u);
+    MX = mem * P.ms[0].x;
+    MP = mem * P.ms[0].y;
+    MS = mem * P.ms[0].z;
+    MY = mem * P.ms[0].w;
+    MV = mem * P.ms[1].x;
+    MD = mem * P.ms[1].y;
+    MG = mem * P.ms[1].z;
+    MA = mem * P.ms[1].w;
 }
 
 fn gamma(j: u32) -> f32 {
@@ -76,7 +76,7 @@ fn batchnorm_train(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_w
     }
     saved[MV + j] = mean;
     saved[MV + n + j] = inv;
-    if (table[gid.z * member_stride(P.ms, 9u) + MT_ACTIVE] == 0.0) { return; }
+    if (table[gid.z * P.ms[2].x + MT_ACTIVE] == 0.0) { return; }
     let mm = MS + P.state_off + j;
     let mv = MS + P.state_off + n + j;
     state[mm] = state[mm] * P.momentum + mean * (1.0 - P.momentum);

@@ -6,7 +6,9 @@
 // to a model holds K member blocks back to back; workgroup z is the member. Each record opens with
 // `ms`, the member stride (in values) of storage bindings 1..12, written by the backend from the
 // buffers it bound (0 for a buffer all members share, such as the dataset): a kernel moves every
-// index of binding b by `gid.z * member_stride(P.ms, b)` and is otherwise the one-model kernel.
+// index of binding b by `gid.z * P.ms[(b - 1) / 4][(b - 1) % 4]` (written with constant indices:
+// llvmpipe turns a dynamically indexed array into memory traffic on every use) and is otherwise
+// the one-model kernel.
 
 const ACT_LINEAR: u32 = 0u;
 const ACT_RELU: u32 = 1u;
@@ -59,11 +61,6 @@ fn random_unit(seed: u32, step: u32, layer: u32, index: u32) -> f32 {
     return f32(random_bits(seed, step, layer, index) >> 8u) * (1.0 / 16777216.0);
 }
 
-// The member stride of storage binding `b` (1..12) in a record's `ms`.
-fn member_stride(ms: array<vec4<u32>, 3>, b: u32) -> u32 {
-    var strides = ms;
-    return strides[(b - 1u) / 4u][(b - 1u) % 4u];
-}
 
 // Word offsets in a member's row of the member table (args.rs `member_table`): settings that
 // differ between the members of a plan. MT_STEP: the member's updates before this epoch (u32

@@ -44,10 +44,10 @@ var<private> C0: u32;
 var<private> X0: u32;
 
 fn set_member(mem: u32) {
-    A0 = P.a_off + mem * member_stride(P.ms, 1u);
-    B0 = P.b_off + mem * member_stride(P.ms, 2u);
-    C0 = P.c_off + mem * member_stride(P.ms, 3u);
-    X0 = mem * member_stride(P.ms, 4u);
+    A0 = P.a_off + mem * P.ms[0].x;
+    B0 = P.b_off + mem * P.ms[0].y;
+    C0 = P.c_off + mem * P.ms[0].z;
+    X0 = mem * P.ms[0].w;
 }
 
 fn a_at(idx: u32) -> f32 {

@@ -17,7 +17,7 @@ struct P_dropout {
 
 fn keep_scale(mem: u32, i: u32) -> f32 {
     if (P.apply_mask == 0u) { return 1.0; }
-    let row = mem * member_stride(P.ms, 4u);
+    let row = mem * P.ms[0].w;
     let seed = select(bitcast<u32>(table[row + MT_SEED]), P.seed, P.own_seed != 0u);
     let rate = table[row + MT_DROPOUT + 2u * P.layer];
     let scale = table[row + MT_DROPOUT + 2u * P.layer + 1u];
@@ -30,7 +30,7 @@ fn dropout_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_w
     let i = flat_index(gid, nwg);
     if (i >= P.len) { return; }
     let mem = gid.z;
-    dst[mem * member_stride(P.ms, 2u) + i] = src[mem * member_stride(P.ms, 1u) + i] * keep_scale(mem, i);
+    dst[mem * P.ms[0].y + i] = src[mem * P.ms[0].x + i] * keep_scale(mem, i);
 }
 
 // dst = src ⊙ mask ⊙ act'(aux): the gradient through the mask and the layer below's activation (P.derivative).
@@ -39,6 +39,6 @@ fn dropout_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
     let i = flat_index(gid, nwg);
     if (i >= P.len) { return; }
     let mem = gid.z;
-    let d = act_grad_from_output(aux[mem * member_stride(P.ms, 3u) + i], P.derivative);
-    dst[mem * member_stride(P.ms, 2u) + i] = src[mem * member_stride(P.ms, 1u) + i] * keep_scale(mem, i) * d;
+    let d = act_grad_from_output(aux[mem * P.ms[0].z + i], P.derivative);
+    dst[mem * P.ms[0].y + i] = src[mem * P.ms[0].x + i] * keep_scale(mem, i) * d;
 }

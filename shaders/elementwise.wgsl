@@ -13,7 +13,7 @@ fn activation_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
     let i = flat_index(gid, nwg);
     if (i >= P.len) { return; }
     let mem = gid.z;
-    dst[mem * member_stride(P.ms, 2u) + i] = act_forward(src[mem * member_stride(P.ms, 1u) + i], P.activation);
+    dst[mem * P.ms[0].y + i] = act_forward(src[mem * P.ms[0].x + i], P.activation);
 }
 
 // Passes a gradient down unchanged except for the layer below's activation derivative:
@@ -23,6 +23,6 @@ fn activation_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(n
     let i = flat_index(gid, nwg);
     if (i >= P.len) { return; }
     let mem = gid.z;
-    let d = act_grad_from_output(aux[mem * member_stride(P.ms, 3u) + i], P.derivative);
-    dst[mem * member_stride(P.ms, 2u) + i] = src[mem * member_stride(P.ms, 1u) + i] * d;
+    let d = act_grad_from_output(aux[mem * P.ms[0].z + i], P.derivative);
+    dst[mem * P.ms[0].y + i] = src[mem * P.ms[0].x + i] * d;
 }

@@ -20,11 +20,11 @@ fn gather(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
     let r = i / width;
     let c = i % width;
     var src_row = P.start + r;
-    if (P.shuffled != 0u) { src_row = order[mem * member_stride(P.ms, 3u) + src_row]; }
+    if (P.shuffled != 0u) { src_row = order[mem * P.ms[0].z + src_row]; }
     if (c < P.x_cols) {
-        x_batch[mem * member_stride(P.ms, 4u) + r * P.x_cols + c] = x_all[src_row * P.x_cols + c];
+        x_batch[mem * P.ms[0].w + r * P.x_cols + c] = x_all[src_row * P.x_cols + c];
     } else {
         let cy = c - P.x_cols;
-        y_batch[mem * member_stride(P.ms, 5u) + r * P.y_cols + cy] = y_all[src_row * P.y_cols + cy];
+        y_batch[mem * P.ms[1].x + r * P.y_cols + cy] = y_all[src_row * P.y_cols + cy];
     }
 }

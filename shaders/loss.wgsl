@@ -28,10 +28,10 @@ var<workgroup> partial: array<vec4<f32>, 256>;
 @compute @workgroup_size(256)
 fn loss(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
     let mem = wid.z;
-    let p0 = mem * member_stride(P.ms, 1u);
-    let y0 = mem * member_stride(P.ms, 2u);
-    let g0 = mem * member_stride(P.ms, 3u);
-    let a0 = mem * member_stride(P.ms, 4u) + P.slot;
+    let p0 = mem * P.ms[0].x;
+    let y0 = mem * P.ms[0].y;
+    let g0 = mem * P.ms[0].z;
+    let a0 = mem * P.ms[0].w + P.slot;
     let count = P.rows * P.cols;
     let inv = 1.0 / f32(count);
     var sums = vec4<f32>(0.0);

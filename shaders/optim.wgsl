@@ -44,11 +44,11 @@ fn store4(base: u32, q: u32, pv: vec4<f32>, mv: vec4<f32>, vv: vec4<f32>, moment
 
 // The member's row in the member table, or none when it no longer trains.
 fn member_row(mem: u32) -> u32 {
-    return mem * member_stride(P.ms, 5u);
+    return mem * P.ms[1].x;
 }
 
 fn lr_of(mem: u32) -> f32 {
-    return lrs[mem * member_stride(P.ms, 6u) + P.lr_at];
+    return lrs[mem * P.ms[1].y + P.lr_at];
 }
 
 // Keras's Adam: epsilon is added to sqrt(v) outside the bias correction.
@@ -63,7 +63,7 @@ fn adam(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let beta_2 = table[row + MT_BETA_2];
     let epsilon = table[row + MT_EPSILON];
     let lr = lr_of(mem);
-    let base = mem * (member_stride(P.ms, 1u) >> 2u);
+    let base = mem * (P.ms[0].x >> 2u);
     let at = base + q;
     let g = grad[at];
     let mq = m[at] + (g - m[at]) * (1.0 - beta_1);
@@ -82,7 +82,7 @@ fn sgd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) n
     if (table[row + MT_ACTIVE] == 0.0) { return; }
     let momentum = table[row + MT_MOMENTUM];
     let lr = lr_of(mem);
-    let base = mem * (member_stride(P.ms, 1u) >> 2u);
+    let base = mem * (P.ms[0].x >> 2u);
     let at = base + q;
     let g = grad[at];
     if (momentum == 0.0) {

@@ -341,3 +341,102 @@ pub fn table(records: &[Record]) -> String {
     }
     s
 }
+
+/// The sweeps of benches/WORKLOADS.md: K models of one shape, model i with learning rate
+/// [3e-4, 1e-3, 3e-3, 1e-2][i mod 4] and seed i div 4, trained together as one [`crate::Sweep`].
+pub const SWEEPS: [&str; 2] = ["S1", "S2"];
+
+/// One sweep on one device.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct SweepRecord {
+    pub sweep: String,
+    pub device: String,
+    pub adapter: String,
+    pub models: usize,
+    pub epochs: usize,
+    /// The whole sweep, setup included (building the models, uploading, every epoch).
+    pub wall_s: f64,
+    pub model_epochs_per_s: f64,
+    /// Device memory of the plan, in bytes.
+    pub device_bytes: usize,
+    pub plans: usize,
+    /// Median and best over the models of their best validation value (accuracy for S1, MAE for S2).
+    pub quality_median: f32,
+    pub quality_best: f32,
+    pub quality: String,
+}
+
+/// Runs sweep `name` with `models` models on `device` ("gpu" or "cpu"); `Options::epochs`
+/// (WGFIT_BENCH_EPOCHS) replaces the sweep's epoch count when set.
+pub fn run_sweep(name: &str, device: &str, models: usize, opts: &Options) -> Result<SweepRecord> {
+    const LRS: [f32; 4] = [3e-4, 1e-3, 3e-3, 1e-2];
+    let (data, hidden, binary, batch, epochs) = match name {
+        "S1" => (crate::data::shipped::ionosphere()?, 16, true, 32, 100),
+        "S2" => (crate::data::shipped::concrete()?, 128, false, 64, 50),
+        other => return Err(Error::invalid("sweep", other, format!("one of {}", SWEEPS.join(", ")))),
+    };
+    let epochs = opts.epochs.unwrap_or(epochs);
+    let (xt, yt, xv, yv) = data;
+    let dev = open(device)?;
+    let started = Instant::now();
+    let mut sweep = crate::Sweep::from_fn(models, |i| {
+        let out = if binary { "sigmoid" } else { "linear" };
+        let layers = vec![
+            Dense::new(hidden).activation("relu").input_shape(xt.cols()),
+            Dense::new(hidden).activation("relu"),
+            Dense::new(1).activation(out),
+        ];
+        let mut m = Sequential::new(&dev, layers).seed((i / 4) as u64);
+        let (loss, metric) = if binary { ("binary_crossentropy", "accuracy") } else { ("mae", "mae") };
+        m.compile(crate::Adam::new(LRS[i % 4]), loss, &[metric])?;
+        Ok(crate::Member::new(m))
+    })?;
+    let built_s = started.elapsed().as_secs_f64();
+    let report = sweep.fit(&xt, &yt, Fit::new().epochs(epochs).batch_size(batch).verbose(0).validation_data(&xv, &yv))?;
+    let wall_s = started.elapsed().as_secs_f64();
+    if std::env::var("WGFIT_BENCH_VERBOSE").is_ok() {
+        eprintln!("{name} {device}: models built in {built_s:.3}s, fit {:.3}s", wall_s - built_s);
+    }
+    let key = if binary { "val_accuracy" } else { "val_mae" };
+    let board = report.leaderboard(key)?;
+    let mut best: Vec<f32> = board.iter().map(|r| r.best).collect();
+    best.sort_by(f32::total_cmp);
+    Ok(SweepRecord {
+        sweep: name.into(),
+        device: device.into(),
+        adapter: dev.info().adapter,
+        models,
+        epochs,
+        wall_s,
+        model_epochs_per_s: (models * epochs) as f64 / wall_s,
+        device_bytes: report.device_bytes,
+        plans: report.plans,
+        quality_median: best[best.len() / 2],
+        quality_best: board.first().map_or(f32::NAN, |r| r.best),
+        quality: if binary { "best val accuracy" } else { "best val MAE" }.into(),
+    })
+}
+
+/// Sweep records as one table (markdown).
+pub fn sweep_table(records: &[SweepRecord]) -> String {
+    let mut s = String::from(
+        "| sweep | device | models | epochs | wall s | model-epochs/s | device MiB | quality (median / best) |\n\
+         |---|---|---|---|---|---|---|---|\n",
+    );
+    for r in records {
+        s += &format!(
+            "| {} | {} | {} | {} | {:.2} | {:.0} | {:.2} | {} {:.4} / {:.4} |\n",
+            r.sweep,
+            r.device,
+            r.models,
+            r.epochs,
+            r.wall_s,
+            r.model_epochs_per_s,
+            r.device_bytes as f64 / (1024.0 * 1024.0),
+            r.quality,
+            r.quality_median,
+            r.quality_best
+        );
+    }
+    s
+}
