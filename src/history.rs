@@ -168,124 +168,183 @@ impl History {
     /// DejaVu Sans subset compiled into the library). The file is written atomically.
     pub fn plot(&self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
-        let ext = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
-        let fmt = |detail: String| Error::Format { path: path.to_path_buf(), detail };
         if self.epochs() == 0 || self.keys.is_empty() {
-            return Err(fmt("the History has no epochs to plot".into()));
+            return Err(Error::Format { path: path.to_path_buf(), detail: "the History has no epochs to plot".into() });
         }
-        let panels = self.panels();
-        let (w, h) = (640u32, 320 * panels.len() as u32);
-        register_font();
-        match ext.as_deref() {
-            Some("svg") => {
-                let mut svg = String::new();
-                {
-                    let root = plotters::prelude::SVGBackend::with_string(&mut svg, (w, h));
-                    self.draw(root, &panels).map_err(|e| fmt(format!("drawing the plot: {e}")))?;
-                }
-                write_atomic(path, svg.as_bytes())
-            }
-            Some("png") => {
-                // plotters writes the PNG to a file and picks the format from its extension: draw
-                // to a temporary .png beside `path`, then write its bytes atomically.
-                let (_, tmp) = crate::io::temp_beside(path, ".png")?;
-                let drawn = {
-                    let root = plotters::prelude::BitMapBackend::new(&tmp, (w, h));
-                    self.draw(root, &panels)
-                };
-                let result = drawn.map_err(|e| fmt(format!("drawing the plot: {e}"))).and_then(|_| {
-                    let png = std::fs::read(&tmp).map_err(|source| Error::Io { path: tmp.clone(), source })?;
-                    write_atomic(path, &png)
+        let n = self.epochs();
+        let panels: Vec<Panel> = self
+            .panels()
+            .into_iter()
+            .map(|(train, val)| {
+                let series = std::iter::once(train.as_str())
+                    .chain(val.as_deref())
+                    .filter_map(|k| self.get(k).map(|v| (k.to_string(), v)))
+                    .collect();
+                let marker = self.best_epoch.filter(|b| *b < n).map(|b| {
+                    let best_key = val.as_deref().unwrap_or(train.as_str());
+                    let label = match self.get(best_key).and_then(|v| v.get(b)) {
+                        Some(v) => format!("best epoch {} ({best_key} {v:.4})", b + 1),
+                        None => format!("best epoch {}", b + 1),
+                    };
+                    (b, label)
                 });
-                let _ = std::fs::remove_file(&tmp);
-                result
-            }
-            _ => Err(fmt("the plot's file name must end in .svg or .png".into())),
-        }
+                Panel { title: train, series, marker }
+            })
+            .collect();
+        render(path, &panels, n)
     }
 
-    fn draw<DB>(&self, backend: DB, panels: &[(String, Option<String>)]) -> std::result::Result<(), String>
-    where
-        DB: plotters::prelude::DrawingBackend,
-        DB::ErrorType: 'static,
-    {
-        use plotters::prelude::*;
-        let e = |x: &dyn std::fmt::Display| x.to_string();
-        let root = backend.into_drawing_area();
-        root.fill(&WHITE).map_err(|x| e(&x))?;
-        let areas = root.split_evenly((panels.len(), 1));
-        let n = self.epochs();
-        let colors = [RGBColor(31, 119, 180), RGBColor(255, 127, 14)];
-        for ((train, val), area) in panels.iter().zip(areas.iter()) {
-            let series: Vec<(&str, &[f32])> = std::iter::once(train.as_str())
-                .chain(val.as_deref())
-                .filter_map(|k| self.get(k).map(|v| (k, v)))
-                .collect();
-            let finite = series.iter().flat_map(|(_, v)| v.iter().copied()).filter(|v| v.is_finite());
-            let (lo, hi) = finite.fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
-            let (lo, hi) = if lo.is_finite() { (lo as f64, hi as f64) } else { (0.0, 1.0) };
-            let pad = if hi > lo { (hi - lo) * 0.05 } else { lo.abs().max(1.0) * 0.05 };
-            let (lo, hi) = (lo - pad, hi + pad);
-            let x_hi = (n as f64).max(2.0);
-            let mut chart = ChartBuilder::on(area)
-                .caption(train.as_str(), ("sans-serif", 18))
-                .margin(10)
-                .x_label_area_size(35)
-                .y_label_area_size(60)
-                .build_cartesian_2d(1.0..x_hi, lo..hi)
-                .map_err(|x| e(&x))?;
-            chart
-                .configure_mesh()
-                .x_desc("epoch")
-                .x_label_formatter(&|x| format!("{}", x.round() as i64))
-                .y_desc(train.as_str())
-                .label_style(("sans-serif", 12))
-                .draw()
-                .map_err(|x| e(&x))?;
-            for (i, (key, values)) in series.iter().enumerate() {
-                let color = colors[i % colors.len()];
-                let points: Vec<(f64, f64)> = values
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, v)| v.is_finite())
-                    .map(|(j, v)| (j as f64 + 1.0, *v as f64))
-                    .collect();
-                chart
-                    .draw_series(LineSeries::new(points, color.stroke_width(2)))
-                    .map_err(|x| e(&x))?
-                    .label(*key)
-                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
-            }
-            if let Some(b) = self.best_epoch.filter(|b| *b < n) {
-                let x = b as f64 + 1.0;
-                let best_key = val.as_deref().unwrap_or(train.as_str());
-                let label = match self.get(best_key).and_then(|v| v.get(b)) {
-                    Some(v) => format!("best epoch {} ({best_key} {v:.4})", b + 1),
-                    None => format!("best epoch {}", b + 1),
-                };
-                let red = RGBColor(214, 39, 40);
-                chart
-                    .draw_series(std::iter::once(PathElement::new(vec![(x, lo), (x, hi)], red.stroke_width(1))))
-                    .map_err(|x| e(&x))?
-                    .label(label)
-                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], red.stroke_width(1)));
-            }
-            chart
-                .configure_series_labels()
-                .background_style(WHITE.mix(0.8))
-                .border_style(BLACK)
-                .label_font(("sans-serif", 12))
-                .position(if crate::callbacks::Mode::Auto.maximizes(train) {
-                    SeriesLabelPosition::LowerRight
-                } else {
-                    SeriesLabelPosition::UpperRight
-                })
-                .draw()
-                .map_err(|x| e(&x))?;
+    /// Draws several runs' curves over each other for comparison (e.g. the best trials of a
+    /// hyperparameter search): one panel per key of `keys`, one labelled line per run that has the
+    /// key. Same formats and atomic write as [`History::plot`].
+    pub fn plot_compare(runs: &[(&str, &History)], keys: &[&str], path: impl AsRef<Path>) -> Result<()> {
+        let path = path.as_ref();
+        let n = runs.iter().map(|(_, h)| h.epochs()).max().unwrap_or(0);
+        let panels: Vec<Panel> = keys
+            .iter()
+            .map(|&key| Panel {
+                title: key.to_string(),
+                series: runs.iter().filter_map(|(label, h)| h.get(key).map(|v| (label.to_string(), v))).collect(),
+                marker: None,
+            })
+            .filter(|p| !p.series.is_empty())
+            .collect();
+        if n == 0 || panels.is_empty() {
+            let detail = format!("no run has epochs of {} to plot", keys.join(", "));
+            return Err(Error::Format { path: path.to_path_buf(), detail });
         }
-        root.present().map_err(|x| e(&x))?;
-        Ok(())
+        render(path, &panels, n)
     }
+}
+
+/// One panel of a learning-curve plot: a title (the History key of its y axis), labelled curves,
+/// and an epoch (0-based) to mark with its legend text.
+struct Panel<'a> {
+    title: String,
+    series: Vec<(String, &'a [f32])>,
+    marker: Option<(usize, String)>,
+}
+
+/// Line colors, in order (matplotlib's tab10, so the first two are Keras plots' usual blue/orange).
+const COLORS: [(u8, u8, u8); 10] = [
+    (31, 119, 180),
+    (255, 127, 14),
+    (44, 160, 44),
+    (214, 39, 40),
+    (148, 103, 189),
+    (140, 86, 75),
+    (227, 119, 194),
+    (127, 127, 127),
+    (188, 189, 34),
+    (23, 190, 207),
+];
+
+/// Writes `panels` over `epochs` epochs to `path`, as SVG or PNG by its extension (atomically).
+fn render(path: &Path, panels: &[Panel], epochs: usize) -> Result<()> {
+    let ext = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+    let fmt = |detail: String| Error::Format { path: path.to_path_buf(), detail };
+    let (w, h) = (640u32, 320 * panels.len() as u32);
+    register_font();
+    match ext.as_deref() {
+        Some("svg") => {
+            let mut svg = String::new();
+            {
+                let root = plotters::prelude::SVGBackend::with_string(&mut svg, (w, h));
+                draw(root, panels, epochs).map_err(|e| fmt(format!("drawing the plot: {e}")))?;
+            }
+            write_atomic(path, svg.as_bytes())
+        }
+        Some("png") => {
+            // plotters writes the PNG to a file and picks the format from its extension: draw
+            // to a temporary .png beside `path`, then write its bytes atomically.
+            let (_, tmp) = crate::io::temp_beside(path, ".png")?;
+            let drawn = {
+                let root = plotters::prelude::BitMapBackend::new(&tmp, (w, h));
+                draw(root, panels, epochs)
+            };
+            let result = drawn.map_err(|e| fmt(format!("drawing the plot: {e}"))).and_then(|_| {
+                let png = std::fs::read(&tmp).map_err(|source| Error::Io { path: tmp.clone(), source })?;
+                write_atomic(path, &png)
+            });
+            let _ = std::fs::remove_file(&tmp);
+            result
+        }
+        _ => Err(fmt("the plot's file name must end in .svg or .png".into())),
+    }
+}
+
+fn draw<DB>(backend: DB, panels: &[Panel], n: usize) -> std::result::Result<(), String>
+where
+    DB: plotters::prelude::DrawingBackend,
+    DB::ErrorType: 'static,
+{
+    use plotters::prelude::*;
+    let e = |x: &dyn std::fmt::Display| x.to_string();
+    let root = backend.into_drawing_area();
+    root.fill(&WHITE).map_err(|x| e(&x))?;
+    let areas = root.split_evenly((panels.len(), 1));
+    for (panel, area) in panels.iter().zip(areas.iter()) {
+        let title = panel.title.as_str();
+        let finite = panel.series.iter().flat_map(|(_, v)| v.iter().copied()).filter(|v| v.is_finite());
+        let (lo, hi) = finite.fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
+        let (lo, hi) = if lo.is_finite() { (lo as f64, hi as f64) } else { (0.0, 1.0) };
+        let pad = if hi > lo { (hi - lo) * 0.05 } else { lo.abs().max(1.0) * 0.05 };
+        let (lo, hi) = (lo - pad, hi + pad);
+        let x_hi = (n as f64).max(2.0);
+        let mut chart = ChartBuilder::on(area)
+            .caption(title, ("sans-serif", 18))
+            .margin(10)
+            .x_label_area_size(35)
+            .y_label_area_size(60)
+            .build_cartesian_2d(1.0..x_hi, lo..hi)
+            .map_err(|x| e(&x))?;
+        chart
+            .configure_mesh()
+            .x_desc("epoch")
+            .x_label_formatter(&|x| format!("{}", x.round() as i64))
+            .y_desc(title)
+            .label_style(("sans-serif", 12))
+            .draw()
+            .map_err(|x| e(&x))?;
+        for (i, (label, values)) in panel.series.iter().enumerate() {
+            let (r, g, b) = COLORS[i % COLORS.len()];
+            let color = RGBColor(r, g, b);
+            let points: Vec<(f64, f64)> = values
+                .iter()
+                .enumerate()
+                .filter(|(_, v)| v.is_finite())
+                .map(|(j, v)| (j as f64 + 1.0, *v as f64))
+                .collect();
+            chart
+                .draw_series(LineSeries::new(points, color.stroke_width(2)))
+                .map_err(|x| e(&x))?
+                .label(label.as_str())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+        }
+        if let Some((b, label)) = &panel.marker {
+            let x = *b as f64 + 1.0;
+            let red = RGBColor(214, 39, 40);
+            chart
+                .draw_series(std::iter::once(PathElement::new(vec![(x, lo), (x, hi)], red.stroke_width(1))))
+                .map_err(|x| e(&x))?
+                .label(label.as_str())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], red.stroke_width(1)));
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 12))
+            .position(if crate::callbacks::Mode::Auto.maximizes(title) {
+                SeriesLabelPosition::LowerRight
+            } else {
+                SeriesLabelPosition::UpperRight
+            })
+            .draw()
+            .map_err(|x| e(&x))?;
+    }
+    root.present().map_err(|x| e(&x))?;
+    Ok(())
 }
 
 /// Registers the bundled DejaVu Sans subset (printable ASCII; 13 KB; license in

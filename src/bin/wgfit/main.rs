@@ -4,14 +4,17 @@
 //! Exit codes: 0 success, 2 usage error, 1 any other error (one line on stderr).
 
 //!
-//! One module per command group: `train`, `predict` (evaluate and predict), `info` (summary and
-//! devices), `bench`, and `demo`; this file holds the command line, dispatch and exit codes.
+//! One module per command group: `train`, `tune` (hyperparameter search), `predict` (evaluate and
+//! predict), `info` (summary and devices), `bench`, and `demo`, with `setup` holding what train
+//! and tune share; this file holds the command line, dispatch and exit codes.
 
 mod bench;
 mod demo;
 mod info;
 mod predict;
+mod setup;
 mod train;
+mod tune;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -43,6 +46,9 @@ struct Cli {
 enum Command {
     /// Train a model on a CSV file (header row; target = last column unless --target).
     Train(TrainArgs),
+    /// Search hyperparameters: train every setting of a grid (or a random sample of it), with
+    /// several seeds or k folds, all together; print a leaderboard.
+    Tune(TuneArgs),
     /// Loss and metrics of a saved model on a CSV file with the target column.
     Evaluate {
         #[arg(long)]
@@ -96,6 +102,40 @@ struct TrainArgs {
     /// Training CSV file.
     #[arg(long)]
     data: PathBuf,
+    #[command(flatten)]
+    data_opts: DataArgs,
+    /// Hidden layer sizes, comma-separated ("none" for no hidden layer).
+    #[arg(long, default_value = "512,512,512")]
+    layers: String,
+    /// Dropout rate after every hidden layer.
+    #[arg(long)]
+    dropout: Option<f32>,
+    /// BatchNormalization after every hidden layer (Dense -> BatchNorm -> Dropout).
+    #[arg(long)]
+    batchnorm: bool,
+    #[arg(long, default_value = "adam", value_parser = ["adam", "sgd"])]
+    optimizer: String,
+    /// Learning rate (default: Keras's, 0.001 for adam, 0.01 for sgd).
+    #[arg(long)]
+    lr: Option<f32>,
+    /// SGD momentum.
+    #[arg(long)]
+    momentum: Option<f32>,
+    /// Seed of the initial weights, shuffles and dropout.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    #[command(flatten)]
+    model: ModelArgs,
+    #[command(flatten)]
+    run: RunArgs,
+    /// Save the trained model (architecture, weights, preprocessing, compile settings) as JSON.
+    #[arg(long)]
+    save: Option<PathBuf>,
+}
+
+/// Which rows and columns to learn from, and how to scale them (`train` and `tune`).
+#[derive(Args)]
+struct DataArgs {
     /// Target column (default: the last column).
     #[arg(long)]
     target: Option<String>,
@@ -105,48 +145,6 @@ struct TrainArgs {
     /// Text columns to one-hot encode (categories learned on the training rows), comma-separated.
     #[arg(long, value_delimiter = ',')]
     categorical: Vec<String>,
-    /// Hidden layer sizes, comma-separated ("none" for no hidden layer).
-    #[arg(long, default_value = "512,512,512")]
-    layers: String,
-    /// Activation of the hidden layers.
-    #[arg(long, default_value = "relu")]
-    activation: String,
-    /// Output activation (default: sigmoid for a 0/1 target, else linear).
-    #[arg(long, value_parser = ["linear", "sigmoid"])]
-    output: Option<String>,
-    /// Dropout rate after every hidden layer.
-    #[arg(long)]
-    dropout: Option<f32>,
-    /// BatchNormalization after every hidden layer (Dense -> BatchNorm -> Dropout).
-    #[arg(long)]
-    batchnorm: bool,
-    /// Loss (default: binary_crossentropy for a 0/1 target, else mae).
-    #[arg(long)]
-    loss: Option<String>,
-    /// Metrics, comma-separated (default: binary_accuracy for a 0/1 target, else mae).
-    #[arg(long, value_delimiter = ',')]
-    metrics: Option<Vec<String>>,
-    #[arg(long, default_value = "adam", value_parser = ["adam", "sgd"])]
-    optimizer: String,
-    /// Learning rate (default: Keras's, 0.001 for adam, 0.01 for sgd).
-    #[arg(long)]
-    lr: Option<f32>,
-    #[arg(long, default_value_t = 32)]
-    batch_size: usize,
-    #[arg(long, default_value_t = 100)]
-    epochs: usize,
-    /// SGD momentum.
-    #[arg(long)]
-    momentum: Option<f32>,
-    /// Early stopping: epochs without improvement of val_loss (loss without validation data).
-    #[arg(long)]
-    patience: Option<usize>,
-    /// Early stopping: smallest change that counts as an improvement.
-    #[arg(long, default_value_t = 0.0)]
-    min_delta: f64,
-    /// Early stopping: put back the best epoch's weights at the end.
-    #[arg(long, default_value = "true", action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
-    restore_best: bool,
     /// Validation rows from a second CSV file with the same columns.
     #[arg(long, conflicts_with = "validation_split")]
     valid: Option<PathBuf>,
@@ -156,18 +154,47 @@ struct TrainArgs {
     /// Feature scaling fitted on the training rows.
     #[arg(long, default_value = "minmax", value_parser = ["minmax", "standard", "none"])]
     scale: String,
+}
+
+/// The model settings `tune` does not search over (`train` and `tune`).
+#[derive(Args)]
+struct ModelArgs {
+    /// Activation of the hidden layers.
+    #[arg(long, default_value = "relu")]
+    activation: String,
+    /// Output activation (default: sigmoid for a 0/1 target, else linear).
+    #[arg(long, value_parser = ["linear", "sigmoid"])]
+    output: Option<String>,
+    /// Loss (default: binary_crossentropy for a 0/1 target, else mae).
+    #[arg(long)]
+    loss: Option<String>,
+    /// Metrics, comma-separated (default: binary_accuracy for a 0/1 target, else mae).
+    #[arg(long, value_delimiter = ',')]
+    metrics: Option<Vec<String>>,
+}
+
+/// How to fit and what to report (`train` and `tune`).
+#[derive(Args)]
+struct RunArgs {
     /// gpu or cpu (default: the GPU, or the CPU with a notice when there is no adapter).
     #[arg(long, value_parser = ["gpu", "cpu"])]
     device: Option<String>,
-    /// Seed of the initial weights, shuffles and dropout.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
+    #[arg(long, default_value_t = 32)]
+    batch_size: usize,
+    #[arg(long, default_value_t = 100)]
+    epochs: usize,
+    /// Early stopping: epochs without improvement of val_loss (loss without validation data).
+    #[arg(long)]
+    patience: Option<usize>,
+    /// Early stopping: smallest change that counts as an improvement.
+    #[arg(long, default_value_t = 0.0)]
+    min_delta: f64,
+    /// Early stopping: put back the best epoch's weights at the end.
+    #[arg(long, default_value = "true", action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
+    restore_best: bool,
     /// Write the learning curves (.svg or .png).
     #[arg(long)]
     plot: Option<PathBuf>,
-    /// Save the trained model (architecture, weights, preprocessing, compile settings) as JSON.
-    #[arg(long)]
-    save: Option<PathBuf>,
     /// Print one JSON object with the results on stdout (everything else goes to stderr).
     #[arg(long)]
     json: bool,
@@ -176,7 +203,72 @@ struct TrainArgs {
     verbose: Option<u8>,
 }
 
+/// `wgfit tune`: the grid (lists of values, comma-separated), its trials and their sharding.
+#[derive(Args)]
+struct TuneArgs {
+    /// Training CSV file.
+    #[arg(long, required_unless_present = "collect")]
+    data: Option<PathBuf>,
+    #[command(flatten)]
+    data_opts: DataArgs,
+    /// Hidden layer sizes, comma-separated ("none" for no hidden layer); repeat the flag for each
+    /// architecture to try (--layers 16,16 --layers 64).
+    #[arg(long, default_value = "512,512,512", action = clap::ArgAction::Append)]
+    layers: Vec<String>,
+    /// Learning rates to try (default: Keras's for each optimizer).
+    #[arg(long)]
+    lr: Option<String>,
+    /// Dropout rates to try after every hidden layer (default: no Dropout layers).
+    #[arg(long)]
+    dropout: Option<String>,
+    /// BatchNormalization after every hidden layer: true, false or true,false.
+    #[arg(long, default_value = "false")]
+    batchnorm: String,
+    /// Optimizers to try: adam, sgd or adam,sgd.
+    #[arg(long, default_value = "adam")]
+    optimizer: String,
+    /// SGD momenta to try (sgd trials only; default 0).
+    #[arg(long)]
+    momentum: Option<String>,
+    /// Train every setting with seeds 0..N-1 (each as `train --seed`: weights, shuffles, dropout).
+    #[arg(long, default_value_t = 1)]
+    seeds: usize,
+    /// k-fold cross-validation: every setting and seed trains K times, validating on the K
+    /// contiguous slices of the training rows in turn.
+    #[arg(long, conflicts_with_all = ["valid", "validation_split"])]
+    folds: Option<usize>,
+    /// Random search: N settings drawn from the grid (without repeats) instead of all of them.
+    #[arg(long)]
+    trials: Option<usize>,
+    /// Seed of the random search's draw.
+    #[arg(long, default_value_t = 0)]
+    search_seed: u64,
+    #[command(flatten)]
+    model: ModelArgs,
+    #[command(flatten)]
+    run: RunArgs,
+    /// Save the best trial's trained model (with the preprocessing), as `train --save` does.
+    #[arg(long)]
+    save_best: Option<PathBuf>,
+    /// Run only the trials with index % N == I (default: from SLURM_ARRAY_TASK_ID and
+    /// SLURM_ARRAY_TASK_COUNT, or from JOB_COMPLETION_INDEX and --shards / WGFIT_SHARDS).
+    #[arg(long, value_name = "I/N", conflicts_with = "shards")]
+    shard: Option<String>,
+    /// Number of shards of a Kubernetes Indexed Job (default: WGFIT_SHARDS); the index comes from
+    /// JOB_COMPLETION_INDEX.
+    #[arg(long)]
+    shards: Option<usize>,
+    /// Also write this shard's results to DIR/shard-I-of-N.json, for --collect.
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Merge the shard files of DIR into the report of the whole search (no training; the search's
+    /// options come from the files, only --json and --plot apply).
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["shard", "shards", "out", "save_best"])]
+    collect: Option<PathBuf>,
+}
+
 /// An error and its exit code.
+#[derive(Debug)]
 struct Failure {
     code: u8,
     message: String,
@@ -220,7 +312,14 @@ fn main() -> ExitCode {
                 }
                 _ => {
                     let text = e.render().to_string();
-                    let first = text.lines().next().unwrap_or("usage error").trim_start_matches("error: ");
+                    let mut lines = text.lines();
+                    let mut first = lines.next().unwrap_or("usage error").trim_start_matches("error: ").to_string();
+                    // "the following required arguments were not provided:" lists them on the
+                    // next lines: keep them on the one line.
+                    if first.ends_with(':') {
+                        let listed: Vec<&str> = lines.map(str::trim).take_while(|l| !l.is_empty()).collect();
+                        first = format!("{first} {}", listed.join(", "));
+                    }
                     eprintln!("wgfit: {first} (see `wgfit --help`)");
                     ExitCode::from(2)
                 }
@@ -242,6 +341,7 @@ fn run(cli: Cli, started: Instant) -> CliResult<()> {
     match cli.command {
         None => demo::demo(started),
         Some(Command::Train(args)) => train::train(args, started),
+        Some(Command::Tune(args)) => tune::tune(args),
         Some(Command::Evaluate { model, data, device, json }) => {
             predict::evaluate(&model, &data, device.as_deref(), json)
         }

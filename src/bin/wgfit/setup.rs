@@ -1,0 +1,268 @@
+//! What `train` and `tune` share, in one place so that a tune trial is exactly the `train` run
+//! with its settings: reading and preprocessing the data, the defaults taken from the target, a
+//! model's layers and optimizer, early stopping, and the JSON forms of a History and a device.
+
+use std::path::Path;
+
+use serde_json::{json, Map, Value};
+use wgfit::data::{CsvOptions, Preprocessor, RawTable, ScaleKind};
+use wgfit::{
+    Adam, BatchNormalization, Dense, Device, Dropout, EarlyStopping, Fit, History, Layer, Matrix, Optimizer,
+    Sequential, Sgd,
+};
+
+use crate::{json_f32, usage, CliResult, DataArgs, ModelArgs, RunArgs};
+
+/// The preprocessed data of a run: the preprocessing fitted on the training rows, the training
+/// matrices, and the validation matrices when there are validation rows.
+pub(crate) struct Prepared {
+    pub pre: Preprocessor,
+    pub x: Matrix,
+    pub y: Matrix,
+    pub valid: Option<(Matrix, Matrix)>,
+}
+
+/// Reads `data` (and `--valid`), holds out `--validation-split`, fits the preprocessing on the
+/// training rows and applies it to both; says on stderr what it got.
+pub(crate) fn prepare(data: &Path, d: &DataArgs) -> CliResult<Prepared> {
+    if let Some(f) = d.validation_split {
+        if !(f > 0.0 && f < 1.0) {
+            return Err(usage(format!("--validation-split must be in (0, 1), got {f}")));
+        }
+    }
+    let scale = ScaleKind::parse(&d.scale)?;
+    let table = RawTable::read_csv(data)?;
+    let (train_raw, valid_raw) = match (&d.valid, d.validation_split) {
+        (Some(path), _) => (table, Some(RawTable::read_csv(path)?)),
+        (None, Some(f)) => {
+            let (t, v) = table.split_last(f)?;
+            (t, Some(v))
+        }
+        (None, None) => (table, None),
+    };
+    let opts = CsvOptions { target: d.target.clone(), drop: d.drop.clone(), categorical: d.categorical.clone(), scale };
+    let pre = Preprocessor::fit(&train_raw, &opts)?;
+    let (x, y) = pre.transform_xy(&train_raw)?;
+    let valid = match &valid_raw {
+        Some(v) => Some(pre.transform_xy(v)?),
+        None => None,
+    };
+    eprintln!(
+        "wgfit: {} training rows{}, {} inputs, target {:?}",
+        x.rows(),
+        valid.as_ref().map_or(String::new(), |(vx, _)| format!(", {} validation rows", vx.rows())),
+        x.cols(),
+        pre.target()
+    );
+    Ok(Prepared { pre, x, y, valid })
+}
+
+/// Loss, output activation and metrics: as given, else chosen from the target (a 0/1 target gets
+/// a sigmoid output, binary cross-entropy and binary accuracy; any other mae and a linear output).
+pub(crate) struct Compile {
+    pub loss: String,
+    pub output: String,
+    pub metrics: Vec<String>,
+}
+
+impl Compile {
+    /// The settings for target `y`, with a notice on stderr naming the defaults taken.
+    pub(crate) fn for_target(y: &Matrix, m: &ModelArgs) -> Compile {
+        let binary = y.data().iter().all(|v| *v == 0.0 || *v == 1.0);
+        let loss = m.loss.clone().unwrap_or_else(|| if binary { "binary_crossentropy" } else { "mae" }.into());
+        // An unknown name is reported by compile, with the valid ones.
+        let bce = loss.parse::<wgfit::Loss>().is_ok_and(|l| l.is_binary());
+        let output = m.output.clone().unwrap_or_else(|| if bce { "sigmoid" } else { "linear" }.into());
+        let metrics: Vec<String> =
+            m.metrics.clone().unwrap_or_else(|| vec![if bce { "binary_accuracy" } else { "mae" }.to_string()]);
+        if m.loss.is_none() || m.output.is_none() || m.metrics.is_none() {
+            eprintln!(
+                "wgfit: {} target: using a {output} output, {loss} loss and {} metrics (override with --output, --loss, --metrics)",
+                if binary { "binary 0/1" } else { "numeric" },
+                metrics.join(", ")
+            );
+        }
+        Compile { loss, output, metrics }
+    }
+}
+
+/// An optimizer with its hyperparameters resolved (Keras's defaults where none was given).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum OptimizerSpec {
+    Adam { lr: f32 },
+    Sgd { lr: f32, momentum: f32 },
+}
+
+impl OptimizerSpec {
+    /// `name` is adam or sgd (checked by the caller); momentum is SGD's.
+    pub(crate) fn new(name: &str, lr: Option<f32>, momentum: Option<f32>) -> OptimizerSpec {
+        match name {
+            "sgd" => OptimizerSpec::Sgd {
+                lr: lr.unwrap_or(Sgd::default().learning_rate),
+                momentum: momentum.unwrap_or(Sgd::default().momentum),
+            },
+            _ => OptimizerSpec::Adam { lr: lr.unwrap_or(Adam::default().learning_rate) },
+        }
+    }
+
+    pub(crate) fn optimizer(&self) -> Optimizer {
+        match *self {
+            OptimizerSpec::Sgd { lr, momentum } => Sgd { learning_rate: lr, momentum, nesterov: false }.into(),
+            OptimizerSpec::Adam { lr } => Adam::new(lr).into(),
+        }
+    }
+}
+
+/// What `train` takes one value of and `tune` searches over: the hidden layers, dropout, batch
+/// normalization and the optimizer.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct ModelSpec {
+    pub hidden: Vec<usize>,
+    pub dropout: Option<f32>,
+    pub batchnorm: bool,
+    pub optimizer: OptimizerSpec,
+}
+
+impl ModelSpec {
+    /// The layers: Dense(units, activation) [-> BatchNormalization] [-> Dropout] per hidden size,
+    /// then a Dense(1) output. `input_w` goes on the first layer when given (compile then builds
+    /// the model on the device at once; a sweep member is left unbuilt, as the sweep trains it).
+    pub(crate) fn layers(&self, activation: &str, output: &str, input_w: Option<usize>) -> Vec<Layer> {
+        let mut layers: Vec<Layer> = Vec::new();
+        for &units in &self.hidden {
+            layers.push(Dense::new(units).activation(activation));
+            if self.batchnorm {
+                layers.push(BatchNormalization::new());
+            }
+            if let Some(rate) = self.dropout {
+                layers.push(Dropout::new(rate));
+            }
+        }
+        layers.push(Dense::new(1).activation(output));
+        if let Some(w) = input_w {
+            layers[0] = layers[0].clone().input_shape(w);
+        }
+        layers
+    }
+
+    /// The compiled model with weight seed `seed` (see [`ModelSpec::layers`] for `input_w`).
+    pub(crate) fn build(
+        &self,
+        device: &Device,
+        c: &Compile,
+        activation: &str,
+        seed: u64,
+        input_w: Option<usize>,
+    ) -> CliResult<Sequential> {
+        let mut model = Sequential::new(device, self.layers(activation, &c.output, input_w)).seed(seed);
+        let metric_refs: Vec<&str> = c.metrics.iter().map(String::as_str).collect();
+        model.compile(self.optimizer.optimizer(), c.loss.as_str(), &metric_refs)?;
+        Ok(model)
+    }
+
+    /// The `train` flags that select this model (the labels of tune's trials).
+    pub(crate) fn train_args(&self) -> String {
+        let layers = if self.hidden.is_empty() {
+            "none".to_string()
+        } else {
+            self.hidden.iter().map(usize::to_string).collect::<Vec<_>>().join(",")
+        };
+        let mut s = format!("--layers {layers}");
+        match self.optimizer {
+            OptimizerSpec::Adam { lr } => s += &format!(" --optimizer adam --lr {lr}"),
+            OptimizerSpec::Sgd { lr, momentum } => s += &format!(" --optimizer sgd --lr {lr} --momentum {momentum}"),
+        }
+        if let Some(rate) = self.dropout {
+            s += &format!(" --dropout {rate}");
+        }
+        if self.batchnorm {
+            s += " --batchnorm";
+        }
+        s
+    }
+
+    /// The settings as a JSON object (tune's output).
+    pub(crate) fn to_json(&self) -> Value {
+        let (name, lr, momentum) = match self.optimizer {
+            OptimizerSpec::Adam { lr } => ("adam", lr, None),
+            OptimizerSpec::Sgd { lr, momentum } => ("sgd", lr, Some(momentum)),
+        };
+        json!({
+            "layers": self.hidden,
+            "optimizer": name,
+            "lr": decimal(lr),
+            "momentum": momentum.map(decimal),
+            "dropout": self.dropout.map(decimal),
+            "batchnorm": self.batchnorm,
+        })
+    }
+}
+
+/// A setting as the user wrote it: the shortest decimal that reads back as `v` (0.01, not
+/// 0.009999999776482582 as `json_f32` writes the f32 nearest 0.01).
+fn decimal(v: f32) -> Value {
+    match v.to_string().parse::<f64>() {
+        Ok(d) if v.is_finite() => json!(d),
+        _ => Value::Null,
+    }
+}
+
+/// Hidden layer sizes from a `--layers` value: positive integers separated by commas, or "none"
+/// (or nothing) for no hidden layer.
+pub(crate) fn parse_hidden(s: &str) -> CliResult<Vec<usize>> {
+    match s.trim() {
+        "" | "none" => Ok(Vec::new()),
+        s => s
+            .split(',')
+            .map(|u| u.trim().parse::<usize>().ok().filter(|n| *n > 0))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| usage(format!("--layers must be positive integers separated by commas, got {s:?}"))),
+    }
+}
+
+/// The quantity early stopping watches and tune ranks by: val_loss with validation data, else loss.
+pub(crate) fn monitor(has_validation: bool) -> &'static str {
+    if has_validation {
+        "val_loss"
+    } else {
+        "loss"
+    }
+}
+
+/// The early stopping `--patience` asks for, if it does.
+pub(crate) fn early_stopping(r: &RunArgs, has_validation: bool) -> Option<EarlyStopping> {
+    r.patience.map(|patience| {
+        EarlyStopping::new()
+            .monitor(monitor(has_validation))
+            .patience(patience)
+            .min_delta(r.min_delta)
+            .restore_best_weights(r.restore_best)
+            .verbose(true)
+    })
+}
+
+/// The fit settings every run shares: epochs, batch size and verbosity (checked).
+pub(crate) fn fit_settings<'a>(r: &RunArgs) -> CliResult<Fit<'a>> {
+    if r.batch_size == 0 {
+        return Err(usage("--batch-size must be at least 1"));
+    }
+    let fit = Fit::new().epochs(r.epochs).batch_size(r.batch_size);
+    Ok(match r.verbose {
+        Some(v) => fit.verbose(v),
+        None => fit,
+    })
+}
+
+pub(crate) fn device_json(device: &Device) -> Value {
+    let info = device.info();
+    json!({"kind": info.kind, "adapter": info.adapter, "backend": info.backend})
+}
+
+/// A History as `{"loss": [..], "val_loss": [..], ..}` (non-finite values as null).
+pub(crate) fn history_json(h: &History) -> Value {
+    let mut m = Map::new();
+    for k in h.keys() {
+        m.insert(k.to_string(), Value::Array(h.get(k).unwrap_or(&[]).iter().map(|v| json_f32(*v)).collect()));
+    }
+    Value::Object(m)
+}
