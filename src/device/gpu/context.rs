@@ -47,6 +47,8 @@ pub(crate) struct GpuContext {
     pub(crate) subgroup8: bool,
     /// Every Matmul launch runs the scalar reference kernel (`GpuOptions::scalar_matmul`).
     pub(crate) scalar_matmul: bool,
+    /// Time each dispatch on its own (`GpuOptions::profile`).
+    pub(crate) profile: bool,
     /// The replacement for shaders/dense.wgsl (`GpuOptions::dense_wgsl`), read when the device opened.
     dense_override: Option<String>,
     /// How long any wait on the GPU may take before it is reported as an error.
@@ -110,6 +112,7 @@ impl GpuContext {
             subgroup8,
             textures,
             scalar_matmul: options.scalar_matmul_on(),
+            profile: options.profile_on(),
             dense_override,
             timeout: Mutex::new(timeout),
             texture_kernels: Mutex::new(None),

@@ -39,6 +39,7 @@ pub struct GpuOptions {
     textures: bool,
     subgroups: bool,
     scalar_matmul: bool,
+    profile: bool,
     /// A WGSL file that replaces shaders/dense.wgsl, and who set it.
     dense_wgsl: Option<(PathBuf, &'static str)>,
     max_buffer_size: Option<u64>,
@@ -56,6 +57,7 @@ impl Default for GpuOptions {
             textures: true,
             subgroups: true,
             scalar_matmul: false,
+            profile: false,
             dense_wgsl: None,
             max_buffer_size: None,
             max_storage_buffer_binding_size: None,
@@ -72,7 +74,8 @@ impl GpuOptions {
     /// - `WGFIT_TEXTURES=0`: no texture operands ([`GpuOptions::textures`]);
     /// - `WGFIT_SUBGROUPS=0`: no subgroup kernels ([`GpuOptions::subgroups`]);
     /// - `WGFIT_MATMUL=scalar`: the reference matmul only ([`GpuOptions::scalar_matmul`]);
-    /// - `WGFIT_DENSE_WGSL=<path>`: replaces shaders/dense.wgsl ([`GpuOptions::dense_wgsl`]).
+    /// - `WGFIT_DENSE_WGSL=<path>`: replaces shaders/dense.wgsl ([`GpuOptions::dense_wgsl`]);
+    /// - `WGFIT_PROFILE=1`: time every kernel ([`GpuOptions::profile`]).
     pub fn from_env() -> Self {
         let var = |name: &str| std::env::var(name).ok();
         let timeout = match var("WGFIT_GPU_TIMEOUT_S").filter(|t| !t.trim().is_empty()) {
@@ -87,6 +90,7 @@ impl GpuOptions {
             subgroups: var("WGFIT_SUBGROUPS").is_none_or(|v| v != "0"),
             scalar_matmul: var("WGFIT_MATMUL").is_some_and(|v| v.eq_ignore_ascii_case("scalar")),
             dense_wgsl: std::env::var_os("WGFIT_DENSE_WGSL").map(|p| (PathBuf::from(p), "WGFIT_DENSE_WGSL")),
+            profile: var("WGFIT_PROFILE").is_some_and(|v| v == "1"),
             max_buffer_size: None,
             max_storage_buffer_binding_size: None,
         }
@@ -189,6 +193,19 @@ impl GpuOptions {
 
     pub(crate) fn scalar_matmul_on(&self) -> bool {
         self.scalar_matmul
+    }
+
+    /// Time every kernel: each dispatch is submitted and waited for on its own (so the times are
+    /// the kernels' wall time on the device plus one submission each, and training runs slower),
+    /// summed per kernel entry point and printed to stderr when the model's buffers are dropped.
+    /// Meant for finding where an epoch's time goes, not for timing epochs.
+    pub fn profile(mut self, on: bool) -> Self {
+        self.profile = on;
+        self
+    }
+
+    pub(crate) fn profile_on(&self) -> bool {
+        self.profile
     }
 
     /// The text of the replacement for shaders/dense.wgsl, if one is set.

@@ -41,6 +41,8 @@ pub(crate) enum Step {
         group: wgpu::BindGroup,
         params: Uniform,
         groups: [u32; 3],
+        /// The kernel entry point (or Matmul variant), for the profiler.
+        name: &'static str,
     },
     Copy {
         src: BufId,
@@ -77,6 +79,29 @@ pub(crate) struct GpuBackend {
     pub(crate) no_subgroup: bool,
     /// Matmul launches never use the texture-operand variants (tests, to cover the others).
     pub(crate) no_texture: bool,
+    /// With `GpuOptions::profile`: (dispatches, seconds) per kernel entry point.
+    profile: HashMap<&'static str, (u64, f64)>,
+}
+
+impl Drop for GpuBackend {
+    /// Prints the profile, if one was taken.
+    fn drop(&mut self) {
+        if self.profile.is_empty() {
+            return;
+        }
+        let mut rows: Vec<_> = self.profile.iter().collect();
+        rows.sort_by(|a, b| b.1 .1.total_cmp(&a.1 .1));
+        let total: f64 = rows.iter().map(|r| r.1 .1).sum();
+        eprintln!("wgfit profile ({} members; each dispatch timed alone, submission included):", self.members);
+        for (name, (n, s)) in rows {
+            eprintln!(
+                "  {name:<22} {n:>8} dispatches {:>10.2} ms {:>6.1}% {:>9.1} us each",
+                s * 1e3,
+                100.0 * s / total,
+                s * 1e6 / *n as f64
+            );
+        }
+    }
 }
 
 impl GpuBackend {
@@ -95,6 +120,7 @@ impl GpuBackend {
             record_bytes: Vec::new(),
             no_subgroup: false,
             no_texture: false,
+            profile: HashMap::new(),
         }
     }
 
@@ -196,7 +222,7 @@ impl GpuBackend {
                             self.ops[op.0].group.clone()
                         };
                         let [x, y, _] = v.workgroups(&matmul);
-                        steps.push(Step::Dispatch { pipeline, group, params, groups: [x, y, z] });
+                        steps.push(Step::Dispatch { pipeline, group, params, groups: [x, y, z], name: v.entry() });
                     } else {
                         let bound = &self.ops[op.0];
                         let [x, y, _] = args.grid().workgroups();
@@ -205,6 +231,7 @@ impl GpuBackend {
                             group: bound.group.clone(),
                             params,
                             groups: [x, y, z],
+                            name: kernel.entry(),
                         });
                     }
                     for (&(_, access), buf) in kernel.bindings().iter().zip(&self.ops[op.0].buffers) {
@@ -424,6 +451,21 @@ impl Backend for GpuBackend {
         let mut steps = std::mem::take(&mut self.steps);
         steps.clear();
         let planned = self.plan_steps(launches, &mut steps);
+        if self.ctx.profile && planned.is_ok() {
+            // Each step in a submission of its own, timed; the reads ride on the last one.
+            for step in std::mem::take(&mut steps) {
+                let name = match &step {
+                    Step::Dispatch { name, .. } => *name,
+                    _ => "(copy)",
+                };
+                let started = std::time::Instant::now();
+                let submission = self.record(std::slice::from_ref(&step), &[])?;
+                self.ctx.wait(submission)?;
+                let e = self.profile.entry(name).or_insert((0, 0.0));
+                e.0 += 1;
+                e.1 += started.elapsed().as_secs_f64();
+            }
+        }
         let recorded = planned.and_then(|()| self.record(&steps, reads));
         self.steps = steps;
         let submission = recorded?;
