@@ -138,7 +138,7 @@ pub(crate) fn loss(p: &LossArgs, pred: &[f32], y: &[f32], grad: &mut [f32], acc:
     let loss = p.loss.code();
     let inv = 1.0 / count as f32;
     // Same summation order as the kernel: 256 strided partial sums, then a tree.
-    let mut partial = vec![[0.0f32; 4]; 256];
+    let mut partial = [[0.0f32; 4]; 256];
     for (tid, sums) in partial.iter_mut().enumerate() {
         for e in (tid..count).step_by(256) {
             let (pv, t) = (pred[e], y[e]);

@@ -68,29 +68,24 @@ impl MemberView<'_> {
             return Err(Error::Internal(format!("{} launched with {:?}'s arguments", kernel.entry(), args.kernel())));
         }
         let spec = kernel.bindings();
-        // Writable buffers are moved out for the call, so reads can borrow the rest.
-        let mut taken: Vec<Vec<f32>> = Vec::with_capacity(4);
+        // Writable buffers are moved out for the call, so reads can borrow the rest (fixed arrays:
+        // no allocation per launch, which a sweep makes thousands of per epoch).
+        let mut taken: [Vec<f32>; 3] = Default::default();
+        let mut n_taken = 0;
         for (i, (_, access)) in spec.iter().enumerate() {
             if *access == Access::ReadWrite {
-                taken.push(std::mem::take(&mut bank[bufs[i].0]));
+                taken[n_taken] = std::mem::take(&mut bank[bufs[i].0]);
+                n_taken += 1;
             }
         }
         {
             let bank: &[Vec<f32>] = bank;
-            let reads: Vec<&[f32]> = spec
-                .iter()
-                .enumerate()
-                .filter(|(_, (_, a))| *a == Access::Read)
-                .map(|(i, _)| {
-                    let b = bufs[i].0;
-                    if self.strides[b].is_some() {
-                        bank[b].as_slice()
-                    } else {
-                        self.shared[b].as_slice()
-                    }
-                })
-                .collect();
-            let w = &mut taken;
+            let mut reads: [&[f32]; 6] = [&[]; 6];
+            for (slot, (i, _)) in spec.iter().enumerate().filter(|(_, (_, a))| *a == Access::Read).enumerate() {
+                let b = bufs[i].0;
+                reads[slot] = if self.strides[b].is_some() { bank[b].as_slice() } else { self.shared[b].as_slice() };
+            }
+            let w = &mut taken[..n_taken];
             use kernels as k;
             match args {
                 Args::Gather(p) => {
@@ -131,7 +126,7 @@ impl MemberView<'_> {
         let mut taken = taken.into_iter();
         for (i, (_, access)) in spec.iter().enumerate() {
             if *access == Access::ReadWrite {
-                bank[bufs[i].0] = taken.next().expect("one per writable binding");
+                bank[bufs[i].0] = taken.next().unwrap_or_default();
             }
         }
         Ok(())
@@ -330,9 +325,75 @@ fn view_end(off: u32, rows: usize, rs: u32, cols: usize, cs: u32) -> Option<usiz
 /// activation / activation-derivative epilogue) on a blocked, multithreaded GEMM
 /// (`matrixmultiply`). Small products and views that would reach past a buffer take the plain loop.
 pub(crate) fn matmul(p: &MatmulArgs, a: &[f32], b: &[f32], c: &mut [f32], aux: &[f32]) {
-    if (p.m as usize) * (p.n as usize) * (p.k as usize) < GEMM_MIN_WORK || !matmul_blocked(p, a, b, c, aux) {
+    let small = (p.m as usize) * (p.n as usize) * (p.k as usize) < GEMM_MIN_WORK;
+    let done = if small { matmul_small(p, a, b, c, aux) } else { matmul_blocked(p, a, b, c, aux) };
+    if !done {
         kernels::matmul(p, a, b, c, aux)
     }
+}
+
+thread_local! {
+    /// matmul_small's B packed row-major when its view is not, and its accumulator row.
+    static SMALL_SCRATCH: std::cell::RefCell<(Vec<f32>, Vec<f32>)> = const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// The small products of a sweep's models: the twin's loop order exactly (each output the sum over
+/// k in order, from 0), so bit-identical to `kernels::matmul`, but with B's rows contiguous (packed
+/// once when B is a transposed view) so the inner loop runs over slices the compiler vectorizes,
+/// and no allocation per call. False (nothing written) when a view would reach past its buffer.
+fn matmul_small(p: &MatmulArgs, a: &[f32], b: &[f32], c: &mut [f32], aux: &[f32]) -> bool {
+    let (m, n, k) = (p.m as usize, p.n as usize, p.k as usize);
+    let (mm, kk) = match p.ones {
+        Ones::LastColumn => (m, k.saturating_sub(1)),
+        Ones::LastRow => (m.saturating_sub(1), k),
+        Ones::None => (m, k),
+    };
+    let c_off = p.c_off as usize;
+    let fits = |end: Option<usize>, len: usize| end.is_none_or(|e| e < len);
+    if m == 0
+        || n == 0
+        || c.len() < c_off + m * n
+        || !fits(view_end(p.a_off, mm, p.a_rs, kk, p.a_cs), a.len())
+        || !fits(view_end(p.b_off, k, p.b_rs, n, p.b_cs), b.len())
+        || (p.derivative.code() != 0 && aux.len() < m * n)
+    {
+        return false;
+    }
+    SMALL_SCRATCH.with(|cell| {
+        let (packed, row) = &mut *cell.borrow_mut();
+        let (rows, b0, brs): (&[f32], usize, usize) = if p.b_cs == 1 {
+            (b, p.b_off as usize, p.b_rs as usize)
+        } else {
+            packed.clear();
+            for r in 0..k {
+                let at = p.b_off as usize + r * p.b_rs as usize;
+                packed.extend((0..n).map(|j| b[at + j * p.b_cs as usize]));
+            }
+            (packed.as_slice(), 0, n)
+        };
+        row.clear();
+        row.resize(n, 0.0);
+        let (a_off, a_rs, a_cs) = (p.a_off as usize, p.a_rs as usize, p.a_cs as usize);
+        for i in 0..m {
+            row.fill(0.0);
+            for r in 0..k {
+                let av = if (p.ones == Ones::LastColumn && r == k - 1) || (p.ones == Ones::LastRow && i == m - 1) {
+                    1.0
+                } else {
+                    a[a_off + i * a_rs + r * a_cs]
+                };
+                let br = &rows[b0 + r * brs..b0 + r * brs + n];
+                for (acc, &bv) in row.iter_mut().zip(br) {
+                    *acc += av * bv;
+                }
+            }
+            let out = &mut c[c_off + i * n..c_off + (i + 1) * n];
+            out.copy_from_slice(row);
+            let aux_row = if p.derivative.code() != 0 { &aux[i * n..(i + 1) * n] } else { &[] };
+            kernels::epilogue(p, out, aux_row);
+        }
+    });
+    true
 }
 
 /// The blocked path of [`matmul`]; false (nothing written) when a view would reach past its buffer.
@@ -413,6 +474,54 @@ mod tests {
     use super::*;
     use crate::layers::Activation;
     use rand::{Rng, SeedableRng};
+
+    /// The small-product path is the twin bit for bit (it keeps the twin's order of sums), over
+    /// the three layouts of a Dense layer, every ones / activation / derivative mode, odd sizes.
+    #[test]
+    fn small_matmul_is_the_twin_bit_for_bit() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(17);
+        let mut cases = 0;
+        for &(m, n, k) in &[(1usize, 1usize, 2usize), (3, 5, 7), (32, 16, 17), (7, 1, 33), (17, 3, 9)] {
+            for layout in 0..3 {
+                for ones in Ones::ALL {
+                    for (act, dact) in [(0usize, 0usize), (1, 0), (2, 0), (0, 1), (0, 2)] {
+                        let (a_rs, a_cs, b_rs, b_cs) = match layout {
+                            0 => (k as u32, 1, n as u32, 1),
+                            1 => (k as u32, 1, 1, k as u32),
+                            _ => (1, m as u32, n as u32, 1),
+                        };
+                        let p = MatmulArgs {
+                            m: m as u32,
+                            n: n as u32,
+                            k: k as u32,
+                            a_off: 2,
+                            a_rs,
+                            a_cs,
+                            b_off: 1,
+                            b_rs,
+                            b_cs,
+                            c_off: 3,
+                            ones,
+                            activation: Activation::ALL[act],
+                            derivative: Activation::ALL[dact],
+                        };
+                        let a: Vec<f32> = (0..2 + m * k).map(|_| rng.random_range(-1.0..1.0)).collect();
+                        let b: Vec<f32> = (0..1 + k * n).map(|_| rng.random_range(-1.0..1.0)).collect();
+                        let aux: Vec<f32> = (0..m * n).map(|_| rng.random_range(-0.5..1.0)).collect();
+                        let mut want = vec![f32::NAN; 3 + m * n];
+                        let mut got = want.clone();
+                        kernels::matmul(&p, &a, &b, &mut want, &aux);
+                        assert!(matmul_small(&p, &a, &b, &mut got, &aux), "{p:?}");
+                        let same = got[3..].iter().zip(&want[3..]).all(|(g, w)| g.to_bits() == w.to_bits());
+                        assert!(same, "{p:?}: {got:?} vs {want:?}");
+                        assert!(got[..3].iter().all(|v| v.is_nan()), "{p:?}: wrote before c_off");
+                        cases += 1;
+                    }
+                }
+            }
+        }
+        assert_eq!(cases, 5 * 3 * 3 * 5);
+    }
 
     /// The blocked GEMM against the plain reference loop, over odd shapes, every aug / act / dact
     /// mode, and the three stride layouts a Dense layer uses (forward, dX = dZ·Wᵀ, dW = Xᵀ·dZ).
