@@ -392,7 +392,8 @@ pub fn run_sweep(name: &str, device: &str, models: usize, opts: &Options) -> Res
         Ok(crate::Member::new(m))
     })?;
     let built_s = started.elapsed().as_secs_f64();
-    let report = sweep.fit(&xt, &yt, Fit::new().epochs(epochs).batch_size(batch).verbose(0).validation_data(&xv, &yv))?;
+    let report =
+        sweep.fit(&xt, &yt, Fit::new().epochs(epochs).batch_size(batch).verbose(0).validation_data(&xv, &yv))?;
     let wall_s = started.elapsed().as_secs_f64();
     if std::env::var("WGFIT_BENCH_VERBOSE").is_ok() {
         eprintln!("{name} {device}: models built in {built_s:.3}s, fit {:.3}s", wall_s - built_s);

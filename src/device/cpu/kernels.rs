@@ -223,13 +223,14 @@ pub(crate) fn adam(
     }
     let (beta_1, beta_2, epsilon) = (table[mt::BETA_1], table[mt::BETA_2], table[mt::EPSILON]);
     let lr = lrs[p.lr_at as usize];
-    for i in 0..p.len as usize {
-        let g = grad[i];
-        let mi = m[i] + (g - m[i]) * (1.0 - beta_1);
-        let vi = v[i] + (g * g - v[i]) * (1.0 - beta_2);
-        m[i] = mi;
-        v[i] = vi;
-        param[i] -= (mi * lr) / (vi.sqrt() + epsilon);
+    let n = p.len as usize;
+    // Zipped slices: no bounds checks, so the loop vectorizes (same operations in the same order).
+    for (((w, &g), mi), vi) in param[..n].iter_mut().zip(&grad[..n]).zip(&mut m[..n]).zip(&mut v[..n]) {
+        let m1 = *mi + (g - *mi) * (1.0 - beta_1);
+        let v1 = *vi + (g * g - *vi) * (1.0 - beta_2);
+        *mi = m1;
+        *vi = v1;
+        *w -= (m1 * lr) / (v1.sqrt() + epsilon);
     }
 }
 

@@ -165,12 +165,10 @@ impl CpuBackend {
         Ok(BufId(self.strides.len() - 1))
     }
 
-    /// Threads to spread members over: one per core, at most one per member.
+    /// Threads to spread members over: one per core, with at least 4 members each (starting
+    /// threads costs tens of microseconds a recording: a few small members are faster on one).
     fn threads(&self) -> usize {
-        if self.members < 2 {
-            return 1;
-        }
-        std::thread::available_parallelism().map_or(1, |n| n.get()).min(self.members)
+        std::thread::available_parallelism().map_or(1, |n| n.get()).min(self.members / 4).max(1)
     }
 }
 
@@ -373,27 +371,96 @@ fn matmul_small(p: &MatmulArgs, a: &[f32], b: &[f32], c: &mut [f32], aux: &[f32]
         };
         row.clear();
         row.resize(n, 0.0);
-        let (a_off, a_rs, a_cs) = (p.a_off as usize, p.a_rs as usize, p.a_cs as usize);
-        for i in 0..m {
+        small_rows(p, a, rows, b0, brs, row, c, aux);
+    });
+    true
+}
+
+/// matmul_small's loops over C's rows: B's rows at `b0 + r * brs`, contiguous. Compiled twice,
+/// for the baseline and for AVX2 (8 lanes; no FMA, so every sum rounds as in the twin).
+#[allow(clippy::too_many_arguments)]
+fn small_rows(
+    p: &MatmulArgs,
+    a: &[f32],
+    rows: &[f32],
+    b0: usize,
+    brs: usize,
+    row: &mut [f32],
+    c: &mut [f32],
+    aux: &[f32],
+) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2 (checked just above).
+            unsafe { small_rows_avx2(p, a, rows, b0, brs, row, c, aux) };
+            return;
+        }
+    }
+    small_rows_body(p, a, rows, b0, brs, row, c, aux)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn small_rows_avx2(
+    p: &MatmulArgs,
+    a: &[f32],
+    rows: &[f32],
+    b0: usize,
+    brs: usize,
+    row: &mut [f32],
+    c: &mut [f32],
+    aux: &[f32],
+) {
+    small_rows_body(p, a, rows, b0, brs, row, c, aux)
+}
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn small_rows_body(
+    p: &MatmulArgs,
+    a: &[f32],
+    rows: &[f32],
+    b0: usize,
+    brs: usize,
+    row: &mut [f32],
+    c: &mut [f32],
+    aux: &[f32],
+) {
+    let (m, n, k) = (p.m as usize, p.n as usize, p.k as usize);
+    let c_off = p.c_off as usize;
+    let (a_off, a_rs, a_cs) = (p.a_off as usize, p.a_rs as usize, p.a_cs as usize);
+    // A's stored part: its implicit ones column or row is added as 1 below.
+    let k_stored = if p.ones == Ones::LastColumn { k - 1 } else { k };
+    for i in 0..m {
+        let ones_row = p.ones == Ones::LastRow && i == m - 1;
+        let a_at = |r: usize| if ones_row { 1.0 } else { a[a_off + i * a_rs + r * a_cs] };
+        if n == 1 {
+            // One output column (a Dense(1) layer): a plain sum over k, in the same order.
+            let mut acc = 0.0f32;
+            for r in 0..k_stored {
+                acc += a_at(r) * rows[b0 + r * brs];
+            }
+            if k_stored < k {
+                acc += rows[b0 + (k - 1) * brs];
+            }
+            row[0] = acc;
+        } else {
             row.fill(0.0);
             for r in 0..k {
-                let av = if (p.ones == Ones::LastColumn && r == k - 1) || (p.ones == Ones::LastRow && i == m - 1) {
-                    1.0
-                } else {
-                    a[a_off + i * a_rs + r * a_cs]
-                };
+                let av = if r < k_stored { a_at(r) } else { 1.0 };
                 let br = &rows[b0 + r * brs..b0 + r * brs + n];
                 for (acc, &bv) in row.iter_mut().zip(br) {
                     *acc += av * bv;
                 }
             }
-            let out = &mut c[c_off + i * n..c_off + (i + 1) * n];
-            out.copy_from_slice(row);
-            let aux_row = if p.derivative.code() != 0 { &aux[i * n..(i + 1) * n] } else { &[] };
-            kernels::epilogue(p, out, aux_row);
         }
-    });
-    true
+        let out = &mut c[c_off + i * n..c_off + (i + 1) * n];
+        out.copy_from_slice(row);
+        let aux_row = if p.derivative.code() != 0 { &aux[i * n..(i + 1) * n] } else { &[] };
+        kernels::epilogue(p, out, aux_row);
+    }
 }
 
 /// The blocked path of [`matmul`]; false (nothing written) when a view would reach past its buffer.

@@ -206,7 +206,13 @@ impl GpuBackend {
         operand.packed = true;
         let (w, h) = key.extent();
         let groups = [w.div_ceil(8), h.div_ceil(if transposed { 32 } else { 8 }), 1];
-        Ok(Step::Dispatch { pipeline: pack, group: operand.pack_group.clone(), params: key.pack_params(), groups, name: "pack" })
+        Ok(Step::Dispatch {
+            pipeline: pack,
+            group: operand.pack_group.clone(),
+            params: key.pack_params(),
+            groups,
+            name: "pack",
+        })
     }
 
     fn operands_entry(&mut self, key: OperandKey) -> Result<&mut OperandTexture> {
