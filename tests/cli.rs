@@ -642,3 +642,24 @@ fn bench_prints_json_records_and_rejects_unknown_workloads() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("W9"));
 }
+
+#[test]
+fn bench_sweeps_prints_one_record_per_sweep() {
+    let out = wgfit()
+        .args(["bench", "--sweeps", "--models", "3", "--device", "cpu", "--json"])
+        .env("WGFIT_BENCH_EPOCHS", "2")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("one JSON array");
+    let records = v.as_array().expect("an array");
+    assert_eq!(records.iter().map(|r| r["sweep"].as_str().unwrap()).collect::<Vec<_>>(), ["S1", "S2"]);
+    for r in records {
+        assert_eq!((r["models"].as_u64(), r["epochs"].as_u64(), r["plans"].as_u64()), (Some(3), Some(2), Some(1)));
+        for key in ["wall_s", "model_epochs_per_s", "device_bytes", "quality_median"] {
+            assert!(r[key].as_f64().is_some_and(|x| x > 0.0 && x.is_finite()), "{key}: {r}");
+        }
+    }
+    let (code, _, err) = run(&["bench", "--models", "3"]);
+    assert_eq!(code, 2, "--models without --sweeps: {err}");
+}

@@ -11,15 +11,41 @@ pub(crate) fn bench(workloads: &[String], device: &str, json: bool) -> CliResult
         return Err(usage(format!("unknown workload {w:?}; valid: {}", wgfit::bench::WORKLOADS.join(", "))));
     }
     let names: Vec<&str> = workloads.iter().map(String::as_str).collect();
-    let devices: &[&str] = match device {
-        "gpu" => &["gpu"],
-        "cpu" => &["cpu"],
-        _ => &["gpu", "cpu"],
-    };
-    let records = wgfit::bench::run(&names, devices)?;
+    let records = wgfit::bench::run(&names, devices(device))?;
     if json {
         return print_json(&serde_json::to_value(&records).map_err(|e| usage(e.to_string()))?);
     }
     let _ = writeln!(std::io::stdout().lock(), "{}", wgfit::bench::table(&records));
+    Ok(())
+}
+
+fn devices(choice: &str) -> &'static [&'static str] {
+    match choice {
+        "gpu" => &["gpu"],
+        "cpu" => &["cpu"],
+        _ => &["gpu", "cpu"],
+    }
+}
+
+/// Runs the sweeps S1 and S2 with `models` models on each device (WGFIT_BENCH_EPOCHS shortens them).
+pub(crate) fn sweeps(device: &str, models: usize, json: bool) -> CliResult<()> {
+    if models == 0 {
+        return Err(usage("--models must be at least 1"));
+    }
+    let opts = wgfit::bench::Options::from_env();
+    let mut records = Vec::new();
+    for s in wgfit::bench::SWEEPS {
+        for d in devices(device) {
+            match wgfit::bench::run_sweep(s, d, models, &opts) {
+                Ok(r) => records.push(r),
+                Err(e @ wgfit::Error::NoAdapter { .. }) => eprintln!("{s} on {d}: skipped: {e}"),
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    if json {
+        return print_json(&serde_json::to_value(&records).map_err(|e| usage(e.to_string()))?);
+    }
+    let _ = writeln!(std::io::stdout().lock(), "{}", wgfit::bench::sweep_table(&records));
     Ok(())
 }

@@ -84,6 +84,12 @@ enum Command {
         /// Print one JSON array of records on stdout instead of the table.
         #[arg(long)]
         json: bool,
+        /// Run the sweeps S1 and S2 (many models trained together) instead of the workloads.
+        #[arg(long)]
+        sweeps: bool,
+        /// Models per sweep (with --sweeps).
+        #[arg(long, default_value_t = 64, requires = "sweeps")]
+        models: usize,
     },
     /// The layer table of a saved model, its compile settings and preprocessing.
     Summary {
@@ -350,7 +356,8 @@ fn run(cli: Cli, started: Instant) -> CliResult<()> {
         }
         Some(Command::Summary { model }) => info::summary(&model),
         Some(Command::Devices { json }) => info::devices(json),
-        Some(Command::Bench { workloads, device, json }) => bench::bench(&workloads, &device, json),
+        Some(Command::Bench { workloads, device, json, sweeps: false, .. }) => bench::bench(&workloads, &device, json),
+        Some(Command::Bench { device, json, sweeps: true, models, .. }) => bench::sweeps(&device, models, json),
     }
 }
 
