@@ -31,7 +31,7 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use crate::callbacks::{Callback, Logs, Mode};
-use crate::device::member_stride;
+use crate::device::{member_stride, Launch};
 use crate::error::{Error, Result};
 use crate::history::History;
 use crate::layers::{Layer, LayerKind};
@@ -228,25 +228,104 @@ impl<'a> Sweep<'a> {
         Ok(self.members.into_iter().map(|m| m.model).collect())
     }
 
-    /// The mean of the chosen members' predictions (an ensemble). Members of one plan predict in
-    /// one pass.
+    /// The mean of the chosen members' predictions (an ensemble; a member listed twice counts
+    /// twice). Members of one architecture predict together: one plan, one pass over `x`.
     pub fn predict_mean(&mut self, chosen: &[usize], x: &Matrix) -> Result<Matrix> {
         if chosen.is_empty() {
             return Err(Error::invalid("members", 0, "an ensemble needs at least one member"));
         }
-        let mut sum: Option<Vec<f64>> = None;
-        let mut cols = 0;
+        let n = self.members.len();
+        if let Some(&bad) = chosen.iter().find(|&&i| i >= n) {
+            return Err(Error::invalid("member", bad, format!("there are {n}")));
+        }
+        if x.rows() == 0 || x.cols() == 0 {
+            return Err(Error::shape(
+                "predict_mean",
+                "x with rows and columns",
+                format!("x of {} x {}", x.rows(), x.cols()),
+            ));
+        }
+        x.check_finite("predict_mean x")?;
+        let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
         for &i in chosen {
-            let p = self.model(i)?.predict(x)?;
-            cols = p.cols();
-            let acc = sum.get_or_insert_with(|| vec![0.0; p.data().len()]);
-            for (a, v) in acc.iter_mut().zip(p.data()) {
-                *a += *v as f64;
+            let member = &self.members[i];
+            if let Some(w) = member.model.input_shape().or(self.trained[i].as_ref().map(|t| t.input_w)) {
+                if w != x.cols() {
+                    return Err(Error::shape(
+                        "predict_mean",
+                        format!("x with {w} columns (member {i} takes {w} input features)"),
+                        format!("x with {} columns", x.cols()),
+                    ));
+                }
+            }
+            let key = member.group_key(x.cols(), None)?;
+            match groups.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, g)) => g.push(i),
+                None => groups.push((key, vec![i])),
+            }
+        }
+        let mut sum: Vec<f64> = Vec::new();
+        let mut out_w = None;
+        for (_, group) in &groups {
+            let outputs = self.predict_group(group, x)?;
+            let w = outputs.first().map_or(0, |o| o.len() / x.rows());
+            if out_w.is_some_and(|o| o != w) {
+                return Err(Error::shape(
+                    "predict_mean",
+                    format!("members with {} outputs", out_w.unwrap_or(0)),
+                    format!("a member with {w}"),
+                ));
+            }
+            out_w = Some(w);
+            sum.resize(x.rows() * w, 0.0);
+            for o in outputs {
+                for (acc, v) in sum.iter_mut().zip(o) {
+                    *acc += v as f64;
+                }
             }
         }
         let k = chosen.len() as f64;
-        let mean = sum.unwrap_or_default().into_iter().map(|v| (v / k) as f32).collect();
-        Matrix::new(x.rows(), cols, mean)
+        Matrix::new(x.rows(), out_w.unwrap_or(0), sum.into_iter().map(|v| (v / k) as f32).collect())
+    }
+
+    /// Each of `group`'s members' outputs for `x` (flat, row-major), from one plan of them all.
+    fn predict_group(&mut self, group: &[usize], x: &Matrix) -> Result<Vec<Vec<f32>>> {
+        let first = &self.members[group[0]].model;
+        let (device, layers) = (first.device().clone(), first.layers().to_vec());
+        let mut plan = Plan::build(&device, &layers, x.cols(), group.len())?;
+        for (k, &i) in group.iter().enumerate() {
+            match &self.trained[i] {
+                Some(t) => plan.write_member_weights(k, &t.params, &t.state)?,
+                None => {
+                    let (p, s, _, _) = self.members[i].model.starting_state(x.cols())?;
+                    plan.write_member_weights(k, &p, &s)?;
+                }
+            }
+        }
+        let batch = x.rows().min(1024);
+        plan.ensure_capacity(batch)?;
+        let data = plan.upload(crate::plan::DataRole::Eval, x.data(), None, x.rows())?;
+        let out_w = plan.output_w;
+        let len = x.rows() * out_w;
+        let preds = plan.scratch("predictions", len, true)?;
+        let mut launches = Vec::new();
+        for start in (0..x.rows()).step_by(batch) {
+            let rows = batch.min(x.rows() - start);
+            plan.gather(&data, start, rows, false, &mut launches);
+            plan.forward(rows, false, 0, &mut launches);
+            let src = plan.output_buffer();
+            launches.push(Launch::Copy {
+                src,
+                src_off: 0,
+                dst: preds,
+                dst_off: start * out_w,
+                len: rows * out_w,
+                member: None,
+            });
+        }
+        let stride = plan.scratch_stride("predictions");
+        let all = plan.backend.run(&launches, &[(preds, 0..stride * group.len())])?.pop().unwrap_or_default();
+        Ok(all.chunks(stride).map(|c| c[..len].to_vec()).collect())
     }
 
     /// Trains every member on `x`, `y` with the shared settings of `opts` (epochs, batch size,

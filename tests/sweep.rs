@@ -421,3 +421,42 @@ fn bad_sweep_inputs_are_typed_errors() {
     let report = sweep.fit(&x, &y, fit()).unwrap();
     assert!(matches!(report.leaderboard("val_accuracy"), Err(Error::UnknownName { .. })));
 }
+
+#[test]
+fn ensembles_of_mixed_shapes_average_their_members_in_one_pass_per_shape() {
+    let (xt, yt, xv, _) = data::shipped::ionosphere().unwrap();
+    for device in devices() {
+        let make = || {
+            let members: Vec<Member> = [4usize, 8, 4]
+                .iter()
+                .enumerate()
+                .map(|(i, &h)| {
+                    let spec = Spec {
+                        layers: small_net(33, h, "sigmoid"),
+                        optimizer: Adam::new(LRS[i]).into(),
+                        seed: i as u64,
+                        loss: "binary_crossentropy",
+                        metrics: vec![],
+                    };
+                    Member::new(spec.model(&device))
+                })
+                .collect();
+            Sweep::new(members).unwrap()
+        };
+        let mut sweep = make();
+        // Before any fit: the members' initial weights.
+        let before = sweep.predict_mean(&[0, 1, 2], &xv).unwrap();
+        sweep.fit(&xt, &yt, Fit::new().epochs(2).batch_size(32).verbose(0)).unwrap();
+        let after = sweep.predict_mean(&[2, 0, 1, 1], &xv).unwrap();
+        let p: Vec<Matrix> = (0..3).map(|i| sweep.model(i).unwrap().predict(&xv).unwrap()).collect();
+        let want: Vec<f32> = (0..xv.rows())
+            .map(|r| ((p[2].data()[r] as f64 + p[0].data()[r] as f64 + 2.0 * p[1].data()[r] as f64) / 4.0) as f32)
+            .collect();
+        let tol = if device.is_gpu() { GPU_TOL } else { Tol { rel: 0.0, abs: 0.0 } };
+        tol.check(&format!("ensemble of mixed shapes on {device:?}"), after.data(), &want);
+        assert_ne!(before.data(), after.data());
+        let err = sweep.predict_mean(&[0], &Matrix::new(2, 5, vec![0.0; 10]).unwrap()).unwrap_err();
+        assert!(matches!(err, Error::Shape { .. }), "{err}");
+        assert!(sweep.predict_mean(&[3], &xv).is_err());
+    }
+}
