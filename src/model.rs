@@ -18,6 +18,17 @@ use crate::trainer::{self, Compiled, Fit, FitData, MemberFit};
 /// Updates applied so far, and the optimizer's m and v, flat in parameter order.
 pub(crate) type OptimizerMoments = (u64, Vec<f32>, Vec<f32>);
 
+/// A model's weights and optimizer state outside its plan: what a sweep member starts from, and
+/// what it brings back.
+pub(crate) struct ModelState {
+    pub params: Vec<f32>,
+    pub state: Vec<f32>,
+    /// The optimizer's (m, v), when it has trained.
+    pub moments: Option<(Vec<f32>, Vec<f32>)>,
+    /// Updates applied so far.
+    pub steps: u64,
+}
+
 /// A stack of layers, each feeding the next, trained as one model.
 pub struct Sequential {
     device: Device,
@@ -238,42 +249,32 @@ impl Sequential {
 
     /// What a sweep member starts from: its weights (drawn from its seed on the host when it was
     /// never built), optimizer moments when it has trained, and updates so far.
-    pub(crate) fn starting_state(
-        &mut self,
-        input_w: usize,
-    ) -> Result<(Vec<f32>, Vec<f32>, Option<(Vec<f32>, Vec<f32>)>, u64)> {
+    pub(crate) fn starting_state(&mut self, input_w: usize) -> Result<ModelState> {
         let steps = self.steps;
         match &mut self.plan {
             Some(p) => {
                 let (params, state) = p.read_weights()?;
                 let moments = if steps > 0 { Some(p.read_optimizer_moments()?) } else { None };
-                Ok((params, state, moments, steps))
+                Ok(ModelState { params, state, moments, steps })
             }
             None => {
                 let (params, state) = crate::plan::initial_weights(&self.layers, input_w, self.seed);
-                Ok((params, state, None, 0))
+                Ok(ModelState { params, state, moments: None, steps: 0 })
             }
         }
     }
 
     /// Installs what a sweep trained: weights, optimizer moments, updates and learning rate.
-    pub(crate) fn install_trained(
-        &mut self,
-        params: &[f32],
-        state: &[f32],
-        m: &[f32],
-        v: &[f32],
-        steps: u64,
-        learning_rate: f32,
-        input_w: usize,
-    ) -> Result<()> {
+    pub(crate) fn install_trained(&mut self, trained: &ModelState, learning_rate: f32, input_w: usize) -> Result<()> {
         if self.plan.is_none() {
             self.plan = Some(Plan::build(&self.device, &self.layers, input_w, 1)?);
         }
         let plan = self.plan.as_mut().expect("built above");
-        plan.write_weights(params, state)?;
-        plan.write_optimizer_moments(m, v)?;
-        self.steps = steps;
+        plan.write_weights(&trained.params, &trained.state)?;
+        if let Some((m, v)) = &trained.moments {
+            plan.write_optimizer_moments(m, v)?;
+        }
+        self.steps = trained.steps;
         if let Some(c) = self.compiled.as_mut() {
             c.optimizer.set_learning_rate(learning_rate);
         }

@@ -36,7 +36,7 @@ use crate::error::{Error, Result};
 use crate::history::History;
 use crate::layers::{Layer, LayerKind};
 use crate::matrix::Matrix;
-use crate::model::Sequential;
+use crate::model::{ModelState, Sequential};
 use crate::plan::{MemberSettings, Plan};
 use crate::trainer::{self, Fit, FitData, MemberFit};
 
@@ -163,11 +163,7 @@ impl SweepReport {
 
 /// A fitted member's state, written into its Sequential when it is asked for.
 struct Trained {
-    params: Vec<f32>,
-    state: Vec<f32>,
-    m: Vec<f32>,
-    v: Vec<f32>,
-    steps: u64,
+    model: ModelState,
     learning_rate: f32,
     input_w: usize,
 }
@@ -215,7 +211,7 @@ impl<'a> Sweep<'a> {
         let n = self.members.len();
         let member = self.members.get_mut(i).ok_or_else(|| Error::invalid("member", i, format!("there are {n}")))?;
         if let Some(t) = self.trained[i].take() {
-            member.model.install_trained(&t.params, &t.state, &t.m, &t.v, t.steps, t.learning_rate, t.input_w)?;
+            member.model.install_trained(&t.model, t.learning_rate, t.input_w)?;
         }
         Ok(&mut member.model)
     }
@@ -295,10 +291,10 @@ impl<'a> Sweep<'a> {
         let mut plan = Plan::build(&device, &layers, x.cols(), group.len())?;
         for (k, &i) in group.iter().enumerate() {
             match &self.trained[i] {
-                Some(t) => plan.write_member_weights(k, &t.params, &t.state)?,
+                Some(t) => plan.write_member_weights(k, &t.model.params, &t.model.state)?,
                 None => {
-                    let (p, s, _, _) = self.members[i].model.starting_state(x.cols())?;
-                    plan.write_member_weights(k, &p, &s)?;
+                    let start = self.members[i].model.starting_state(x.cols())?;
+                    plan.write_member_weights(k, &start.params, &start.state)?;
                 }
             }
         }
@@ -429,11 +425,12 @@ impl<'a> Sweep<'a> {
         let mut fits = Vec::with_capacity(group.len());
         for (k, &i) in group.iter().enumerate() {
             let member = &mut self.members[i];
-            let (params, state, moments, steps) = member.model.starting_state(x.cols())?;
-            plan.write_member_weights(k, &params, &state)?;
-            if let Some((m, v)) = moments {
-                plan.write_member_moments(k, &m, &v)?;
+            let start = member.model.starting_state(x.cols())?;
+            plan.write_member_weights(k, &start.params, &start.state)?;
+            if let Some((m, v)) = &start.moments {
+                plan.write_member_moments(k, m, v)?;
             }
+            let steps = start.steps;
             let optimizer = member.model.optimizer()?;
             fits.push(MemberFit {
                 optimizer,
@@ -463,11 +460,7 @@ impl<'a> Sweep<'a> {
         let mut out = Vec::with_capacity(group.len());
         for (((&i, outcome), (params, state)), (m, v)) in group.iter().zip(outcomes).zip(weights).zip(moments) {
             self.trained[i] = Some(Trained {
-                params,
-                state,
-                m,
-                v,
-                steps: outcome.steps,
+                model: ModelState { params, state, moments: Some((m, v)), steps: outcome.steps },
                 learning_rate: outcome.optimizer.learning_rate(),
                 input_w: x.cols(),
             });

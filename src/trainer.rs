@@ -133,6 +133,9 @@ pub(crate) struct MemberFit<'a> {
     pub valid_rows: Option<Vec<u32>>,
 }
 
+/// One member's logs of an epoch, for a sweep's display.
+pub(crate) type MemberLogs<'l> = (usize, &'l Logs);
+
 /// How one member's fit ended.
 pub(crate) struct MemberOutcome {
     pub history: History,
@@ -258,7 +261,7 @@ pub(crate) fn fit_members<'a>(
     metrics: &MetricSet,
     data: FitData<'_>,
     members: Vec<MemberFit<'a>>,
-    on_epoch: &mut dyn FnMut(usize, &[(usize, &Logs)]),
+    on_epoch: &mut dyn FnMut(usize, &[MemberLogs<'_>]),
 ) -> Result<Vec<MemberOutcome>> {
     if members.len() != plan.members {
         return Err(Error::Internal(format!("{} members for a plan of {}", members.len(), plan.members)));
@@ -404,7 +407,7 @@ pub(crate) fn fit_members<'a>(
                 run.end(plan, &mut snapshots, true)?;
             }
         }
-        let shown: Vec<(usize, &Logs)> =
+        let shown: Vec<MemberLogs<'_>> =
             runs.iter().filter(|r| r.history.epochs() > epoch).map(|r| (r.member, &r.logs)).collect();
         on_epoch(epoch, &shown);
     }

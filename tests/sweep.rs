@@ -197,7 +197,9 @@ fn members_stop_at_their_own_epochs_with_their_own_callbacks() {
             .collect();
         let callbacks = |i: usize| -> Vec<Box<dyn Callback>> {
             vec![
-                Box::new(EarlyStopping::new().monitor("val_loss").patience(i % 3).restore_best_weights(i % 2 == 0)),
+                Box::new(
+                    EarlyStopping::new().monitor("val_loss").patience(i % 3).restore_best_weights(i.is_multiple_of(2)),
+                ),
                 Box::new(ReduceLROnPlateau::new().monitor("val_loss").patience(1).factor(0.5)),
             ]
         };
