@@ -445,9 +445,19 @@ impl Plan {
     /// Runs `launches` (one submission) and reads back the loss and metric sums of both slots,
     /// one block per member.
     pub fn run_for_sums(&mut self, launches: &[Launch]) -> Result<Vec<Vec<f32>>> {
-        let stride = member_stride(2 * LOSS_KERNEL_VALUES);
-        let all = self.backend.run(launches, &[(self.acc, 0..stride * self.members)])?.pop().unwrap_or_default();
-        Ok(all.chunks(stride).map(|c| c.to_vec()).collect())
+        let read = self.sums_read();
+        let all = self.backend.run(launches, &[read])?.pop().unwrap_or_default();
+        Ok(self.split_sums(&all))
+    }
+
+    /// The read of every member's loss and metric sums.
+    pub fn sums_read(&self) -> (BufId, std::ops::Range<usize>) {
+        (self.acc, 0..member_stride(2 * LOSS_KERNEL_VALUES) * self.members)
+    }
+
+    /// The values of [`Plan::sums_read`], one block per member.
+    pub fn split_sums(&self, all: &[f32]) -> Vec<Vec<f32>> {
+        all.chunks(member_stride(2 * LOSS_KERNEL_VALUES)).map(|c| c.to_vec()).collect()
     }
 
     /// Loss and metrics of the current batch into the accumulators at `slot` (the gradient too when training).

@@ -38,7 +38,7 @@ use crate::layers::{Layer, LayerKind};
 use crate::matrix::Matrix;
 use crate::model::{ModelState, Sequential};
 use crate::plan::{MemberSettings, Plan};
-use crate::trainer::{self, Fit, FitData, MemberFit};
+use crate::trainer::{self, Fit, FitData, MemberFit, PlanMembers};
 
 /// One model of a sweep: a compiled [`Sequential`] with its own fit settings.
 pub struct Member<'a> {
@@ -117,9 +117,10 @@ pub struct SweepReport {
     pub wall_s: f64,
     /// Sum over members of the epochs each trained, per wall second (setup included).
     pub model_epochs_per_s: f64,
-    /// Plans the members formed (one per architecture, split further when K did not fit).
+    /// Plans the members formed (one per architecture, split further when K did not fit in the
+    /// adapter's largest buffer); they train in lockstep, one submission per epoch for all.
     pub plans: usize,
-    /// Device memory of the largest plan, in bytes.
+    /// Device memory of all the plans together, in bytes.
     pub device_bytes: usize,
 }
 
@@ -363,13 +364,9 @@ impl<'a> Sweep<'a> {
         let total = self.members.len();
         let mut reports: Vec<Option<MemberReport>> = (0..total).map(|_| None).collect();
         let mut display = SweepDisplay::new(verbose, total, epochs * total, groups.len());
-        let mut device_bytes = 0;
-        for group in &groups {
-            let (bytes, outcome) = self.fit_group(group, x, y, &opts, &mut display)?;
-            device_bytes = device_bytes.max(bytes);
-            for (i, r) in outcome {
-                reports[i] = Some(r);
-            }
+        let (device_bytes, outcome) = self.fit_groups(&groups, x, y, &opts, &mut display)?;
+        for (i, r) in outcome {
+            reports[i] = Some(r);
         }
         let members: Vec<MemberReport> = reports.into_iter().map(|r| r.expect("every member is in a group")).collect();
         let wall_s = started.elapsed().as_secs_f64();
@@ -408,40 +405,46 @@ impl<'a> Sweep<'a> {
         Ok(out)
     }
 
-    /// Trains one group as one plan; returns the plan's device bytes and each member's report.
-    fn fit_group(
+    /// Trains every group as a plan of its own, the plans in lockstep (one submission per
+    /// epoch for all of them); returns the plans' device bytes together and each member's report.
+    fn fit_groups(
         &mut self,
-        group: &[usize],
+        groups: &[Vec<usize>],
         x: &Matrix,
         y: &Matrix,
         opts: &Fit<'_>,
         display: &mut SweepDisplay,
     ) -> Result<(usize, Vec<(usize, MemberReport)>)> {
-        let first = &self.members[group[0]].model;
-        let device = first.device().clone();
-        let layers: Vec<Layer> = first.layers().to_vec();
-        let (loss, metrics) = first.loss_and_metrics()?;
-        let mut plan = Plan::build(&device, &layers, x.cols(), group.len())?;
-        let mut fits = Vec::with_capacity(group.len());
-        for (k, &i) in group.iter().enumerate() {
-            let member = &mut self.members[i];
-            let start = member.model.starting_state(x.cols())?;
-            plan.write_member_weights(k, &start.params, &start.state)?;
-            if let Some((m, v)) = &start.moments {
-                plan.write_member_moments(k, m, v)?;
+        let mut plans = Vec::with_capacity(groups.len());
+        let mut compiled = Vec::with_capacity(groups.len());
+        let mut fits = Vec::with_capacity(groups.len());
+        for group in groups {
+            let first = &self.members[group[0]].model;
+            let device = first.device().clone();
+            let layers: Vec<Layer> = first.layers().to_vec();
+            compiled.push(first.loss_and_metrics()?);
+            let mut plan = Plan::build(&device, &layers, x.cols(), group.len())?;
+            let mut members = Vec::with_capacity(group.len());
+            for (k, &i) in group.iter().enumerate() {
+                let member = &mut self.members[i];
+                let start = member.model.starting_state(x.cols())?;
+                plan.write_member_weights(k, &start.params, &start.state)?;
+                if let Some((m, v)) = &start.moments {
+                    plan.write_member_moments(k, m, v)?;
+                }
+                members.push(MemberFit {
+                    optimizer: member.model.optimizer()?,
+                    steps: start.steps,
+                    seed: member.seed.unwrap_or(member.model.init_seed()),
+                    dropout: MemberSettings::dropout_rates(member.model.layers()),
+                    callbacks: std::mem::take(&mut member.callbacks),
+                    verbose: Some(0),
+                    train_rows: member.train_rows.as_ref().map(|r| r.iter().map(|&v| v as u32).collect()),
+                    valid_rows: member.valid_rows.as_ref().map(|r| r.iter().map(|&v| v as u32).collect()),
+                });
             }
-            let steps = start.steps;
-            let optimizer = member.model.optimizer()?;
-            fits.push(MemberFit {
-                optimizer,
-                steps,
-                seed: member.seed.unwrap_or(member.model.init_seed()),
-                dropout: MemberSettings::dropout_rates(member.model.layers()),
-                callbacks: std::mem::take(&mut member.callbacks),
-                verbose: Some(0),
-                train_rows: member.train_rows.as_ref().map(|r| r.iter().map(|&v| v as u32).collect()),
-                valid_rows: member.valid_rows.as_ref().map(|r| r.iter().map(|&v| v as u32).collect()),
-            });
+            plans.push(plan);
+            fits.push(members);
         }
         let data = FitData {
             x,
@@ -451,24 +454,33 @@ impl<'a> Sweep<'a> {
             epochs: opts.epochs.unwrap_or(1),
             shuffle: opts.shuffle.unwrap_or(true),
         };
-        let outcomes = trainer::fit_members(&mut plan, loss, &metrics, data, fits, &mut |epoch, logs| {
-            display.epoch(epoch, logs.len(), logs)
+        let work: Vec<PlanMembers> = plans
+            .iter_mut()
+            .zip(compiled)
+            .zip(fits)
+            .map(|((plan, (loss, metrics)), members)| PlanMembers { plan, loss, metrics, members })
+            .collect();
+        let outcomes = trainer::fit_plans(work, data, &mut |epoch, per_plan| {
+            let logs: Vec<_> = per_plan.iter().flat_map(|p| p.iter().copied()).collect();
+            display.epoch(epoch, logs.len(), &logs)
         })?;
-        let weights = plan.read_member_weights()?;
-        let moments = plan.read_member_moments()?;
-        let bytes = plan.device_bytes();
-        let mut out = Vec::with_capacity(group.len());
-        for (((&i, outcome), (params, state)), (m, v)) in group.iter().zip(outcomes).zip(weights).zip(moments) {
-            self.trained[i] = Some(Trained {
-                model: ModelState { params, state, moments: Some((m, v)), steps: outcome.steps },
-                learning_rate: outcome.optimizer.learning_rate(),
-                input_w: x.cols(),
-            });
-            let epochs_run = outcome.history.epochs();
-            let label = self.members[i].label.clone();
-            out.push((i, MemberReport { label, history: outcome.history, epochs_run, diverged: outcome.diverged }));
+        let mut bytes = 0;
+        let mut out = Vec::with_capacity(self.members.len());
+        for ((group, plan), outcomes) in groups.iter().zip(plans.iter_mut()).zip(outcomes) {
+            let weights = plan.read_member_weights()?;
+            let moments = plan.read_member_moments()?;
+            bytes += plan.device_bytes();
+            for (((&i, outcome), (params, state)), (m, v)) in group.iter().zip(outcomes).zip(weights).zip(moments) {
+                self.trained[i] = Some(Trained {
+                    model: ModelState { params, state, moments: Some((m, v)), steps: outcome.steps },
+                    learning_rate: outcome.optimizer.learning_rate(),
+                    input_w: x.cols(),
+                });
+                let epochs_run = outcome.history.epochs();
+                let label = self.members[i].label.clone();
+                out.push((i, MemberReport { label, history: outcome.history, epochs_run, diverged: outcome.diverged }));
+            }
         }
-        display.group_done(group.len());
         Ok((bytes, out))
     }
 }
@@ -602,7 +614,6 @@ struct SweepDisplay {
     verbose: u8,
     bar: Option<indicatif::ProgressBar>,
     plans: usize,
-    plan: usize,
     members: usize,
 }
 
@@ -617,7 +628,7 @@ impl SweepDisplay {
             bar.set_prefix(format!("{members} models"));
             bar
         });
-        SweepDisplay { verbose, bar, plans, plan: 0, members }
+        SweepDisplay { verbose, bar, plans, members }
     }
 
     fn epoch(&mut self, epoch: usize, trained: usize, logs: &[(usize, &Logs)]) {
@@ -631,17 +642,12 @@ impl SweepDisplay {
             bar.set_message(format!("best loss {best:.4}"));
         } else if self.verbose >= 1 {
             eprintln!(
-                "plan {}/{} epoch {}: {trained} of {} models training, best loss {best:.4}",
-                self.plan + 1,
-                self.plans,
+                "epoch {}: {trained} of {} models ({} plans) training, best loss {best:.4}",
                 epoch + 1,
-                self.members
+                self.members,
+                self.plans
             );
         }
-    }
-
-    fn group_done(&mut self, _members: usize) {
-        self.plan += 1;
     }
 
     fn finish(&mut self) {

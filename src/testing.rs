@@ -104,6 +104,14 @@ pub fn gpu_matmul_paths(device: &Device) -> (bool, bool) {
     }
 }
 
+/// Submissions the GPU device has made so far (0 on the CPU).
+pub fn gpu_submissions(device: &Device) -> u64 {
+    match &device.inner {
+        DeviceInner::Gpu(ctx) => ctx.submissions(),
+        DeviceInner::Cpu => 0,
+    }
+}
+
 /// Changes the longest wait of a GPU device from now on (tests of the timeout, then recovery).
 pub fn set_gpu_timeout(device: &Device, timeout: std::time::Duration) {
     if let DeviceInner::Gpu(ctx) = &device.inner {

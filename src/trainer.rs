@@ -12,7 +12,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
 use crate::callbacks::{Callback, Logs, ProgbarLogger, SnapshotOp, TrainContext};
-use crate::device::{BufId, Launch};
+use crate::device::{run_together, BufId, Launch, RunJob};
 use crate::error::{Error, Result};
 use crate::history::History;
 use crate::losses::Loss;
@@ -252,88 +252,127 @@ fn log_keys(metrics: &MetricSet, validation: bool) -> Vec<String> {
     keys
 }
 
-/// Trains the plan's members on checked data, one submission per epoch for all of them.
-/// `on_epoch` sees each epoch's logs of the members that trained in it (a sweep's display).
-/// Every member trains on the same number of rows (and validates on the same number).
-pub(crate) fn fit_members<'a>(
-    plan: &mut Plan,
+/// One plan's members in a fit: compiled settings, uploaded data, each member's [`Run`], and the
+/// buffers and host scratch of its epochs.
+struct PlanFit<'a, 'p> {
+    plan: &'p mut Plan,
     loss: Loss,
-    metrics: &MetricSet,
-    data: FitData<'_>,
-    members: Vec<MemberFit<'a>>,
-    on_epoch: &mut dyn FnMut(usize, &[MemberLogs<'_>]),
-) -> Result<Vec<MemberOutcome>> {
-    if members.len() != plan.members {
-        return Err(Error::Internal(format!("{} members for a plan of {}", members.len(), plan.members)));
-    }
-    let (batch_size, epochs) = (data.batch_size, data.epochs);
-    let n = members.first().and_then(|m| m.train_rows.as_ref()).map_or(data.x.rows(), Vec::len);
-    let val_total = data.validation.map_or(0, |(vx, _)| vx.rows());
-    let val_rows = members.first().and_then(|m| m.valid_rows.as_ref()).map_or(val_total, Vec::len);
-    for (m, member) in members.iter().enumerate() {
-        let rows = member.train_rows.as_ref().map_or(data.x.rows(), Vec::len);
-        let vrows = member.valid_rows.as_ref().map_or(val_total, Vec::len);
-        if rows != n || vrows != val_rows {
-            return Err(Error::Internal(format!("member {m} trains on {rows} rows, member 0 on {n}")));
+    metrics: MetricSet,
+    runs: Vec<Run<'a>>,
+    train: DeviceData,
+    valid: Option<DeviceData>,
+    /// Training rows per member, rows per batch (capped at n), steps per epoch.
+    n: usize,
+    batch: usize,
+    steps_per_epoch: usize,
+    lrs: BufId,
+    lr_stride: usize,
+    snapshots: Vec<(BufId, BufId)>,
+    orders: Vec<Vec<u32>>,
+    rates: Vec<f32>,
+}
+
+/// One plan of a fit of several: the plan, what it was compiled with, and its members.
+pub(crate) struct PlanMembers<'a, 'p> {
+    pub plan: &'p mut Plan,
+    pub loss: Loss,
+    pub metrics: MetricSet,
+    pub members: Vec<MemberFit<'a>>,
+}
+
+impl<'a, 'p> PlanFit<'a, 'p> {
+    /// Checks the members' row counts, uploads the data, starts every member's callbacks.
+    fn start(group: PlanMembers<'a, 'p>, data: &FitData<'_>) -> Result<Self> {
+        let PlanMembers { plan, loss, metrics, members } = group;
+        if members.len() != plan.members {
+            return Err(Error::Internal(format!("{} members for a plan of {}", members.len(), plan.members)));
         }
-    }
-    if n == 0 {
-        return Err(Error::shape("fit", "at least one training row", "no rows"));
-    }
-    let batch = batch_size.min(n);
-    let keys = log_keys(metrics, data.validation.is_some());
-    plan.ensure_capacity(batch.max(val_rows.min(batch_size)))?;
-    let train = plan.upload(DataRole::Train, data.x.data(), Some(data.y.data()), n)?;
-    let valid = match data.validation {
-        Some((vx, vy)) => Some(plan.upload(DataRole::Valid, vx.data(), Some(vy.data()), val_rows)?),
-        None => None,
-    };
-    let mut runs: Vec<Run<'a>> = Vec::with_capacity(members.len());
-    for (m, member) in members.into_iter().enumerate() {
-        let progress = ProgbarLogger::new(member.verbose, epochs);
-        let mut callbacks = member.callbacks;
-        let ctx = TrainContext::new(epochs, keys.clone(), member.optimizer.learning_rate(), progress.level());
-        callbacks.push(Box::new(progress));
-        runs.push(Run {
-            member: m,
-            callbacks,
-            ctx,
-            history: History::default(),
-            logs: Logs::new(),
-            optimizer: member.optimizer,
-            steps: member.steps,
-            seed: member.seed,
-            dropout: member.dropout,
-            rows: member.train_rows.unwrap_or_else(|| (0..n as u32).collect()),
-            order: (0..n as u32).collect(),
-            valid_rows: member.valid_rows.unwrap_or_else(|| (0..val_rows as u32).collect()),
-            active: true,
-            diverged: None,
-            pending: Vec::new(),
-        });
-    }
-    if let Some(v) = &valid {
-        let orders: Vec<Vec<u32>> = runs.iter().map(|r| r.valid_rows.clone()).collect();
-        plan.write_orders(v, &orders)?;
-    }
-    let mut snapshots: Vec<(BufId, BufId)> = Vec::new();
-    for run in runs.iter_mut() {
-        run.each(|cb, ctx| cb.on_train_begin(ctx))?;
-        run.apply_requests(plan, &mut snapshots)?;
-    }
-    let steps_per_epoch = n.div_ceil(batch);
-    let lrs = plan.scratch("learning rates", steps_per_epoch, true)?;
-    let lr_stride = plan.scratch_stride("learning rates");
-    let mut launches: Vec<Launch> = Vec::new();
-    let mut orders: Vec<Vec<u32>> = vec![Vec::new(); runs.len()];
-    let mut rates = vec![0.0f32; lr_stride * runs.len()];
-    let optimizer = runs[0].optimizer;
-    for epoch in 0..epochs {
-        if runs.iter().all(|r| !r.active) {
-            break;
+        let (batch_size, epochs) = (data.batch_size, data.epochs);
+        let n = members.first().and_then(|m| m.train_rows.as_ref()).map_or(data.x.rows(), Vec::len);
+        let val_total = data.validation.map_or(0, |(vx, _)| vx.rows());
+        let val_rows = members.first().and_then(|m| m.valid_rows.as_ref()).map_or(val_total, Vec::len);
+        for (m, member) in members.iter().enumerate() {
+            let rows = member.train_rows.as_ref().map_or(data.x.rows(), Vec::len);
+            let vrows = member.valid_rows.as_ref().map_or(val_total, Vec::len);
+            if rows != n || vrows != val_rows {
+                return Err(Error::Internal(format!("member {m} trains on {rows} rows, member 0 on {n}")));
+            }
         }
-        launches.clear();
-        for (run, order) in runs.iter_mut().zip(orders.iter_mut()) {
+        if n == 0 {
+            return Err(Error::shape("fit", "at least one training row", "no rows"));
+        }
+        let batch = batch_size.min(n);
+        let keys = log_keys(&metrics, data.validation.is_some());
+        plan.ensure_capacity(batch.max(val_rows.min(batch_size)))?;
+        let train = plan.upload(DataRole::Train, data.x.data(), Some(data.y.data()), n)?;
+        let valid = match data.validation {
+            Some((vx, vy)) => Some(plan.upload(DataRole::Valid, vx.data(), Some(vy.data()), val_rows)?),
+            None => None,
+        };
+        let mut runs: Vec<Run<'a>> = Vec::with_capacity(members.len());
+        for (m, member) in members.into_iter().enumerate() {
+            let progress = ProgbarLogger::new(member.verbose, epochs);
+            let mut callbacks = member.callbacks;
+            let ctx = TrainContext::new(epochs, keys.clone(), member.optimizer.learning_rate(), progress.level());
+            callbacks.push(Box::new(progress));
+            runs.push(Run {
+                member: m,
+                callbacks,
+                ctx,
+                history: History::default(),
+                logs: Logs::new(),
+                optimizer: member.optimizer,
+                steps: member.steps,
+                seed: member.seed,
+                dropout: member.dropout,
+                rows: member.train_rows.unwrap_or_else(|| (0..n as u32).collect()),
+                order: (0..n as u32).collect(),
+                valid_rows: member.valid_rows.unwrap_or_else(|| (0..val_rows as u32).collect()),
+                active: true,
+                diverged: None,
+                pending: Vec::new(),
+            });
+        }
+        if let Some(v) = &valid {
+            let orders: Vec<Vec<u32>> = runs.iter().map(|r| r.valid_rows.clone()).collect();
+            plan.write_orders(v, &orders)?;
+        }
+        let mut snapshots: Vec<(BufId, BufId)> = Vec::new();
+        for run in runs.iter_mut() {
+            run.each(|cb, ctx| cb.on_train_begin(ctx))?;
+            run.apply_requests(plan, &mut snapshots)?;
+        }
+        let steps_per_epoch = n.div_ceil(batch);
+        let lrs = plan.scratch("learning rates", steps_per_epoch, true)?;
+        let lr_stride = plan.scratch_stride("learning rates");
+        let k = runs.len();
+        Ok(PlanFit {
+            plan,
+            loss,
+            metrics,
+            runs,
+            train,
+            valid,
+            n,
+            batch,
+            steps_per_epoch,
+            lrs,
+            lr_stride,
+            snapshots,
+            orders: vec![Vec::new(); k],
+            rates: vec![0.0f32; lr_stride * k],
+        })
+    }
+
+    fn active(&self) -> bool {
+        self.runs.iter().any(|r| r.active)
+    }
+
+    /// Starts an epoch for the members still training (callbacks, row orders, learning rates,
+    /// member table) and appends the epoch's launches: requested copies, every batch, validation.
+    fn epoch_launches(&mut self, epoch: usize, data: &FitData<'_>, launches: &mut Vec<Launch>) -> Result<()> {
+        let n = self.n;
+        for (run, order) in self.runs.iter_mut().zip(self.orders.iter_mut()) {
             launches.append(&mut run.pending);
             if !run.active {
                 // Its launches still run (masked on the device): any valid order will do.
@@ -344,7 +383,7 @@ pub(crate) fn fit_members<'a>(
                 continue;
             }
             run.each(|cb, ctx| cb.on_epoch_begin(epoch, ctx))?;
-            run.apply_requests(plan, &mut snapshots)?;
+            run.apply_requests(self.plan, &mut self.snapshots)?;
             launches.append(&mut run.pending);
             if data.shuffle {
                 let mut rng = rand::rngs::StdRng::seed_from_u64(run.seed.wrapping_add(epoch as u64));
@@ -352,33 +391,43 @@ pub(crate) fn fit_members<'a>(
             }
             order.clear();
             order.extend(run.order.iter().map(|&i| run.rows[i as usize]));
-            for s in 0..steps_per_epoch {
-                rates[run.member * lr_stride + s] = run.optimizer.step_learning_rate(run.steps + s as u64 + 1);
+            for s in 0..self.steps_per_epoch {
+                self.rates[run.member * self.lr_stride + s] =
+                    run.optimizer.step_learning_rate(run.steps + s as u64 + 1);
             }
         }
-        plan.write_orders(&train, &orders)?;
-        plan.backend.write(lrs, 0, &rates)?;
-        let settings: Vec<MemberSettings> = runs.iter().map(Run::settings).collect();
+        let plan = &mut *self.plan;
+        plan.write_orders(&self.train, &self.orders)?;
+        plan.backend.write(self.lrs, 0, &self.rates)?;
+        let settings: Vec<MemberSettings> = self.runs.iter().map(Run::settings).collect();
         plan.write_table(&settings)?;
-        for s in 0..steps_per_epoch {
-            let start = s * batch;
-            let rows = batch.min(n - start);
-            plan.gather(&train, start, rows, true, &mut launches);
-            plan.forward(rows, true, s as u32, &mut launches);
-            plan.loss(loss, metrics, rows, true, s > 0, AccSlot::Train, &mut launches);
-            plan.backward(rows, s as u32, &mut launches);
-            plan.update(&optimizer, s, lrs, &mut launches)?;
+        let optimizer = self.runs[0].optimizer;
+        let (loss, metrics) = (self.loss, &self.metrics);
+        for s in 0..self.steps_per_epoch {
+            let start = s * self.batch;
+            let rows = self.batch.min(n - start);
+            plan.gather(&self.train, start, rows, true, launches);
+            plan.forward(rows, true, s as u32, launches);
+            plan.loss(loss, metrics, rows, true, s > 0, AccSlot::Train, launches);
+            plan.backward(rows, s as u32, launches);
+            plan.update(&optimizer, s, self.lrs, launches)?;
         }
-        if let Some(v) = &valid {
-            eval_launches(plan, v, batch_size, loss, metrics, true, &mut launches);
+        if let Some(v) = &self.valid {
+            eval_launches(plan, v, data.batch_size, loss, metrics, true, launches);
         }
-        let sums = plan.run_for_sums(&launches)?;
-        for run in runs.iter_mut().filter(|r| r.active) {
-            run.steps += steps_per_epoch as u64;
+        Ok(())
+    }
+
+    /// Ends an epoch with its loss and metric sums (one block per member): logs, callbacks,
+    /// History, stops and divergences.
+    fn epoch_end(&mut self, epoch: usize, sums: &[Vec<f32>]) -> Result<()> {
+        let metrics = &self.metrics;
+        for run in self.runs.iter_mut().filter(|r| r.active) {
+            run.steps += self.steps_per_epoch as u64;
             let mut logs = Logs::new();
             let member_sums = &sums[run.member];
-            record(&mut logs, metrics, member_sums, AccSlot::Train, n, "");
-            if let Some(v) = &valid {
+            record(&mut logs, metrics, member_sums, AccSlot::Train, self.n, "");
+            if let Some(v) = &self.valid {
                 record(&mut logs, metrics, member_sums, AccSlot::Eval, v.rows, "val_");
             }
             let result = run.each(|cb, ctx| {
@@ -391,11 +440,11 @@ pub(crate) fn fit_members<'a>(
             for (k, v) in run.logs.iter() {
                 run.history.push(k, v);
             }
-            run.apply_requests(plan, &mut snapshots)?;
+            run.apply_requests(self.plan, &mut self.snapshots)?;
             if let Some(reason) = run.ctx.stop.take() {
                 run.history.stopped_epoch = Some(epoch);
                 run.history.stop_reason = Some(reason);
-                run.end(plan, &mut snapshots, false)?;
+                run.end(self.plan, &mut self.snapshots, false)?;
                 continue;
             }
             let loss_now = run.logs.get("loss").unwrap_or(f32::NAN);
@@ -404,27 +453,92 @@ pub(crate) fn fit_members<'a>(
                 // back its best weights (a NaN epoch never replaces them) rather than leaving the
                 // NaNs in the model; the divergence is reported, not their errors.
                 run.diverged = Some((epoch, loss_now));
-                run.end(plan, &mut snapshots, true)?;
+                run.end(self.plan, &mut self.snapshots, true)?;
             }
         }
-        let shown: Vec<MemberLogs<'_>> =
-            runs.iter().filter(|r| r.history.epochs() > epoch).map(|r| (r.member, &r.logs)).collect();
-        on_epoch(epoch, &shown);
+        Ok(())
     }
-    let mut last = Vec::new();
-    for run in runs.iter_mut() {
-        if run.active {
-            run.end(plan, &mut snapshots, false)?;
+
+    /// Ends the members still training and runs the copies every member asked for last.
+    fn finish(mut self) -> Result<Vec<MemberOutcome>> {
+        let mut last = Vec::new();
+        for run in self.runs.iter_mut() {
+            if run.active {
+                run.end(self.plan, &mut self.snapshots, false)?;
+            }
+            last.append(&mut run.pending);
         }
-        last.append(&mut run.pending);
+        if !last.is_empty() {
+            self.plan.backend.run(&last, &[])?;
+        }
+        Ok(self
+            .runs
+            .into_iter()
+            .map(|r| MemberOutcome { history: r.history, optimizer: r.optimizer, steps: r.steps, diverged: r.diverged })
+            .collect())
     }
-    if !last.is_empty() {
-        plan.backend.run(&last, &[])?;
+}
+
+/// Trains one plan's members on checked data, one submission per epoch for all of them.
+/// `on_epoch` sees each epoch's logs of the members that trained in it.
+pub(crate) fn fit_members<'a>(
+    plan: &mut Plan,
+    loss: Loss,
+    metrics: &MetricSet,
+    data: FitData<'_>,
+    members: Vec<MemberFit<'a>>,
+    on_epoch: &mut dyn FnMut(usize, &[MemberLogs<'_>]),
+) -> Result<Vec<MemberOutcome>> {
+    let group = PlanMembers { plan, loss, metrics: metrics.clone(), members };
+    Ok(fit_plans(vec![group], data, &mut |epoch, logs| on_epoch(epoch, logs[0]))?.pop().unwrap_or_default())
+}
+
+/// Trains several plans' members (a sweep over shapes) in lockstep on the same data: each
+/// epoch, every plan still training records its launches and all of them run as one submission
+/// with one wait (GPU plans of one device; `device::run_together`). `on_epoch` sees, per plan,
+/// the logs of the members that trained in the epoch. Returns each plan's outcomes.
+pub(crate) fn fit_plans<'a>(
+    groups: Vec<PlanMembers<'a, '_>>,
+    data: FitData<'_>,
+    on_epoch: &mut dyn FnMut(usize, &[&[MemberLogs<'_>]]),
+) -> Result<Vec<Vec<MemberOutcome>>> {
+    let mut fits = Vec::with_capacity(groups.len());
+    for g in groups {
+        fits.push(PlanFit::start(g, &data)?);
     }
-    Ok(runs
-        .into_iter()
-        .map(|r| MemberOutcome { history: r.history, optimizer: r.optimizer, steps: r.steps, diverged: r.diverged })
-        .collect())
+    let mut launches: Vec<Vec<Launch>> = vec![Vec::new(); fits.len()];
+    for epoch in 0..data.epochs {
+        let live: Vec<usize> = (0..fits.len()).filter(|&g| fits[g].active()).collect();
+        if live.is_empty() {
+            break;
+        }
+        for &g in &live {
+            launches[g].clear();
+            fits[g].epoch_launches(epoch, &data, &mut launches[g])?;
+        }
+        let sums = {
+            let mut jobs: Vec<RunJob<'_>> = Vec::with_capacity(live.len());
+            for (g, fit) in fits.iter_mut().enumerate() {
+                if live.contains(&g) {
+                    let reads = vec![fit.plan.sums_read()];
+                    jobs.push(RunJob { backend: fit.plan.backend.as_mut(), launches: &launches[g], reads });
+                }
+            }
+            run_together(&mut jobs)?
+        };
+        for (&g, mut read) in live.iter().zip(sums) {
+            let flat = read.pop().unwrap_or_default();
+            let per_member = fits[g].plan.split_sums(&flat);
+            fits[g].epoch_end(epoch, &per_member)?;
+        }
+        let shown: Vec<Vec<MemberLogs<'_>>> = fits
+            .iter()
+            .map(|f| f.runs.iter().filter(|r| r.history.epochs() > epoch).map(|r| (r.member, &r.logs)).collect())
+            .collect();
+        let views: Vec<&[MemberLogs<'_>]> = shown.iter().map(Vec::as_slice).collect();
+        on_epoch(epoch, &views);
+    }
+    fits.into_iter().map(PlanFit::finish).collect()
 }
 
 /// The launches of a validation/evaluation pass over `data`: forward in inference mode and the

@@ -462,3 +462,34 @@ fn ensembles_of_mixed_shapes_average_their_members_in_one_pass_per_shape() {
         assert!(sweep.predict_mean(&[3], &xv).is_err());
     }
 }
+
+#[test]
+fn a_sweep_over_shapes_is_one_submission_per_epoch() {
+    let (xt, yt, xv, yv) = data::shipped::ionosphere().unwrap();
+    let device = common::gpu();
+    let members: Vec<Member> = [4usize, 8, 16, 8, 4]
+        .iter()
+        .enumerate()
+        .map(|(i, &h)| {
+            let spec = Spec {
+                layers: small_net(33, h, "sigmoid"),
+                optimizer: Adam::new(LRS[i % 4]).into(),
+                seed: i as u64,
+                loss: "binary_crossentropy",
+                metrics: vec!["accuracy"],
+            };
+            Member::new(spec.model(&device))
+        })
+        .collect();
+    let mut sweep = Sweep::new(members).unwrap();
+    let epochs = 4;
+    let before = wgfit::testing::gpu_submissions(&device);
+    let report =
+        sweep.fit(&xt, &yt, Fit::new().epochs(epochs).batch_size(32).verbose(0).validation_data(&xv, &yv)).unwrap();
+    let made = wgfit::testing::gpu_submissions(&device) - before;
+    assert_eq!(report.plans, 3);
+    // Each member's starting weights read from its model (5), one submission per epoch for the
+    // three plans together, then each plan's weights and moments read back (2 x 3). Plans run
+    // one after another would make 3 per epoch.
+    assert_eq!(made, 5 + epochs as u64 + 2 * 3, "submissions during the sweep");
+}

@@ -170,6 +170,41 @@ pub(crate) trait Backend: Send {
     fn buffer_count(&self) -> usize;
     /// Bytes of all buffers allocated so far.
     fn allocated_bytes(&self) -> usize;
+    /// The GPU backend, to submit several backends' recordings at once (`run_together`).
+    fn gpu(&mut self) -> Option<&mut gpu::GpuBackend> {
+        None
+    }
+}
+
+/// Runs each job's launches and reads on its backend: GPU backends of one device record into
+/// one submission and wait once (several plans, one epoch), other backends one after another.
+/// Returns each job's reads.
+pub(crate) fn run_together(jobs: &mut [RunJob<'_>]) -> Result<Vec<Vec<Vec<f32>>>> {
+    let mut first: Option<Arc<gpu::GpuContext>> = None;
+    let one_device = jobs.iter_mut().all(|j| match j.backend.gpu() {
+        Some(g) => Arc::ptr_eq(first.get_or_insert_with(|| g.ctx.clone()), &g.ctx),
+        None => false,
+    });
+    if !one_device || jobs.len() < 2 {
+        return jobs.iter_mut().map(|j| j.backend.run(j.launches, &j.reads)).collect();
+    }
+    let mut commands = Vec::with_capacity(jobs.len());
+    let mut ctx = None;
+    for j in jobs.iter_mut() {
+        let g = j.backend.gpu().expect("checked above");
+        ctx.get_or_insert_with(|| g.ctx.clone());
+        commands.push(g.prepare(j.launches, &j.reads)?);
+    }
+    let ctx = ctx.expect("at least two jobs");
+    let submission = ctx.submit(commands);
+    jobs.iter_mut().map(|j| j.backend.gpu().expect("checked above").collect(submission.clone(), &j.reads)).collect()
+}
+
+/// One backend's share of [`run_together`].
+pub(crate) struct RunJob<'a> {
+    pub backend: &'a mut dyn Backend,
+    pub launches: &'a [Launch],
+    pub reads: Vec<(BufId, Range<usize>)>,
 }
 
 /// Checks a binding list: right count, and no buffer written while also bound elsewhere.

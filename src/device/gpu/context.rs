@@ -49,6 +49,8 @@ pub(crate) struct GpuContext {
     pub(crate) scalar_matmul: bool,
     /// Time each dispatch on its own (`GpuOptions::profile`).
     pub(crate) profile: bool,
+    /// Submissions made so far (the tests count them: one per epoch however many plans).
+    submissions: std::sync::atomic::AtomicU64,
     /// The replacement for shaders/dense.wgsl (`GpuOptions::dense_wgsl`), read when the device opened.
     dense_override: Option<String>,
     /// How long any wait on the GPU may take before it is reported as an error.
@@ -113,6 +115,7 @@ impl GpuContext {
             textures,
             scalar_matmul: options.scalar_matmul_on(),
             profile: options.profile_on(),
+            submissions: std::sync::atomic::AtomicU64::new(0),
             dense_override,
             timeout: Mutex::new(timeout),
             texture_kernels: Mutex::new(None),
@@ -246,6 +249,17 @@ impl GpuContext {
     }
 
     /// Blocks until the queue's work is done, at most the GPU timeout.
+    /// Submits command buffers to the queue: the one place wgfit submits, counted.
+    pub(crate) fn submit(&self, commands: impl IntoIterator<Item = wgpu::CommandBuffer>) -> wgpu::SubmissionIndex {
+        self.submissions.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.queue.submit(commands)
+    }
+
+    /// Submissions made so far on this device.
+    pub(crate) fn submissions(&self) -> u64 {
+        self.submissions.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     pub(crate) fn wait(&self, index: wgpu::SubmissionIndex) -> Result<()> {
         let timeout = *self.timeout.lock().unwrap_or_else(|p| p.into_inner());
         self.device.poll(wgpu::PollType::Wait { submission_index: Some(index), timeout: Some(timeout) }).map_err(

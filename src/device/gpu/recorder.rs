@@ -283,6 +283,13 @@ impl GpuBackend {
     /// Records the steps into one submission: launch records uploaded in one write, a compute pass
     /// per run of dispatches, copies between passes, then the copies of `reads` to the staging buffer.
     fn record(&mut self, steps: &[Step], reads: &[(BufId, Range<usize>)]) -> Result<wgpu::SubmissionIndex> {
+        let commands = self.encode(steps, reads)?;
+        Ok(self.ctx.submit([commands]))
+    }
+
+    /// Records the steps and the copies of `reads` into one command buffer, not yet submitted
+    /// (the launch records are written to the queue first).
+    fn encode(&mut self, steps: &[Step], reads: &[(BufId, Range<usize>)]) -> Result<wgpu::CommandBuffer> {
         let records = steps.iter().filter(|s| matches!(s, Step::Dispatch { .. })).count();
         self.params_for(records as u64)?;
         self.record_bytes.clear();
@@ -297,7 +304,7 @@ impl GpuBackend {
         }
         let ctx = self.ctx.clone();
         let (params_buf, params_group, _) = self.params.as_ref().expect("made above");
-        ctx.scoped("recording the launches", || -> Result<wgpu::SubmissionIndex> {
+        ctx.scoped("recording the launches", || -> Result<wgpu::CommandBuffer> {
             if !self.record_bytes.is_empty() {
                 ctx.queue.write_buffer(params_buf, 0, &self.record_bytes);
             }
@@ -352,7 +359,7 @@ impl GpuBackend {
                     at += bytes;
                 }
             }
-            Ok(ctx.queue.submit([encoder.finish()]))
+            Ok(encoder.finish())
         })?
     }
 }
@@ -380,6 +387,96 @@ impl GpuBackend {
         })?;
         self.buffers.push(GpuBuffer { buffer, len: len.max(1), stride });
         Ok(BufId(self.buffers.len() - 1))
+    }
+}
+
+impl GpuBackend {
+    /// The first half of a run: checks the reads, plans the steps and encodes them with the
+    /// readback copies into a command buffer for the caller to submit (alone, or with other
+    /// backends' in one submission: `device::run_together`).
+    pub(crate) fn prepare(
+        &mut self,
+        launches: &[Launch],
+        reads: &[(BufId, Range<usize>)],
+    ) -> Result<wgpu::CommandBuffer> {
+        self.ctx.check_fault()?;
+        for (b, r) in reads {
+            let buf = self.buffer(*b)?;
+            if r.end > buf.len || r.start > r.end {
+                return Err(Error::Internal(format!("read {r:?} past a buffer of {}", buf.len)));
+            }
+        }
+        let read_bytes: u64 = reads.iter().map(|(_, r)| (r.len() * 4) as u64).sum();
+        if read_bytes > 0 {
+            self.staging_for(read_bytes)?;
+        }
+        let mut steps = std::mem::take(&mut self.steps);
+        steps.clear();
+        let planned = self.plan_steps(launches, &mut steps);
+        if self.ctx.profile && planned.is_ok() {
+            // Each step in a submission of its own, timed; the reads ride on the caller's.
+            for step in std::mem::take(&mut steps) {
+                let name = match &step {
+                    Step::Dispatch { name, .. } => *name,
+                    _ => "(copy)",
+                };
+                let started = std::time::Instant::now();
+                let submission = self.record(std::slice::from_ref(&step), &[])?;
+                self.ctx.wait(submission)?;
+                let e = self.profile.entry(name).or_insert((0, 0.0));
+                e.0 += 1;
+                e.1 += started.elapsed().as_secs_f64();
+            }
+        }
+        let encoded = planned.and_then(|()| self.encode(&steps, reads));
+        self.steps = steps;
+        encoded
+    }
+
+    /// The second half: waits for `submission` and reads back what `prepare` copied.
+    pub(crate) fn collect(
+        &mut self,
+        submission: wgpu::SubmissionIndex,
+        reads: &[(BufId, Range<usize>)],
+    ) -> Result<Vec<Vec<f32>>> {
+        let read_bytes: u64 = reads.iter().map(|(_, r)| (r.len() * 4) as u64).sum();
+        let ctx = self.ctx.clone();
+        if read_bytes == 0 {
+            ctx.wait(submission)?;
+            return Ok(reads.iter().map(|_| Vec::new()).collect());
+        }
+        let (staging, _) = self.staging.as_ref().expect("made above");
+        let slice = staging.slice(0..read_bytes);
+        let (sender, receiver) = futures_intrusive::channel::shared::oneshot_channel();
+        slice.map_async(wgpu::MapMode::Read, move |r| {
+            sender.send(r).ok();
+        });
+        let answered = ctx.wait(submission).and_then(|()| match pollster::block_on(receiver.receive()) {
+            Some(Ok(())) => Ok(()),
+            Some(Err(e)) => Err(Error::Gpu(format!("reading results back: {e}"))),
+            None => Err(Error::Gpu("reading results back: the GPU never answered".into())),
+        });
+        if let Err(e) = answered {
+            // A wait that timed out leaves the readback buffer mapped (or its map pending): drop it,
+            // so that the next run makes a fresh one instead of failing on a mapped buffer.
+            self.staging = None;
+            return Err(e);
+        }
+        let out = {
+            let view = slice.get_mapped_range().map_err(|e| Error::Gpu(format!("reading results back: {e:?}")))?;
+            let values: &[f32] = bytemuck::cast_slice(&view);
+            let mut at = 0;
+            reads
+                .iter()
+                .map(|(_, r)| {
+                    let v = values[at..at + r.len()].to_vec();
+                    at += r.len();
+                    v
+                })
+                .collect()
+        };
+        staging.unmap();
+        Ok(out)
     }
 }
 
@@ -437,75 +534,13 @@ impl Backend for GpuBackend {
     }
 
     fn run(&mut self, launches: &[Launch], reads: &[(BufId, Range<usize>)]) -> Result<Vec<Vec<f32>>> {
-        self.ctx.check_fault()?;
-        for (b, r) in reads {
-            let buf = self.buffer(*b)?;
-            if r.end > buf.len || r.start > r.end {
-                return Err(Error::Internal(format!("read {r:?} past a buffer of {}", buf.len)));
-            }
-        }
-        let read_bytes: u64 = reads.iter().map(|(_, r)| (r.len() * 4) as u64).sum();
-        if read_bytes > 0 {
-            self.staging_for(read_bytes)?;
-        }
-        let mut steps = std::mem::take(&mut self.steps);
-        steps.clear();
-        let planned = self.plan_steps(launches, &mut steps);
-        if self.ctx.profile && planned.is_ok() {
-            // Each step in a submission of its own, timed; the reads ride on the last one.
-            for step in std::mem::take(&mut steps) {
-                let name = match &step {
-                    Step::Dispatch { name, .. } => *name,
-                    _ => "(copy)",
-                };
-                let started = std::time::Instant::now();
-                let submission = self.record(std::slice::from_ref(&step), &[])?;
-                self.ctx.wait(submission)?;
-                let e = self.profile.entry(name).or_insert((0, 0.0));
-                e.0 += 1;
-                e.1 += started.elapsed().as_secs_f64();
-            }
-        }
-        let recorded = planned.and_then(|()| self.record(&steps, reads));
-        self.steps = steps;
-        let submission = recorded?;
-        let ctx = self.ctx.clone();
-        if read_bytes == 0 {
-            ctx.wait(submission)?;
-            return Ok(reads.iter().map(|_| Vec::new()).collect());
-        }
-        let (staging, _) = self.staging.as_ref().expect("made above");
-        let slice = staging.slice(0..read_bytes);
-        let (sender, receiver) = futures_intrusive::channel::shared::oneshot_channel();
-        slice.map_async(wgpu::MapMode::Read, move |r| {
-            sender.send(r).ok();
-        });
-        let answered = ctx.wait(submission).and_then(|()| match pollster::block_on(receiver.receive()) {
-            Some(Ok(())) => Ok(()),
-            Some(Err(e)) => Err(Error::Gpu(format!("reading results back: {e}"))),
-            None => Err(Error::Gpu("reading results back: the GPU never answered".into())),
-        });
-        if let Err(e) = answered {
-            // A wait that timed out leaves the readback buffer mapped (or its map pending): drop it,
-            // so that the next run makes a fresh one instead of failing on a mapped buffer.
-            self.staging = None;
-            return Err(e);
-        }
-        let out = {
-            let view = slice.get_mapped_range().map_err(|e| Error::Gpu(format!("reading results back: {e:?}")))?;
-            let values: &[f32] = bytemuck::cast_slice(&view);
-            let mut at = 0;
-            reads
-                .iter()
-                .map(|(_, r)| {
-                    let v = values[at..at + r.len()].to_vec();
-                    at += r.len();
-                    v
-                })
-                .collect()
-        };
-        staging.unmap();
-        Ok(out)
+        let commands = self.prepare(launches, reads)?;
+        let submission = self.ctx.submit([commands]);
+        self.collect(submission, reads)
+    }
+
+    fn gpu(&mut self) -> Option<&mut GpuBackend> {
+        Some(self)
     }
 
     fn buffer_count(&self) -> usize {
