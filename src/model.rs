@@ -158,17 +158,7 @@ impl Sequential {
             return self.fit(&xt, &yt, Fit { validation_split: None, ..opts }.validation_data(&xv, &yv));
         }
         self.ready(x, "fit")?;
-        self.check_xy(x, y, "fit")?;
-        if let Some((vx, vy)) = opts.validation {
-            self.check_xy(vx, vy, "validation_data")?;
-            if vx.cols() != x.cols() {
-                return Err(Error::shape(
-                    "validation_data",
-                    format!("x_valid with {} columns (as x)", x.cols()),
-                    format!("x_valid with {} columns", vx.cols()),
-                ));
-            }
-        }
+        self.check_fit_data(x, y, opts.validation)?;
         if opts.batch_size == Some(0) {
             return Err(Error::invalid("batch_size", 0, "must be at least 1"));
         }
@@ -383,7 +373,7 @@ impl Sequential {
 }
 
 /// Keras's validation_split: the first `ceil(n * (1 - fraction))` rows train, the rest validate.
-fn split_last_rows(x: &Matrix, y: &Matrix, fraction: f32) -> Result<(Matrix, Matrix, Matrix, Matrix)> {
+pub(crate) fn split_last_rows(x: &Matrix, y: &Matrix, fraction: f32) -> Result<(Matrix, Matrix, Matrix, Matrix)> {
     if x.rows() != y.rows() {
         return Err(Error::shape(
             "fit",

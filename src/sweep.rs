@@ -335,10 +335,7 @@ impl<'a> Sweep<'a> {
             ));
         }
         if let (Some(fraction), None) = (opts.validation_split, opts.validation) {
-            let at = crate::data::split_point(x.rows(), fraction)?;
-            let (head, tail): (Vec<usize>, Vec<usize>) = ((0..at).collect(), (at..x.rows()).collect());
-            let (xt, yt, xv, yv) =
-                (x.select_rows(&head)?, y.select_rows(&head)?, x.select_rows(&tail)?, y.select_rows(&tail)?);
+            let (xt, yt, xv, yv) = crate::model::split_last_rows(x, y, fraction)?;
             return self.fit(&xt, &yt, Fit { validation_split: None, ..opts }.validation_data(&xv, &yv));
         }
         if opts.batch_size == Some(0) {

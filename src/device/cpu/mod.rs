@@ -340,21 +340,8 @@ thread_local! {
 /// once when B is a transposed view) so the inner loop runs over slices the compiler vectorizes,
 /// and no allocation per call. False (nothing written) when a view would reach past its buffer.
 fn matmul_small(p: &MatmulArgs, a: &[f32], b: &[f32], c: &mut [f32], aux: &[f32]) -> bool {
-    let (m, n, k) = (p.m as usize, p.n as usize, p.k as usize);
-    let (mm, kk) = match p.ones {
-        Ones::LastColumn => (m, k.saturating_sub(1)),
-        Ones::LastRow => (m.saturating_sub(1), k),
-        Ones::None => (m, k),
-    };
-    let c_off = p.c_off as usize;
-    let fits = |end: Option<usize>, len: usize| end.is_none_or(|e| e < len);
-    if m == 0
-        || n == 0
-        || c.len() < c_off + m * n
-        || !fits(view_end(p.a_off, mm, p.a_rs, kk, p.a_cs), a.len())
-        || !fits(view_end(p.b_off, k, p.b_rs, n, p.b_cs), b.len())
-        || (p.derivative.code() != 0 && aux.len() < m * n)
-    {
+    let (n, k) = (p.n as usize, p.k as usize);
+    if stored_shape(p, a, b, c, aux).is_none() {
         return false;
     }
     SMALL_SCRATCH.with(|cell| {
@@ -463,27 +450,30 @@ fn small_rows_body(
     }
 }
 
-/// The blocked path of [`matmul`]; false (nothing written) when a view would reach past its buffer.
-fn matmul_blocked(p: &MatmulArgs, a: &[f32], b: &[f32], c: &mut [f32], aux: &[f32]) -> bool {
+/// The product's stored shape (rows of A, and k, without the implicit ones row or column), when
+/// every view of the launch lies inside its buffer (and C is not empty); None otherwise.
+fn stored_shape(p: &MatmulArgs, a: &[f32], b: &[f32], c: &[f32], aux: &[f32]) -> Option<(usize, usize)> {
     let (m, n, k) = (p.m as usize, p.n as usize, p.k as usize);
-    // The product over A's stored part: aug 1 drops A's last (implicit) column, aug 2 its last row.
     let (mm, kk) = match p.ones {
         Ones::LastColumn => (m, k.saturating_sub(1)),
         Ones::LastRow => (m.saturating_sub(1), k),
         Ones::None => (m, k),
     };
-    let c_off = p.c_off as usize;
     let fits = |end: Option<usize>, len: usize| end.is_none_or(|e| e < len);
-    let dact_ok = p.derivative.code() == 0 || aux.len() >= m * n;
-    if m == 0
-        || n == 0
-        || c.len() < c_off + m * n
-        || !fits(view_end(p.a_off, mm, p.a_rs, kk, p.a_cs), a.len())
-        || !fits(view_end(p.b_off, k, p.b_rs, n, p.b_cs), b.len())
-        || !dact_ok
-    {
-        return false;
-    }
+    let ok = m > 0
+        && n > 0
+        && c.len() >= p.c_off as usize + m * n
+        && fits(view_end(p.a_off, mm, p.a_rs, kk, p.a_cs), a.len())
+        && fits(view_end(p.b_off, k, p.b_rs, n, p.b_cs), b.len())
+        && (p.derivative.code() == 0 || aux.len() >= m * n);
+    ok.then_some((mm, kk))
+}
+
+/// The blocked path of [`matmul`]; false (nothing written) when a view would reach past its buffer.
+fn matmul_blocked(p: &MatmulArgs, a: &[f32], b: &[f32], c: &mut [f32], aux: &[f32]) -> bool {
+    let (m, n, k) = (p.m as usize, p.n as usize, p.k as usize);
+    let Some((mm, kk)) = stored_shape(p, a, b, c, aux) else { return false };
+    let c_off = p.c_off as usize;
     let out = &mut c[c_off..c_off + m * n];
     let brow = |r: usize, j: usize| b[p.b_off as usize + r * p.b_rs as usize + j * p.b_cs as usize];
     let mut beta = 0.0f32;
