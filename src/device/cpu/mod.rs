@@ -358,63 +358,42 @@ fn matmul_small(p: &MatmulArgs, a: &[f32], b: &[f32], c: &mut [f32], aux: &[f32]
         };
         row.clear();
         row.resize(n, 0.0);
-        small_rows(p, a, rows, b0, brs, row, c, aux);
+        small_rows(p, a, BRows { rows, b0, stride: brs }, row, c, aux);
     });
     true
 }
 
-/// matmul_small's loops over C's rows: B's rows at `b0 + r * brs`, contiguous. Compiled twice,
-/// for the baseline and for AVX2 (8 lanes; no FMA, so every sum rounds as in the twin).
-#[allow(clippy::too_many_arguments)]
-fn small_rows(
-    p: &MatmulArgs,
-    a: &[f32],
-    rows: &[f32],
+/// B's rows for matmul_small: row r at `rows[b0 + r * stride..]`, contiguous.
+#[derive(Clone, Copy)]
+struct BRows<'a> {
+    rows: &'a [f32],
     b0: usize,
-    brs: usize,
-    row: &mut [f32],
-    c: &mut [f32],
-    aux: &[f32],
-) {
+    stride: usize,
+}
+
+/// matmul_small's loops over C's rows. Compiled twice, for the baseline and for AVX2 (8 lanes; no
+/// FMA, so every sum rounds as in the twin).
+fn small_rows(p: &MatmulArgs, a: &[f32], b: BRows<'_>, row: &mut [f32], c: &mut [f32], aux: &[f32]) {
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx2") {
             // SAFETY: the CPU has AVX2 (checked just above).
-            unsafe { small_rows_avx2(p, a, rows, b0, brs, row, c, aux) };
+            unsafe { small_rows_avx2(p, a, b, row, c, aux) };
             return;
         }
     }
-    small_rows_body(p, a, rows, b0, brs, row, c, aux)
+    small_rows_body(p, a, b, row, c, aux)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn small_rows_avx2(
-    p: &MatmulArgs,
-    a: &[f32],
-    rows: &[f32],
-    b0: usize,
-    brs: usize,
-    row: &mut [f32],
-    c: &mut [f32],
-    aux: &[f32],
-) {
-    small_rows_body(p, a, rows, b0, brs, row, c, aux)
+unsafe fn small_rows_avx2(p: &MatmulArgs, a: &[f32], b: BRows<'_>, row: &mut [f32], c: &mut [f32], aux: &[f32]) {
+    small_rows_body(p, a, b, row, c, aux)
 }
 
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn small_rows_body(
-    p: &MatmulArgs,
-    a: &[f32],
-    rows: &[f32],
-    b0: usize,
-    brs: usize,
-    row: &mut [f32],
-    c: &mut [f32],
-    aux: &[f32],
-) {
+fn small_rows_body(p: &MatmulArgs, a: &[f32], b: BRows<'_>, row: &mut [f32], c: &mut [f32], aux: &[f32]) {
+    let BRows { rows, b0, stride: brs } = b;
     let (m, n, k) = (p.m as usize, p.n as usize, p.k as usize);
     let c_off = p.c_off as usize;
     let (a_off, a_rs, a_cs) = (p.a_off as usize, p.a_rs as usize, p.a_cs as usize);
