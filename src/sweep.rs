@@ -424,13 +424,21 @@ impl<'a> Sweep<'a> {
             let mut members = Vec::with_capacity(group.len());
             for (k, &i) in group.iter().enumerate() {
                 let member = &mut self.members[i];
-                let start = member.model.starting_state(x.cols())?;
+                // A member fit before continues from where that fit left it.
+                let mut optimizer = member.model.optimizer()?;
+                let start = match self.trained[i].take() {
+                    Some(t) => {
+                        optimizer.set_learning_rate(t.learning_rate);
+                        t.model
+                    }
+                    None => member.model.starting_state(x.cols())?,
+                };
                 plan.write_member_weights(k, &start.params, &start.state)?;
                 if let Some((m, v)) = &start.moments {
                     plan.write_member_moments(k, m, v)?;
                 }
                 members.push(MemberFit {
-                    optimizer: member.model.optimizer()?,
+                    optimizer,
                     steps: start.steps,
                     seed: member.seed.unwrap_or(member.model.init_seed()),
                     dropout: MemberSettings::dropout_rates(member.model.layers()),

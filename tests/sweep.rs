@@ -338,6 +338,23 @@ fn members_come_out_as_ordinary_models_that_keep_training_and_ensemble() {
         })
         .collect();
     let mut sweep = check_sweep("take out", &device, &specs, &xt, &yt, Some((&xv, &yv)), 2, 32, &none);
+    // A second sweep fit continues each member where the first left it.
+    let more = || Fit::new().epochs(2).batch_size(32).verbose(0);
+    let mut solos: Vec<Sequential> = specs
+        .iter()
+        .map(|s| {
+            let mut m = s.model(&device);
+            m.fit(&xt, &yt, more().validation_data(&xv, &yv).seed(s.seed)).unwrap();
+            m
+        })
+        .collect();
+    let mut again = Sweep::new(specs.iter().map(|s| Member::new(s.model(&device))).collect()).unwrap();
+    again.fit(&xt, &yt, more().validation_data(&xv, &yv)).unwrap();
+    let second = again.fit(&xt, &yt, more()).unwrap();
+    for (i, solo) in solos.iter_mut().enumerate() {
+        let h = solo.fit(&xt, &yt, more().seed(specs[i].seed)).unwrap();
+        same_history(&format!("second fit, member {i}"), &device, &second.members[i].history, &h);
+    }
     // A member trained on (optimizer moments and step count came with it) equals the solo model
     // trained on for the same epochs.
     let mut solo = specs[1].model(&device);
