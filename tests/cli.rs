@@ -586,7 +586,7 @@ fn falls_back_to_the_cpu_with_a_notice_when_no_adapter() {
     assert!(out.status.success());
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["device"]["kind"], "cpu");
-    assert!(String::from_utf8_lossy(&out.stderr).contains("notice: no GPU adapter"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("the GPU asked for is not available"));
     let out = wgfit().env("WGFIT_BACKEND", "dx12").args(args).args(["--device", "gpu"]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no GPU adapter"));
@@ -662,4 +662,49 @@ fn bench_sweeps_prints_one_record_per_sweep() {
     }
     let (code, _, err) = run(&["bench", "--models", "3"]);
     assert_eq!(code, 2, "--models without --sweeps: {err}");
+}
+
+/// The default device (`--device auto`) takes a hardware GPU only: here, with lavapipe (a software
+/// adapter) as the only one, the CPU path, saying why on one line; `--device gpu` and
+/// WGFIT_ADAPTER still run lavapipe. With no Vulkan driver at all (VK_ICD_FILENAMES pointing
+/// nowhere, as on a fresh machine) the demo's path is the CPU too, and nothing else is printed
+/// by drivers.
+#[test]
+fn the_default_device_is_a_hardware_gpu_or_the_cpu_path() {
+    let data = shipped("ionosphere.csv");
+    let args = ["train", "--data", s(&data), "--layers", "8", "--epochs", "1", "--verbose", "0", "--json"];
+    let device_of = |out: &std::process::Output| -> String {
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["device"]["kind"].as_str().unwrap().to_string()
+    };
+    let out = wgfit().env_remove("WGFIT_ADAPTER").env_remove("WGFIT_BACKEND").args(args).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    let lines: Vec<&str> = err.lines().filter(|l| l.contains("running on")).collect();
+    assert_eq!(lines.len(), 1, "one line says which device runs: {err}");
+    let hardware = wgfit::Device::list_adapters()
+        .iter()
+        .any(|(i, _)| i.device_type == "DiscreteGpu" || i.device_type == "IntegratedGpu");
+    assert_eq!(device_of(&out), if hardware { "gpu" } else { "cpu" }, "{err}");
+    if !hardware {
+        assert!(lines[0].contains("software adapter") || lines[0].contains("no GPU adapter"), "{err}");
+    }
+    let out = wgfit().args(args).args(["--device", "gpu"]).output().unwrap();
+    assert_eq!(device_of(&out), "gpu");
+    let out = wgfit().env("WGFIT_ADAPTER", "llvmpipe").args(args).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(device_of(&out), "gpu", "{err}");
+    assert!(err.contains("as WGFIT_ADAPTER/WGFIT_BACKEND ask"), "{err}");
+    // A fresh machine: no Vulkan driver. The CPU path, and no driver noise on stderr.
+    let out = wgfit()
+        .env("VK_ICD_FILENAMES", "/nonexistent.json")
+        .env("VK_DRIVER_FILES", "/nonexistent.json")
+        .env_remove("XDG_RUNTIME_DIR")
+        .args(args)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(device_of(&out), "cpu", "{err}");
+    assert!(err.contains("running on the CPU path: no GPU adapter"), "{err}");
+    assert!(!err.contains("XDG_RUNTIME_DIR"), "driver noise: {err}");
 }

@@ -58,7 +58,52 @@ impl Device {
         Device { inner: DeviceInner::Cpu }
     }
 
-    /// The GPU if one can be had, else the CPU path, with the reason it fell back.
+    /// The fastest device by default: a hardware GPU (discrete or integrated) when there is one,
+    /// otherwise the CPU path. A software adapter (llvmpipe/lavapipe, WARP, SwiftShader) is slower
+    /// than the CPU path on every workload measured, so it runs only when asked for
+    /// ([`Device::gpu`], `WGFIT_ADAPTER` or `WGFIT_BACKEND`: then this is `Device::gpu()`, falling
+    /// back to the CPU when it fails). Only Vulkan, Metal and DX12 are probed unless GL is named, so
+    /// no driver prints to the terminal. Returns the device and one line saying which and why.
+    ///
+    /// ```
+    /// let (device, why) = wgfit::Device::auto();
+    /// eprintln!("wgfit: {why}");
+    /// # let _ = device;
+    /// ```
+    pub fn auto() -> (Device, String) {
+        let options = GpuOptions::from_env();
+        if options.names_a_gpu() {
+            return match Device::gpu_with(options) {
+                Ok(d) => {
+                    let i = d.info();
+                    let why =
+                        format!("running on the GPU {} ({}), as WGFIT_ADAPTER/WGFIT_BACKEND ask", i.adapter, i.backend);
+                    (d, why)
+                }
+                Err(e) => (Device::cpu(), format!("running on the CPU path: the GPU asked for is not available ({e})")),
+            };
+        }
+        let found = gpu::auto_candidates(&options);
+        match gpu::auto_choice(&found) {
+            gpu::AutoChoice::Gpu(i) => {
+                let chosen = &found[i];
+                match Device::gpu_with(options.adapter(chosen.adapter.clone())) {
+                    Ok(d) => (
+                        d,
+                        format!("running on the GPU {} ({}, {})", chosen.adapter, chosen.backend, chosen.device_type),
+                    ),
+                    Err(e) => (
+                        Device::cpu(),
+                        format!("running on the CPU path: the GPU {} failed to open ({e})", chosen.adapter),
+                    ),
+                }
+            }
+            gpu::AutoChoice::Cpu(why) => (Device::cpu(), format!("running on the CPU path: {why}")),
+        }
+    }
+
+    /// The GPU if one can be had (a software adapter too), else the CPU path, with the reason it
+    /// fell back. [`Device::auto`] is the better default: it passes over software adapters.
     pub fn gpu_or_cpu() -> (Device, Option<crate::Error>) {
         match Device::gpu() {
             Ok(d) => (d, None),

@@ -13,12 +13,11 @@ pub(crate) fn demo(started: Instant) -> CliResult<()> {
         "wgfit demo: the concrete-strength model (8 -> 512 relu x3 -> 1, adam, mae, batch 256) with early stopping"
     );
     eprintln!("(run `wgfit --help` for the command-line tool)");
-    let (device, why) = Device::gpu_or_cpu();
-    if let Some(e) = why {
-        eprintln!("notice: no GPU adapter ({e}); running on the CPU path instead");
+    let (device, why) = Device::auto();
+    eprintln!("device: {why}");
+    if !device.is_gpu() {
+        eprintln!("(the GPU path: `wgfit train --device gpu ...`, or Device::gpu() in Rust, runs on any adapter)");
     }
-    let info = device.info();
-    eprintln!("device: {} ({}, {})", info.adapter, info.backend, info.kind);
     let (xt, yt, xv, yv) = data::shipped::concrete()?;
     let mut model = Sequential::new(
         &device,
@@ -47,7 +46,7 @@ pub(crate) fn demo(started: Instant) -> CliResult<()> {
         "trained {} epochs in {secs:.1}s ({:.0} ms/epoch) on {}; best epoch {}; minimum validation loss (MAE, MPa): {min_vl:.4}",
         history.epochs(),
         secs * 1e3 / history.epochs().max(1) as f64,
-        info.adapter,
+        device.info().adapter,
         best.map_or("-".into(), |b| (b + 1).to_string()),
     );
     let plot = Path::new("concrete_learning_curves.svg");

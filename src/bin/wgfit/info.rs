@@ -34,6 +34,8 @@ pub(crate) fn summary(model_path: &Path) -> CliResult<()> {
 
 pub(crate) fn devices(json: bool) -> CliResult<()> {
     let list = Device::list_adapters();
+    let (default, why) = Device::auto();
+    let default = default.info();
     if json {
         let adapters: Vec<Value> = list
             .iter()
@@ -41,14 +43,12 @@ pub(crate) fn devices(json: bool) -> CliResult<()> {
                 json!({"adapter": i.adapter, "backend": i.backend, "device_type": i.device_type, "selected": chosen})
             })
             .collect();
-        return print_json(&json!({"adapters": adapters}));
+        let auto = json!({"kind": default.kind, "adapter": default.adapter, "why": why});
+        return print_json(&json!({"adapters": adapters, "default": auto}));
     }
     let mut out = std::io::stdout().lock();
     if list.is_empty() {
-        let _ = writeln!(
-            out,
-            "no GPU adapter found: wgfit will use the CPU path (install mesa-vulkan-drivers for a software GPU)"
-        );
+        let _ = writeln!(out, "no GPU adapter found (install a Vulkan driver for your GPU, or mesa-vulkan-drivers)");
     }
     for (info, chosen) in &list {
         let _ = writeln!(
@@ -61,5 +61,6 @@ pub(crate) fn devices(json: bool) -> CliResult<()> {
         );
     }
     let _ = writeln!(out, "  cpu reference (--device cpu)");
+    let _ = writeln!(out, "* = --device gpu; the default (--device auto) is {}: {why}", default.adapter);
     Ok(())
 }

@@ -55,7 +55,7 @@ enum Command {
         model: PathBuf,
         #[arg(long)]
         data: PathBuf,
-        #[arg(long, value_parser = ["gpu", "cpu"])]
+        #[arg(long, value_parser = ["auto", "gpu", "cpu"])]
         device: Option<String>,
         /// Print one JSON object on stdout: {"loss": .., "<metric>": ..}.
         #[arg(long)]
@@ -70,7 +70,7 @@ enum Command {
         /// Write the predictions to this CSV file (default: stdout).
         #[arg(long)]
         output: Option<PathBuf>,
-        #[arg(long, value_parser = ["gpu", "cpu"])]
+        #[arg(long, value_parser = ["auto", "gpu", "cpu"])]
         device: Option<String>,
     },
     /// The benchmark workloads of BENCHMARKS.md (W1-W4) on the GPU and CPU paths, as one table.
@@ -182,8 +182,9 @@ struct ModelArgs {
 /// How to fit and what to report (`train` and `tune`).
 #[derive(Args)]
 struct RunArgs {
-    /// gpu or cpu (default: the GPU, or the CPU with a notice when there is no adapter).
-    #[arg(long, value_parser = ["gpu", "cpu"])]
+    /// auto (default: a hardware GPU, else the CPU path; said on stderr), gpu (any adapter, a
+    /// software one too) or cpu.
+    #[arg(long, value_parser = ["auto", "gpu", "cpu"])]
     device: Option<String>,
     #[arg(long, default_value_t = 32)]
     batch_size: usize,
@@ -294,6 +295,7 @@ type CliResult<T> = std::result::Result<T, Failure>;
 
 fn main() -> ExitCode {
     let started = Instant::now();
+    quiet_display_probes();
     std::panic::set_hook(Box::new(|info| {
         let msg = info
             .payload()
@@ -361,17 +363,25 @@ fn run(cli: Cli, started: Instant) -> CliResult<()> {
     }
 }
 
-/// The device for `--device`: gpu (an error without an adapter), cpu, or by default the GPU with a
-/// fallback to the CPU and a notice.
+/// On a machine without a desktop session, creating a Vulkan instance makes Mesa's Wayland
+/// support print "XDG_RUNTIME_DIR is invalid or not set" for every probe. wgfit draws nothing on
+/// screen: when the variable is unset, point it at the temporary directory (no Wayland socket
+/// there, so the probe fails quietly). Done first thing in main, before any thread exists.
+fn quiet_display_probes() {
+    if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
+        std::env::set_var("XDG_RUNTIME_DIR", std::env::temp_dir());
+    }
+}
+
+/// The device for `--device`: gpu (any adapter, software too; an error without one), cpu, or
+/// by default (`auto`) `Device::auto`: a hardware GPU, else the CPU path, said on stderr.
 fn pick_device(choice: Option<&str>) -> CliResult<Device> {
     match choice {
         Some("cpu") => Ok(Device::cpu()),
-        Some(_) => Ok(Device::gpu()?),
-        None => {
-            let (device, why) = Device::gpu_or_cpu();
-            if let Some(e) = why {
-                eprintln!("wgfit: notice: no GPU adapter ({e}); training on the CPU path instead");
-            }
+        Some("gpu") => Ok(Device::gpu()?),
+        _ => {
+            let (device, why) = Device::auto();
+            eprintln!("wgfit: {why}");
             Ok(device)
         }
     }

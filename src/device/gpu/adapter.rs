@@ -73,11 +73,59 @@ fn adapters_for(backends: wgpu::Backends, options: &GpuOptions) -> Vec<wgpu::Ada
     adapters
 }
 
-/// Every adapter wgpu can see (of the backends the environment asks for), with the one
-/// `Device::gpu()` would pick marked.
+/// The backends probed without being asked: Vulkan, Metal and DX12. GL is probed only when
+/// `WGFIT_BACKEND` names it (or `Device::gpu()` finds nothing else): its EGL drivers print to the
+/// terminal on headless machines, and no hardware GPU is reachable only through it in practice.
+fn quiet_backends(options: &GpuOptions) -> wgpu::Backends {
+    match options.backends() {
+        Ok(b) if b != wgpu::Backends::all() => b,
+        _ => wgpu::Backends::PRIMARY,
+    }
+}
+
+/// Descriptions of the adapters `Device::auto` chooses among: those of the quiet backends that
+/// can run compute shaders, best first.
+pub(crate) fn auto_candidates(options: &GpuOptions) -> Vec<DeviceInfo> {
+    adapters_for(quiet_backends(options), options).iter().map(|a| describe(&a.get_info())).collect()
+}
+
+/// What `Device::auto` runs on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum AutoChoice {
+    /// The GPU path, on this adapter (its index among the candidates).
+    Gpu(usize),
+    /// The CPU path, and why.
+    Cpu(String),
+}
+
+/// `Device::auto`'s rule over adapter descriptions (best first): the first hardware GPU (discrete
+/// or integrated) wins; a software adapter (llvmpipe/lavapipe, WARP, SwiftShader: wgpu says
+/// `Cpu`) or a virtual one is slower than the CPU path on every workload measured, so it is
+/// passed over, and the reason names it.
+pub(crate) fn auto_choice(adapters: &[DeviceInfo]) -> AutoChoice {
+    let hardware = |d: &DeviceInfo| d.device_type == "DiscreteGpu" || d.device_type == "IntegratedGpu";
+    if let Some(i) = adapters.iter().position(hardware) {
+        return AutoChoice::Gpu(i);
+    }
+    match adapters.first() {
+        Some(other) => AutoChoice::Cpu(format!(
+            "no hardware GPU ({} is a {} adapter, slower than the CPU path here; `--device gpu`, \
+             Device::gpu() or WGFIT_ADAPTER run it anyway)",
+            other.adapter,
+            if other.device_type == "Cpu" { "software" } else { "virtual or unknown" }
+        )),
+        None => AutoChoice::Cpu(
+            "no GPU adapter (install a Vulkan driver for your GPU, e.g. mesa-vulkan-drivers, to use the GPU path)"
+                .into(),
+        ),
+    }
+}
+
+/// Every adapter wgpu can see (of the backends the environment asks for; GL only when
+/// `WGFIT_BACKEND=gl`), with the one `Device::gpu()` would pick marked.
 pub(crate) fn list_adapters() -> Vec<(DeviceInfo, bool)> {
     let options = GpuOptions::from_env();
-    let backends = options.backends().unwrap_or(wgpu::Backends::all());
+    let backends = quiet_backends(&options);
     let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
         backends,
         ..wgpu::InstanceDescriptor::new_without_display_handle()
@@ -91,4 +139,42 @@ pub(crate) fn list_adapters() -> Vec<(DeviceInfo, bool)> {
             (describe(&info), picked)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn desc(name: &str, device_type: &str) -> DeviceInfo {
+        DeviceInfo {
+            kind: "gpu".into(),
+            adapter: name.into(),
+            backend: "vulkan".into(),
+            device_type: device_type.into(),
+        }
+    }
+
+    #[test]
+    fn auto_takes_hardware_gpus_and_passes_over_software_ones() {
+        let discrete = desc("NVIDIA H200", "DiscreteGpu");
+        let integrated = desc("Intel Iris Xe", "IntegratedGpu");
+        let llvmpipe = desc("llvmpipe (LLVM 15.0.6, 256 bits)", "Cpu");
+        let virt = desc("virtio", "VirtualGpu");
+        assert_eq!(auto_choice(&[discrete.clone(), llvmpipe.clone()]), AutoChoice::Gpu(0));
+        assert_eq!(auto_choice(&[integrated.clone()]), AutoChoice::Gpu(0));
+        // Best first, but a virtual adapter ranked ahead of a hardware one never wins.
+        assert_eq!(auto_choice(&[virt.clone(), integrated]), AutoChoice::Gpu(1));
+        match auto_choice(&[llvmpipe]) {
+            AutoChoice::Cpu(why) => assert!(why.contains("llvmpipe") && why.contains("software"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        match auto_choice(&[virt]) {
+            AutoChoice::Cpu(why) => assert!(why.contains("virtio"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        match auto_choice(&[]) {
+            AutoChoice::Cpu(why) => assert!(why.contains("no GPU adapter"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+    }
 }

@@ -1,7 +1,7 @@
 //! The wgpu backend.
 //!
 //! - [`options`]: [`GpuOptions`], every setting of the GPU path (the `WGFIT_*` variables are read there only);
-//! - [`adapter`]: which adapter a device opens, and `list_adapters`;
+//! - [`adapter`]: which adapter a device opens, `Device::auto`'s rule, and `list_adapters`;
 //! - [`context`]: [`GpuContext`], one device and queue with its limits, faults and compiled pipelines;
 //! - [`recorder`]: [`GpuBackend`], one model's buffers and bound kernels, and the recorder that turns
 //!   a list of launches into one submission with one readback;
@@ -13,7 +13,7 @@ mod matmul;
 mod options;
 mod recorder;
 
-pub(crate) use adapter::list_adapters;
+pub(crate) use adapter::{auto_candidates, auto_choice, list_adapters, AutoChoice};
 pub(crate) use context::GpuContext;
 pub use options::GpuOptions;
 pub(crate) use recorder::GpuBackend;

@@ -166,6 +166,12 @@ impl GpuOptions {
     }
 
     /// The lowercase substring adapter names must contain, if any.
+    /// Whether the adapter or the backend was named (by the environment or a builder method):
+    /// then the user asked for the GPU path, software adapter or not.
+    pub(crate) fn names_a_gpu(&self) -> bool {
+        self.adapter.is_some() || self.backend.as_ref().is_some_and(|(b, _)| !matches!(b.trim(), "" | "all"))
+    }
+
     pub(crate) fn adapter_filter(&self) -> Option<String> {
         self.adapter.as_ref().map(|(a, _)| a.to_ascii_lowercase())
     }
