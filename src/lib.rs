@@ -48,7 +48,7 @@ pub use layers::{
     DropoutConfig, Layer, LayerKind,
 };
 pub use losses::{IntoLoss, Loss};
-pub use matrix::Matrix;
+pub use matrix::{AsMatrix, Matrix};
 pub use metrics::Metric;
 pub use model::Sequential;
 pub use optimizers::{Adam, IntoOptimizer, Optimizer, Sgd};

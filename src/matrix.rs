@@ -108,3 +108,81 @@ impl Matrix {
         }
     }
 }
+
+/// What `fit`, `evaluate` and `predict` take as data: a [`Matrix`], or with the `ndarray` feature
+/// an `ndarray::Array2<f32>` or `ArrayView2<f32>` (rows are samples).
+pub trait AsMatrix {
+    /// The data as a row-major matrix: borrowed where it already is one, copied otherwise.
+    fn as_matrix(&self) -> Result<std::borrow::Cow<'_, Matrix>>;
+}
+
+impl AsMatrix for Matrix {
+    fn as_matrix(&self) -> Result<std::borrow::Cow<'_, Matrix>> {
+        Ok(std::borrow::Cow::Borrowed(self))
+    }
+}
+
+#[cfg(feature = "ndarray")]
+mod ndarray_interop {
+    use std::borrow::Cow;
+
+    use ndarray::{Array2, ArrayView2};
+
+    use super::{AsMatrix, Matrix};
+    use crate::error::Result;
+
+    impl Matrix {
+        /// The matrix as an ndarray view (no copy).
+        pub fn view(&self) -> ArrayView2<'_, f32> {
+            ArrayView2::from_shape((self.rows, self.cols), &self.data).expect("rows x cols values, row-major")
+        }
+    }
+
+    /// A copy of the view's values in row-major order (any strides, transposed views too).
+    impl From<ArrayView2<'_, f32>> for Matrix {
+        fn from(a: ArrayView2<'_, f32>) -> Matrix {
+            let (rows, cols) = a.dim();
+            let data = match a.as_slice() {
+                Some(s) => s.to_vec(),
+                None => a.iter().copied().collect(),
+            };
+            Matrix { rows, cols, data }
+        }
+    }
+
+    /// Takes the array's buffer when it is in standard (row-major, contiguous) layout, without
+    /// copying; otherwise copies it into row-major order.
+    impl From<Array2<f32>> for Matrix {
+        fn from(a: Array2<f32>) -> Matrix {
+            let (rows, cols) = a.dim();
+            if a.is_standard_layout() {
+                let (data, offset) = a.into_raw_vec_and_offset();
+                if offset.unwrap_or(0) == 0 && data.len() == rows * cols {
+                    return Matrix { rows, cols, data };
+                }
+                let data = data[offset.unwrap_or(0)..offset.unwrap_or(0) + rows * cols].to_vec();
+                return Matrix { rows, cols, data };
+            }
+            Matrix::from(a.view())
+        }
+    }
+
+    /// The matrix's buffer as an array (no copy).
+    impl From<Matrix> for Array2<f32> {
+        fn from(m: Matrix) -> Array2<f32> {
+            Array2::from_shape_vec((m.rows, m.cols), m.data).expect("rows x cols values, row-major")
+        }
+    }
+
+    impl AsMatrix for ArrayView2<'_, f32> {
+        fn as_matrix(&self) -> Result<Cow<'_, Matrix>> {
+            Ok(Cow::Owned(Matrix::from(self.view())))
+        }
+    }
+
+    impl AsMatrix for Array2<f32> {
+        fn as_matrix(&self) -> Result<Cow<'_, Matrix>> {
+            Ok(Cow::Owned(Matrix::from(self.view())))
+        }
+    }
+}

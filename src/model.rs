@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::history::History;
 use crate::layers::Layer;
 use crate::losses::{IntoLoss, Loss};
-use crate::matrix::Matrix;
+use crate::matrix::{AsMatrix, Matrix};
 use crate::metrics::MetricSet;
 use crate::optimizers::{IntoOptimizer, Optimizer};
 use crate::plan::{AccSlot, DataRole, MemberSettings, Plan};
@@ -152,10 +152,20 @@ impl Sequential {
     /// see those sums as the epoch's logs. A non-finite loss ends fit with [`Error::Diverged`] (after
     /// the callbacks' `on_train_end`, so EarlyStopping still puts back its best weights), unless a
     /// callback (e.g. [`TerminateOnNaN`](crate::TerminateOnNaN)) stopped training at that epoch.
-    pub fn fit(&mut self, x: &Matrix, y: &Matrix, opts: Fit<'_>) -> Result<History> {
+    pub fn fit(
+        &mut self,
+        x: &(impl AsMatrix + ?Sized),
+        y: &(impl AsMatrix + ?Sized),
+        opts: Fit<'_>,
+    ) -> Result<History> {
+        let (x, y) = (x.as_matrix()?, y.as_matrix()?);
+        self.fit_matrix(&x, &y, opts)
+    }
+
+    fn fit_matrix(&mut self, x: &Matrix, y: &Matrix, opts: Fit<'_>) -> Result<History> {
         if let (Some(fraction), None) = (opts.validation_split, opts.validation) {
             let (xt, yt, xv, yv) = split_last_rows(x, y, fraction)?;
-            return self.fit(&xt, &yt, Fit { validation_split: None, ..opts }.validation_data(&xv, &yv));
+            return self.fit_matrix(&xt, &yt, Fit { validation_split: None, ..opts }.validation_data(&xv, &yv));
         }
         self.ready(x, "fit")?;
         self.check_fit_data(x, y, opts.validation)?;
@@ -277,7 +287,12 @@ impl Sequential {
     }
 
     /// Loss and metrics over all rows, keyed like the History without the `val_` prefix.
-    pub fn evaluate(&mut self, x: &Matrix, y: &Matrix) -> Result<Vec<(String, f32)>> {
+    pub fn evaluate(
+        &mut self,
+        x: &(impl AsMatrix + ?Sized),
+        y: &(impl AsMatrix + ?Sized),
+    ) -> Result<Vec<(String, f32)>> {
+        let (x, y) = (&*x.as_matrix()?, &*y.as_matrix()?);
         self.ready(x, "evaluate")?;
         self.check_xy(x, y, "evaluate")?;
         let compiled = self.compiled.as_ref().expect("checked by ready");
@@ -294,7 +309,8 @@ impl Sequential {
     }
 
     /// The model's outputs for every row of `x` (inference mode: no dropout, moving statistics).
-    pub fn predict(&mut self, x: &Matrix) -> Result<Matrix> {
+    pub fn predict(&mut self, x: &(impl AsMatrix + ?Sized)) -> Result<Matrix> {
+        let x = &*x.as_matrix()?;
         self.ready(x, "predict")?;
         x.check_finite("predict x")?;
         let plan = self.plan.as_mut().expect("built by ready");
