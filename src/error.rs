@@ -13,7 +13,11 @@ pub enum Error {
         "no GPU adapter found{detail}. On Debian/Ubuntu install Mesa's software Vulkan driver with \
          `sudo apt-get install -y mesa-vulkan-drivers`, or use Device::cpu()"
     )]
-    NoAdapter { detail: String },
+    NoAdapter {
+        /// The adapter or backend asked for, with a leading space (` for WGFIT_BACKEND="gl"`);
+        /// empty if none.
+        detail: String,
+    },
 
     /// The GPU refused or lost the device, ran out of memory or timed out.
     #[error("GPU error: {0}")]
@@ -21,19 +25,49 @@ pub enum Error {
 
     /// Data whose shape does not fit what was asked of it: `expected` and `got` name the sizes.
     #[error("shape mismatch in {what}: expected {expected}, got {got}")]
-    Shape { what: String, expected: String, got: String },
+    Shape {
+        /// The data or operation concerned.
+        what: String,
+        /// The size that was needed.
+        expected: String,
+        /// The size that was given.
+        got: String,
+    },
 
     /// A NaN or infinity in user data.
     #[error("{what} has a non-finite value ({value}) at row {row}, column {col}")]
-    NonFinite { what: String, row: usize, col: usize, value: f32 },
+    NonFinite {
+        /// The data the value is in.
+        what: String,
+        /// Its row, from 0.
+        row: usize,
+        /// Its column, from 0.
+        col: usize,
+        /// The value itself (NaN or ±infinity).
+        value: f32,
+    },
 
     /// A value outside its allowed range (learning rate, dropout rate, batch size...).
     #[error("invalid {name} = {value}: {expected}")]
-    InvalidValue { name: String, value: String, expected: String },
+    InvalidValue {
+        /// The setting, e.g. `learning_rate`.
+        name: String,
+        /// The value given, as text.
+        value: String,
+        /// What would have been accepted.
+        expected: String,
+    },
 
     /// An unknown name for an optimizer, loss, metric or activation.
     #[error("unknown {kind} {name:?}; valid names: {valid}")]
-    UnknownName { kind: &'static str, name: String, valid: String },
+    UnknownName {
+        /// What the name was for (`optimizer`, `loss`, `mode`...).
+        kind: &'static str,
+        /// The name given.
+        name: String,
+        /// The accepted names, comma-separated.
+        valid: String,
+    },
 
     /// A model used in a way its state does not allow (fit before compile...).
     #[error("{0}")]
@@ -45,11 +79,23 @@ pub enum Error {
 
     /// Training produced a non-finite loss.
     #[error("training diverged: {what} is {value} at epoch {epoch}")]
-    Diverged { what: String, epoch: usize, value: f32 },
+    Diverged {
+        /// The quantity that went non-finite (`loss`).
+        what: String,
+        /// The epoch, from 0 as in the History.
+        epoch: usize,
+        /// The non-finite value.
+        value: f32,
+    },
 
     /// Reading or writing a file failed.
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        /// The file or folder concerned.
+        path: PathBuf,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
 
     /// A bug in wgfit itself (a broken internal invariant), never the caller's input. Please report it.
     #[error("internal error in wgfit (a bug, please report it): {0}")]
@@ -57,7 +103,12 @@ pub enum Error {
 
     /// A file whose content is not what was expected (CSV, model file).
     #[error("{path}: {detail}")]
-    Format { path: PathBuf, detail: String },
+    Format {
+        /// The file concerned.
+        path: PathBuf,
+        /// What is wrong, with the line and column where known.
+        detail: String,
+    },
 }
 
 impl Error {

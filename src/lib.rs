@@ -1,3 +1,4 @@
+#![deny(missing_docs)]
 //! wgfit trains dense neural networks on any GPU through wgpu compute shaders, with Keras's API.
 //!
 //! ```

@@ -10,15 +10,19 @@ use crate::matrix::Matrix;
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Loss {
+    /// Mean absolute error (`mae`).
     MeanAbsoluteError,
+    /// Mean squared error (`mse`).
     MeanSquaredError,
     /// Keras clips probabilities to [1e-7, 1 - 1e-7]; with `from_logits` the stable logit form is used.
     BinaryCrossentropy {
+        /// The model outputs logits (no sigmoid): the loss applies it, stably.
         from_logits: bool,
     },
 }
 
 impl Loss {
+    /// The names `compile` accepts, for messages.
     pub const NAMES: &'static str = "mae (mean_absolute_error), mse (mean_squared_error), binary_crossentropy";
 
     /// The code the kernels use (shaders/loss.wgsl: LOSS_*).
@@ -31,6 +35,7 @@ impl Loss {
         }
     }
 
+    /// Keras's name.
     pub fn name(&self) -> &'static str {
         match self {
             Loss::MeanAbsoluteError => "mae",
@@ -75,6 +80,7 @@ impl std::str::FromStr for Loss {
 
 /// What `compile` accepts as a loss: a [`Loss`], or its Keras name.
 pub trait IntoLoss {
+    /// The loss, or an error naming the valid ones.
     fn into_loss(self) -> Result<Loss>;
 }
 

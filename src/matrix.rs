@@ -56,10 +56,12 @@ impl Matrix {
         Matrix { rows, cols, data: vec![0.0; rows * cols] }
     }
 
+    /// Number of rows (samples).
     pub fn rows(&self) -> usize {
         self.rows
     }
 
+    /// Number of columns (features).
     pub fn cols(&self) -> usize {
         self.cols
     }
@@ -69,6 +71,7 @@ impl Matrix {
         &self.data
     }
 
+    /// The values, row-major, without a copy.
     pub fn into_data(self) -> Vec<f32> {
         self.data
     }

@@ -10,13 +10,16 @@ use crate::losses::Loss;
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Metric {
+    /// Mean absolute error.
     Mae,
+    /// Mean squared error.
     Mse,
     /// Share of predictions with `(y_pred > 0.5) == y_true`.
     BinaryAccuracy,
 }
 
 impl Metric {
+    /// The names `compile` accepts, for messages.
     pub const NAMES: &'static str = "mae, mse, binary_accuracy, accuracy";
 
     /// The metric and the key it is reported under ("accuracy" keeps its own name, as in Keras).

@@ -52,10 +52,12 @@ impl Sequential {
         self
     }
 
+    /// The device the model trains on.
     pub fn device(&self) -> &Device {
         &self.device
     }
 
+    /// Its layers, as given.
     pub fn layers(&self) -> &[Layer] {
         &self.layers
     }

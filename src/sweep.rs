@@ -92,7 +92,9 @@ impl<'a> Member<'a> {
 /// How one member's fit went.
 #[derive(Clone, Debug)]
 pub struct MemberReport {
+    /// The member's label (`Member::label`).
     pub label: String,
+    /// Its per-epoch losses and metrics.
     pub history: History,
     /// Epochs it trained (fewer than asked when it stopped early or diverged).
     pub epochs_run: usize,
@@ -103,8 +105,11 @@ pub struct MemberReport {
 /// One row of a leaderboard: a member and its best value of the monitored quantity.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Ranked {
+    /// The member's index in the sweep.
     pub member: usize,
+    /// Its label.
     pub label: String,
+    /// Its best value of the monitored quantity (NaN if it never had a finite one).
     pub best: f32,
     /// The epoch (0-based) of that value.
     pub best_epoch: usize,
@@ -113,7 +118,9 @@ pub struct Ranked {
 /// What [`Sweep::fit`] returns: every member's History, in member order, and the sweep's cost.
 #[derive(Clone, Debug)]
 pub struct SweepReport {
+    /// Every member's report, in member order.
     pub members: Vec<MemberReport>,
+    /// Wall seconds of the whole fit, building the plans included.
     pub wall_s: f64,
     /// Sum over members of the epochs each trained, per wall second (setup included).
     pub model_epochs_per_s: f64,
@@ -198,10 +205,12 @@ impl<'a> Sweep<'a> {
         self
     }
 
+    /// Number of members.
     pub fn len(&self) -> usize {
         self.members.len()
     }
 
+    /// Whether the sweep has no members (never, once built).
     pub fn is_empty(&self) -> bool {
         self.members.is_empty()
     }
@@ -552,9 +561,11 @@ fn check_rows(rows: &[usize], available: usize, member: usize, what: &str) -> Re
 /// The result of [`cross_validate`]: each fold's History and the spread of the monitored value.
 #[derive(Clone, Debug)]
 pub struct CrossValidation {
+    /// Each fold's report, in fold order.
     pub folds: Vec<MemberReport>,
     /// Each fold's best value of the monitored quantity.
     pub best: Vec<f32>,
+    /// Mean of `best` over the folds.
     pub mean: f32,
     /// Sample standard deviation over folds (0 for one fold).
     pub std: f32,

@@ -35,6 +35,7 @@ pub struct Fit<'a> {
 }
 
 impl<'a> Fit<'a> {
+    /// Keras's defaults: 1 epoch, batch 32, shuffled, no validation.
     pub fn new() -> Self {
         Self::default()
     }

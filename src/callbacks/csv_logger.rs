@@ -20,13 +20,18 @@ pub struct CsvLogger {
 }
 
 impl CsvLogger {
+    /// Logs to `path`, with Keras's defaults: separator `,`, no append (the file is overwritten when
+    /// training begins).
     pub fn new(path: impl AsRef<Path>) -> Self {
         CsvLogger { path: path.as_ref().to_path_buf(), separator: ',', append: false, file: None, keys: Vec::new() }
     }
+    /// The character between fields (default `,`).
     pub fn separator(mut self, c: char) -> Self {
         self.separator = c;
         self
     }
+    /// Appends to an existing file, keeping its header's columns, instead of overwriting it
+    /// (default false).
     pub fn append(mut self, on: bool) -> Self {
         self.append = on;
         self

@@ -79,6 +79,7 @@ impl EarlyStopping {
         self.patience = n;
         self
     }
+    /// Which way the monitored value improves (default [`Mode::Auto`], inferred from the key).
     pub fn mode(mut self, m: Mode) -> Self {
         self.mode = m;
         self
@@ -88,6 +89,7 @@ impl EarlyStopping {
         self.baseline = Some(b);
         self
     }
+    /// Puts back the weights of the best epoch at the end of training (default false, as in Keras).
     pub fn restore_best_weights(mut self, on: bool) -> Self {
         self.restore_best_weights = on;
         self

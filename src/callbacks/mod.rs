@@ -34,6 +34,7 @@ pub struct Logs {
 }
 
 impl Logs {
+    /// Empty logs.
     pub fn new() -> Self {
         Self::default()
     }
@@ -61,10 +62,12 @@ impl Logs {
         self.entries.iter().map(|(k, v)| (k.as_str(), *v))
     }
 
+    /// The number of keys.
     pub fn len(&self) -> usize {
         self.entries.len()
     }
 
+    /// Whether no key is recorded.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
@@ -189,17 +192,21 @@ impl TrainContext {
 
 /// Hooks into `fit`. Every method has an empty default; return an error to abort `fit` with it.
 pub trait Callback {
+    /// Called once before the first epoch: validate settings and reset per-fit state here.
     fn on_train_begin(&mut self, _ctx: &mut TrainContext) -> Result<()> {
         Ok(())
     }
+    /// Called before epoch `epoch` (from 0) trains.
     fn on_epoch_begin(&mut self, _epoch: usize, _ctx: &mut TrainContext) -> Result<()> {
         Ok(())
     }
-    /// `logs` can be extended (the History records what is there after every callback ran).
+    /// Called after epoch `epoch` (from 0) with its logs, which can be extended (the History records
+    /// what is there after every callback ran).
     fn on_epoch_end(&mut self, _epoch: usize, _logs: &mut Logs, _ctx: &mut TrainContext) -> Result<()> {
         Ok(())
     }
-    /// `logs` are the last epoch's (empty when no epoch ran).
+    /// Called once when training ends, also after an early stop or a diverged loss; `logs` are the
+    /// last epoch's (empty when no epoch ran).
     fn on_train_end(&mut self, _logs: &Logs, _ctx: &mut TrainContext) -> Result<()> {
         Ok(())
     }
@@ -238,11 +245,13 @@ impl<C: Callback + ?Sized> Callback for Box<C> {
 /// Which way a monitored value improves.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Mode {
-    /// `max` for accuracy-like keys (accuracy, binary_accuracy, acc, auc, precision, recall, with or
-    /// without `val_`), `min` for everything else (loss, mae, mse...).
+    /// `max` for accuracy-like keys (accuracy, binary_accuracy, acc, auc, precision, recall, f1, with
+    /// or without `val_`), `min` for everything else (loss, mae, mse...).
     #[default]
     Auto,
+    /// Lower is better (losses, errors).
     Min,
+    /// Higher is better (accuracies).
     Max,
 }
 

@@ -47,31 +47,40 @@ impl ReduceLROnPlateau {
     pub fn new() -> Self {
         Self::default()
     }
+    /// The History key to watch (default `val_loss`).
     pub fn monitor(mut self, key: &str) -> Self {
         self.monitor = key.to_string();
         self
     }
-    /// Multiplier of the learning rate, in (0, 1) (checked when training begins).
+    /// Factor by which the learning rate is reduced, `new_lr = lr * factor` (default 0.1); must be
+    /// in (0, 1), checked when training begins.
     pub fn factor(mut self, f: f64) -> Self {
         self.factor = f;
         self
     }
+    /// Epochs with no improvement after which the learning rate is reduced (default 10).
     pub fn patience(mut self, n: usize) -> Self {
         self.patience = n;
         self
     }
+    /// Which way the monitored value improves (default auto, which, as in Keras, maximizes only keys
+    /// containing `acc`).
     pub fn mode(mut self, m: Mode) -> Self {
         self.mode = m;
         self
     }
+    /// Threshold for a new optimum: only changes larger than this count as improvements (default 1e-4).
     pub fn min_delta(mut self, d: f64) -> Self {
         self.min_delta = d;
         self
     }
+    /// Epochs to wait after a reduction before counting epochs without improvement again (default 0).
     pub fn cooldown(mut self, n: usize) -> Self {
         self.cooldown = n;
         self
     }
+    /// Lower bound on the learning rate (default 0); must be finite and >= 0, checked when training
+    /// begins.
     pub fn min_lr(mut self, lr: f64) -> Self {
         self.min_lr = lr;
         self

@@ -13,6 +13,7 @@ pub struct TerminateOnNaN {
 }
 
 impl TerminateOnNaN {
+    /// A new callback (it has no settings).
     pub fn new() -> Self {
         Self::default()
     }

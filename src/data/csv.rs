@@ -107,6 +107,7 @@ impl RawTable {
         self.rows.len()
     }
 
+    /// Whether there are no data rows (never true for a table read from a file).
     pub fn is_empty(&self) -> bool {
         self.rows.is_empty()
     }

@@ -16,6 +16,7 @@ pub struct MinMaxScaler {
 }
 
 impl MinMaxScaler {
+    /// Learns every column's minimum and span from the rows of `x`.
     pub fn fit(x: &Matrix) -> MinMaxScaler {
         let cols = x.cols();
         let mut lo = vec![f32::INFINITY; cols];
@@ -40,6 +41,7 @@ impl MinMaxScaler {
         &self.span
     }
 
+    /// Scales `x` with the fitted statistics; it must have the columns the scaler was fitted on.
     pub fn transform(&self, x: &Matrix) -> Result<Matrix> {
         if x.cols() != self.min.len() || self.span.len() != self.min.len() {
             return Err(Error::shape(
@@ -68,6 +70,8 @@ pub enum ScaleKind {
 }
 
 impl ScaleKind {
+    /// Reads a name, case-insensitively: `none`, `minmax` (or `min_max`, `min-max`), `standard` (or
+    /// `standardize`, `zscore`).
     pub fn parse(name: &str) -> Result<ScaleKind> {
         match name.trim().to_ascii_lowercase().as_str() {
             "none" => Ok(ScaleKind::None),
@@ -84,11 +88,16 @@ impl ScaleKind {
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Scaler {
+    /// No scaling: inputs pass through unchanged.
     None,
+    /// Min-max scaling to [0, 1] over the training rows.
     MinMax(MinMaxScaler),
+    /// Standardization: (x - mean) / std.
     Standard {
+        /// Every column's mean over the training rows (0 for a skipped column, such as one-hot).
         #[serde(with = "exact_f32")]
         mean: Vec<f32>,
+        /// Every column's population standard deviation (1 for a constant or skipped column).
         #[serde(with = "exact_f32")]
         std: Vec<f32>,
     },
@@ -192,29 +201,35 @@ pub struct CsvOptions {
     pub drop: Vec<String>,
     /// Text columns to one-hot encode.
     pub categorical: Vec<String>,
+    /// Scaling of the numeric inputs (default min-max; one-hot columns are never scaled).
     pub scale: ScaleKind,
 }
 
 impl CsvOptions {
+    /// The defaults: the last column is the target, nothing dropped or categorical, min-max scaling.
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// Sets the target column by name.
     pub fn target(mut self, name: &str) -> Self {
         self.target = Some(name.to_string());
         self
     }
 
+    /// Adds columns to ignore.
     pub fn drop(mut self, names: &[&str]) -> Self {
         self.drop.extend(names.iter().map(|s| s.to_string()));
         self
     }
 
+    /// Adds text columns to one-hot encode (categories learned from the training rows).
     pub fn categorical(mut self, names: &[&str]) -> Self {
         self.categorical.extend(names.iter().map(|s| s.to_string()));
         self
     }
 
+    /// Sets the scaling of the numeric inputs.
     pub fn scale(mut self, kind: ScaleKind) -> Self {
         self.scale = kind;
         self
@@ -226,12 +241,21 @@ impl CsvOptions {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Feature {
     /// A numeric column, one model input.
-    Numeric { column: String },
+    Numeric {
+        /// The CSV column's name.
+        column: String,
+    },
     /// A text column, one model input per category (in this order).
-    OneHot { column: String, categories: Vec<String> },
+    OneHot {
+        /// The CSV column's name.
+        column: String,
+        /// The distinct values seen in the training rows, sorted.
+        categories: Vec<String>,
+    },
 }
 
 impl Feature {
+    /// The CSV column it reads.
     pub fn column(&self) -> &str {
         match self {
             Feature::Numeric { column } | Feature::OneHot { column, .. } => column,

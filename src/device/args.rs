@@ -40,9 +40,13 @@ pub mod member_table {
     pub const ACTIVE: usize = 0;
     /// Dropout's seed (u32 bits), the member's fit seed folded to 32 bits.
     pub const SEED: usize = 1;
+    /// Adam's beta_1.
     pub const BETA_1: usize = 2;
+    /// Adam's beta_2.
     pub const BETA_2: usize = 3;
+    /// Adam's epsilon.
     pub const EPSILON: usize = 4;
+    /// SGD's momentum.
     pub const MOMENTUM: usize = 5;
     /// 1: Nesterov momentum.
     pub const NESTEROV: usize = 6;
@@ -65,6 +69,7 @@ fn flag(on: bool) -> u32 {
 /// The implicit ones a Dense product appends to its A operand, so the bias rides in the product.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Ones {
+    /// No implicit ones.
     #[default]
     None,
     /// A's last column is 1: the forward product picks up B's last row (the bias).
@@ -74,8 +79,10 @@ pub enum Ones {
 }
 
 impl Ones {
+    /// Every mode, in code order.
     pub const ALL: [Ones; 3] = [Ones::None, Ones::LastColumn, Ones::LastRow];
 
+    /// The mode's code in the launch record.
     pub fn code(self) -> u32 {
         match self {
             Ones::None => 0,
@@ -90,18 +97,31 @@ impl Ones {
 /// layer below's output; Linear multiplies by one).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct MatmulArgs {
+    /// Rows of A and C.
     pub m: u32,
+    /// Columns of B and C.
     pub n: u32,
+    /// Columns of A, rows of B (the sum's length).
     pub k: u32,
+    /// A's first value.
     pub a_off: u32,
+    /// A's row stride.
     pub a_rs: u32,
+    /// A's column stride.
     pub a_cs: u32,
+    /// B's first value.
     pub b_off: u32,
+    /// B's row stride.
     pub b_rs: u32,
+    /// B's column stride.
     pub b_cs: u32,
+    /// C's first value (C is row-major).
     pub c_off: u32,
+    /// An implicit row or column of ones in A.
     pub ones: Ones,
+    /// Applied to each value of C.
     pub activation: Activation,
+    /// Its derivative, from `aux`, multiplies each value of C (Linear: none).
     pub derivative: Activation,
 }
 
@@ -125,6 +145,7 @@ struct DenseRecord {
 }
 
 impl MatmulArgs {
+    /// The launch record of `struct P_dense`.
     pub fn uniform(&self) -> Uniform {
         Uniform::of(&DenseRecord {
             m: self.m,
@@ -148,24 +169,33 @@ impl MatmulArgs {
 /// order when `shuffled`) into the batch buffers.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct GatherArgs {
+    /// Rows to copy.
     pub rows: u32,
+    /// Columns of x.
     pub x_cols: u32,
+    /// Columns of y (0: no targets).
     pub y_cols: u32,
+    /// Position in the row order of the first row.
     pub start: u32,
+    /// Through the member's row order (else rows start.. in sequence).
     pub shuffled: bool,
 }
 
 /// `dst = activation(src)` over `len` values.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct ActivationArgs {
+    /// Values per member.
     pub len: u32,
+    /// The activation applied.
     pub activation: Activation,
 }
 
 /// `dst = src ⊙ derivative'(aux)` over `len` values: a gradient through the layer below's activation.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct ActivationGradArgs {
+    /// Values per member.
     pub len: u32,
+    /// The activation whose derivative multiplies the gradient.
     pub derivative: Activation,
 }
 
@@ -175,13 +205,17 @@ pub struct ActivationGradArgs {
 /// as well (forward ignores it).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct DropoutArgs {
+    /// Values per member.
     pub len: u32,
     /// False: identity (inference).
     pub apply_mask: bool,
     /// The layer's own seed, folded to 32 bits (`Layer::seed`).
     pub own_seed: Option<u32>,
+    /// The step in the epoch (added to the member's step count).
     pub step: u32,
+    /// The layer's index (part of the mask's counter).
     pub layer: u32,
+    /// Backward: the layer below's activation.
     pub derivative: Activation,
 }
 
@@ -189,14 +223,23 @@ pub struct DropoutArgs {
 /// their offsets of the parameter vector, moving mean and variance at `state_off` of the state.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct BatchNormArgs {
+    /// Rows of the batch.
     pub rows: u32,
+    /// Features.
     pub width: u32,
+    /// Gamma's offset in the parameters.
     pub gamma_off: u32,
+    /// Beta's offset in the parameters.
     pub beta_off: u32,
+    /// The moving statistics' offset in the state.
     pub state_off: u32,
+    /// Gamma is learned.
     pub scale: bool,
+    /// Beta is learned.
     pub center: bool,
+    /// Momentum of the moving statistics.
     pub momentum: f32,
+    /// Added to the variance.
     pub epsilon: f32,
     /// Backward: write dX (some layer below has weights).
     pub grad_below: bool,
@@ -211,16 +254,21 @@ pub const LOSS_KERNEL_VALUES: usize = 4;
 /// accumulators at `slot`: the loss first, then the metrics in `metrics` bit order.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct LossArgs {
+    /// Rows of the batch.
     pub rows: u32,
+    /// Outputs per row.
     pub cols: u32,
+    /// The loss.
     pub loss: Loss,
     /// The output layer's activation, whose derivative the gradient fuses.
     pub output_activation: Activation,
     /// Bit `Metric::code()` set for each metric to compute.
     pub metrics: u32,
+    /// Write the loss's gradient (training).
     pub write_gradient: bool,
     /// Add to the accumulators (else overwrite them: a pass's first batch).
     pub accumulate: bool,
+    /// Where in the member's accumulators the sums go.
     pub slot: u32,
 }
 
@@ -229,7 +277,9 @@ pub struct LossArgs {
 /// (the step's index in the epoch; Adam's with its bias correction folded in by the host, in f64).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct UpdateArgs {
+    /// Parameters per member.
     pub len: u32,
+    /// Index of this step's learning rate in the member's rates.
     pub lr_at: u32,
 }
 
@@ -308,17 +358,29 @@ struct OptimRecord {
 /// The arguments of one launch of any kernel.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Args {
+    /// Gather a batch.
     Gather(GatherArgs),
+    /// A product with its epilogue.
     Matmul(MatmulArgs),
+    /// An activation.
     ActivationForward(ActivationArgs),
+    /// A gradient through an activation.
     ActivationBackward(ActivationGradArgs),
+    /// Loss and metrics.
     Loss(LossArgs),
+    /// Adam's update.
     Adam(UpdateArgs),
+    /// SGD's update.
     Sgd(UpdateArgs),
+    /// Dropout forward.
     DropoutForward(DropoutArgs),
+    /// Dropout backward.
     DropoutBackward(DropoutArgs),
+    /// BatchNormalization while training.
     BatchNormTrain(BatchNormArgs),
+    /// BatchNormalization at inference.
     BatchNormInfer(BatchNormArgs),
+    /// BatchNormalization backward.
     BatchNormBackward(BatchNormArgs),
 }
 

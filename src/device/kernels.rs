@@ -5,12 +5,19 @@
 /// Kernel families: one WGSL file each.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Family {
+    /// shaders/gather.wgsl
     Gather,
+    /// shaders/dense.wgsl (and its subgroup and texture modules)
     Dense,
+    /// shaders/elementwise.wgsl
     Elementwise,
+    /// shaders/loss.wgsl
     Loss,
+    /// shaders/optim.wgsl
     Optim,
+    /// shaders/dropout.wgsl
     Dropout,
+    /// shaders/batchnorm.wgsl
     BatchNorm,
 }
 
@@ -40,19 +47,32 @@ pub enum Access {
 
 use Access::{Read as R, ReadWrite as W};
 
+/// Every kernel: a WGSL entry point and its CPU twin.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Kernel {
+    /// `gather`
     Gather,
+    /// `matmul` (and its variants)
     Matmul,
+    /// `activation_forward`
     ActivationForward,
+    /// `activation_backward`
     ActivationBackward,
+    /// `loss`
     Loss,
+    /// `adam`
     Adam,
+    /// `sgd`
     Sgd,
+    /// `dropout_forward`
     DropoutForward,
+    /// `dropout_backward`
     DropoutBackward,
+    /// `batchnorm_train`
     BatchNormTrain,
+    /// `batchnorm_infer`
     BatchNormInfer,
+    /// `batchnorm_backward`
     BatchNormBackward,
 }
 
@@ -67,6 +87,7 @@ pub enum Grid {
 }
 
 impl Kernel {
+    /// Every kernel.
     pub const ALL: [Kernel; 12] = [
         Kernel::Gather,
         Kernel::Matmul,
@@ -82,6 +103,7 @@ impl Kernel {
         Kernel::BatchNormBackward,
     ];
 
+    /// The WGSL family (file) it lives in.
     pub fn family(self) -> Family {
         match self {
             Kernel::Gather => Family::Gather,

@@ -111,10 +111,12 @@ impl Device {
         }
     }
 
+    /// Whether this is the GPU path.
     pub fn is_gpu(&self) -> bool {
         matches!(self.inner, DeviceInner::Gpu(_))
     }
 
+    /// The adapter's description (the CPU path's too).
     pub fn info(&self) -> DeviceInfo {
         match &self.inner {
             DeviceInner::Gpu(ctx) => ctx.info(),

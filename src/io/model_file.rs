@@ -58,7 +58,9 @@ struct OptimizerState {
 
 /// A loaded model with the preprocessing saved alongside it (if any).
 pub struct LoadedModel {
+    /// The model, compiled and with its weights restored.
     pub model: Sequential,
+    /// The preprocessing saved with it, to apply to new CSV rows before predicting.
     pub preprocessor: Option<Preprocessor>,
 }
 

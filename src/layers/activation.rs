@@ -10,14 +10,19 @@ use crate::error::{Error, Result};
 #[serde(rename_all = "lowercase")]
 #[non_exhaustive]
 pub enum Activation {
+    /// The identity.
     #[default]
     Linear,
+    /// max(x, 0).
     Relu,
+    /// 1 / (1 + e^-x).
     Sigmoid,
 }
 
 impl Activation {
+    /// The names `Activation::parse` accepts, for messages.
     pub const NAMES: &'static str = "linear, relu, sigmoid";
+    /// Every activation, in code order.
     pub const ALL: [Activation; 3] = [Activation::Linear, Activation::Relu, Activation::Sigmoid];
 
     /// Parses Keras's names ("linear" also as "none"/""); the same as `name.parse()`.
@@ -30,6 +35,7 @@ impl Activation {
         }
     }
 
+    /// Keras's name.
     pub fn name(self) -> &'static str {
         match self {
             Activation::Linear => "linear",
@@ -64,6 +70,7 @@ pub struct ActivationConfig {
 }
 
 impl ActivationConfig {
+    /// The activation it applies.
     pub fn activation(&self) -> Activation {
         self.activation
     }

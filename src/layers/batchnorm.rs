@@ -23,18 +23,22 @@ impl Default for BatchNormConfig {
 }
 
 impl BatchNormConfig {
+    /// Momentum of the moving statistics (Keras's default 0.99).
     pub fn momentum(&self) -> f32 {
         self.momentum
     }
 
+    /// Added to the variance (Keras's default 0.001).
     pub fn epsilon(&self) -> f32 {
         self.epsilon
     }
 
+    /// Whether beta (an offset) is learned.
     pub fn center(&self) -> bool {
         self.center
     }
 
+    /// Whether gamma (a scale) is learned.
     pub fn scale(&self) -> bool {
         self.scale
     }

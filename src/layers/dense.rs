@@ -21,14 +21,17 @@ impl DenseConfig {
         DenseConfig { units, activation: Activation::Linear, use_bias: true }
     }
 
+    /// Outputs of the layer.
     pub fn units(&self) -> usize {
         self.units
     }
 
+    /// The activation applied to its outputs.
     pub fn activation(&self) -> Activation {
         self.activation
     }
 
+    /// Whether it adds a bias.
     pub fn use_bias(&self) -> bool {
         self.use_bias
     }

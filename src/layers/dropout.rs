@@ -16,10 +16,12 @@ pub struct DropoutConfig {
 }
 
 impl DropoutConfig {
+    /// Probability of zeroing each input while training.
     pub fn rate(&self) -> f32 {
         self.rate
     }
 
+    /// Its own mask seed, when set (else the fit's).
     pub fn seed(&self) -> Option<u64> {
         self.seed
     }

@@ -22,9 +22,13 @@ pub use dropout::DropoutConfig;
 #[serde(tag = "type")]
 #[non_exhaustive]
 pub enum LayerKind {
+    /// A fully connected layer.
     Dense(DenseConfig),
+    /// A standalone activation.
     Activation(ActivationConfig),
+    /// Inverted dropout.
     Dropout(DropoutConfig),
+    /// Batch normalization.
     BatchNormalization(BatchNormConfig),
 }
 
@@ -186,6 +190,7 @@ impl Layer {
         self
     }
 
+    /// What kind of layer this is, with its settings.
     pub fn kind(&self) -> &LayerKind {
         &self.kind
     }
@@ -321,6 +326,7 @@ impl Layer {
 pub struct Dense;
 
 impl Dense {
+    /// A Dense layer of `units` outputs (linear, with a bias, until set otherwise).
     #[allow(clippy::new_ret_no_self)]
     pub fn new(units: usize) -> Layer {
         Layer::of(LayerKind::Dense(DenseConfig::new(units)))
@@ -331,6 +337,7 @@ impl Dense {
 pub struct ActivationLayer;
 
 impl ActivationLayer {
+    /// An activation layer applying `name` ("linear", "relu", "sigmoid"); an unknown name is reported by `compile`.
     #[allow(clippy::new_ret_no_self)]
     pub fn new(name: &str) -> Layer {
         Layer::of(LayerKind::Activation(ActivationConfig { activation: Activation::Linear })).activation(name)
@@ -341,6 +348,7 @@ impl ActivationLayer {
 pub struct Dropout;
 
 impl Dropout {
+    /// A Dropout layer that zeroes each input with probability `rate` while training.
     #[allow(clippy::new_ret_no_self)]
     pub fn new(rate: f32) -> Layer {
         Layer::of(LayerKind::Dropout(DropoutConfig { rate, seed: None }))
@@ -351,6 +359,7 @@ impl Dropout {
 pub struct BatchNormalization;
 
 impl BatchNormalization {
+    /// A BatchNormalization layer with Keras's defaults.
     #[allow(clippy::new_ret_no_self)]
     pub fn new() -> Layer {
         Layer::of(LayerKind::BatchNormalization(BatchNormConfig::default()))

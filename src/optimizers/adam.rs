@@ -6,9 +6,13 @@ use crate::error::{Error, Result};
 /// Adam's hyperparameters (Keras's defaults: 0.001, 0.9, 0.999, 1e-7).
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Adam {
+    /// Step size (Keras's default 0.001).
     pub learning_rate: f32,
+    /// Decay of the first moment (0.9).
     pub beta_1: f32,
+    /// Decay of the second moment (0.999).
     pub beta_2: f32,
+    /// Added to the root of the second moment, outside the bias correction as Keras does (1e-7).
     pub epsilon: f32,
 }
 
@@ -19,6 +23,7 @@ impl Default for Adam {
 }
 
 impl Adam {
+    /// Adam with this learning rate and Keras's other defaults.
     pub fn new(learning_rate: f32) -> Self {
         Adam { learning_rate, ..Default::default() }
     }

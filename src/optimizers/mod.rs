@@ -15,11 +15,14 @@ use crate::error::{Error, Result};
 #[serde(tag = "type", rename_all = "lowercase")]
 #[non_exhaustive]
 pub enum Optimizer {
+    /// Adam.
     Adam(Adam),
+    /// Stochastic gradient descent.
     Sgd(Sgd),
 }
 
 impl Optimizer {
+    /// The names `compile` accepts, for messages.
     pub const NAMES: &'static str = "adam, sgd";
 
     /// Checks the hyperparameters.
@@ -60,6 +63,7 @@ impl Optimizer {
         }
     }
 
+    /// The current learning rate.
     pub fn learning_rate(&self) -> f32 {
         match self {
             Optimizer::Adam(a) => a.learning_rate,
@@ -103,6 +107,7 @@ impl From<Sgd> for Optimizer {
 
 /// What `compile` accepts as an optimizer: an [`Optimizer`] (or [`Adam`], [`Sgd`]), or its name.
 pub trait IntoOptimizer {
+    /// The optimizer, or an error naming the valid ones.
     fn into_optimizer(self) -> Result<Optimizer>;
 }
 

@@ -6,8 +6,11 @@ use crate::error::{Error, Result};
 /// SGD's hyperparameters (Keras's defaults: 0.01, no momentum).
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Sgd {
+    /// Step size (Keras's default 0.01).
     pub learning_rate: f32,
+    /// Momentum in [0, 1] (0: plain SGD).
     pub momentum: f32,
+    /// Nesterov momentum.
     pub nesterov: bool,
 }
 
@@ -18,6 +21,7 @@ impl Default for Sgd {
 }
 
 impl Sgd {
+    /// SGD with this learning rate, no momentum.
     pub fn new(learning_rate: f32) -> Self {
         Sgd { learning_rate, ..Default::default() }
     }

@@ -161,7 +161,7 @@ mod tests {
         let llvmpipe = desc("llvmpipe (LLVM 15.0.6, 256 bits)", "Cpu");
         let virt = desc("virtio", "VirtualGpu");
         assert_eq!(auto_choice(&[discrete.clone(), llvmpipe.clone()]), AutoChoice::Gpu(0));
-        assert_eq!(auto_choice(&[integrated.clone()]), AutoChoice::Gpu(0));
+        assert_eq!(auto_choice(std::slice::from_ref(&integrated)), AutoChoice::Gpu(0));
         // Best first, but a virtual adapter ranked ahead of a hardware one never wins.
         assert_eq!(auto_choice(&[virt.clone(), integrated]), AutoChoice::Gpu(1));
         match auto_choice(&[llvmpipe]) {
