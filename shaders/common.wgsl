@@ -13,20 +13,37 @@
 const ACT_LINEAR: u32 = 0u;
 const ACT_RELU: u32 = 1u;
 const ACT_SIGMOID: u32 = 2u;
+const ACT_TANH: u32 = 3u;
+const ACT_ELU: u32 = 4u;
+const ACT_SELU: u32 = 5u;
+const ACT_LEAKY_RELU: u32 = 6u;
+const SELU_SCALE: f32 = 1.0507009873554805;
+const SELU_ALPHA: f32 = 1.6732632423543772;
+const LEAKY_SLOPE: f32 = 0.2;
 
 fn act_forward(x: f32, act: u32) -> f32 {
     switch act {
         case 1u: { return max(x, 0.0); }
         case 2u: { return 1.0 / (1.0 + exp(-x)); }
+        case 3u: { return tanh(x); }
+        case 4u: { return select(exp(x) - 1.0, x, x > 0.0); }
+        case 5u: { return SELU_SCALE * select(SELU_ALPHA * (exp(x) - 1.0), x, x > 0.0); }
+        case 6u: { return select(LEAKY_SLOPE * x, x, x >= 0.0); }
         default: { return x; }
     }
 }
 
-// The activation's derivative, written from its output y = act(x) (all we keep).
+// The activation's derivative, written from its output y = act(x) (all we keep), as TensorFlow's
+// gradients do for these activations: at x = 0, relu's is 0, elu's and selu's the x > 0 side,
+// leaky_relu's the slope.
 fn act_grad_from_output(y: f32, act: u32) -> f32 {
     switch act {
         case 1u: { return select(0.0, 1.0, y > 0.0); }
         case 2u: { return y * (1.0 - y); }
+        case 3u: { return 1.0 - y * y; }
+        case 4u: { return select(1.0, y + 1.0, y < 0.0); }
+        case 5u: { return select(SELU_SCALE, y + SELU_SCALE * SELU_ALPHA, y < 0.0); }
+        case 6u: { return select(LEAKY_SLOPE, 1.0, y > 0.0); }
         default: { return 1.0; }
     }
 }

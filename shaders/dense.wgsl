@@ -111,7 +111,11 @@ fn act4(x: vec4<f32>) -> vec4<f32> {
     switch P.activation {
         case 1u: { return max(x, vec4<f32>(0.0)); }
         case 2u: { return 1.0 / (1.0 + exp(-x)); }
-        default: { return x; }
+        case 0u: { return x; }
+        default: {
+            return vec4<f32>(act_forward(x.x, P.activation), act_forward(x.y, P.activation),
+                             act_forward(x.z, P.activation), act_forward(x.w, P.activation));
+        }
     }
 }
 
@@ -119,7 +123,11 @@ fn dact4(y: vec4<f32>) -> vec4<f32> {
     switch P.derivative {
         case 1u: { return select(vec4<f32>(0.0), vec4<f32>(1.0), y > vec4<f32>(0.0)); }
         case 2u: { return y * (1.0 - y); }
-        default: { return vec4<f32>(1.0); }
+        case 0u: { return vec4<f32>(1.0); }
+        default: {
+            return vec4<f32>(act_grad_from_output(y.x, P.derivative), act_grad_from_output(y.y, P.derivative),
+                             act_grad_from_output(y.z, P.derivative), act_grad_from_output(y.w, P.derivative));
+        }
     }
 }
 

@@ -14,12 +14,7 @@ fn loss64(layers: &[Layer], p: &[f64], x: &Matrix, y: &Matrix, loss: &Loss, seed
     let mut a: Vec<f64> = x.data().iter().map(|&v| v as f64).collect();
     let mut width = x.cols();
     let mut off = 0;
-    let act = |v: f64, name: wgfit::Activation| match name {
-        wgfit::Activation::Relu => v.max(0.0),
-        wgfit::Activation::Sigmoid => 1.0 / (1.0 + (-v).exp()),
-        wgfit::Activation::Linear => v,
-        other => panic!("no reference for {other:?}"),
-    };
+    let act = common::act64;
     for (l, layer) in layers.iter().enumerate() {
         match layer.kind().clone() {
             LayerKind::Dense(c) => {
@@ -129,6 +124,18 @@ fn dense_activations_and_regression_losses() {
         1,
         9,
     );
+    // The other activations, as hidden layers and as a standalone layer: backward uses their
+    // derivative written from the output.
+    for (name, act) in [("tanh", "tanh"), ("elu", "elu"), ("selu", "selu"), ("leaky_relu", "leaky_relu")] {
+        check(
+            &format!("dense {name} mse"),
+            vec![Dense::new(5).activation(act).input_shape(3), Dense::new(4), ActivationLayer::new(act), Dense::new(2)],
+            Loss::MeanSquaredError,
+            3,
+            2,
+            7,
+        );
+    }
     check(
         "no bias",
         vec![Dense::new(3).use_bias(false).input_shape(2), Dense::new(1).activation("relu")],

@@ -124,3 +124,38 @@ fn losses_and_accuracy_match_keras() {
         TOL.check(&format!("2-column mae/mse on {d}"), &r, &[num("mae_2col"), num("mse_2col")]);
     }
 }
+
+/// Each activation and its gradient against Keras 3 on TensorFlow
+/// (tools/keras_golden_activations.py -> tests/golden/keras_activations.json): forward through the
+/// activation kernel, the gradient through the backward kernel (from the output, as TensorFlow's
+/// gradients of these activations are), on both devices.
+#[test]
+fn activations_and_their_gradients_match_keras() {
+    let g: Value = serde_json::from_str(include_str!("golden/keras_activations.json")).unwrap();
+    let x = floats(&g["x"]);
+    let n = x.len();
+    let cases = g["activations"].as_object().unwrap();
+    assert_eq!(cases.len(), wgfit::Activation::ALL.len(), "every activation has Keras numbers");
+    for device in devices() {
+        for activation in wgfit::Activation::ALL {
+            let case = &cases[activation.name()];
+            let (want_y, want_g) = (floats(&case["y"]), floats(&case["dy_dx"]));
+            let mut h = KernelHarness::new(&device);
+            let (src, dst, ones) =
+                (h.buffer(&x).unwrap(), h.buffer(&vec![f32::NAN; n]).unwrap(), h.buffer(&vec![1.0; n]).unwrap());
+            let forward =
+                wgfit::testing::Args::ActivationForward(wgfit::testing::ActivationArgs { len: n as u32, activation });
+            h.run(&[src, dst, src], forward).unwrap();
+            let y = h.read(dst).unwrap();
+            Tol { rel: 2e-6, abs: 1e-7 }.check(&format!("{activation:?} on {device:?}"), &y, &want_y);
+            let grad = h.buffer(&vec![f32::NAN; n]).unwrap();
+            let backward = wgfit::testing::Args::ActivationBackward(wgfit::testing::ActivationGradArgs {
+                len: n as u32,
+                derivative: activation,
+            });
+            h.run(&[ones, grad, dst], backward).unwrap();
+            let dy = h.read(grad).unwrap();
+            Tol { rel: 2e-6, abs: 1e-6 }.check(&format!("{activation:?} gradient on {device:?}"), &dy, &want_g);
+        }
+    }
+}

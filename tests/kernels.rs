@@ -122,17 +122,9 @@ fn reference(p: &MatmulArgs, a: &[f32], b: &[f32], aux: &[f32]) -> Vec<f64> {
                 };
                 s += av * b[p.b_off as usize + kk * p.b_rs as usize + j * p.b_cs as usize] as f64;
             }
-            let mut v = match p.activation {
-                Activation::Relu => s.max(0.0),
-                Activation::Sigmoid => 1.0 / (1.0 + (-s).exp()),
-                _ => s,
-            };
+            let mut v = common::act64(s, p.activation);
             let y = aux.get(i * n + j).copied().unwrap_or(0.0) as f64;
-            v *= match p.derivative {
-                Activation::Relu => f64::from(u8::from(y > 0.0)),
-                Activation::Sigmoid => y * (1.0 - y),
-                _ => 1.0,
-            };
+            v *= common::dact64_from_output(y, p.derivative);
             c[i * n + j] = v;
         }
     }
@@ -242,7 +234,7 @@ fn check_matmul(rows: usize, inw: usize, outw: usize, mode: Mode, seed: u64) {
 fn matmul_matches_cpu_twin_on_many_shapes() {
     let sizes = [1usize, 2, 3, 4, 7, 8, 9, 16, 31, 33, 64, 65];
     let mut r = rng(7);
-    for case in 0..60u64 {
+    for case in 0..96u64 {
         let rows = *sizes.choose(&mut r).unwrap();
         let inw = *sizes.choose(&mut r).unwrap();
         let outw = *sizes.choose(&mut r).unwrap();
@@ -250,12 +242,20 @@ fn matmul_matches_cpu_twin_on_many_shapes() {
             Mode::Forward(0),
             Mode::Forward(1),
             Mode::Forward(2),
+            Mode::Forward(3),
+            Mode::Forward(4),
+            Mode::Forward(5),
+            Mode::Forward(6),
             Mode::InputGrad(1),
             Mode::InputGrad(2),
             Mode::InputGrad(0),
+            Mode::InputGrad(3),
+            Mode::InputGrad(4),
+            Mode::InputGrad(5),
+            Mode::InputGrad(6),
             Mode::WeightGrad,
             Mode::Plain,
-        ][case as usize % 8];
+        ][case as usize % 16];
         check_matmul(rows, inw, outw, mode, 1000 + case);
     }
 }
@@ -308,7 +308,7 @@ fn gather_follows_the_row_order() {
 #[test]
 fn activations_forward_and_backward() {
     for total in [1usize, 7, 256, 1000, 70_001] {
-        for act in 0..3u32 {
+        for act in 0..Activation::ALL.len() as u32 {
             let mut r = rng(total as u64 + act as u64);
             let src = random_vec(&mut r, total, -4.0, 4.0);
             let aux = random_vec(&mut r, total, 0.0, 1.0);
@@ -316,18 +316,19 @@ fn activations_forward_and_backward() {
             let p = Args::ActivationForward(ActivationArgs { len: total as u32, activation });
             let (g, c) = both(&[src.clone(), nan(total), aux.clone()], p);
             F32.check("activation_forward", &g[1], &c[1]);
-            let want: Vec<f64> = src
-                .iter()
-                .map(|&v| match act {
-                    1 => (v as f64).max(0.0),
-                    2 => 1.0 / (1.0 + (-(v as f64)).exp()),
-                    _ => v as f64,
-                })
-                .collect();
-            F32.check64("activation_forward vs f64", &c[1], &want);
+            let want: Vec<f64> = src.iter().map(|&v| common::act64(v as f64, activation)).collect();
+            F32.check64(&format!("{activation:?} forward vs f64"), &c[1], &want);
+            // The derivative from outputs of both signs (aux is the layer below's output).
+            let aux: Vec<f32> = aux.iter().map(|&v| 2.0 * v - 0.5).collect();
             let p = Args::ActivationBackward(ActivationGradArgs { len: total as u32, derivative: activation });
             let (g, c) = both(&[src.clone(), nan(total), aux.clone()], p);
-            F32.check("activation_backward", &g[1], &c[1]);
+            F32.check(&format!("{activation:?} backward"), &g[1], &c[1]);
+            let want: Vec<f64> = src
+                .iter()
+                .zip(&aux)
+                .map(|(&s, &y)| s as f64 * common::dact64_from_output(y as f64, activation))
+                .collect();
+            F32.check64(&format!("{activation:?} backward vs f64"), &c[1], &want);
         }
     }
 }

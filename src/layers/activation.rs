@@ -17,13 +17,30 @@ pub enum Activation {
     Relu,
     /// 1 / (1 + e^-x).
     Sigmoid,
+    /// tanh(x).
+    Tanh,
+    /// x for x > 0, e^x - 1 below (Keras's alpha 1).
+    Elu,
+    /// Keras's selu: scale * x for x > 0, scale * alpha * (e^x - 1) below (self-normalizing constants).
+    Selu,
+    /// x for x >= 0, 0.2 x below (Keras 3's default negative_slope).
+    #[serde(rename = "leaky_relu")]
+    LeakyRelu,
 }
 
 impl Activation {
     /// The names `Activation::parse` accepts, for messages.
-    pub const NAMES: &'static str = "linear, relu, sigmoid";
+    pub const NAMES: &'static str = "linear, relu, sigmoid, tanh, elu, selu, leaky_relu";
     /// Every activation, in code order.
-    pub const ALL: [Activation; 3] = [Activation::Linear, Activation::Relu, Activation::Sigmoid];
+    pub const ALL: [Activation; 7] = [
+        Activation::Linear,
+        Activation::Relu,
+        Activation::Sigmoid,
+        Activation::Tanh,
+        Activation::Elu,
+        Activation::Selu,
+        Activation::LeakyRelu,
+    ];
 
     /// Parses Keras's names ("linear" also as "none"/""); the same as `name.parse()`.
     pub fn parse(name: &str) -> Result<Self> {
@@ -31,6 +48,10 @@ impl Activation {
             "linear" | "none" | "" => Ok(Activation::Linear),
             "relu" => Ok(Activation::Relu),
             "sigmoid" => Ok(Activation::Sigmoid),
+            "tanh" => Ok(Activation::Tanh),
+            "elu" => Ok(Activation::Elu),
+            "selu" => Ok(Activation::Selu),
+            "leaky_relu" | "leakyrelu" => Ok(Activation::LeakyRelu),
             _ => Err(Error::UnknownName { kind: "activation", name: name.to_string(), valid: Self::NAMES.to_string() }),
         }
     }
@@ -41,6 +62,10 @@ impl Activation {
             Activation::Linear => "linear",
             Activation::Relu => "relu",
             Activation::Sigmoid => "sigmoid",
+            Activation::Tanh => "tanh",
+            Activation::Elu => "elu",
+            Activation::Selu => "selu",
+            Activation::LeakyRelu => "leaky_relu",
         }
     }
 
@@ -50,6 +75,10 @@ impl Activation {
             Activation::Linear => 0,
             Activation::Relu => 1,
             Activation::Sigmoid => 2,
+            Activation::Tanh => 3,
+            Activation::Elu => 4,
+            Activation::Selu => 5,
+            Activation::LeakyRelu => 6,
         }
     }
 }

@@ -8,14 +8,38 @@ use crate::device::args::{
     MatmulArgs, Ones, UpdateArgs,
 };
 
+// Keras's selu constants, written as shaders/common.wgsl writes them (the same f32 values).
+#[allow(clippy::excessive_precision)]
+const SELU_SCALE: f32 = 1.0507009873554805;
+#[allow(clippy::excessive_precision)]
+const SELU_ALPHA: f32 = 1.6732632423543772;
+const LEAKY_SLOPE: f32 = 0.2;
+
 fn act_forward(x: f32, act: u32) -> f32 {
     match act {
         1 => x.max(0.0),
         2 => 1.0 / (1.0 + (-x).exp()),
+        3 => x.tanh(),
+        4 => {
+            if x > 0.0 {
+                x
+            } else {
+                x.exp() - 1.0
+            }
+        }
+        5 => SELU_SCALE * if x > 0.0 { x } else { SELU_ALPHA * (x.exp() - 1.0) },
+        6 => {
+            if x >= 0.0 {
+                x
+            } else {
+                LEAKY_SLOPE * x
+            }
+        }
         _ => x,
     }
 }
 
+/// The derivative from the output, as shaders/common.wgsl writes it (TensorFlow's choices at 0).
 fn act_grad_from_output(y: f32, act: u32) -> f32 {
     match act {
         1 => {
@@ -26,6 +50,28 @@ fn act_grad_from_output(y: f32, act: u32) -> f32 {
             }
         }
         2 => y * (1.0 - y),
+        3 => 1.0 - y * y,
+        4 => {
+            if y < 0.0 {
+                y + 1.0
+            } else {
+                1.0
+            }
+        }
+        5 => {
+            if y < 0.0 {
+                y + SELU_SCALE * SELU_ALPHA
+            } else {
+                SELU_SCALE
+            }
+        }
+        6 => {
+            if y > 0.0 {
+                1.0
+            } else {
+                LEAKY_SLOPE
+            }
+        }
         _ => 1.0,
     }
 }
