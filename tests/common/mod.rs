@@ -104,61 +104,35 @@ pub fn dropout_batchnorm_model(device: &Device, width: usize) -> Sequential {
 /// An activation in f64, from its definition (Keras's constants), independent of both devices.
 pub fn act64(v: f64, a: wgfit::Activation) -> f64 {
     use wgfit::Activation as A;
-    const SELU_SCALE: f64 = 1.0507009873554805;
-    const SELU_ALPHA: f64 = 1.6732632423543772;
     match a {
         A::Relu => v.max(0.0),
         A::Sigmoid => 1.0 / (1.0 + (-v).exp()),
         A::Tanh => v.tanh(),
-        A::Elu => {
-            if v > 0.0 {
-                v
-            } else {
-                v.exp_m1()
-            }
-        }
-        A::Selu => SELU_SCALE * if v > 0.0 { v } else { SELU_ALPHA * v.exp_m1() },
-        A::LeakyRelu => {
-            if v >= 0.0 {
-                v
-            } else {
-                0.2 * v
-            }
-        }
+        A::Elu if v > 0.0 => v,
+        A::Elu => v.exp_m1(),
+        A::Selu if v > 0.0 => SELU_SCALE * v,
+        A::Selu => SELU_SCALE * SELU_ALPHA * v.exp_m1(),
+        A::LeakyRelu if v >= 0.0 => v,
+        A::LeakyRelu => 0.2 * v,
         _ => v,
     }
 }
 
+const SELU_SCALE: f64 = 1.0507009873554805;
+const SELU_ALPHA: f64 = 1.6732632423543772;
+
 /// Its derivative in f64, written from the output y (TensorFlow's values at 0).
 pub fn dact64_from_output(y: f64, a: wgfit::Activation) -> f64 {
     use wgfit::Activation as A;
-    const SELU_SCALE: f64 = 1.0507009873554805;
-    const SELU_ALPHA: f64 = 1.6732632423543772;
     match a {
         A::Relu => f64::from(u8::from(y > 0.0)),
         A::Sigmoid => y * (1.0 - y),
         A::Tanh => 1.0 - y * y,
-        A::Elu => {
-            if y < 0.0 {
-                y + 1.0
-            } else {
-                1.0
-            }
-        }
-        A::Selu => {
-            if y < 0.0 {
-                y + SELU_SCALE * SELU_ALPHA
-            } else {
-                SELU_SCALE
-            }
-        }
-        A::LeakyRelu => {
-            if y > 0.0 {
-                1.0
-            } else {
-                0.2
-            }
-        }
+        A::Elu if y < 0.0 => y + 1.0,
+        A::Selu if y < 0.0 => y + SELU_SCALE * SELU_ALPHA,
+        A::Selu => SELU_SCALE,
+        A::LeakyRelu if y > 0.0 => 1.0,
+        A::LeakyRelu => 0.2,
         _ => 1.0,
     }
 }

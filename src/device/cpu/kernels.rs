@@ -20,21 +20,12 @@ fn act_forward(x: f32, act: u32) -> f32 {
         1 => x.max(0.0),
         2 => 1.0 / (1.0 + (-x).exp()),
         3 => x.tanh(),
-        4 => {
-            if x > 0.0 {
-                x
-            } else {
-                x.exp() - 1.0
-            }
-        }
-        5 => SELU_SCALE * if x > 0.0 { x } else { SELU_ALPHA * (x.exp() - 1.0) },
-        6 => {
-            if x >= 0.0 {
-                x
-            } else {
-                LEAKY_SLOPE * x
-            }
-        }
+        4 if x > 0.0 => x,
+        4 => x.exp() - 1.0,
+        5 if x > 0.0 => SELU_SCALE * x,
+        5 => SELU_SCALE * (SELU_ALPHA * (x.exp() - 1.0)),
+        6 if x >= 0.0 => x,
+        6 => LEAKY_SLOPE * x,
         _ => x,
     }
 }
@@ -42,36 +33,16 @@ fn act_forward(x: f32, act: u32) -> f32 {
 /// The derivative from the output, as shaders/common.wgsl writes it (TensorFlow's choices at 0).
 fn act_grad_from_output(y: f32, act: u32) -> f32 {
     match act {
-        1 => {
-            if y > 0.0 {
-                1.0
-            } else {
-                0.0
-            }
-        }
+        1 if y > 0.0 => 1.0,
+        1 => 0.0,
         2 => y * (1.0 - y),
         3 => 1.0 - y * y,
-        4 => {
-            if y < 0.0 {
-                y + 1.0
-            } else {
-                1.0
-            }
-        }
-        5 => {
-            if y < 0.0 {
-                y + SELU_SCALE * SELU_ALPHA
-            } else {
-                SELU_SCALE
-            }
-        }
-        6 => {
-            if y > 0.0 {
-                1.0
-            } else {
-                LEAKY_SLOPE
-            }
-        }
+        4 if y < 0.0 => y + 1.0,
+        4 => 1.0,
+        5 if y < 0.0 => y + SELU_SCALE * SELU_ALPHA,
+        5 => SELU_SCALE,
+        6 if y > 0.0 => 1.0,
+        6 => LEAKY_SLOPE,
         _ => 1.0,
     }
 }
