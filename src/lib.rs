@@ -46,7 +46,7 @@ pub use error::{Error, Result};
 pub use history::History;
 pub use layers::{
     Activation, ActivationConfig, ActivationLayer, BatchNormConfig, BatchNormalization, Dense, DenseConfig, Dropout,
-    DropoutConfig, Layer, LayerKind,
+    DropoutConfig, Initializer, Layer, LayerKind,
 };
 pub use losses::{IntoLoss, Loss};
 pub use matrix::{AsMatrix, Matrix};

@@ -1,9 +1,9 @@
 //! Dense: `activation(x · W + b)`. One product forward (the bias rides as an implicit ones
 //! column), two backward: [dW; db] = [Xᵀ; 1]·dZ and dX = (dZ·Wᵀ) ⊙ (layer below)'.
 
-use rand::Rng;
-
-use super::{Activation, BackwardLaunches, Below, LayerBuffers, LayerOps, LayerSpec, Pass, Placement, WeightSpec};
+use super::{
+    Activation, BackwardLaunches, Below, Initializer, LayerBuffers, LayerOps, LayerSpec, Pass, Placement, WeightSpec,
+};
 use crate::device::{Args, Backend, Kernel, MatmulArgs, Ones};
 use crate::error::{Error, Result};
 
@@ -14,11 +14,36 @@ pub struct DenseConfig {
     pub(crate) units: usize,
     pub(crate) activation: Activation,
     pub(crate) use_bias: bool,
+    #[serde(default)]
+    pub(crate) kernel_initializer: Initializer,
+    #[serde(default = "zeros")]
+    pub(crate) bias_initializer: Initializer,
+}
+
+/// Keras's default bias initializer (model files written before initializers had names).
+fn zeros() -> Initializer {
+    Initializer::Zeros
 }
 
 impl DenseConfig {
     pub(crate) fn new(units: usize) -> Self {
-        DenseConfig { units, activation: Activation::Linear, use_bias: true }
+        DenseConfig {
+            units,
+            activation: Activation::Linear,
+            use_bias: true,
+            kernel_initializer: Initializer::GlorotUniform,
+            bias_initializer: Initializer::Zeros,
+        }
+    }
+
+    /// How the kernel starts (default glorot_uniform).
+    pub fn kernel_initializer(&self) -> Initializer {
+        self.kernel_initializer
+    }
+
+    /// How the bias starts (default zeros).
+    pub fn bias_initializer(&self) -> Initializer {
+        self.bias_initializer
     }
 
     /// Outputs of the layer.
@@ -73,11 +98,13 @@ impl LayerSpec for DenseConfig {
         w
     }
 
-    /// Glorot-uniform kernel, zero bias.
+    /// The kernel from its initializer (fan_in x fan_out), then the bias from its own.
     fn init(&self, at: &Placement, rng: &mut rand::rngs::StdRng, params: &mut [f32], _state: &mut [f32]) {
-        let limit = (6.0 / (at.in_w + at.out_w) as f64).sqrt() as f32;
-        for v in &mut params[at.param_off..at.param_off + at.in_w * at.out_w] {
-            *v = rng.random_range(-limit..limit);
+        let kernel = at.param_off..at.param_off + at.in_w * at.out_w;
+        self.kernel_initializer.fill(&mut params[kernel.clone()], at.in_w, at.out_w, rng);
+        if self.use_bias {
+            let bias = kernel.end..kernel.end + at.out_w;
+            self.bias_initializer.fill(&mut params[bias], at.out_w, at.out_w, rng);
         }
     }
 

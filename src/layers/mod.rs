@@ -7,6 +7,7 @@ mod activation;
 mod batchnorm;
 mod dense;
 mod dropout;
+mod initializers;
 
 use crate::device::{Args, Backend, BufId, OpId};
 use crate::error::{Error, Result};
@@ -15,6 +16,7 @@ pub use activation::{Activation, ActivationConfig};
 pub use batchnorm::BatchNormConfig;
 pub use dense::DenseConfig;
 pub use dropout::DropoutConfig;
+pub use initializers::Initializer;
 
 /// What a layer does, with its settings (read through each config's accessors; set through
 /// [`Layer`]'s builder methods). Saved as `{"type": "Dense", "units": ..}` in model files.
@@ -219,6 +221,32 @@ impl Layer {
             LayerKind::Dense(DenseConfig { activation, .. })
             | LayerKind::Activation(ActivationConfig { activation }) => {
                 *activation = parsed;
+                true
+            }
+            _ => false,
+        })
+    }
+
+    /// How a Dense layer's kernel starts, by Keras's name (default "glorot_uniform"; also
+    /// glorot_normal, he_uniform, he_normal, lecun_uniform, lecun_normal, zeros, ones,
+    /// random_normal, random_uniform).
+    pub fn kernel_initializer(self, name: &str) -> Self {
+        self.initializer("kernel_initializer", name, |c, i| c.kernel_initializer = i)
+    }
+
+    /// How a Dense layer's bias starts, by Keras's name (default "zeros").
+    pub fn bias_initializer(self, name: &str) -> Self {
+        self.initializer("bias_initializer", name, |c, i| c.bias_initializer = i)
+    }
+
+    fn initializer(self, option: &str, name: &str, set: impl FnOnce(&mut DenseConfig, Initializer)) -> Self {
+        let parsed = match Initializer::parse(name) {
+            Ok(i) => i,
+            Err(e) => return self.defer(e.to_string()),
+        };
+        self.configure(option, |k| match k {
+            LayerKind::Dense(c) => {
+                set(c, parsed);
                 true
             }
             _ => false,
