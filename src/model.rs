@@ -4,7 +4,7 @@ use std::path::Path;
 
 use crate::callbacks::Logs;
 use crate::data::Preprocessor;
-use crate::device::{Device, Launch};
+use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::history::History;
 use crate::layers::Layer;
@@ -316,26 +316,8 @@ impl Sequential {
         self.ready(x, "predict")?;
         x.check_finite("predict x")?;
         let plan = self.plan.as_mut().expect("built by ready");
-        let batch = x.rows().min(1024);
-        plan.ensure_capacity(batch)?;
-        let data = plan.upload(DataRole::Eval, x.data(), None, x.rows())?;
         let out_w = plan.output_w;
-        let preds = plan.scratch("predictions", x.rows() * out_w, true)?;
-        let mut launches = Vec::new();
-        for start in (0..x.rows()).step_by(batch) {
-            let rows = batch.min(x.rows() - start);
-            plan.gather(&data, start, rows, false, &mut launches);
-            plan.forward(rows, false, 0, &mut launches);
-            launches.push(Launch::Copy {
-                src: plan.output_buffer(),
-                src_off: 0,
-                dst: preds,
-                dst_off: start * out_w,
-                len: rows * out_w,
-                member: None,
-            });
-        }
-        let values = plan.backend.run(&launches, &[(preds, 0..x.rows() * out_w)])?.pop().unwrap_or_default();
+        let values = plan.predict(x.data(), x.rows())?.pop().unwrap_or_default();
         Matrix::new(x.rows(), out_w, values)
     }
 

@@ -40,6 +40,8 @@ pub(crate) struct DeviceData {
     pub x_w: usize,
     pub y_w: usize,
     pub order: BufId,
+    /// Values per member of `order`.
+    order_stride: usize,
     gather: OpId,
 }
 
@@ -100,6 +102,8 @@ pub(crate) struct Plan {
     dummy_r: BufId,
     dummy_w: BufId,
     batch: Option<BatchBuffers>,
+    /// The optimizer's bound update: its kernel, the learning-rate buffer it reads, the op.
+    update: Option<(Kernel, BufId, OpId)>,
     /// Buffers reused across fit/evaluate/predict calls by name, and kernels bound once per
     /// binding list: repeated calls allocate nothing new unless their data outgrows the last.
     scratch: HashMap<String, (BufId, usize)>,
@@ -206,6 +210,7 @@ impl Plan {
             dummy_r,
             dummy_w,
             batch: None,
+            update: None,
             scratch: HashMap::new(),
             bound: HashMap::new(),
         })
@@ -393,12 +398,13 @@ impl Plan {
         };
         let order = self.scratch(order_name, rows, true)?;
         let gather = self.bind_once(Kernel::Gather, &[x_buf, y_buf, order, x_batch, y_batch])?;
-        Ok(DeviceData { rows, x_w: self.input_w, y_w, order, gather })
+        let order_stride = self.scratch_stride(order_name);
+        Ok(DeviceData { rows, x_w: self.input_w, y_w, order, order_stride, gather })
     }
 
     /// Writes each member's row order of `data` (dataset row indices, `data.rows` per member).
     pub fn write_orders(&mut self, data: &DeviceData, orders: &[Vec<u32>]) -> Result<()> {
-        let stride = self.scratch.values().find(|(id, _)| *id == data.order).map_or(0, |&(_, cap)| member_stride(cap));
+        let stride = data.order_stride;
         let mut flat = vec![0u32; stride * self.members];
         for (m, order) in orders.iter().enumerate().take(self.members) {
             if order.len() != data.rows {
@@ -432,6 +438,27 @@ impl Plan {
             let op = if training { ops.forward_train } else { ops.forward_infer };
             out.push(Launch::Run { op, args: s.layer.spec().forward(&s.at, &pass) });
         }
+    }
+
+    /// Every member's outputs for every row of `x` (inference mode), flat row-major per member:
+    /// one recording of batches of up to 1024 rows, one readback.
+    pub fn predict(&mut self, x: &[f32], rows: usize) -> Result<Vec<Vec<f32>>> {
+        let batch = rows.clamp(1, 1024);
+        self.ensure_capacity(batch)?;
+        let data = self.upload(DataRole::Eval, x, None, rows)?;
+        let len = rows * self.output_w;
+        let preds = self.scratch("predictions", len, true)?;
+        let mut launches = Vec::new();
+        for start in (0..rows).step_by(batch) {
+            let n = batch.min(rows - start);
+            self.gather(&data, start, n, false, &mut launches);
+            self.forward(n, false, 0, &mut launches);
+            let (src, w) = (self.output_buffer(), self.output_w);
+            launches.push(Launch::Copy { src, src_off: 0, dst: preds, dst_off: start * w, len: n * w, member: None });
+        }
+        let stride = self.scratch_stride("predictions");
+        let all = self.backend.run(&launches, &[(preds, 0..stride * self.members)])?.pop().unwrap_or_default();
+        Ok(all.chunks(stride).map(|c| c[..len].to_vec()).collect())
     }
 
     /// The accumulator index where `slot`'s sums start.
@@ -506,7 +533,16 @@ impl Plan {
     /// learning rate at `lr_at` of `lrs` (a member buffer of the epoch's rates).
     pub fn update(&mut self, optimizer: &Optimizer, lr_at: usize, lrs: BufId, out: &mut Vec<Launch>) -> Result<()> {
         let args = optimizer.launch(self.n_params, lr_at);
-        let op = self.bind_once(args.kernel(), &[self.params, self.grads, self.opt_m, self.opt_v, self.table, lrs])?;
+        let kernel = args.kernel();
+        // Looked up once per step: kept by kernel and rates buffer, so a step allocates nothing.
+        let op = match self.update {
+            Some((k, l, op)) if k == kernel && l == lrs => op,
+            _ => {
+                let op = self.bind_once(kernel, &[self.params, self.grads, self.opt_m, self.opt_v, self.table, lrs])?;
+                self.update = Some((kernel, lrs, op));
+                op
+            }
+        };
         out.push(Launch::Run { op, args });
         Ok(())
     }
@@ -564,9 +600,7 @@ impl Plan {
 
     /// Reads every parameter and moving statistic of the first member back to the host.
     pub fn read_weights(&mut self) -> Result<(Vec<f32>, Vec<f32>)> {
-        let (p, s) = self.strides();
-        let mut r =
-            self.backend.read(&[(self.params, 0..p.min(self.n_params)), (self.state, 0..s.min(self.n_state))])?;
+        let mut r = self.backend.read(&[(self.params, 0..self.n_params), (self.state, 0..self.n_state)])?;
         let s = r.pop().unwrap_or_default();
         let p = r.pop().unwrap_or_default();
         Ok((p, s))

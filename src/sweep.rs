@@ -31,7 +31,7 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use crate::callbacks::{Callback, Logs, Mode};
-use crate::device::{member_stride, Launch};
+use crate::device::member_stride;
 use crate::error::{Error, Result};
 use crate::history::History;
 use crate::layers::{Layer, LayerKind};
@@ -308,30 +308,7 @@ impl<'a> Sweep<'a> {
                 }
             }
         }
-        let batch = x.rows().min(1024);
-        plan.ensure_capacity(batch)?;
-        let data = plan.upload(crate::plan::DataRole::Eval, x.data(), None, x.rows())?;
-        let out_w = plan.output_w;
-        let len = x.rows() * out_w;
-        let preds = plan.scratch("predictions", len, true)?;
-        let mut launches = Vec::new();
-        for start in (0..x.rows()).step_by(batch) {
-            let rows = batch.min(x.rows() - start);
-            plan.gather(&data, start, rows, false, &mut launches);
-            plan.forward(rows, false, 0, &mut launches);
-            let src = plan.output_buffer();
-            launches.push(Launch::Copy {
-                src,
-                src_off: 0,
-                dst: preds,
-                dst_off: start * out_w,
-                len: rows * out_w,
-                member: None,
-            });
-        }
-        let stride = plan.scratch_stride("predictions");
-        let all = plan.backend.run(&launches, &[(preds, 0..stride * group.len())])?.pop().unwrap_or_default();
-        Ok(all.chunks(stride).map(|c| c[..len].to_vec()).collect())
+        plan.predict(x.data(), x.rows())
     }
 
     /// Trains every member on `x`, `y` with the shared settings of `opts` (epochs, batch size,
