@@ -36,6 +36,7 @@ mod metrics;
 mod model;
 mod optimizers;
 mod plan;
+mod regularizers;
 mod summary;
 mod sweep;
 mod trainer;
@@ -53,6 +54,7 @@ pub use matrix::{AsMatrix, Matrix};
 pub use metrics::Metric;
 pub use model::Sequential;
 pub use optimizers::{Adam, IntoOptimizer, Optimizer, Sgd};
+pub use regularizers::{IntoRegularizer, Regularizer};
 pub use sweep::{cross_validate, fold_bounds, CrossValidation, Member, MemberReport, Ranked, Sweep, SweepReport};
 pub use trainer::Fit;
 

@@ -101,6 +101,8 @@ pub(crate) struct Plan {
     table: BufId,
     dummy_r: BufId,
     dummy_w: BufId,
+    /// The regularizers' kernel, bound to the parameters, gradients and sums.
+    penalty: OpId,
     batch: Option<BatchBuffers>,
     /// The optimizer's bound update: its kernel, the learning-rate buffer it reads, the op.
     update: Option<(Kernel, BufId, OpId)>,
@@ -192,6 +194,7 @@ impl Plan {
         let table = backend.create_member_buffer(member_table::width(layers.len()), "member table")?;
         let dummy_r = backend.create_member_buffer(1, "unused (read)")?;
         let dummy_w = backend.create_member_buffer(1, "unused (write)")?;
+        let penalty = backend.bind(Kernel::Penalty, &[params, grads, acc])?;
         Ok(Plan {
             backend,
             layers,
@@ -209,6 +212,7 @@ impl Plan {
             table,
             dummy_r,
             dummy_w,
+            penalty,
             batch: None,
             update: None,
             scratch: HashMap::new(),
@@ -511,9 +515,24 @@ impl Plan {
             slot: u(Plan::acc_offset(metrics, slot)),
         };
         out.push(Launch::Run { op: self.batch().loss, args: Args::Loss(args) });
+        if !training {
+            self.penalties(rows, false, Plan::acc_offset(metrics, slot), out);
+        }
     }
 
-    /// Gradients of every weight for the current batch (after `loss` with training on).
+    /// The regularizers' penalties added to the loss sum at `slot_offset` (Keras counts them in
+    /// every batch's loss, evaluation included), and their gradients when `training`.
+    fn penalties(&self, rows: usize, training: bool, slot_offset: usize, out: &mut Vec<Launch>) {
+        for s in &self.layers {
+            for p in s.layer.spec().penalties(&s.at) {
+                out.push(Launch::Run { op: self.penalty, args: Args::Penalty(p.launch(rows, training, slot_offset)) });
+            }
+        }
+    }
+
+    /// Gradients of every weight for the current batch (after `loss` with training on), the
+    /// regularizers' included (their penalties join the training loss sum here, once the
+    /// backward pass has written the gradients they add to).
     pub fn backward(&self, rows: usize, step: u32, out: &mut Vec<Launch>) {
         let b = self.batch();
         let pass = Pass { rows, training: true, step };
@@ -527,6 +546,8 @@ impl Plan {
                 out.push(Launch::Run { op, args });
             }
         }
+        // The training sums (AccSlot::Train) start at 0 whatever the metrics.
+        self.penalties(rows, true, 0, out);
     }
 
     /// The optimizer's update of every weight of every member at once, each member with its

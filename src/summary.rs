@@ -130,6 +130,12 @@ pub(crate) fn summary(layers: &[Layer], built: Option<usize>) -> String {
     } else {
         s += " Total params: ? (the input width is not known yet: set input_shape on the first layer, or fit)\n";
     }
+    for (l, info) in layers.iter().zip(&infos) {
+        let notes = l.spec().notes();
+        if !notes.is_empty() {
+            s += &format!(" {}: {}\n", info.name, notes.join(", "));
+        }
+    }
     s
 }
 
@@ -167,5 +173,20 @@ mod tests {
         let trainable = 8 * 512 + 512 + 2 * 512 + 512 * 512 + 512 + 512 + 1;
         assert_eq!(m.count_params(), Some((trainable + 1024, trainable, 1024)));
         assert!(s.contains("Non-trainable params: 1,024"), "{s}");
+        assert!(!s.contains("regularizer"), "{s}");
+    }
+
+    #[test]
+    fn summary_lists_regularizers() {
+        let m = Sequential::new(
+            &Device::cpu(),
+            vec![
+                Dense::new(4).input_shape(3).kernel_regularizer("l2").bias_regularizer(crate::Regularizer::l1(0.5)),
+                Dense::new(1),
+            ],
+        );
+        let s = m.summary();
+        assert!(s.contains(" dense: kernel_regularizer=L2(l2=0.01), bias_regularizer=L1(l1=0.5)\n"), "{s}");
+        assert!(!s.contains("dense_1:"), "{s}");
     }
 }

@@ -224,6 +224,8 @@ fn summary_shows_layers_and_non_trainable_batchnorm_stats() {
         "--layers",
         "16",
         "--batchnorm",
+        "--l2",
+        "0.001",
         "--epochs",
         "1",
         "--device",
@@ -234,6 +236,12 @@ fn summary_shows_layers_and_non_trainable_batchnorm_stats() {
         s(&model),
         "--json",
     ]);
+    wgfit()
+        .args(["summary", "--model", s(&model)])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(" dense: kernel_regularizer=L2(l2=0.001)\n"))
+        .stdout(predicate::str::contains("dense_1:").not());
     wgfit()
         .args(["summary", "--model", s(&model)])
         .assert()

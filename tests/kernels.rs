@@ -8,7 +8,7 @@ use rand::seq::{IndexedRandom, SliceRandom};
 use rand::Rng;
 use wgfit::testing::{
     member_table as mt, ActivationArgs, ActivationGradArgs, Args, BatchNormArgs, DropoutArgs, GatherArgs, Kernel,
-    KernelHarness, LossArgs, MatmulArgs, Ones, UpdateArgs,
+    KernelHarness, LossArgs, MatmulArgs, Ones, PenaltyArgs, UpdateArgs,
 };
 use wgfit::{Activation, Device, Loss};
 
@@ -847,4 +847,86 @@ fn kernels_run_each_member_independently() {
         })
         .collect();
     check_members("batchnorm_backward", &members, Args::BatchNormBackward(bn), tol);
+}
+
+/// The regularizers' kernel against its twin and against f64: the gradient gains
+/// l1·sign(w) + 2·l2·w inside its range and nothing outside it (NaN there stays NaN, so a write
+/// past the range fails), the loss sum gains rows·penalty and no other slot changes; with
+/// several members, each member alone.
+#[test]
+fn penalty_matches_twin_and_f64() {
+    let mut r = rng(41);
+    for (case, &(len, offset, l1, l2, training)) in [
+        (1usize, 0usize, 0.01f32, 0.0f32, true),
+        (7, 3, 0.0, 0.05, true),
+        (256, 1, 0.02, 0.03, false),
+        (1000, 17, 0.01, 0.01, true),
+        (70_001, 5, 0.004, 0.0, true),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let total = offset + len + 3;
+        let mut w = random_vec(&mut r, total, -2.0, 2.0);
+        w[offset] = 0.0; // sign(0) = 0, as TensorFlow's gradient of |w|
+        let mut g0 = random_vec(&mut r, total, -1.0, 1.0);
+        for (i, v) in g0.iter_mut().enumerate() {
+            if !(offset..offset + len).contains(&i) {
+                *v = f32::NAN;
+            }
+        }
+        let acc0 = random_vec(&mut r, 8, 0.0, 1.0);
+        let rows = 1 + case * 13;
+        let p = PenaltyArgs {
+            offset: offset as u32,
+            len: len as u32,
+            l1,
+            l2,
+            rows: rows as u32,
+            write_gradient: training,
+            slot: 5,
+        };
+        let (g, c) = both(&[w.clone(), g0.clone(), acc0.clone()], Args::Penalty(p));
+        let what = format!("penalty len {len} offset {offset} l1 {l1} l2 {l2}");
+        F32.check(&format!("{what} grad"), &g[1][offset..offset + len], &c[1][offset..offset + len]);
+        F32.check(&format!("{what} sums"), &g[2], &c[2]);
+        for out in [&g, &c] {
+            assert!(
+                out[1][..offset].iter().chain(&out[1][offset + len..]).all(|v| v.is_nan()),
+                "{what}: wrote outside"
+            );
+            let others = |a: &[f32]| [&a[..5], &a[6..]].concat();
+            assert_eq!(others(&out[2]), others(&acc0), "{what}: wrote another slot");
+        }
+        let (mut grad64, mut sum64) = (Vec::with_capacity(len), 0.0f64);
+        for i in offset..offset + len {
+            let (v, sign) = (
+                w[i] as f64,
+                if w[i] > 0.0 {
+                    1.0
+                } else if w[i] < 0.0 {
+                    -1.0
+                } else {
+                    0.0
+                },
+            );
+            grad64.push(g0[i] as f64 + if training { l1 as f64 * sign + 2.0 * l2 as f64 * v } else { 0.0 });
+            sum64 += l1 as f64 * v.abs() + l2 as f64 * v * v;
+        }
+        common::Tol { rel: 1e-5, abs: 1e-6 }.check64(
+            &format!("{what} grad vs f64"),
+            &c[1][offset..offset + len],
+            &grad64,
+        );
+        let want = acc0[5] as f64 + rows as f64 * sum64;
+        common::Tol { rel: 1e-4, abs: 1e-5 }.check64(&format!("{what} sum vs f64"), &c[2][5..6], &[want]);
+    }
+    let k = 3;
+    let members: Vec<Vec<Vec<f32>>> = (0..k)
+        .map(|_| {
+            vec![random_vec(&mut r, 41, -1.0, 1.0), random_vec(&mut r, 41, -1.0, 1.0), random_vec(&mut r, 8, 0.0, 1.0)]
+        })
+        .collect();
+    let p = PenaltyArgs { offset: 2, len: 37, l1: 0.01, l2: 0.02, rows: 9, write_gradient: true, slot: 1 };
+    check_members("penalty", &members, Args::Penalty(p), common::Tol { rel: 1e-4, abs: 1e-5 });
 }

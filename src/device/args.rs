@@ -283,6 +283,27 @@ pub struct UpdateArgs {
     pub lr_at: u32,
 }
 
+/// A weight regularizer's penalty over `len` parameters at `offset` of each member: adds
+/// `l1·sign(w) + 2·l2·w` to the gradients when `write_gradient`, and `rows · (l1·Σ|w| + l2·Σw²)`
+/// to the loss sum at `slot` (always accumulating: it runs after the batch's loss launch).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct PenaltyArgs {
+    /// The weights' offset in the parameters.
+    pub offset: u32,
+    /// How many weights.
+    pub len: u32,
+    /// L1 factor.
+    pub l1: f32,
+    /// L2 factor.
+    pub l2: f32,
+    /// Rows of the batch (the loss sum is per sample).
+    pub rows: u32,
+    /// Add the penalty's gradient (training).
+    pub write_gradient: bool,
+    /// The loss sum's index in the member's accumulators.
+    pub slot: u32,
+}
+
 /// Mirrors `struct P_gather` in shaders/gather.wgsl.
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
@@ -347,6 +368,19 @@ struct LossRecord {
     slot: u32,
 }
 
+/// Mirrors `struct P_penalty` in shaders/penalty.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct PenaltyRecord {
+    offset: u32,
+    len: u32,
+    l1: f32,
+    l2: f32,
+    rows: u32,
+    write_gradient: u32,
+    slot: u32,
+}
+
 /// Mirrors `struct P_optim` in shaders/optim.wgsl.
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
@@ -368,6 +402,8 @@ pub enum Args {
     ActivationBackward(ActivationGradArgs),
     /// Loss and metrics.
     Loss(LossArgs),
+    /// A regularizer's penalty and gradient.
+    Penalty(PenaltyArgs),
     /// Adam's update.
     Adam(UpdateArgs),
     /// SGD's update.
@@ -393,6 +429,7 @@ impl Args {
             Args::ActivationForward(_) => Kernel::ActivationForward,
             Args::ActivationBackward(_) => Kernel::ActivationBackward,
             Args::Loss(_) => Kernel::Loss,
+            Args::Penalty(_) => Kernel::Penalty,
             Args::Adam(_) => Kernel::Adam,
             Args::Sgd(_) => Kernel::Sgd,
             Args::DropoutForward(_) => Kernel::DropoutForward,
@@ -430,6 +467,15 @@ impl Args {
                 accumulate: flag(a.accumulate),
                 slot: a.slot,
             }),
+            Args::Penalty(a) => Uniform::of(&PenaltyRecord {
+                offset: a.offset,
+                len: a.len,
+                l1: a.l1,
+                l2: a.l2,
+                rows: a.rows,
+                write_gradient: flag(a.write_gradient),
+                slot: a.slot,
+            }),
             Args::Adam(a) | Args::Sgd(a) => Uniform::of(&OptimRecord { len: a.len, lr_at: a.lr_at }),
             Args::DropoutForward(a) | Args::DropoutBackward(a) => Uniform::of(&DropoutRecord {
                 len: a.len,
@@ -465,7 +511,7 @@ impl Args {
             Args::Matmul(a) => Grid::Tiles { m: a.m, n: a.n },
             Args::ActivationForward(a) => Grid::Flat(a.len),
             Args::ActivationBackward(a) => Grid::Flat(a.len),
-            Args::Loss(_) => Grid::Single,
+            Args::Loss(_) | Args::Penalty(_) => Grid::Single,
             // Four parameters per invocation (shaders/optim.wgsl).
             Args::Adam(a) | Args::Sgd(a) => Grid::Flat(a.len.div_ceil(4)),
             Args::DropoutForward(a) | Args::DropoutBackward(a) => Grid::Flat(a.len),

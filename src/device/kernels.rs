@@ -13,6 +13,8 @@ pub enum Family {
     Elementwise,
     /// shaders/loss.wgsl
     Loss,
+    /// shaders/penalty.wgsl
+    Penalty,
     /// shaders/optim.wgsl
     Optim,
     /// shaders/dropout.wgsl
@@ -30,6 +32,7 @@ impl Family {
             Family::Dense => include_str!("../../shaders/dense.wgsl"),
             Family::Elementwise => include_str!("../../shaders/elementwise.wgsl"),
             Family::Loss => include_str!("../../shaders/loss.wgsl"),
+            Family::Penalty => include_str!("../../shaders/penalty.wgsl"),
             Family::Optim => include_str!("../../shaders/optim.wgsl"),
             Family::Dropout => include_str!("../../shaders/dropout.wgsl"),
             Family::BatchNorm => include_str!("../../shaders/batchnorm.wgsl"),
@@ -60,6 +63,8 @@ pub enum Kernel {
     ActivationBackward,
     /// `loss`
     Loss,
+    /// `penalty`
+    Penalty,
     /// `adam`
     Adam,
     /// `sgd`
@@ -88,12 +93,13 @@ pub enum Grid {
 
 impl Kernel {
     /// Every kernel.
-    pub const ALL: [Kernel; 12] = [
+    pub const ALL: [Kernel; 13] = [
         Kernel::Gather,
         Kernel::Matmul,
         Kernel::ActivationForward,
         Kernel::ActivationBackward,
         Kernel::Loss,
+        Kernel::Penalty,
         Kernel::Adam,
         Kernel::Sgd,
         Kernel::DropoutForward,
@@ -110,6 +116,7 @@ impl Kernel {
             Kernel::Matmul => Family::Dense,
             Kernel::ActivationForward | Kernel::ActivationBackward => Family::Elementwise,
             Kernel::Loss => Family::Loss,
+            Kernel::Penalty => Family::Penalty,
             Kernel::Adam | Kernel::Sgd => Family::Optim,
             Kernel::DropoutForward | Kernel::DropoutBackward => Family::Dropout,
             Kernel::BatchNormTrain | Kernel::BatchNormInfer | Kernel::BatchNormBackward => Family::BatchNorm,
@@ -124,6 +131,7 @@ impl Kernel {
             Kernel::ActivationForward => "activation_forward",
             Kernel::ActivationBackward => "activation_backward",
             Kernel::Loss => "loss",
+            Kernel::Penalty => "penalty",
             Kernel::Adam => "adam",
             Kernel::Sgd => "sgd",
             Kernel::DropoutForward => "dropout_forward",
@@ -141,6 +149,8 @@ impl Kernel {
             Kernel::Gather => &[(1, R), (2, R), (3, R), (4, W), (5, W)],
             Kernel::Matmul => &[(1, R), (2, R), (3, W), (4, R)],
             Kernel::Loss => &[(1, R), (2, R), (3, W), (4, W)],
+            // param, grad, loss sums
+            Kernel::Penalty => &[(1, R), (2, W), (3, W)],
             Kernel::ActivationForward | Kernel::ActivationBackward => &[(1, R), (2, W), (3, R)],
             // param, grad, m, v, member table, learning rates
             Kernel::Adam | Kernel::Sgd => &[(1, W), (2, R), (3, W), (4, W), (5, R), (6, R)],

@@ -6,6 +6,7 @@ use super::{
 };
 use crate::device::{Args, Backend, Kernel, MatmulArgs, Ones};
 use crate::error::{Error, Result};
+use crate::regularizers::{Penalty, Regularizer};
 
 /// A Dense layer's settings (Keras's defaults: linear activation, with a bias).
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -18,6 +19,10 @@ pub struct DenseConfig {
     pub(crate) kernel_initializer: Initializer,
     #[serde(default = "zeros")]
     pub(crate) bias_initializer: Initializer,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) kernel_regularizer: Option<Regularizer>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) bias_regularizer: Option<Regularizer>,
 }
 
 /// Keras's default bias initializer (model files written before initializers had names).
@@ -33,7 +38,19 @@ impl DenseConfig {
             use_bias: true,
             kernel_initializer: Initializer::GlorotUniform,
             bias_initializer: Initializer::Zeros,
+            kernel_regularizer: None,
+            bias_regularizer: None,
         }
+    }
+
+    /// The kernel's penalty, if any.
+    pub fn kernel_regularizer(&self) -> Option<Regularizer> {
+        self.kernel_regularizer
+    }
+
+    /// The bias's penalty, if any.
+    pub fn bias_regularizer(&self) -> Option<Regularizer> {
+        self.bias_regularizer
     }
 
     /// How the kernel starts (default glorot_uniform).
@@ -79,6 +96,12 @@ impl LayerSpec for DenseConfig {
         if self.units == 0 {
             return Err(Error::invalid(format!("layer {index} Dense units"), self.units, "must be at least 1"));
         }
+        if let Some(r) = self.kernel_regularizer {
+            r.validate(&format!("layer {index} Dense kernel_regularizer"))?;
+        }
+        if let Some(r) = self.bias_regularizer {
+            r.validate(&format!("layer {index} Dense bias_regularizer"))?;
+        }
         Ok(())
     }
 
@@ -106,6 +129,23 @@ impl LayerSpec for DenseConfig {
             let bias = kernel.end..kernel.end + at.out_w;
             self.bias_initializer.fill(&mut params[bias], at.out_w, at.out_w, rng);
         }
+    }
+
+    fn notes(&self) -> Vec<String> {
+        let named = [("kernel_regularizer", self.kernel_regularizer), ("bias_regularizer", self.bias_regularizer)];
+        named.iter().filter_map(|(name, r)| r.map(|r| format!("{name}={}", r.describe()))).collect()
+    }
+
+    fn penalties(&self, at: &Placement) -> Vec<Penalty> {
+        let kernel_len = at.in_w * at.out_w;
+        let kernel =
+            self.kernel_regularizer.map(|regularizer| Penalty { offset: at.param_off, len: kernel_len, regularizer });
+        let bias = self.bias_regularizer.filter(|_| self.use_bias).map(|regularizer| Penalty {
+            offset: at.param_off + kernel_len,
+            len: at.out_w,
+            regularizer,
+        });
+        kernel.into_iter().chain(bias).collect()
     }
 
     fn bind(&self, b: &mut dyn Backend, bufs: &LayerBuffers) -> Result<LayerOps> {

@@ -11,6 +11,7 @@ mod initializers;
 
 use crate::device::{Args, Backend, BufId, OpId};
 use crate::error::{Error, Result};
+use crate::regularizers::{IntoRegularizer, Penalty, Regularizer};
 
 pub use activation::{Activation, ActivationConfig};
 pub use batchnorm::BatchNormConfig;
@@ -159,6 +160,14 @@ pub(crate) trait LayerSpec {
     }
     /// Initial values of its slice of the parameter and state vectors.
     fn init(&self, _at: &Placement, _rng: &mut rand::rngs::StdRng, _params: &mut [f32], _state: &mut [f32]) {}
+    /// Settings the summary table has no column for, as `name=value` (Dense's regularizers).
+    fn notes(&self) -> Vec<String> {
+        Vec::new()
+    }
+    /// Its regularized weight arrays (Dense's kernel_regularizer and bias_regularizer).
+    fn penalties(&self, _at: &Placement) -> Vec<Penalty> {
+        Vec::new()
+    }
     /// Values of per-batch scratch the layer keeps between forward and backward.
     fn scratch_len(&self, _width: usize) -> usize {
         0
@@ -242,6 +251,36 @@ impl Layer {
     fn initializer(self, option: &str, name: &str, set: impl FnOnce(&mut DenseConfig, Initializer)) -> Self {
         let parsed = match Initializer::parse(name) {
             Ok(i) => i,
+            Err(e) => return self.defer(e.to_string()),
+        };
+        self.configure(option, |k| match k {
+            LayerKind::Dense(c) => {
+                set(c, parsed);
+                true
+            }
+            _ => false,
+        })
+    }
+
+    /// A penalty on a Dense layer's kernel added to the loss: a [`Regularizer`] or Keras's name
+    /// ("l1", "l2": factor 0.01).
+    pub fn kernel_regularizer(self, regularizer: impl IntoRegularizer) -> Self {
+        self.regularizer("kernel_regularizer", regularizer, |c, r| c.kernel_regularizer = Some(r))
+    }
+
+    /// A penalty on a Dense layer's bias added to the loss (see [`Layer::kernel_regularizer`]).
+    pub fn bias_regularizer(self, regularizer: impl IntoRegularizer) -> Self {
+        self.regularizer("bias_regularizer", regularizer, |c, r| c.bias_regularizer = Some(r))
+    }
+
+    fn regularizer(
+        self,
+        option: &str,
+        regularizer: impl IntoRegularizer,
+        set: impl FnOnce(&mut DenseConfig, Regularizer),
+    ) -> Self {
+        let parsed = match regularizer.into_regularizer() {
+            Ok(r) => r,
             Err(e) => return self.defer(e.to_string()),
         };
         self.configure(option, |k| match k {

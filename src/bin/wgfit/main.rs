@@ -119,6 +119,9 @@ struct TrainArgs {
     /// BatchNormalization after every hidden layer (Dense -> BatchNorm -> Dropout).
     #[arg(long)]
     batchnorm: bool,
+    /// L2 penalty factor on every hidden layer's kernel (Keras's kernel_regularizer=L2(F)).
+    #[arg(long, value_name = "F")]
+    l2: Option<f32>,
     #[arg(long, default_value = "adam", value_parser = ["adam", "sgd"])]
     optimizer: String,
     /// Learning rate (default: Keras's, 0.001 for adam, 0.01 for sgd).
@@ -231,6 +234,9 @@ struct TuneArgs {
     /// BatchNormalization after every hidden layer: true, false or true,false.
     #[arg(long, default_value = "false")]
     batchnorm: String,
+    /// L2 penalty factors to try on every hidden layer's kernel (default: none).
+    #[arg(long)]
+    l2: Option<String>,
     /// Optimizers to try: adam, sgd or adam,sgd.
     #[arg(long, default_value = "adam")]
     optimizer: String,

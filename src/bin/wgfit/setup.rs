@@ -8,7 +8,7 @@ use serde_json::{json, Map, Value};
 use wgfit::data::{CsvOptions, Preprocessor, RawTable, ScaleKind};
 use wgfit::{
     Adam, BatchNormalization, Dense, Device, Dropout, EarlyStopping, Fit, History, Layer, Matrix, Optimizer,
-    Sequential, Sgd,
+    Regularizer, Sequential, Sgd,
 };
 
 use crate::{json_f32, usage, CliResult, DataArgs, ModelArgs, RunArgs};
@@ -114,12 +114,15 @@ impl OptimizerSpec {
 }
 
 /// What `train` takes one value of and `tune` searches over: the hidden layers, dropout, batch
-/// normalization and the optimizer.
+/// normalization, the hidden layers' L2 penalty and the optimizer.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct ModelSpec {
     pub hidden: Vec<usize>,
     pub dropout: Option<f32>,
     pub batchnorm: bool,
+    /// L2 factor of every hidden Dense kernel (Keras's overfitting tutorial leaves the output
+    /// layer unpenalized).
+    pub l2: Option<f32>,
     pub optimizer: OptimizerSpec,
 }
 
@@ -130,7 +133,11 @@ impl ModelSpec {
     pub(crate) fn layers(&self, activation: &str, output: &str, input_w: Option<usize>) -> Vec<Layer> {
         let mut layers: Vec<Layer> = Vec::new();
         for &units in &self.hidden {
-            layers.push(Dense::new(units).activation(activation));
+            let dense = Dense::new(units).activation(activation);
+            layers.push(match self.l2 {
+                Some(l2) => dense.kernel_regularizer(Regularizer::l2(l2)),
+                None => dense,
+            });
             if self.batchnorm {
                 layers.push(BatchNormalization::new());
             }
@@ -178,6 +185,9 @@ impl ModelSpec {
         if self.batchnorm {
             s += " --batchnorm";
         }
+        if let Some(l2) = self.l2 {
+            s += &format!(" --l2 {l2}");
+        }
         s
     }
 
@@ -194,6 +204,7 @@ impl ModelSpec {
             "momentum": momentum.map(decimal),
             "dropout": self.dropout.map(decimal),
             "batchnorm": self.batchnorm,
+            "l2": self.l2.map(decimal),
         })
     }
 }

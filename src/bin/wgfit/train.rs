@@ -17,6 +17,7 @@ pub(crate) fn train(a: TrainArgs, started: Instant) -> CliResult<()> {
         hidden: setup::parse_hidden(&a.layers)?,
         dropout: a.dropout,
         batchnorm: a.batchnorm,
+        l2: a.l2,
         optimizer: OptimizerSpec::new(&a.optimizer, a.lr, a.momentum),
     };
     let fit = setup::fit_settings(&a.run)?;

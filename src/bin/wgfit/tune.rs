@@ -178,6 +178,7 @@ fn search_space(a: &TuneArgs) -> CliResult<Vec<ModelSpec>> {
     };
     let lrs = optional("--lr", &a.lr)?;
     let dropouts = optional("--dropout", &a.dropout)?;
+    let l2s = optional("--l2", &a.l2)?;
     let momenta = optional("--momentum", &a.momentum)?;
     let batchnorms = parse_list::<bool>("--batchnorm", &a.batchnorm)?;
     let optimizers = parse_list::<String>("--optimizer", &a.optimizer)?;
@@ -195,8 +196,10 @@ fn search_space(a: &TuneArgs) -> CliResult<Vec<ModelSpec>> {
                 for &momentum in momenta {
                     for &dropout in &dropouts {
                         for &batchnorm in &batchnorms {
-                            let optimizer = OptimizerSpec::new(opt, lr, momentum);
-                            grid.push(ModelSpec { hidden: h.clone(), dropout, batchnorm, optimizer });
+                            for &l2 in &l2s {
+                                let optimizer = OptimizerSpec::new(opt, lr, momentum);
+                                grid.push(ModelSpec { hidden: h.clone(), dropout, batchnorm, l2, optimizer });
+                            }
                         }
                     }
                 }

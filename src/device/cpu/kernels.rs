@@ -5,7 +5,7 @@
 
 use crate::device::args::{
     member_table as mt, ActivationArgs, ActivationGradArgs, BatchNormArgs, DropoutArgs, GatherArgs, LossArgs,
-    MatmulArgs, Ones, UpdateArgs,
+    MatmulArgs, Ones, PenaltyArgs, UpdateArgs,
 };
 
 // Keras's selu constants, written as shaders/common.wgsl writes them (the same f32 values).
@@ -223,6 +223,38 @@ pub(crate) fn loss(p: &LossArgs, pred: &[f32], y: &[f32], grad: &mut [f32], acc:
             acc[slot + j] = per_sample;
         }
     }
+}
+
+/// The twin of `penalty` (shaders/penalty.wgsl), in its summation order.
+pub(crate) fn penalty(p: &PenaltyArgs, param: &[f32], grad: &mut [f32], acc: &mut [f32]) {
+    let (off, len) = (p.offset as usize, p.len as usize);
+    let (w, g) = (&param[off..off + len], &mut grad[off..off + len]);
+    let mut partial = [0.0f32; 256];
+    for (tid, sum) in partial.iter_mut().enumerate() {
+        for i in (tid..len).step_by(256) {
+            let v = w[i];
+            // WGSL's sign: 0 at 0 (f32::signum is 1 there), as TensorFlow's gradient of |w|.
+            let sign = if v > 0.0 {
+                1.0
+            } else if v < 0.0 {
+                -1.0
+            } else {
+                0.0
+            };
+            if p.write_gradient {
+                g[i] += p.l1 * sign + 2.0 * p.l2 * v;
+            }
+            *sum += p.l1 * v.abs() + p.l2 * v * v;
+        }
+    }
+    let mut s = 128;
+    while s > 0 {
+        for i in 0..s {
+            partial[i] += partial[i + s];
+        }
+        s >>= 1;
+    }
+    acc[p.slot as usize] += partial[0] * p.rows as f32;
 }
 
 /// `table` is the member's row of the member table; `lrs` its learning rates of the epoch.

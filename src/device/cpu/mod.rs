@@ -99,6 +99,10 @@ impl MemberView<'_> {
                     let (g, a) = w.split_at_mut(1);
                     k::loss(p, reads[0], reads[1], &mut g[0], &mut a[0])
                 }
+                Args::Penalty(p) => {
+                    let [grad, acc] = &mut w[..] else { unreachable!("two writable buffers") };
+                    k::penalty(p, reads[0], grad, acc)
+                }
                 Args::Adam(p) => {
                     let [param, m, v] = &mut w[..] else { unreachable!("three writable buffers") };
                     k::adam(p, param, reads[0], m, v, reads[1], reads[2])
