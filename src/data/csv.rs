@@ -20,6 +20,8 @@ pub struct RawTable {
     columns: Vec<String>,
     rows: Vec<Vec<String>>,
     lines: Vec<usize>,
+    /// What `lines` count: "line" of a CSV file, or "row" of an Arrow table (1-based).
+    unit: &'static str,
 }
 
 impl RawTable {
@@ -79,7 +81,7 @@ impl RawTable {
         if rows.is_empty() {
             return Err(fmt("the file has a header but no data rows".into()));
         }
-        Ok(RawTable { source: path.to_path_buf(), columns, rows, lines })
+        Ok(RawTable { source: path.to_path_buf(), columns, rows, lines, unit: "line" })
     }
 
     /// Where the table came from (named in errors).
@@ -97,9 +99,23 @@ impl RawTable {
         &self.rows
     }
 
-    /// The 1-based line of the file each row starts on (the header is line 1).
+    /// The 1-based line of the file each row starts on (the header is line 1); for a table
+    /// from Arrow or Parquet, the 1-based row number.
     pub fn lines(&self) -> &[usize] {
         &self.lines
+    }
+
+    /// Where row `r` came from, for messages: "line 7" of a CSV file, "row 6" of a Parquet file.
+    pub(crate) fn place(&self, r: usize) -> String {
+        format!("{} {}", self.unit, self.lines[r])
+    }
+
+    /// A table of string cells from another format (Arrow): `numbers` are the rows' 1-based
+    /// row numbers, named "row" in messages.
+    #[cfg_attr(not(feature = "arrow"), allow(dead_code))]
+    pub(crate) fn from_cells(source: PathBuf, columns: Vec<String>, rows: Vec<Vec<String>>) -> RawTable {
+        let lines = (1..=rows.len()).collect();
+        RawTable { source, columns, rows, lines, unit: "row" }
     }
 
     /// Number of data rows.
@@ -134,15 +150,15 @@ impl RawTable {
         match cell.parse::<f32>() {
             Ok(v) if v.is_finite() => Ok(v),
             Ok(_) => Err(self.err(format!(
-                "line {}, column {} ({}): {} is not a finite number",
-                self.lines[r],
+                "{}, column {} ({}): {} is not a finite number",
+                self.place(r),
                 c + 1,
                 quoted(&self.columns[c]),
                 quoted(cell)
             ))),
             Err(_) => Err(self.err(format!(
-                "line {}, column {} ({}): {} is not a number{}",
-                self.lines[r],
+                "{}, column {} ({}): {} is not a number{}",
+                self.place(r),
                 c + 1,
                 quoted(&self.columns[c]),
                 quoted(cell),
@@ -169,6 +185,7 @@ impl RawTable {
             columns: self.columns.clone(),
             rows: indices.iter().map(|&i| self.rows[i].clone()).collect(),
             lines: indices.iter().map(|&i| self.lines[i]).collect(),
+            unit: self.unit,
         }
     }
 

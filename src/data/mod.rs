@@ -36,12 +36,45 @@
 //!
 //! [`Error::Format`]: crate::Error::Format
 
+#[cfg(feature = "arrow")]
+mod arrow;
 mod csv;
 mod preprocess;
 pub mod shipped;
 
 pub use self::csv::{split_point, RawTable, Table};
 pub use self::preprocess::{split_scaled, CsvOptions, Feature, MinMaxScaler, Preprocessor, ScaleKind, Scaler};
+
+impl RawTable {
+    /// Reads a data file by its kind: Parquet (a `.parquet` or `.pq` name, or Parquet's magic
+    /// bytes; needs the `parquet` feature) or CSV (anything else).
+    pub fn read(path: impl AsRef<std::path::Path>) -> crate::Result<RawTable> {
+        let path = path.as_ref();
+        if !is_parquet(path) {
+            return RawTable::read_csv(path);
+        }
+        #[cfg(feature = "parquet")]
+        return RawTable::read_parquet(path);
+        #[cfg(not(feature = "parquet"))]
+        Err(crate::Error::Format {
+            path: path.to_path_buf(),
+            detail: "a Parquet file, and this wgfit was built without its `parquet` feature \
+                     (cargo install wgfit --features parquet)"
+                .into(),
+        })
+    }
+}
+
+/// Whether `path` is a Parquet file: its name ends in `.parquet` or `.pq`, or its first bytes
+/// are Parquet's magic `PAR1`.
+fn is_parquet(path: &std::path::Path) -> bool {
+    let by_name = path.extension().and_then(|e| e.to_str()).is_some_and(|e| matches!(e, "parquet" | "pq"));
+    by_name || {
+        use std::io::Read;
+        let mut magic = [0u8; 4];
+        std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut magic)).is_ok() && &magic == b"PAR1"
+    }
+}
 
 /// How many characters of a user's value an error message quotes.
 const SHOWN_CHARS: usize = 40;

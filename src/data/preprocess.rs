@@ -385,9 +385,9 @@ impl Preprocessor {
                         let cell = &table.rows()[r][c];
                         let Ok(k) = categories.binary_search(cell) else {
                             return Err(table.err(format!(
-                                "line {}, column {} ({}): category {} was not seen in the training \
+                                "{}, column {} ({}): category {} was not seen in the training \
                                  data; known categories: {}",
-                                table.lines()[r],
+                                table.place(r),
                                 c + 1,
                                 quoted(column),
                                 quoted(cell),

@@ -105,7 +105,7 @@ enum Command {
 
 #[derive(Args)]
 struct TrainArgs {
-    /// Training CSV file.
+    /// Training data: a CSV file, or a Parquet file (built with the `parquet` feature).
     #[arg(long)]
     data: PathBuf,
     #[command(flatten)]
@@ -216,7 +216,7 @@ struct RunArgs {
 /// `wgfit tune`: the grid (lists of values, comma-separated), its trials and their sharding.
 #[derive(Args)]
 struct TuneArgs {
-    /// Training CSV file.
+    /// Training data: a CSV file, or a Parquet file (built with the `parquet` feature).
     #[arg(long, required_unless_present = "collect")]
     data: Option<PathBuf>,
     #[command(flatten)]

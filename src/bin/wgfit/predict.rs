@@ -30,7 +30,7 @@ fn resolve_pre(pre: Option<Preprocessor>, table: &RawTable, with_target: bool) -
 
 pub(crate) fn evaluate(model_path: &Path, data_path: &Path, device: Option<&str>, json: bool) -> CliResult<()> {
     let (mut model, pre) = load(model_path, device)?;
-    let table = RawTable::read_csv(data_path)?;
+    let table = RawTable::read(data_path)?;
     let pre = resolve_pre(pre, &table, true)?;
     let (x, y) = pre.transform_xy(&table)?;
     let scores = model.evaluate(&x, &y)?;
@@ -56,7 +56,7 @@ pub(crate) fn predict(
     device: Option<&str>,
 ) -> CliResult<()> {
     let (mut model, pre) = load(model_path, device)?;
-    let table = RawTable::read_csv(data_path)?;
+    let table = RawTable::read(data_path)?;
     // Without saved preprocessing: a table one column wider than the model's input has a target last.
     let has_target = model.input_shape().is_some_and(|w| table.columns().len() > w);
     let pre = resolve_pre(pre, &table, has_target)?;

@@ -31,9 +31,9 @@ pub(crate) fn prepare(data: &Path, d: &DataArgs) -> CliResult<Prepared> {
         }
     }
     let scale = ScaleKind::parse(&d.scale)?;
-    let table = RawTable::read_csv(data)?;
+    let table = RawTable::read(data)?;
     let (train_raw, valid_raw) = match (&d.valid, d.validation_split) {
-        (Some(path), _) => (table, Some(RawTable::read_csv(path)?)),
+        (Some(path), _) => (table, Some(RawTable::read(path)?)),
         (None, Some(f)) => {
             let (t, v) = table.split_last(f)?;
             (t, Some(v))
