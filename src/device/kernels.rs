@@ -7,7 +7,7 @@
 pub enum Family {
     /// shaders/gather.wgsl
     Gather,
-    /// shaders/dense.wgsl (and its subgroup and texture modules)
+    /// shaders/dense.wgsl with dense_tiled.wgsl (and its subgroup and texture modules)
     Dense,
     /// shaders/elementwise.wgsl
     Elementwise,
@@ -29,7 +29,9 @@ impl Family {
         const COMMON: &str = include_str!("../../shaders/common.wgsl");
         let body = match self {
             Family::Gather => include_str!("../../shaders/gather.wgsl"),
-            Family::Dense => include_str!("../../shaders/dense.wgsl"),
+            Family::Dense => {
+                concat!(include_str!("../../shaders/dense.wgsl"), include_str!("../../shaders/dense_tiled.wgsl"))
+            }
             Family::Elementwise => include_str!("../../shaders/elementwise.wgsl"),
             Family::Loss => include_str!("../../shaders/loss.wgsl"),
             Family::Penalty => include_str!("../../shaders/penalty.wgsl"),

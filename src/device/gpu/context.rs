@@ -47,6 +47,11 @@ pub(crate) struct GpuContext {
     pub(crate) subgroup8: bool,
     /// Every Matmul launch runs the scalar reference kernel (`GpuOptions::scalar_matmul`).
     pub(crate) scalar_matmul: bool,
+    /// Every Matmul launch runs the workgroup-tiled kernel (`WGFIT_MATMUL=tiled`).
+    pub(crate) tiled_matmul: bool,
+    /// A hardware GPU (discrete, integrated or virtual): large products run the workgroup-tiled
+    /// kernel (`MatmulVariant::Tiled`).
+    pub(crate) hardware: bool,
     /// Time each dispatch on its own (`GpuOptions::profile`).
     pub(crate) profile: bool,
     /// Submissions made so far (the tests count them: one per epoch however many plans).
@@ -114,6 +119,11 @@ impl GpuContext {
             subgroup8,
             textures,
             scalar_matmul: options.scalar_matmul_on(),
+            tiled_matmul: options.tiled_matmul_on(),
+            hardware: matches!(
+                adapter_info.device_type,
+                wgpu::DeviceType::DiscreteGpu | wgpu::DeviceType::IntegratedGpu | wgpu::DeviceType::VirtualGpu
+            ),
             profile: options.profile_on(),
             submissions: std::sync::atomic::AtomicU64::new(0),
             dense_override,

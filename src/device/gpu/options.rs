@@ -39,6 +39,7 @@ pub struct GpuOptions {
     textures: bool,
     subgroups: bool,
     scalar_matmul: bool,
+    tiled_matmul: bool,
     profile: bool,
     /// A WGSL file that replaces shaders/dense.wgsl, and who set it.
     dense_wgsl: Option<(PathBuf, &'static str)>,
@@ -57,6 +58,7 @@ impl Default for GpuOptions {
             textures: true,
             subgroups: true,
             scalar_matmul: false,
+            tiled_matmul: false,
             profile: false,
             dense_wgsl: None,
             max_buffer_size: None,
@@ -74,6 +76,8 @@ impl GpuOptions {
     /// - `WGFIT_TEXTURES=0`: no texture operands ([`GpuOptions::textures`]);
     /// - `WGFIT_SUBGROUPS=0`: no subgroup kernels ([`GpuOptions::subgroups`]);
     /// - `WGFIT_MATMUL=scalar`: the reference matmul only ([`GpuOptions::scalar_matmul`]);
+    /// - `WGFIT_MATMUL=tiled`: the workgroup-tiled matmul for every product
+    ///   ([`GpuOptions::tiled_matmul`]);
     /// - `WGFIT_DENSE_WGSL=<path>`: replaces shaders/dense.wgsl ([`GpuOptions::dense_wgsl`]);
     /// - `WGFIT_PROFILE=1`: time every kernel ([`GpuOptions::profile`]).
     pub fn from_env() -> Self {
@@ -89,6 +93,7 @@ impl GpuOptions {
             textures: var("WGFIT_TEXTURES").is_none_or(|v| v != "0"),
             subgroups: var("WGFIT_SUBGROUPS").is_none_or(|v| v != "0"),
             scalar_matmul: var("WGFIT_MATMUL").is_some_and(|v| v.eq_ignore_ascii_case("scalar")),
+            tiled_matmul: var("WGFIT_MATMUL").is_some_and(|v| v.eq_ignore_ascii_case("tiled")),
             dense_wgsl: std::env::var_os("WGFIT_DENSE_WGSL").map(|p| (PathBuf::from(p), "WGFIT_DENSE_WGSL")),
             profile: var("WGFIT_PROFILE").is_some_and(|v| v == "1"),
             max_buffer_size: None,
@@ -131,6 +136,13 @@ impl GpuOptions {
     /// Every matmul runs the scalar reference kernel (comparisons). Default false.
     pub fn scalar_matmul(mut self, on: bool) -> Self {
         self.scalar_matmul = on;
+        self
+    }
+
+    /// Every matmul runs the workgroup-tiled kernel, which hardware GPUs use for products of 64
+    /// rows and columns or more (checks and comparisons on software adapters). Default false.
+    pub fn tiled_matmul(mut self, on: bool) -> Self {
+        self.tiled_matmul = on;
         self
     }
 
@@ -199,6 +211,10 @@ impl GpuOptions {
 
     pub(crate) fn scalar_matmul_on(&self) -> bool {
         self.scalar_matmul
+    }
+
+    pub(crate) fn tiled_matmul_on(&self) -> bool {
+        self.tiled_matmul
     }
 
     /// Time every kernel: each dispatch is submitted and waited for on its own (so the times are

@@ -33,6 +33,10 @@ pub(crate) enum MatmulVariant {
     /// product's order, any layout (shaders/dense_texture.wgsl; llvmpipe, where a texel load is
     /// one vector load and a storage-buffer load a loop over the SIMD lanes).
     Texture,
+    /// Any layout through workgroup-memory blocks, 64 x 64 of C per workgroup of 16 x 16
+    /// (shaders/dense_tiled.wgsl): for hardware GPUs, where a workgroup sharing its loads saves
+    /// memory traffic (on llvmpipe, barriers and workgroup memory are slow: never chosen there).
+    Tiled,
 }
 
 /// Which shader module a Matmul variant's entry point lives in.
@@ -44,7 +48,7 @@ pub(crate) enum DenseModule {
 }
 
 impl MatmulVariant {
-    pub(crate) const ALL: [MatmulVariant; 8] = [
+    pub(crate) const ALL: [MatmulVariant; 9] = [
         MatmulVariant::Scalar,
         MatmulVariant::Nn,
         MatmulVariant::Nt,
@@ -53,6 +57,7 @@ impl MatmulVariant {
         MatmulVariant::NtSubgroup,
         MatmulVariant::TnSubgroup,
         MatmulVariant::Texture,
+        MatmulVariant::Tiled,
     ];
 
     pub(crate) fn entry(self) -> &'static str {
@@ -65,6 +70,7 @@ impl MatmulVariant {
             MatmulVariant::NtSubgroup => "matmul_nt_sg",
             MatmulVariant::TnSubgroup => "matmul_tn_sg",
             MatmulVariant::Texture => "matmul_tex",
+            MatmulVariant::Tiled => "matmul_tiled",
         }
     }
 
@@ -97,6 +103,7 @@ impl MatmulVariant {
             | MatmulVariant::NtSubgroup
             | MatmulVariant::TnSubgroup
             | MatmulVariant::Texture => [p.n.div_ceil(32).max(1), p.m.div_ceil(128).max(1), 1],
+            MatmulVariant::Tiled => [p.n.div_ceil(64).max(1), p.m.div_ceil(64).max(1), 1],
             _ => Grid::Tiles { m: p.m, n: p.n }.workgroups(),
         }
     }
@@ -123,9 +130,10 @@ pub(crate) fn family_source(family: Family, dense_override: Option<&str>) -> Str
     match dense_override {
         Some(text) if family == Family::Dense => {
             const COMMON: &str = include_str!("../../../../shaders/common.wgsl");
+            const TILED: &str = include_str!("../../../../shaders/dense_tiled.wgsl");
             // `enable` directives must open the module: hoist them above the prelude.
             let (en, rest): (Vec<&str>, Vec<&str>) = text.lines().partition(|l| l.starts_with("enable "));
-            format!("{}\n{COMMON}\n{}", en.join("\n"), rest.join("\n"))
+            format!("{}\n{COMMON}\n{}\n{TILED}", en.join("\n"), rest.join("\n"))
         }
         _ => family.source(),
     }
@@ -216,6 +224,10 @@ impl GpuBackend {
         if self.scalar_matmul {
             return MatmulVariant::Scalar;
         }
+        // Hardware GPUs tile through workgroup memory once C has a whole 64 x 64 block.
+        if self.force_tiled || self.ctx.tiled_matmul || (self.ctx.hardware && p.m >= 64 && p.n >= 64) {
+            return MatmulVariant::Tiled;
+        }
         let v = MatmulVariant::choose(p);
         // The subgroup kernels only pay where a whole subgroup's 32 columns and 16 rows fit in C;
         // elsewhere they would take their edge path (and cost a module compile at startup).
@@ -305,11 +317,16 @@ mod tests {
                             let aux: Vec<f32> = (0..m * n).map(|_| rng.random_range(-0.5..1.0)).collect();
                             let mut want = vec![7.0f32; 3 + m * n + 1];
                             twin::matmul(&p, &a, &b, &mut want, &aux);
-                            for (scalar, no_subgroup, no_texture) in
-                                [(false, false, false), (false, false, true), (false, true, true), (true, false, false)]
-                            {
+                            for (scalar, no_subgroup, no_texture, tiled) in [
+                                (false, false, false, false),
+                                (false, false, true, false),
+                                (false, true, true, false),
+                                (true, false, false, false),
+                                (false, false, false, true),
+                            ] {
                                 let mut g = GpuBackend::new(ctx.clone(), 1);
                                 g.scalar_matmul = scalar;
+                                g.force_tiled = tiled;
                                 g.no_subgroup = no_subgroup;
                                 g.no_texture = no_texture;
                                 let bufs: Vec<BufId> = [&a, &b, &vec![7.0f32; want.len()], &aux]
@@ -352,5 +369,66 @@ mod tests {
             })
             .count();
         assert_eq!(seen.len(), expected, "variants exercised: {seen:?}");
+    }
+
+    /// The tiled kernel with several members: each member's product is its own (workgroup z is
+    /// the member), against the twin per member.
+    #[test]
+    fn tiled_matmul_runs_each_member_on_its_own_blocks() {
+        let ctx = Arc::new(
+            GpuContext::new(&GpuOptions::from_env()).expect("a wgpu adapter (scripts/test installs lavapipe)"),
+        );
+        let (k_members, m, n, k) = (3usize, 70usize, 67usize, 45usize);
+        let p = MatmulArgs {
+            m: m as u32,
+            n: n as u32,
+            k: k as u32 + 1,
+            a_rs: k as u32,
+            a_cs: 1,
+            b_rs: n as u32,
+            b_cs: 1,
+            ones: crate::device::Ones::LastColumn,
+            activation: crate::layers::Activation::Tanh,
+            ..Default::default()
+        };
+        let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+        let mut vecs = |len: usize| -> Vec<Vec<f32>> {
+            (0..k_members).map(|_| (0..len).map(|_| rng.random_range(-1.0..1.0)).collect()).collect()
+        };
+        let (a, b, aux) = (vecs(m * k), vecs((k + 1) * n), vecs(m * n));
+        let mut g = GpuBackend::new(ctx, k_members);
+        g.force_tiled = true;
+        assert_eq!(g.matmul_variant_for(&p), MatmulVariant::Tiled);
+        let stride = |len: usize| crate::device::member_stride(len);
+        let mut member_buffer = |data: &[Vec<f32>], len: usize| {
+            let id = g.create_member_buffer(len, "t").unwrap();
+            let mut flat = vec![f32::NAN; stride(len) * k_members];
+            for (mem, d) in data.iter().enumerate() {
+                flat[mem * stride(len)..mem * stride(len) + d.len()].copy_from_slice(d);
+            }
+            g.write(id, 0, &flat).unwrap();
+            id
+        };
+        let bufs = [
+            member_buffer(&a, m * k),
+            member_buffer(&b, (k + 1) * n),
+            member_buffer(&vec![vec![f32::NAN; m * n]; k_members], m * n),
+            member_buffer(&aux, m * n),
+        ];
+        let op = g.bind(Kernel::Matmul, &bufs).unwrap();
+        let got = g
+            .run(
+                &[Launch::Run { op, args: crate::device::Args::Matmul(p) }],
+                &[(bufs[2], 0..stride(m * n) * k_members)],
+            )
+            .unwrap();
+        for mem in 0..k_members {
+            let mut want = vec![0.0f32; m * n];
+            twin::matmul(&p, &a[mem], &b[mem], &mut want, &aux[mem]);
+            let block = &got[0][mem * stride(m * n)..mem * stride(m * n) + m * n];
+            for (i, (x, w)) in block.iter().zip(&want).enumerate() {
+                assert!((x - w).abs() <= 1e-4 * (w.abs() + 1.0), "member {mem} at {i}: got {x}, want {w}");
+            }
+        }
     }
 }
