@@ -1,0 +1,271 @@
+//! Multi-class classification: the loss kernel's row path and the softmax row passes against
+//! their CPU twins (fresh random inputs, NaN-poisoned outputs) and against f64; the categorical
+//! losses, accuracies and softmax against Keras 3 (tests/golden/keras_multiclass.json, written by
+//! tools/keras_golden_multiclass.py); training on the shipped digits; typed errors for bad input.
+
+mod common;
+
+use common::{devices, gpu, random_vec, rng, Tol, F32};
+use rand::Rng;
+use serde_json::Value;
+use wgfit::testing::{Args, KernelHarness, LossArgs, SoftmaxArgs};
+use wgfit::{data, ActivationLayer, Activation, Dense, Device, Error, Fit, Loss, Matrix, Sequential};
+
+fn golden() -> Value {
+    serde_json::from_str(include_str!("golden/keras_multiclass.json")).unwrap()
+}
+
+fn floats(v: &Value) -> Vec<f32> {
+    v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect()
+}
+
+/// Runs one launch over `inputs` on `device`; returns every buffer afterwards.
+fn run(device: &Device, inputs: &[Vec<f32>], args: Args) -> Vec<Vec<f32>> {
+    let mut h = KernelHarness::new(device);
+    let ids: Vec<_> = inputs.iter().map(|d| h.buffer(d).unwrap()).collect();
+    h.run(&ids, args).unwrap();
+    ids.iter().map(|&id| h.read(id).unwrap()).collect()
+}
+
+fn both(inputs: &[Vec<f32>], args: Args) -> (Vec<Vec<f32>>, Vec<Vec<f32>>) {
+    (run(&gpu(), inputs, args), run(&Device::cpu(), inputs, args))
+}
+
+const CODES: [Loss; 4] = [
+    Loss::CategoricalCrossentropy { from_logits: false, label_smoothing: 0.0 },
+    Loss::CategoricalCrossentropy { from_logits: true, label_smoothing: 0.0 },
+    Loss::SparseCategoricalCrossentropy { from_logits: false },
+    Loss::SparseCategoricalCrossentropy { from_logits: true },
+];
+
+fn softmax64(z: &[f32]) -> Vec<f64> {
+    let mx = z.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v as f64));
+    let e: Vec<f64> = z.iter().map(|&v| (v as f64 - mx).exp()).collect();
+    let s: f64 = e.iter().sum();
+    e.iter().map(|v| v / s).collect()
+}
+
+/// The row loss in f64 from its definition (Keras's formulas), for one row.
+fn row_loss64(loss: Loss, p: &[f32], y: &[f32]) -> f64 {
+    let n = p.len() as f64;
+    let clip = |v: f64| v.clamp(1e-7, 1.0 - 1e-7);
+    match loss {
+        Loss::CategoricalCrossentropy { from_logits, label_smoothing: ls } => {
+            let ls = ls as f64;
+            let t: Vec<f64> = y.iter().map(|&v| v as f64 * (1.0 - ls) + ls / n).collect();
+            let q: Vec<f64> = if from_logits {
+                softmax64(p)
+            } else {
+                let s: f64 = p.iter().map(|&v| v as f64).sum();
+                p.iter().map(|&v| clip(v as f64 / s)).collect()
+            };
+            -t.iter().zip(&q).map(|(t, q)| t * q.ln()).sum::<f64>()
+        }
+        Loss::SparseCategoricalCrossentropy { from_logits } => {
+            let c = y[0] as usize;
+            if from_logits {
+                -softmax64(p)[c].ln()
+            } else {
+                let s: f64 = p.iter().map(|&v| clip(v as f64)).sum();
+                s.ln() - clip(p[c] as f64).ln()
+            }
+        }
+        _ => unreachable!(),
+    }
+}
+
+/// The row path of the loss kernel, GPU against the CPU twin and the loss sum against f64, over
+/// every categorical loss, fused softmax or not, with label smoothing, every metric combination
+/// the targets allow, and row counts below, at and above the workgroup's 256.
+#[test]
+fn row_loss_kernel_matches_twin_and_f64() {
+    let mut seed = 100;
+    for (ci, &base) in CODES.iter().enumerate() {
+        for (rows, n) in [(1usize, 2usize), (7, 3), (256, 10), (300, 7), (33, 64)] {
+            for variant in 0..3 {
+                seed += 1;
+                let mut r = rng(seed);
+                let loss = match base {
+                    Loss::CategoricalCrossentropy { from_logits, .. } if variant == 2 => {
+                        Loss::CategoricalCrossentropy { from_logits, label_smoothing: 0.1 }
+                    }
+                    l => l,
+                };
+                let logits = random_vec(&mut r, rows * n, -4.0, 4.0);
+                // Probabilities for the losses that take them: softmax rows, a few clipped at 0.
+                let pred: Vec<f32> = if loss.from_logits() {
+                    logits.clone()
+                } else {
+                    let mut p: Vec<f32> =
+                        logits.chunks(n).flat_map(|z| softmax64(z).into_iter().map(|v| v as f32)).collect();
+                    if rows > 2 {
+                        p[n + 1] = 0.0;
+                    }
+                    p
+                };
+                let labels: Vec<usize> = (0..rows).map(|_| r.random_range(0..n)).collect();
+                let y: Vec<f32> = if loss.is_sparse() {
+                    labels.iter().map(|&c| c as f32).collect()
+                } else {
+                    labels.iter().flat_map(|&c| (0..n).map(move |j| f32::from(u8::from(j == c)))).collect()
+                };
+                let metrics: u32 = if loss.is_sparse() { [0, 0b1010000, 0b10000][variant] } else { [0b101111, 0b1000, 0][variant] };
+                let fused_act = variant == 1 && !loss.from_logits();
+                let p = LossArgs {
+                    rows: rows as u32,
+                    cols: n as u32,
+                    loss,
+                    output_activation: if fused_act { Activation::Softmax } else { Activation::Linear },
+                    metrics,
+                    write_gradient: true,
+                    accumulate: true,
+                    slot: 2,
+                };
+                let acc0 = random_vec(&mut r, 16, 0.0, 1.0);
+                let inputs = [pred.clone(), y.clone(), vec![f32::NAN; rows * n], acc0.clone()];
+                let (g, c) = both(&inputs, Args::Loss(p));
+                let what = format!("loss {ci} {loss:?} rows {rows} n {n} metrics {metrics:b} fused {fused_act}");
+                F32.check(&format!("{what} grad"), &g[2], &c[2]);
+                F32.check(&format!("{what} sums"), &g[3], &c[3]);
+                assert_eq!(&c[3][..2], &acc0[..2], "{what}: wrote before its slot");
+                let nvals = 1 + metrics.count_ones() as usize;
+                assert_eq!(&c[3][2 + nvals..], &acc0[2 + nvals..], "{what}: wrote past its values");
+                let yw = if loss.is_sparse() { 1 } else { n };
+                let want: f64 = (0..rows).map(|i| row_loss64(loss, &pred[i * n..(i + 1) * n], &y[i * yw..(i + 1) * yw])).sum();
+                Tol { rel: 2e-4, abs: 2e-4 }.check64(&format!("{what} loss vs f64"), &c[3][2..3], &[acc0[2] as f64 + want]);
+                // The gradient in f64: from logits (or fused) (softmax(z) * sum(t) - t) / rows.
+                if loss.from_logits() || fused_act {
+                    let ls = loss.label_smoothing() as f64;
+                    let mut want = Vec::new();
+                    for i in 0..rows {
+                        let s = if loss.from_logits() { softmax64(&pred[i * n..(i + 1) * n]) } else { pred[i * n..(i + 1) * n].iter().map(|&v| v as f64).collect() };
+                        for (j, sj) in s.iter().enumerate() {
+                            let t = f64::from(u8::from(j == labels[i])) * (1.0 - ls) + ls / n as f64;
+                            want.push((sj - t) / rows as f64);
+                        }
+                    }
+                    Tol { rel: 1e-4, abs: 1e-6 }.check64(&format!("{what} gradient vs f64"), &c[2], &want);
+                }
+            }
+        }
+    }
+}
+
+/// The softmax row passes against their twins and f64, in place, on shapes around the
+/// workgroup size; large logits do not overflow.
+#[test]
+fn softmax_kernels_match_twin_and_f64() {
+    for (i, (rows, n)) in [(1usize, 1usize), (3, 2), (256, 10), (257, 3), (1000, 17)].into_iter().enumerate() {
+        let mut r = rng(700 + i as u64);
+        let mut z = random_vec(&mut r, rows * n, -6.0, 6.0);
+        z[0] = 90.0; // exp(90) overflows f32: the max must be subtracted first
+        let a = SoftmaxArgs { rows: rows as u32, cols: n as u32 };
+        let (g, c) = both(&[z.clone()], Args::SoftmaxForward(a));
+        F32.check("softmax_forward", &g[0], &c[0]);
+        let want: Vec<f64> = z.chunks(n).flat_map(softmax64).collect();
+        F32.check64("softmax_forward vs f64", &c[0], &want);
+        let up = random_vec(&mut r, rows * n, -1.0, 1.0);
+        let (g, c) = both(&[up.clone(), c[0].clone()], Args::SoftmaxBackward(a));
+        F32.check("softmax_backward", &g[0], &c[0]);
+        let mut want = Vec::new();
+        for (u, y) in up.chunks(n).zip(c[1].chunks(n)) {
+            let dot: f64 = u.iter().zip(y).map(|(&a, &b)| a as f64 * b as f64).sum();
+            want.extend(u.iter().zip(y).map(|(&a, &b)| b as f64 * (a as f64 - dot)));
+        }
+        F32.check64("softmax_backward vs f64", &c[0], &want);
+    }
+}
+
+/// One batch's loss mean, metric means and gradient through the loss kernel.
+fn keras_case(device: &Device, loss: Loss, metrics: u32, pred: &[f32], y: &[f32], rows: usize) -> (Vec<f32>, Vec<f32>) {
+    let n = pred.len() / rows;
+    let p = LossArgs {
+        rows: rows as u32,
+        cols: n as u32,
+        loss,
+        output_activation: Activation::Linear,
+        metrics,
+        write_gradient: true,
+        accumulate: false,
+        slot: 0,
+    };
+    let out = run(device, &[pred.to_vec(), y.to_vec(), vec![f32::NAN; pred.len()], vec![f32::NAN; 8]], Args::Loss(p));
+    let count = 1 + metrics.count_ones() as usize;
+    (out[3][..count].iter().map(|s| s / rows as f32).collect(), out[2].clone())
+}
+
+/// Each categorical loss (label smoothing, from_logits, Keras's clipping and row normalization)
+/// and its gradient, and the accuracies, against Keras 3 on both devices.
+#[test]
+fn losses_gradients_and_accuracies_match_keras() {
+    let g = golden();
+    let rows = g["rows"].as_u64().unwrap() as usize;
+    let tol = Tol { rel: 2e-5, abs: 1e-6 };
+    let (probs, logits) = (floats(&g["probs"]), floats(&g["logits"]));
+    let (onehot, labels) = (floats(&g["onehot"]), floats(&g["labels"]));
+    let (onehot_l, labels_l) = (floats(&g["onehot_logits"]), floats(&g["labels_logits"]));
+    let cases: [(&str, Loss, &[f32], &[f32]); 6] = [
+        ("cce_ls0.0", Loss::CategoricalCrossentropy { from_logits: false, label_smoothing: 0.0 }, &probs, &onehot),
+        ("cce_ls0.1", Loss::CategoricalCrossentropy { from_logits: false, label_smoothing: 0.1 }, &probs, &onehot),
+        ("cce_logits_ls0.0", Loss::CategoricalCrossentropy { from_logits: true, label_smoothing: 0.0 }, &logits, &onehot_l),
+        ("cce_logits_ls0.2", Loss::CategoricalCrossentropy { from_logits: true, label_smoothing: 0.2 }, &logits, &onehot_l),
+        ("scce", Loss::SparseCategoricalCrossentropy { from_logits: false }, &probs, &labels),
+        ("scce_logits", Loss::SparseCategoricalCrossentropy { from_logits: true }, &logits, &labels_l),
+    ];
+    let m = &g["metrics"];
+    let num = |k: &str| m[k].as_f64().unwrap() as f32;
+    for device in devices() {
+        for (name, loss, pred, y) in cases {
+            let (sums, grad) = keras_case(&device, loss, 0, pred, y, rows);
+            let k = &g["losses"][name];
+            tol.check(&format!("{name} loss on {device:?}"), &sums, &[k["loss"].as_f64().unwrap() as f32]);
+            Tol { rel: 1e-4, abs: 1e-6 }.check(&format!("{name} gradient on {device:?}"), &grad, &floats(&k["grad"]));
+        }
+        let cce = Loss::CategoricalCrossentropy { from_logits: true, label_smoothing: 0.0 };
+        let (sums, _) = keras_case(&device, cce, 0b101000, &logits, &onehot_l, rows);
+        tol.check(
+            &format!("categorical and top-5 accuracy on {device:?}"),
+            &sums[1..],
+            &[num("categorical_accuracy"), num("top_k_categorical_accuracy")],
+        );
+        let scce = Loss::SparseCategoricalCrossentropy { from_logits: true };
+        let (sums, _) = keras_case(&device, scce, 0b1010000, &logits, &labels_l, rows);
+        tol.check(
+            &format!("sparse categorical and top-5 accuracy on {device:?}"),
+            &sums[1..],
+            &[num("sparse_categorical_accuracy"), num("sparse_top_k_categorical_accuracy")],
+        );
+        // Softmax, forward and backward, as Keras's.
+        let s = &g["softmax"];
+        let a = SoftmaxArgs { rows: rows as u32, cols: (logits.len() / rows) as u32 };
+        let y = run(&device, &[floats(&s["x"])], Args::SoftmaxForward(a)).remove(0);
+        tol.check(&format!("softmax on {device:?}"), &y, &floats(&s["y"]));
+        let dx = run(&device, &[floats(&s["upstream"]), y.clone()], Args::SoftmaxBackward(a)).remove(0);
+        Tol { rel: 1e-4, abs: 1e-6 }.check(&format!("softmax gradient on {device:?}"), &dx, &floats(&s["dx"]));
+        // The fused gradient on a softmax output is Keras's d CCE(softmax(z)) / dz.
+        let p = LossArgs {
+            rows: rows as u32,
+            cols: a.cols,
+            loss: Loss::CategoricalCrossentropy { from_logits: false, label_smoothing: 0.0 },
+            output_activation: Activation::Softmax,
+            metrics: 0,
+            write_gradient: true,
+            accumulate: false,
+            slot: 0,
+        };
+        let out = run(&device, &[y, onehot_l.clone(), vec![f32::NAN; logits.len()], vec![f32::NAN; 8]], Args::Loss(p));
+        let sc = &g["softmax_cce"];
+        // Row 6 (a logit of 40, its target's probability below the clip): Keras on torch chains
+        // through the clipped log and gets a zero gradient, stuck; the fused gradient is
+        // TensorFlow's (p - y) / rows, which still learns. Every other row is Keras's number.
+        let n = a.cols as usize;
+        let mut want = floats(&sc["dz"]);
+        let p6 = softmax64(&logits[6 * n..7 * n]);
+        for j in 0..n {
+            want[6 * n + j] = ((p6[j] - onehot_l[6 * n + j] as f64) / rows as f64) as f32;
+        }
+        assert!(floats(&sc["dz"])[6 * n..7 * n].iter().all(|&v| v == 0.0), "the golden row 6 is Keras's clipped zero");
+        Tol { rel: 1e-4, abs: 1e-6 }.check(&format!("softmax + cce gradient on {device:?}"), &out[2], &want);
+        Tol { rel: 1e-4, abs: 1e-5 }.check(&format!("softmax + cce loss on {device:?}"), &[out[3][0] / rows as f32], &[sc["loss"].as_f64().unwrap() as f32]);
+    }
+}
