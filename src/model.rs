@@ -360,6 +360,11 @@ impl Sequential {
         Ok(())
     }
 
+    /// The loss `compile` chose, if it ran.
+    pub fn loss(&self) -> Option<Loss> {
+        self.compiled.as_ref().map(|c| c.loss)
+    }
+
     /// Accessors for saving and summary (src/io/, src/summary.rs).
     pub(crate) fn compiled_settings(&self) -> Option<(&Optimizer, &Loss, Vec<String>)> {
         self.compiled.as_ref().map(|c| (&c.optimizer, &c.loss, c.metrics.keys().map(|(k, _)| k.to_string()).collect()))
