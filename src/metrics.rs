@@ -103,9 +103,15 @@ impl Metric {
 impl std::str::FromStr for Metric {
     type Err = Error;
 
-    /// The metric a name means on its own ("accuracy" is binary accuracy until `compile` sees the loss).
+    /// The metric a name means on its own ("accuracy" is binary accuracy until `compile` sees the
+    /// loss; the sparse ones are read against class-index targets).
     fn from_str(name: &str) -> Result<Metric> {
-        Metric::resolve(name, &Loss::BinaryCrossentropy { from_logits: false }).map(|(m, _)| m)
+        let loss = if name.trim().to_ascii_lowercase().starts_with("sparse_") {
+            Loss::SparseCategoricalCrossentropy { from_logits: false }
+        } else {
+            Loss::BinaryCrossentropy { from_logits: false }
+        };
+        Metric::resolve(name, &loss).map(|(m, _)| m)
     }
 }
 

@@ -417,3 +417,80 @@ fn bad_multiclass_input_is_a_typed_error() {
     assert!(matches!(e, Error::InvalidValue { .. }), "{e:?}");
     expect_err(m.compile("adam", "categorical", &[]), &["categorical_crossentropy", "sparse_categorical_crossentropy"]);
 }
+
+/// The row passes and the loss kernel's row path with several members in one launch: each
+/// member's blocks come out as that member run alone (a kernel that ignores its member offset
+/// reads another member's rows).
+#[test]
+fn row_kernels_run_each_member_independently() {
+    let (rows, n, k) = (37usize, 5usize, 3usize);
+    let mut r = rng(91);
+    let cases: Vec<(Args, Vec<Vec<Vec<f32>>>)> = vec![
+        (
+            Args::SoftmaxForward(SoftmaxArgs { rows: rows as u32, cols: n as u32 }),
+            (0..k).map(|_| vec![random_vec(&mut r, rows * n, -3.0, 3.0)]).collect(),
+        ),
+        (
+            Args::SoftmaxBackward(SoftmaxArgs { rows: rows as u32, cols: n as u32 }),
+            (0..k).map(|_| vec![random_vec(&mut r, rows * n, -1.0, 1.0), random_vec(&mut r, rows * n, 0.0, 1.0)]).collect(),
+        ),
+        (
+            Args::Loss(LossArgs {
+                rows: rows as u32,
+                cols: n as u32,
+                loss: Loss::SparseCategoricalCrossentropy { from_logits: true },
+                output_activation: Activation::Linear,
+                metrics: 0b1010000,
+                write_gradient: true,
+                accumulate: true,
+                slot: 8,
+            }),
+            (0..k)
+                .map(|_| {
+                    let labels: Vec<f32> = (0..rows).map(|_| r.random_range(0..n) as f32).collect();
+                    vec![random_vec(&mut r, rows * n, -3.0, 3.0), labels, vec![f32::NAN; rows * n], random_vec(&mut r, 16, 0.0, 1.0)]
+                })
+                .collect(),
+        ),
+    ];
+    for (args, per_member) in cases {
+        let together = |device: &Device| {
+            let mut h = KernelHarness::with_members(device, k);
+            let ids: Vec<_> = (0..per_member[0].len())
+                .map(|b| h.buffer(&per_member.iter().flat_map(|m| m[b].clone()).collect::<Vec<f32>>()).unwrap())
+                .collect();
+            h.run(&ids, args).unwrap();
+            ids.iter().map(|&id| h.read(id).unwrap()).collect::<Vec<_>>()
+        };
+        let (g, c) = (together(&gpu()), together(&Device::cpu()));
+        for (m, inputs) in per_member.iter().enumerate() {
+            let alone = run(&Device::cpu(), inputs, args);
+            for b in 0..inputs.len() {
+                let len = inputs[b].len();
+                let block = |all: &Vec<Vec<f32>>| all[b][m * len..(m + 1) * len].to_vec();
+                assert_eq!(block(&c), alone[b], "{args:?}: member {m}, buffer {b} on the CPU");
+                F32.check(&format!("{:?} member {m} buffer {b} GPU", args.kernel()), &block(&g), &alone[b]);
+            }
+        }
+    }
+}
+
+/// A multi-class model saves and loads with its loss (label smoothing included) and predicts the
+/// same numbers after loading.
+#[test]
+fn multiclass_model_round_trips_through_a_file() {
+    let (xt, yt, _, _) = data::shipped::digits().unwrap();
+    let onehot = Matrix::new(xt.rows(), 10, yt.data().iter().flat_map(|&c| (0..10).map(move |j| f32::from(u8::from(j == c as usize)))).collect()).unwrap();
+    let device = Device::cpu();
+    let mut m = digits_model(&device, 4);
+    let loss = Loss::CategoricalCrossentropy { from_logits: false, label_smoothing: 0.05 };
+    m.compile("adam", loss, &["accuracy", "top_k_categorical_accuracy"]).unwrap();
+    m.fit(&xt, &onehot, Fit::new().epochs(1).verbose(0)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.json");
+    wgfit::io::save_model(&path, &mut m, None).unwrap();
+    let mut back = wgfit::io::load_model(&path, &device).unwrap().model;
+    assert_eq!(back.loss(), Some(loss));
+    assert_eq!(back.predict(&xt).unwrap(), m.predict(&xt).unwrap());
+    assert_eq!(back.evaluate(&xt, &onehot).unwrap(), m.evaluate(&xt, &onehot).unwrap());
+}
