@@ -33,7 +33,10 @@ fn main() -> wgfit::Result<()> {
             let fit = Fit::new().validation_data(&xv, &yv).batch_size(32).epochs(30).seed(seed).verbose(0);
             let h = m.fit(&xt, &yt, fit)?;
             let acc = *h["val_accuracy"].last().unwrap_or(&f32::NAN);
-            println!("digits {name} seed {seed}: val_accuracy {acc:.4}, val_loss {:.4}", h["val_loss"].last().unwrap_or(&f32::NAN));
+            println!(
+                "digits {name} seed {seed}: val_accuracy {acc:.4}, val_loss {:.4}",
+                h["val_loss"].last().unwrap_or(&f32::NAN)
+            );
             accs.push(acc);
             if seed == 0 && !device.is_gpu() {
                 if let Ok(path) = std::env::var("DIGITS_HISTORY") {
@@ -43,7 +46,10 @@ fn main() -> wgfit::Result<()> {
         }
         let mean = accs.iter().sum::<f32>() / accs.len() as f32;
         let sd = (accs.iter().map(|a| (a - mean).powi(2)).sum::<f32>() / (accs.len().max(2) - 1) as f32).sqrt();
-        println!("digits {name}: val accuracy {mean:.4} ± {sd:.4} over {seeds} seeds [{:.1}s]", t.elapsed().as_secs_f64());
+        println!(
+            "digits {name}: val accuracy {mean:.4} ± {sd:.4} over {seeds} seeds [{:.1}s]",
+            t.elapsed().as_secs_f64()
+        );
     }
     Ok(())
 }

@@ -127,7 +127,11 @@ impl Loss {
                  for two classes use Dense(1) with sigmoid and binary_crossentropy, or Dense(2) with softmax",
                 self.name(),
                 if output_w == 1 { "" } else { "s" },
-                if activation == crate::layers::Activation::Softmax { " (a softmax over one unit is always 1)" } else { "" },
+                if activation == crate::layers::Activation::Softmax {
+                    " (a softmax over one unit is always 1)"
+                } else {
+                    ""
+                },
             )));
         }
         Ok(())
@@ -157,7 +161,11 @@ impl Loss {
         }
         if self.is_categorical() {
             if let Some(i) = y.data().iter().position(|v| *v < 0.0) {
-                return Err(Error::invalid(at(i), y.data()[i], "categorical_crossentropy targets must be non-negative"));
+                return Err(Error::invalid(
+                    at(i),
+                    y.data()[i],
+                    "categorical_crossentropy targets must be non-negative",
+                ));
             }
             // Keras computes any rows, but a row that is not a distribution is a mistake worth
             // naming (often integer labels given to the categorical loss instead of the sparse one).
@@ -176,11 +184,7 @@ impl Loss {
         }
         if self.is_binary() {
             if let Some(i) = y.data().iter().position(|v| !(0.0..=1.0).contains(v)) {
-                return Err(Error::invalid(
-                    at(i),
-                    y.data()[i],
-                    "binary_crossentropy targets must be in [0, 1]",
-                ));
+                return Err(Error::invalid(at(i), y.data()[i], "binary_crossentropy targets must be in [0, 1]"));
             }
         }
         Ok(())

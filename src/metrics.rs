@@ -66,7 +66,10 @@ impl Metric {
         // a metric that reads the other shape cannot be computed.
         if metric.sparse_targets() != loss.is_sparse() {
             let (needs, has) = if loss.is_sparse() {
-                ("targets as wide as the output", "one column of class indices (sparse_categorical_crossentropy)".into())
+                (
+                    "targets as wide as the output",
+                    "one column of class indices (sparse_categorical_crossentropy)".into(),
+                )
             } else {
                 ("one column of class indices", format!("targets as wide as the output ({})", loss.name()))
             };

@@ -142,7 +142,11 @@ impl Sequential {
             } else {
                 format!("the model outputs {out_w} values per row")
             };
-            return Err(Error::shape(what, format!("y with {y_w} columns ({why})"), format!("y with {} columns", y.cols())));
+            return Err(Error::shape(
+                what,
+                format!("y with {y_w} columns ({why})"),
+                format!("y with {} columns", y.cols()),
+            ));
         }
         x.check_finite(&format!("{what} x"))?;
         y.check_finite(&format!("{what} y"))?;
@@ -497,7 +501,10 @@ fn check_class_indices(y: &Matrix, classes: usize, what: &str) -> Result<()> {
         Some(r) => Err(Error::invalid(
             format!("{what} y at row {r}"),
             y.data()[r],
-            format!("sparse_categorical_crossentropy targets must be class indices 0..{} (the output has {classes} units)", classes.saturating_sub(1)),
+            format!(
+                "sparse_categorical_crossentropy targets must be class indices 0..{} (the output has {classes} units)",
+                classes.saturating_sub(1)
+            ),
         )),
         None => Ok(()),
     }

@@ -11,8 +11,8 @@ use std::collections::HashMap;
 use rand::SeedableRng;
 
 use crate::device::{
-    member_stride, member_table, Args, Backend, BufId, Device, GatherArgs, Kernel, Launch, LossArgs, OpId,
-    SoftmaxArgs, LOSS_KERNEL_VALUES,
+    member_stride, member_table, Args, Backend, BufId, Device, GatherArgs, Kernel, Launch, LossArgs, OpId, SoftmaxArgs,
+    LOSS_KERNEL_VALUES,
 };
 use crate::error::{Error, Result};
 use crate::layers::{count_weights, Activation, Below, Layer, LayerBuffers, LayerKind, LayerOps, Pass, Placement};

@@ -52,8 +52,22 @@ fn text_labels_train_save_predict() {
     let (model, plot) = (dir.path().join("m.json"), dir.path().join("curves.svg"));
     let data = words();
     let (stdout, stderr) = run_ok(&[
-        "train", "--data", s(&data), "--layers", "32", "--epochs", "15", "--validation-split", "0.25",
-        "--device", "cpu", "--json", "--save", s(&model), "--plot", s(&plot),
+        "train",
+        "--data",
+        s(&data),
+        "--layers",
+        "32",
+        "--epochs",
+        "15",
+        "--validation-split",
+        "0.25",
+        "--device",
+        "cpu",
+        "--json",
+        "--save",
+        s(&model),
+        "--plot",
+        s(&plot),
     ]);
     assert!(
         stderr.contains("class target (3 classes): using a softmax output of 3 units, sparse_categorical_crossentropy loss and accuracy metrics"),
@@ -75,13 +89,20 @@ fn text_labels_train_save_predict() {
     assert!(eval_acc > 0.9, "{eval}");
 
     let (labels, _) = run_ok(&["predict", "--model", s(&model), "--data", s(&data), "--device", "cpu"]);
-    let truth: Vec<String> =
-        std::fs::read_to_string(&data).unwrap().lines().skip(1).map(|l| l.rsplit(',').next().unwrap().to_string()).collect();
+    let truth: Vec<String> = std::fs::read_to_string(&data)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| l.rsplit(',').next().unwrap().to_string())
+        .collect();
     let lines: Vec<&str> = labels.lines().collect();
     assert_eq!(lines[0], "label");
     assert_eq!(lines.len(), truth.len() + 1);
     let hits = lines[1..].iter().zip(&truth).filter(|(p, t)| **p == t.as_str()).count();
-    assert!(((hits as f64 / truth.len() as f64) - eval_acc).abs() < 1e-6, "predicted labels agree with evaluate's accuracy");
+    assert!(
+        ((hits as f64 / truth.len() as f64) - eval_acc).abs() < 1e-6,
+        "predicted labels agree with evaluate's accuracy"
+    );
 
     let out = dir.path().join("p.csv");
     run_ok(&["predict", "--model", s(&model), "--data", s(&data), "--device", "cpu", "--proba", "--output", s(&out)]);
@@ -102,13 +123,28 @@ fn text_labels_train_save_predict() {
 #[test]
 fn numeric_classes_explicit_settings_and_errors() {
     let dir = tempfile::tempdir().unwrap();
-    let text = std::fs::read_to_string(words()).unwrap().replace(",zero\n", ",0\n").replace(",one\n", ",1\n").replace(",two\n", ",2\n");
+    let text = std::fs::read_to_string(words())
+        .unwrap()
+        .replace(",zero\n", ",0\n")
+        .replace(",one\n", ",1\n")
+        .replace(",two\n", ",2\n");
     let data = dir.path().join("digits012.csv");
     std::fs::write(&data, &text).unwrap();
     let model = dir.path().join("m.json");
     let (_, stderr) = run_ok(&[
-        "train", "--data", s(&data), "--layers", "16", "--epochs", "3", "--device", "cpu", "--task", "multiclass",
-        "--save", s(&model),
+        "train",
+        "--data",
+        s(&data),
+        "--layers",
+        "16",
+        "--epochs",
+        "3",
+        "--device",
+        "cpu",
+        "--task",
+        "multiclass",
+        "--save",
+        s(&model),
     ]);
     assert!(stderr.contains("class target (3 classes)"), "{stderr}");
     let (summary, _) = run_ok(&["summary", "--model", s(&model)]);
@@ -118,12 +154,29 @@ fn numeric_classes_explicit_settings_and_errors() {
     // Explicit settings, on the GPU too.
     for device in ["cpu", "gpu"] {
         let (stdout, stderr) = run_ok(&[
-            "train", "--data", s(&words()), "--layers", "16", "--epochs", "2", "--device", device, "--output", "softmax",
-            "--loss", "sparse_categorical_crossentropy", "--metrics", "accuracy,sparse_top_k_categorical_accuracy", "--json",
+            "train",
+            "--data",
+            s(&words()),
+            "--layers",
+            "16",
+            "--epochs",
+            "2",
+            "--device",
+            device,
+            "--output",
+            "softmax",
+            "--loss",
+            "sparse_categorical_crossentropy",
+            "--metrics",
+            "accuracy,sparse_top_k_categorical_accuracy",
+            "--json",
         ]);
         assert!(!stderr.contains("using a"), "no defaults taken: {stderr}");
         let v: Value = serde_json::from_str(stdout.trim()).unwrap();
-        assert!(v["final"]["sparse_top_k_categorical_accuracy"].as_f64().unwrap() >= v["final"]["accuracy"].as_f64().unwrap());
+        assert!(
+            v["final"]["sparse_top_k_categorical_accuracy"].as_f64().unwrap()
+                >= v["final"]["accuracy"].as_f64().unwrap()
+        );
     }
     // A class the training rows never had.
     let valid = dir.path().join("valid.csv");

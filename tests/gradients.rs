@@ -65,7 +65,8 @@ fn loss64(layers: &[Layer], p: &[f64], x: &Matrix, y: &Matrix, loss: &Loss, seed
     }
     if loss.is_row_loss() {
         let yw = y.cols();
-        let rows_loss: f64 = (0..rows).map(|r| row_loss64(loss, &a[r * width..(r + 1) * width], &y.data()[r * yw..(r + 1) * yw])).sum();
+        let rows_loss: f64 =
+            (0..rows).map(|r| row_loss64(loss, &a[r * width..(r + 1) * width], &y.data()[r * yw..(r + 1) * yw])).sum();
         return rows_loss / rows as f64;
     }
     let mut total = 0.0;
@@ -289,7 +290,12 @@ fn softmax_and_the_cross_entropies() {
         ),
         ("logits scce", vec![hidden(), Dense::new(3)], Loss::SparseCategoricalCrossentropy { from_logits: true }, 1),
         ("softmax mse", vec![hidden(), Dense::new(3).activation("softmax")], Loss::MeanSquaredError, 3),
-        ("hidden softmax", vec![Dense::new(4).activation("softmax").input_shape(3), Dense::new(2)], Loss::MeanSquaredError, 2),
+        (
+            "hidden softmax",
+            vec![Dense::new(4).activation("softmax").input_shape(3), Dense::new(2)],
+            Loss::MeanSquaredError,
+            2,
+        ),
         ("sigmoid cce", vec![hidden(), Dense::new(3).activation("sigmoid")], cce, 3),
         ("sigmoid scce", vec![hidden(), Dense::new(3).activation("sigmoid")], scce, 1),
     ];

@@ -109,7 +109,8 @@ fn row_loss_kernel_matches_twin_and_f64() {
                 } else {
                     labels.iter().flat_map(|&c| (0..n).map(move |j| f32::from(u8::from(j == c)))).collect()
                 };
-                let metrics: u32 = if loss.is_sparse() { [0, 0b1010000, 0b10000][variant] } else { [0b101111, 0b1000, 0][variant] };
+                let metrics: u32 =
+                    if loss.is_sparse() { [0, 0b1010000, 0b10000][variant] } else { [0b101111, 0b1000, 0][variant] };
                 let fused_act = variant == 1 && !loss.from_logits();
                 let p = LossArgs {
                     rows: rows as u32,
@@ -131,14 +132,23 @@ fn row_loss_kernel_matches_twin_and_f64() {
                 let nvals = 1 + metrics.count_ones() as usize;
                 assert_eq!(&c[3][2 + nvals..], &acc0[2 + nvals..], "{what}: wrote past its values");
                 let yw = if loss.is_sparse() { 1 } else { n };
-                let want: f64 = (0..rows).map(|i| row_loss64(loss, &pred[i * n..(i + 1) * n], &y[i * yw..(i + 1) * yw])).sum();
-                Tol { rel: 2e-4, abs: 2e-4 }.check64(&format!("{what} loss vs f64"), &c[3][2..3], &[acc0[2] as f64 + want]);
+                let want: f64 =
+                    (0..rows).map(|i| row_loss64(loss, &pred[i * n..(i + 1) * n], &y[i * yw..(i + 1) * yw])).sum();
+                Tol { rel: 2e-4, abs: 2e-4 }.check64(
+                    &format!("{what} loss vs f64"),
+                    &c[3][2..3],
+                    &[acc0[2] as f64 + want],
+                );
                 // The gradient in f64: from logits (or fused) (softmax(z) * sum(t) - t) / rows.
                 if loss.from_logits() || fused_act {
                     let ls = loss.label_smoothing() as f64;
                     let mut want = Vec::new();
                     for i in 0..rows {
-                        let s = if loss.from_logits() { softmax64(&pred[i * n..(i + 1) * n]) } else { pred[i * n..(i + 1) * n].iter().map(|&v| v as f64).collect() };
+                        let s = if loss.from_logits() {
+                            softmax64(&pred[i * n..(i + 1) * n])
+                        } else {
+                            pred[i * n..(i + 1) * n].iter().map(|&v| v as f64).collect()
+                        };
                         for (j, sj) in s.iter().enumerate() {
                             let t = f64::from(u8::from(j == labels[i])) * (1.0 - ls) + ls / n as f64;
                             want.push((sj - t) / rows as f64);
@@ -207,8 +217,18 @@ fn losses_gradients_and_accuracies_match_keras() {
     let cases: [(&str, Loss, &[f32], &[f32]); 6] = [
         ("cce_ls0.0", Loss::CategoricalCrossentropy { from_logits: false, label_smoothing: 0.0 }, &probs, &onehot),
         ("cce_ls0.1", Loss::CategoricalCrossentropy { from_logits: false, label_smoothing: 0.1 }, &probs, &onehot),
-        ("cce_logits_ls0.0", Loss::CategoricalCrossentropy { from_logits: true, label_smoothing: 0.0 }, &logits, &onehot_l),
-        ("cce_logits_ls0.2", Loss::CategoricalCrossentropy { from_logits: true, label_smoothing: 0.2 }, &logits, &onehot_l),
+        (
+            "cce_logits_ls0.0",
+            Loss::CategoricalCrossentropy { from_logits: true, label_smoothing: 0.0 },
+            &logits,
+            &onehot_l,
+        ),
+        (
+            "cce_logits_ls0.2",
+            Loss::CategoricalCrossentropy { from_logits: true, label_smoothing: 0.2 },
+            &logits,
+            &onehot_l,
+        ),
         ("scce", Loss::SparseCategoricalCrossentropy { from_logits: false }, &probs, &labels),
         ("scce_logits", Loss::SparseCategoricalCrossentropy { from_logits: true }, &logits, &labels_l),
     ];
@@ -266,7 +286,11 @@ fn losses_gradients_and_accuracies_match_keras() {
         }
         assert!(floats(&sc["dz"])[6 * n..7 * n].iter().all(|&v| v == 0.0), "the golden row 6 is Keras's clipped zero");
         Tol { rel: 1e-4, abs: 1e-6 }.check(&format!("softmax + cce gradient on {device:?}"), &out[2], &want);
-        Tol { rel: 1e-4, abs: 1e-5 }.check(&format!("softmax + cce loss on {device:?}"), &[out[3][0] / rows as f32], &[sc["loss"].as_f64().unwrap() as f32]);
+        Tol { rel: 1e-4, abs: 1e-5 }.check(
+            &format!("softmax + cce loss on {device:?}"),
+            &[out[3][0] / rows as f32],
+            &[sc["loss"].as_f64().unwrap() as f32],
+        );
     }
 }
 
@@ -291,11 +315,20 @@ fn digits_learn_on_both_devices() {
     let mut finals = Vec::new();
     for device in devices() {
         let mut m = digits_model(&device, 0);
-        m.compile("adam", "sparse_categorical_crossentropy", &["accuracy", "sparse_top_k_categorical_accuracy"]).unwrap();
-        let h = m.fit(&xt, &yt, Fit::new().validation_data(&xv, &yv).batch_size(32).epochs(10).seed(0).verbose(0)).unwrap();
+        m.compile("adam", "sparse_categorical_crossentropy", &["accuracy", "sparse_top_k_categorical_accuracy"])
+            .unwrap();
+        let h =
+            m.fit(&xt, &yt, Fit::new().validation_data(&xv, &yv).batch_size(32).epochs(10).seed(0).verbose(0)).unwrap();
         assert_eq!(
             h.keys().collect::<Vec<_>>(),
-            ["loss", "accuracy", "sparse_top_k_categorical_accuracy", "val_loss", "val_accuracy", "val_sparse_top_k_categorical_accuracy"]
+            [
+                "loss",
+                "accuracy",
+                "sparse_top_k_categorical_accuracy",
+                "val_loss",
+                "val_accuracy",
+                "val_sparse_top_k_categorical_accuracy"
+            ]
         );
         let acc = *h["val_accuracy"].last().unwrap();
         assert!(acc > 0.95, "val accuracy {acc} on {device:?}");
@@ -323,8 +356,16 @@ fn digits_learn_on_both_devices() {
 #[test]
 fn categorical_forms_agree() {
     let (xt, yt, _, _) = data::shipped::digits().unwrap();
-    let (xt, yt) = (xt.select_rows(&(0..200).collect::<Vec<_>>()).unwrap(), yt.select_rows(&(0..200).collect::<Vec<_>>()).unwrap());
-    let onehot = Matrix::new(200, 10, yt.data().iter().flat_map(|&c| (0..10).map(move |j| f32::from(u8::from(j == c as usize)))).collect()).unwrap();
+    let (xt, yt) = (
+        xt.select_rows(&(0..200).collect::<Vec<_>>()).unwrap(),
+        yt.select_rows(&(0..200).collect::<Vec<_>>()).unwrap(),
+    );
+    let onehot = Matrix::new(
+        200,
+        10,
+        yt.data().iter().flat_map(|&c| (0..10).map(move |j| f32::from(u8::from(j == c as usize)))).collect(),
+    )
+    .unwrap();
     let device = Device::cpu();
     let fit = || Fit::new().batch_size(32).epochs(3).seed(1).verbose(0);
     let mut sparse = digits_model(&device, 1);
@@ -380,7 +421,10 @@ fn bad_multiclass_input_is_a_typed_error() {
     let device = Device::cpu();
     let x = Matrix::new(4, 3, vec![0.5; 12]).unwrap();
     let model = |units: usize, act: &str| {
-        Sequential::new(&device, vec![Dense::new(8).activation("relu").input_shape(3), Dense::new(units).activation(act)])
+        Sequential::new(
+            &device,
+            vec![Dense::new(8).activation("relu").input_shape(3), Dense::new(units).activation(act)],
+        )
     };
     let fit = || Fit::new().epochs(1).verbose(0);
     // Sparse labels: not integers, out of range, negative.
@@ -413,7 +457,10 @@ fn bad_multiclass_input_is_a_typed_error() {
     let mut m = model(3, "softmax");
     expect_err(m.compile("adam", "sparse_categorical_crossentropy", &["mse"]), &["mse", "one column of class indices"]);
     expect_err(m.compile("adam", "categorical_crossentropy", &["sparse_categorical_accuracy"]), &["one column"]);
-    let e = expect_err(m.compile("adam", Loss::CategoricalCrossentropy { from_logits: false, label_smoothing: 1.5 }, &[]), &["label_smoothing"]);
+    let e = expect_err(
+        m.compile("adam", Loss::CategoricalCrossentropy { from_logits: false, label_smoothing: 1.5 }, &[]),
+        &["label_smoothing"],
+    );
     assert!(matches!(e, Error::InvalidValue { .. }), "{e:?}");
     expect_err(m.compile("adam", "categorical", &[]), &["categorical_crossentropy", "sparse_categorical_crossentropy"]);
 }
@@ -432,7 +479,9 @@ fn row_kernels_run_each_member_independently() {
         ),
         (
             Args::SoftmaxBackward(SoftmaxArgs { rows: rows as u32, cols: n as u32 }),
-            (0..k).map(|_| vec![random_vec(&mut r, rows * n, -1.0, 1.0), random_vec(&mut r, rows * n, 0.0, 1.0)]).collect(),
+            (0..k)
+                .map(|_| vec![random_vec(&mut r, rows * n, -1.0, 1.0), random_vec(&mut r, rows * n, 0.0, 1.0)])
+                .collect(),
         ),
         (
             Args::Loss(LossArgs {
@@ -448,7 +497,12 @@ fn row_kernels_run_each_member_independently() {
             (0..k)
                 .map(|_| {
                     let labels: Vec<f32> = (0..rows).map(|_| r.random_range(0..n) as f32).collect();
-                    vec![random_vec(&mut r, rows * n, -3.0, 3.0), labels, vec![f32::NAN; rows * n], random_vec(&mut r, 16, 0.0, 1.0)]
+                    vec![
+                        random_vec(&mut r, rows * n, -3.0, 3.0),
+                        labels,
+                        vec![f32::NAN; rows * n],
+                        random_vec(&mut r, 16, 0.0, 1.0),
+                    ]
                 })
                 .collect(),
         ),
@@ -480,7 +534,12 @@ fn row_kernels_run_each_member_independently() {
 #[test]
 fn multiclass_model_round_trips_through_a_file() {
     let (xt, yt, _, _) = data::shipped::digits().unwrap();
-    let onehot = Matrix::new(xt.rows(), 10, yt.data().iter().flat_map(|&c| (0..10).map(move |j| f32::from(u8::from(j == c as usize)))).collect()).unwrap();
+    let onehot = Matrix::new(
+        xt.rows(),
+        10,
+        yt.data().iter().flat_map(|&c| (0..10).map(move |j| f32::from(u8::from(j == c as usize)))).collect(),
+    )
+    .unwrap();
     let device = Device::cpu();
     let mut m = digits_model(&device, 4);
     let loss = Loss::CategoricalCrossentropy { from_logits: false, label_smoothing: 0.05 };

@@ -68,7 +68,8 @@ fn value_rows(preds: &wgfit::Matrix) -> String {
 /// A classifier's rows: the label of the most probable class (the first of ties, as argmax)
 /// under the target's name, then with `proba` a `p_<label>` column per class.
 fn class_rows(preds: &wgfit::Matrix, classes: &[String], target: &str, proba: bool) -> String {
-    let field = |s: &str| if s.contains([',', '"', '\n']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() };
+    let field =
+        |s: &str| if s.contains([',', '"', '\n']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() };
     let mut header = vec![field(target)];
     if proba {
         header.extend(classes.iter().map(|c| field(&format!("p_{c}"))));
@@ -107,7 +108,9 @@ pub(crate) fn predict(
     let preds = model.predict(&x)?;
     let classes = pre.classes().filter(|c| c.len() == preds.cols() && c.len() > 1);
     if proba && classes.is_none() {
-        return Err(crate::usage("--proba needs a classifier of class labels (a model trained on a text target or with --task multiclass)"));
+        return Err(crate::usage(
+            "--proba needs a classifier of class labels (a model trained on a text target or with --task multiclass)",
+        ));
     }
     let text = match classes {
         Some(classes) => class_rows(&preds, classes, pre.target(), proba),
