@@ -16,11 +16,25 @@ pub enum Metric {
     Mse,
     /// Share of predictions with `(y_pred > 0.5) == y_true`.
     BinaryAccuracy,
+    /// Share of rows whose largest output is where y's largest value is (one-hot targets).
+    CategoricalAccuracy,
+    /// Share of rows whose largest output is at the class index y holds.
+    SparseCategoricalAccuracy,
+    /// Share of rows whose target class (y's largest value) is among the 5 largest outputs
+    /// (TensorFlow's in_top_k: outputs tied with the target's count in its favour).
+    TopKCategoricalAccuracy,
+    /// The same with class-index targets.
+    SparseTopKCategoricalAccuracy,
 }
 
 impl Metric {
     /// The names `compile` accepts, for messages.
-    pub const NAMES: &'static str = "mae, mse, binary_accuracy, accuracy";
+    pub const NAMES: &'static str = "mae, mse, binary_accuracy, accuracy, categorical_accuracy, \
+                                     sparse_categorical_accuracy, top_k_categorical_accuracy, \
+                                     sparse_top_k_categorical_accuracy";
+
+    /// The k of the top-k accuracies (Keras's default).
+    pub const TOP_K: u32 = 5;
 
     /// The metric and the key it is reported under ("accuracy" keeps its own name, as in Keras).
     pub(crate) fn resolve(name: &str, loss: &Loss) -> Result<(Metric, String)> {
@@ -28,18 +42,39 @@ impl Metric {
         let metric = match lower.as_str() {
             "mae" | "mean_absolute_error" => Metric::Mae,
             "mse" | "mean_squared_error" => Metric::Mse,
+            // Keras resolves "accuracy" from the shapes of y and the output; here the loss fixes
+            // them: a sparse loss has one column of class indices, a categorical one one-hot rows.
+            "accuracy" | "acc" if loss.is_sparse() => Metric::SparseCategoricalAccuracy,
+            "accuracy" | "acc" if loss.is_categorical() => Metric::CategoricalAccuracy,
             "binary_accuracy" | "accuracy" | "acc" => {
-                if !loss.is_binary() {
+                if !loss.is_binary() && !loss.is_categorical() {
                     return Err(Error::Model(format!(
-                        "metric {name:?} needs a binary classification loss (binary_crossentropy), \
-                         but the loss is {}",
+                        "metric {name:?} needs a classification loss (binary_crossentropy, \
+                         categorical_crossentropy or sparse_categorical_crossentropy), but the loss is {}",
                         loss.name()
                     )));
                 }
                 Metric::BinaryAccuracy
             }
+            "categorical_accuracy" => Metric::CategoricalAccuracy,
+            "sparse_categorical_accuracy" => Metric::SparseCategoricalAccuracy,
+            "top_k_categorical_accuracy" => Metric::TopKCategoricalAccuracy,
+            "sparse_top_k_categorical_accuracy" => Metric::SparseTopKCategoricalAccuracy,
             _ => return Err(Error::UnknownName { kind: "metric", name: name.to_string(), valid: Self::NAMES.into() }),
         };
+        // y is one column of class indices with a sparse loss, as wide as the output otherwise:
+        // a metric that reads the other shape cannot be computed.
+        if metric.sparse_targets() != loss.is_sparse() {
+            let (needs, has) = if loss.is_sparse() {
+                (
+                    "targets as wide as the output",
+                    "one column of class indices (sparse_categorical_crossentropy)".into(),
+                )
+            } else {
+                ("one column of class indices", format!("targets as wide as the output ({})", loss.name()))
+            };
+            return Err(Error::Model(format!("metric {name:?} needs {needs}, but the loss takes {has}")));
+        }
         let key = match lower.as_str() {
             "mean_absolute_error" => "mae".to_string(),
             "mean_squared_error" => "mse".to_string(),
@@ -55,16 +90,31 @@ impl Metric {
             Metric::Mae => 0,
             Metric::Mse => 1,
             Metric::BinaryAccuracy => 2,
+            Metric::CategoricalAccuracy => 3,
+            Metric::SparseCategoricalAccuracy => 4,
+            Metric::TopKCategoricalAccuracy => 5,
+            Metric::SparseTopKCategoricalAccuracy => 6,
         }
+    }
+
+    /// Whether it reads class-index targets (one column) rather than rows as wide as the output.
+    pub(crate) fn sparse_targets(self) -> bool {
+        matches!(self, Metric::SparseCategoricalAccuracy | Metric::SparseTopKCategoricalAccuracy)
     }
 }
 
 impl std::str::FromStr for Metric {
     type Err = Error;
 
-    /// The metric a name means on its own ("accuracy" is binary accuracy until `compile` sees the loss).
+    /// The metric a name means on its own ("accuracy" is binary accuracy until `compile` sees the
+    /// loss; the sparse ones are read against class-index targets).
     fn from_str(name: &str) -> Result<Metric> {
-        Metric::resolve(name, &Loss::BinaryCrossentropy { from_logits: false }).map(|(m, _)| m)
+        let loss = if name.trim().to_ascii_lowercase().starts_with("sparse_") {
+            Loss::SparseCategoricalCrossentropy { from_logits: false }
+        } else {
+            Loss::BinaryCrossentropy { from_logits: false }
+        };
+        Metric::resolve(name, &loss).map(|(m, _)| m)
     }
 }
 
@@ -112,4 +162,25 @@ impl MetricSet {
     pub fn keys(&self) -> impl Iterator<Item = (&str, usize)> {
         self.list.iter().map(|(k, m)| (k.as_str(), 1 + (self.mask & ((1 << m.code()) - 1)).count_ones() as usize))
     }
+}
+
+/// Each row's class: the index of its largest value (the first of ties, as argmax; a NaN row is
+/// class 0), or for a one-column matrix `value > 0.5` as 0/1.
+pub(crate) fn classes_of(p: &crate::matrix::Matrix) -> Vec<f32> {
+    let cols = p.cols().max(1);
+    p.data()
+        .chunks(cols)
+        .map(|row| {
+            if cols == 1 {
+                return f32::from(u8::from(row[0] > 0.5));
+            }
+            let mut best = 0;
+            for (j, v) in row.iter().enumerate() {
+                if *v > row[best] {
+                    best = j;
+                }
+            }
+            best as f32
+        })
+        .collect()
 }

@@ -7,7 +7,7 @@ use crate::data::Preprocessor;
 use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::history::History;
-use crate::layers::Layer;
+use crate::layers::{Activation, Layer};
 use crate::losses::{IntoLoss, Loss};
 use crate::matrix::{AsMatrix, Matrix};
 use crate::metrics::MetricSet;
@@ -76,6 +76,7 @@ impl Sequential {
         let optimizer = optimizer.into_optimizer()?;
         optimizer.validate()?;
         let loss = loss.into_loss()?;
+        loss.validate()?;
         let metrics = MetricSet::new(metrics, &loss)?;
         self.compiled = Some(Compiled { optimizer, loss, metrics });
         if let Some(plan) = &mut self.plan {
@@ -128,19 +129,41 @@ impl Sequential {
             ));
         }
         let out_w = self.output_width(x.cols());
-        if y.cols() != out_w {
+        let loss = self.compiled.as_ref().map(|c| c.loss);
+        if let Some(l) = &loss {
+            l.check_output(out_w, self.layers.last().map_or(Activation::Linear, |l| l.output_activation()))?;
+        }
+        let y_w = loss.map_or(out_w, |l| l.target_width(out_w));
+        if y.cols() != y_w {
+            let why = if loss.is_some_and(|l| l.is_sparse()) {
+                "one column of class indices (sparse_categorical_crossentropy; for one-hot rows use \
+                 categorical_crossentropy)"
+                    .to_string()
+            } else {
+                format!("the model outputs {out_w} values per row")
+            };
             return Err(Error::shape(
                 what,
-                format!("y with {out_w} columns (the model outputs {out_w} values per row)"),
+                format!("y with {y_w} columns ({why})"),
                 format!("y with {} columns", y.cols()),
             ));
         }
         x.check_finite(&format!("{what} x"))?;
         y.check_finite(&format!("{what} y"))?;
-        match &self.compiled {
-            Some(c) => c.loss.check_targets(y, what),
+        match &loss {
+            Some(l) if l.is_sparse() => check_class_indices(y, out_w, what),
+            Some(l) => l.check_targets(y, what),
             None => Ok(()),
         }
+    }
+
+    /// The class of each row of `x`: the index of the largest output (the first on ties, as
+    /// Keras's argmax) for a multi-output model, `output > 0.5` as 0/1 for a one-output model
+    /// (a sigmoid with binary cross-entropy; a one-output model on logits should compare with 0
+    /// itself). A column of class indices, one per row.
+    pub fn predict_classes(&mut self, x: &(impl AsMatrix + ?Sized)) -> Result<Matrix> {
+        let p = self.predict(x)?;
+        Matrix::new(p.rows(), 1, crate::metrics::classes_of(&p))
     }
 
     fn output_width(&self, input_w: usize) -> usize {
@@ -341,6 +364,11 @@ impl Sequential {
         Ok(())
     }
 
+    /// The loss `compile` chose, if it ran.
+    pub fn loss(&self) -> Option<Loss> {
+        self.compiled.as_ref().map(|c| c.loss)
+    }
+
     /// Accessors for saving and summary (src/io/, src/summary.rs).
     pub(crate) fn compiled_settings(&self) -> Option<(&Optimizer, &Loss, Vec<String>)> {
         self.compiled.as_ref().map(|c| (&c.optimizer, &c.loss, c.metrics.keys().map(|(k, _)| k.to_string()).collect()))
@@ -464,5 +492,20 @@ impl Sequential {
     /// (total, trainable, non-trainable) parameter counts; `None` before the input width is known.
     pub fn count_params(&self) -> Option<(usize, usize, usize)> {
         Some(crate::summary::count_params(&self.layers, self.input_width()?))
+    }
+}
+
+/// Sparse targets are class indices: whole numbers in 0..classes (`classes` the output width).
+fn check_class_indices(y: &Matrix, classes: usize, what: &str) -> Result<()> {
+    match y.data().iter().position(|&v| v < 0.0 || v.fract() != 0.0 || v as usize >= classes) {
+        Some(r) => Err(Error::invalid(
+            format!("{what} y at row {r}"),
+            y.data()[r],
+            format!(
+                "sparse_categorical_crossentropy targets must be class indices 0..{} (the output has {classes} units)",
+                classes.saturating_sub(1)
+            ),
+        )),
+        None => Ok(()),
     }
 }

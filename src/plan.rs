@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use rand::SeedableRng;
 
 use crate::device::{
-    member_stride, member_table, Args, Backend, BufId, Device, GatherArgs, Kernel, Launch, LossArgs, OpId,
+    member_stride, member_table, Args, Backend, BufId, Device, GatherArgs, Kernel, Launch, LossArgs, OpId, SoftmaxArgs,
     LOSS_KERNEL_VALUES,
 };
 use crate::error::{Error, Result};
@@ -52,6 +52,9 @@ struct BatchBuffers {
     y_batch: BufId,
     out: Vec<BufId>,
     ops: Vec<LayerOps>,
+    /// Per layer with a row-wise activation (softmax): its forward row pass, and its backward one
+    /// when the layer's gradient is computed (`shaders/softmax.wgsl`).
+    softmax: Vec<Option<(OpId, Option<OpId>)>>,
     loss: OpId,
 }
 
@@ -332,9 +335,21 @@ impl Plan {
             };
             ops.push(slots.layer.spec().bind(b.as_mut(), &bufs)?);
         }
+        let mut softmax = Vec::new();
+        for (l, slots) in self.layers.iter().enumerate() {
+            softmax.push(if slots.layer.output_activation().is_row_wise() {
+                let forward = b.bind(Kernel::SoftmaxForward, &[out[l]])?;
+                let needs_grad = self.layers[..=l].iter().any(|s| s.at.param_len > 0);
+                let backward =
+                    if needs_grad { Some(b.bind(Kernel::SoftmaxBackward, &[grad[l], out[l]])?) } else { None };
+                Some((forward, backward))
+            } else {
+                None
+            });
+        }
         let last = self.layers.len() - 1;
         let loss = b.bind(Kernel::Loss, &[out[last], y_batch, grad[last], self.acc])?;
-        self.batch = Some(BatchBuffers { capacity: rows, x_batch, y_batch, out, ops, loss });
+        self.batch = Some(BatchBuffers { capacity: rows, x_batch, y_batch, out, ops, softmax, loss });
         Ok(())
     }
 
@@ -377,7 +392,15 @@ impl Plan {
     pub fn upload(&mut self, role: DataRole, x: &[f32], y: Option<&[f32]>, rows: usize) -> Result<DeviceData> {
         let batch = self.batch.as_ref().ok_or_else(|| Error::Internal("upload before ensure_capacity".into()))?;
         let (x_batch, y_batch) = (batch.x_batch, batch.y_batch);
-        let y_w = if y.is_some() { self.output_w } else { 0 };
+        // The loss's target width: the output's, or one column of class indices (sparse loss).
+        let y_w = match y {
+            Some(y) if !x.is_empty() => y.len() / (x.len() / self.input_w.max(1)).max(1),
+            Some(_) => self.output_w,
+            None => 0,
+        };
+        if y_w > self.output_w {
+            return Err(Error::Internal(format!("targets of {y_w} columns for {} outputs", self.output_w)));
+        }
         let max = self.backend.max_binding_values();
         if x.len() > max {
             return Err(Error::Gpu(format!(
@@ -438,9 +461,23 @@ impl Plan {
     pub fn forward(&self, rows: usize, training: bool, step: u32, out: &mut Vec<Launch>) {
         let b = self.batch();
         let pass = Pass { rows, training, step };
-        for (s, ops) in self.layers.iter().zip(&b.ops) {
+        for ((s, ops), softmax) in self.layers.iter().zip(&b.ops).zip(&b.softmax) {
             let op = if training { ops.forward_train } else { ops.forward_infer };
             out.push(Launch::Run { op, args: s.layer.spec().forward(&s.at, &pass) });
+            if let Some((op, _)) = softmax {
+                out.push(Launch::Run { op: *op, args: Args::SoftmaxForward(self.softmax_args(s, rows)) });
+            }
+        }
+    }
+
+    fn softmax_args(&self, s: &LayerSlots, rows: usize) -> SoftmaxArgs {
+        SoftmaxArgs { rows: u(rows), cols: u(s.at.out_w) }
+    }
+
+    /// Layer `l`'s softmax backward row pass (after the gradient of its output is written), if it has one.
+    fn softmax_backward(&self, l: usize, rows: usize, out: &mut Vec<Launch>) {
+        if let Some((_, Some(op))) = self.batch().softmax[l] {
+            out.push(Launch::Run { op, args: Args::SoftmaxBackward(self.softmax_args(&self.layers[l], rows)) });
         }
     }
 
@@ -518,6 +555,10 @@ impl Plan {
         if !training {
             self.penalties(rows, false, Plan::acc_offset(metrics, slot), out);
         }
+        // The loss wrote the gradient of a softmax output's values, unless it fused the softmax.
+        if training && !args.fused_softmax() {
+            self.softmax_backward(self.layers.len() - 1, rows, out);
+        }
     }
 
     /// The regularizers' penalties added to the loss sum at `slot_offset` (Keras counts them in
@@ -539,6 +580,11 @@ impl Plan {
         for l in (0..self.layers.len()).rev() {
             if !self.needs_grad(l) {
                 break;
+            }
+            if l + 1 < self.layers.len() {
+                // The layer above wrote the gradient of this layer's softmax output (Plan::loss
+                // handles the last layer's).
+                self.softmax_backward(l, rows, out);
             }
             let s = &self.layers[l];
             let launches = s.layer.spec().backward(&s.at, &pass, &self.below(l));

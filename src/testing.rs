@@ -4,7 +4,7 @@
 use crate::device::{member_stride, Backend, Device, DeviceInner, Launch};
 pub use crate::device::{
     member_table, ActivationArgs, ActivationGradArgs, Args, BatchNormArgs, BufId, DropoutArgs, Family, GatherArgs,
-    Kernel, LossArgs, MatmulArgs, Ones, PenaltyArgs, UpdateArgs,
+    Kernel, LossArgs, MatmulArgs, Ones, PenaltyArgs, SoftmaxArgs, UpdateArgs,
 };
 use crate::error::Result;
 

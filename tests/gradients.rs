@@ -32,8 +32,12 @@ fn loss64(layers: &[Layer], p: &[f64], x: &Matrix, y: &Matrix, loss: &Loss, seed
                 off += width * units + if use_bias { units } else { 0 };
                 a = out;
                 width = units;
+                softmax_rows(&mut a, width, activation);
             }
-            LayerKind::Activation(c) => a.iter_mut().for_each(|v| *v = act(*v, c.activation())),
+            LayerKind::Activation(c) => {
+                a.iter_mut().for_each(|v| *v = act(*v, c.activation()));
+                softmax_rows(&mut a, width, c.activation());
+            }
             LayerKind::Dropout(c) => {
                 let rate = c.rate();
                 for (i, v) in a.iter_mut().enumerate() {
@@ -59,6 +63,12 @@ fn loss64(layers: &[Layer], p: &[f64], x: &Matrix, y: &Matrix, loss: &Loss, seed
             other => panic!("no reference for {other:?}"),
         }
     }
+    if loss.is_row_loss() {
+        let yw = y.cols();
+        let rows_loss: f64 =
+            (0..rows).map(|r| row_loss64(loss, &a[r * width..(r + 1) * width], &y.data()[r * yw..(r + 1) * yw])).sum();
+        return rows_loss / rows as f64;
+    }
     let mut total = 0.0;
     for (i, &t) in y.data().iter().enumerate() {
         let (pv, t) = (a[i], t as f64);
@@ -75,11 +85,61 @@ fn loss64(layers: &[Layer], p: &[f64], x: &Matrix, y: &Matrix, loss: &Loss, seed
     total / y.data().len() as f64
 }
 
+/// Softmax over each row of `a` (`width` wide) when `activation` is softmax (act64 is the
+/// identity for it: it is not elementwise).
+fn softmax_rows(a: &mut [f64], width: usize, activation: wgfit::Activation) {
+    if activation != wgfit::Activation::Softmax {
+        return;
+    }
+    for row in a.chunks_mut(width) {
+        let mx = row.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v));
+        let s: f64 = row.iter().map(|v| (v - mx).exp()).sum();
+        row.iter_mut().for_each(|v| *v = (*v - mx).exp() / s);
+    }
+}
+
+/// One row's categorical loss in f64, Keras's formulas (TensorFlow's for the sparse one).
+fn row_loss64(loss: &Loss, p: &[f64], y: &[f32]) -> f64 {
+    let clip = |v: f64| v.clamp(1e-7, 1.0 - 1e-7);
+    let lse = |z: &[f64]| {
+        let mx = z.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v));
+        mx + z.iter().map(|v| (v - mx).exp()).sum::<f64>().ln()
+    };
+    let n = p.len() as f64;
+    match *loss {
+        Loss::CategoricalCrossentropy { from_logits, label_smoothing } => {
+            let ls = label_smoothing as f64;
+            let s: f64 = p.iter().sum();
+            p.iter()
+                .zip(y)
+                .map(|(&v, &t)| {
+                    let t = t as f64 * (1.0 - ls) + ls / n;
+                    if from_logits {
+                        t * (lse(p) - v)
+                    } else {
+                        -t * clip(v / s).ln()
+                    }
+                })
+                .sum()
+        }
+        Loss::SparseCategoricalCrossentropy { from_logits: true } => lse(p) - p[y[0] as usize],
+        Loss::SparseCategoricalCrossentropy { from_logits: false } => {
+            p.iter().map(|&v| clip(v)).sum::<f64>().ln() - clip(p[y[0] as usize]).ln()
+        }
+        _ => unreachable!("not a row loss"),
+    }
+}
+
 fn check(name: &str, layers: Vec<Layer>, loss: Loss, inputs: usize, outputs: usize, rows: usize) {
     let mut r = rng(name.len() as u64 * 7919);
     let x = Matrix::new(rows, inputs, random_vec(&mut r, rows * inputs, -1.0, 1.0)).unwrap();
     let y_data: Vec<f32> = match loss {
         Loss::BinaryCrossentropy { .. } => (0..rows * outputs).map(|i| (i % 2) as f32).collect(),
+        // Class indices of a 3-class output.
+        Loss::SparseCategoricalCrossentropy { .. } => (0..rows).map(|r| ((r * 7 + 1) % 3) as f32).collect(),
+        Loss::CategoricalCrossentropy { .. } => {
+            (0..rows).flat_map(|r| (0..outputs).map(move |j| f32::from(u8::from(j == (r * 5 + 2) % outputs)))).collect()
+        }
         _ => random_vec(&mut r, rows * outputs, -1.0, 1.0),
     };
     let y = Matrix::new(rows, outputs, y_data).unwrap();
@@ -202,4 +262,44 @@ fn activation_layer_dropout_and_batchnorm() {
         1,
         4,
     );
+}
+
+/// Softmax with each cross-entropy: the fused gradient (p - y) / rows on a Dense softmax and on a
+/// softmax Activation layer, from logits, with label smoothing; the unfused paths (softmax with
+/// mse, a softmax hidden layer, the cross-entropies' clipped and normalized forms on sigmoid outputs).
+#[test]
+fn softmax_and_the_cross_entropies() {
+    let cce = Loss::CategoricalCrossentropy { from_logits: false, label_smoothing: 0.0 };
+    let scce = Loss::SparseCategoricalCrossentropy { from_logits: false };
+    let hidden = || Dense::new(4).activation("tanh").input_shape(3);
+    let cases: Vec<(&str, Vec<Layer>, Loss, usize)> = vec![
+        ("softmax cce", vec![hidden(), Dense::new(3).activation("softmax")], cce, 3),
+        (
+            "softmax cce smoothed",
+            vec![hidden(), Dense::new(3).activation("softmax")],
+            Loss::CategoricalCrossentropy { from_logits: false, label_smoothing: 0.2 },
+            3,
+        ),
+        ("softmax scce", vec![hidden(), Dense::new(3).activation("softmax")], scce, 1),
+        ("activation softmax scce", vec![hidden(), Dense::new(3), ActivationLayer::new("softmax")], scce, 1),
+        (
+            "logits cce smoothed",
+            vec![hidden(), Dense::new(3)],
+            Loss::CategoricalCrossentropy { from_logits: true, label_smoothing: 0.1 },
+            3,
+        ),
+        ("logits scce", vec![hidden(), Dense::new(3)], Loss::SparseCategoricalCrossentropy { from_logits: true }, 1),
+        ("softmax mse", vec![hidden(), Dense::new(3).activation("softmax")], Loss::MeanSquaredError, 3),
+        (
+            "hidden softmax",
+            vec![Dense::new(4).activation("softmax").input_shape(3), Dense::new(2)],
+            Loss::MeanSquaredError,
+            2,
+        ),
+        ("sigmoid cce", vec![hidden(), Dense::new(3).activation("sigmoid")], cce, 3),
+        ("sigmoid scce", vec![hidden(), Dense::new(3).activation("sigmoid")], scce, 1),
+    ];
+    for (name, layers, loss, outputs) in cases {
+        check(name, layers, loss, 3, outputs, 6);
+    }
 }

@@ -135,9 +135,11 @@ fn activations_and_their_gradients_match_keras() {
     let x = floats(&g["x"]);
     let n = x.len();
     let cases = g["activations"].as_object().unwrap();
-    assert_eq!(cases.len(), wgfit::Activation::ALL.len(), "every activation has Keras numbers");
+    // Row-wise activations (softmax) are not elementwise: tests/multiclass.rs holds them to Keras.
+    let elementwise: Vec<wgfit::Activation> = wgfit::Activation::ALL.into_iter().filter(|a| !a.is_row_wise()).collect();
+    assert_eq!(cases.len(), elementwise.len(), "every elementwise activation has Keras numbers");
     for device in devices() {
-        for activation in wgfit::Activation::ALL {
+        for &activation in &elementwise {
             let case = &cases[activation.name()];
             let (want_y, want_g) = (floats(&case["y"]), floats(&case["dy_dx"]));
             let mut h = KernelHarness::new(&device);

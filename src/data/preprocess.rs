@@ -203,6 +203,9 @@ pub struct CsvOptions {
     pub categorical: Vec<String>,
     /// Scaling of the numeric inputs (default min-max; one-hot columns are never scaled).
     pub scale: ScaleKind,
+    /// Read a numeric target as class labels (`wgfit train --task multiclass`); a text target
+    /// always is. The model then predicts a class index per row and the labels are saved.
+    pub multiclass: bool,
 }
 
 impl CsvOptions {
@@ -232,6 +235,12 @@ impl CsvOptions {
     /// Sets the scaling of the numeric inputs.
     pub fn scale(mut self, kind: ScaleKind) -> Self {
         self.scale = kind;
+        self
+    }
+
+    /// Reads a numeric target as class labels (a text target always is).
+    pub fn multiclass(mut self, on: bool) -> Self {
+        self.multiclass = on;
         self
     }
 }
@@ -282,6 +291,10 @@ pub struct Preprocessor {
     dropped: Vec<String>,
     features: Vec<Feature>,
     scaler: Scaler,
+    /// A class target's labels in class-index order (text sorted, numbers in numeric order);
+    /// `transform_y` gives each row's index. None: a numeric target, read as it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    classes: Option<Vec<String>>,
 }
 
 impl Preprocessor {
@@ -303,10 +316,13 @@ impl Preprocessor {
         }
         if opts.categorical.contains(&target) {
             return Err(train.err(format!(
-                "the target column {} cannot be categorical (the target must be numeric)",
+                "the target column {} cannot be categorical (a text target is read as class labels \
+                 by itself; a numeric one with --task multiclass)",
                 quoted(&target)
             )));
         }
+        let t = train.column_index(&target)?;
+        let classes = class_labels(train, t, opts.multiclass)?;
         let mut features = Vec::new();
         for (c, name) in columns.iter().enumerate() {
             if *name == target || opts.drop.contains(name) {
@@ -324,7 +340,7 @@ impl Preprocessor {
         if features.is_empty() {
             return Err(train.err("no feature columns are left after removing the target and dropped columns".into()));
         }
-        let mut pre = Preprocessor { target, dropped: opts.drop.clone(), features, scaler: Scaler::None };
+        let mut pre = Preprocessor { target, dropped: opts.drop.clone(), features, scaler: Scaler::None, classes };
         let x = pre.encode(train)?;
         let skip: Vec<bool> =
             pre.features.iter().flat_map(|f| vec![matches!(f, Feature::OneHot { .. }); f.width()]).collect();
@@ -359,6 +375,11 @@ impl Preprocessor {
     /// The input feature columns, in model-input order.
     pub fn features(&self) -> &[Feature] {
         &self.features
+    }
+
+    /// A class target's labels, in class-index order (None for a numeric target).
+    pub fn classes(&self) -> Option<&[String]> {
+        self.classes.as_deref()
     }
 
     /// The fitted scaling of the model inputs.
@@ -416,7 +437,27 @@ impl Preprocessor {
                 table.column_list()
             ))
         })?;
-        Ok(Matrix::column((0..table.len()).map(|r| table.number(r, t)).collect::<Result<Vec<_>>>()?))
+        let Some(classes) = &self.classes else {
+            return Ok(Matrix::column((0..table.len()).map(|r| table.number(r, t)).collect::<Result<Vec<_>>>()?));
+        };
+        let numeric = classes_are_numeric(classes);
+        let mut y = Vec::with_capacity(table.len());
+        for r in 0..table.len() {
+            let cell = table.rows()[r][t].trim();
+            let key = if numeric { table.number(r, t)?.to_string() } else { cell.to_string() };
+            let Some(k) = classes.iter().position(|c| *c == key) else {
+                return Err(table.err(format!(
+                    "line {}, column {} ({}): class {} was not in the training data; known classes: {}",
+                    table.lines()[r],
+                    t + 1,
+                    quoted(&self.target),
+                    quoted(cell),
+                    classes.iter().map(|k| cut(k)).collect::<Vec<_>>().join(", ")
+                )));
+            };
+            y.push(k as f32);
+        }
+        Ok(Matrix::column(y))
     }
 
     /// Inputs and target.
@@ -434,6 +475,45 @@ impl Preprocessor {
             })
             .collect()
     }
+}
+
+/// The class labels of target column `t` of the training rows: None for a numeric target unless
+/// `multiclass`; else the distinct values (numbers in numeric order, written as f32 prints them,
+/// so "1" and "1.0" are one class; text sorted). At least two are needed.
+fn class_labels(train: &RawTable, t: usize, multiclass: bool) -> Result<Option<Vec<String>>> {
+    let numbers: Option<Vec<f32>> = (0..train.len()).map(|r| train.number(r, t).ok()).collect();
+    let classes = match numbers {
+        Some(_) if !multiclass => return Ok(None),
+        Some(mut v) => {
+            v.sort_by(f32::total_cmp);
+            v.dedup();
+            v.iter().map(|x| x.to_string()).collect::<Vec<_>>()
+        }
+        None => {
+            let mut v: Vec<String> = train.rows().iter().map(|r| r[t].trim().to_string()).collect();
+            v.sort();
+            v.dedup();
+            if let Some(empty) = v.iter().position(String::is_empty) {
+                let r = train.rows().iter().position(|row| row[t].trim().is_empty()).unwrap_or(empty);
+                return Err(train.err(format!("line {}: the target is empty", train.lines()[r])));
+            }
+            v
+        }
+    };
+    if classes.len() < 2 {
+        return Err(train.err(format!(
+            "the class target {} has {} value{} in the training rows; a classifier needs at least 2",
+            quoted(&train.columns()[t]),
+            classes.len(),
+            if classes.len() == 1 { "" } else { "s" }
+        )));
+    }
+    Ok(Some(classes))
+}
+
+/// Whether a label list came from a numeric target (every label reads as a number).
+fn classes_are_numeric(classes: &[String]) -> bool {
+    classes.iter().all(|c| c.parse::<f32>().is_ok_and(f32::is_finite))
 }
 
 /// The course's split of a shipped dataset, min-max scaled with the training rows' statistics:

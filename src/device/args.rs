@@ -247,8 +247,19 @@ pub struct BatchNormArgs {
     pub derivative: Activation,
 }
 
-/// Values the loss kernel sums per pass: the loss and up to three metrics (a vec4 per invocation).
-pub const LOSS_KERNEL_VALUES: usize = 4;
+/// Values the loss kernel sums per pass: the loss and up to seven metrics (shaders/loss.wgsl's
+/// VALUES; every kind of metric at once fits).
+pub const LOSS_KERNEL_VALUES: usize = 8;
+
+/// A row pass of softmax over `rows` x `cols` values per member, in place: forward turns logits
+/// into probabilities; backward turns the gradient of the output into that of the logits.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct SoftmaxArgs {
+    /// Rows (one invocation each).
+    pub rows: u32,
+    /// Values per row (the classes).
+    pub cols: u32,
+}
 
 /// The loss (and its gradient when training) and the metrics of one batch, summed into the
 /// accumulators at `slot`: the loss first, then the metrics in `metrics` bit order.
@@ -270,6 +281,26 @@ pub struct LossArgs {
     pub accumulate: bool,
     /// Where in the member's accumulators the sums go.
     pub slot: u32,
+}
+
+/// Bits of the metrics that compare whole rows (argmax, top k): `Metric::code()` 3 and up.
+const ROW_METRIC_BITS: u32 = !0b111;
+
+impl LossArgs {
+    /// Columns of y: one (class indices) for the sparse loss, else the output's.
+    pub fn y_cols(&self) -> u32 {
+        self.loss.target_width(self.cols as usize) as u32
+    }
+
+    /// The kernel takes its row path (one invocation per row): a categorical loss or a row metric.
+    pub fn row_path(&self) -> bool {
+        self.loss.is_row_loss() || self.metrics & ROW_METRIC_BITS != 0
+    }
+
+    /// The gradient is the fused one of the logits under a softmax output.
+    pub fn fused_softmax(&self) -> bool {
+        self.loss.fuses_softmax(self.output_activation)
+    }
 }
 
 /// An optimizer step (Keras's Adam or SGD) over `len` parameters of each member: hyperparameters
@@ -366,6 +397,19 @@ struct LossRecord {
     write_gradient: u32,
     accumulate: u32,
     slot: u32,
+    y_cols: u32,
+    row_path: u32,
+    fused_softmax: u32,
+    top_k: u32,
+    label_smoothing: f32,
+}
+
+/// Mirrors `struct P_softmax` in shaders/softmax.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct SoftmaxRecord {
+    rows: u32,
+    cols: u32,
 }
 
 /// Mirrors `struct P_penalty` in shaders/penalty.wgsl.
@@ -418,6 +462,10 @@ pub enum Args {
     BatchNormInfer(BatchNormArgs),
     /// BatchNormalization backward.
     BatchNormBackward(BatchNormArgs),
+    /// Softmax over rows, in place.
+    SoftmaxForward(SoftmaxArgs),
+    /// The gradient through a softmax, in place.
+    SoftmaxBackward(SoftmaxArgs),
 }
 
 impl Args {
@@ -437,6 +485,8 @@ impl Args {
             Args::BatchNormTrain(_) => Kernel::BatchNormTrain,
             Args::BatchNormInfer(_) => Kernel::BatchNormInfer,
             Args::BatchNormBackward(_) => Kernel::BatchNormBackward,
+            Args::SoftmaxForward(_) => Kernel::SoftmaxForward,
+            Args::SoftmaxBackward(_) => Kernel::SoftmaxBackward,
         }
     }
 
@@ -466,6 +516,11 @@ impl Args {
                 write_gradient: flag(a.write_gradient),
                 accumulate: flag(a.accumulate),
                 slot: a.slot,
+                y_cols: a.y_cols(),
+                row_path: flag(a.row_path()),
+                fused_softmax: flag(a.fused_softmax()),
+                top_k: crate::metrics::Metric::TOP_K,
+                label_smoothing: a.loss.label_smoothing(),
             }),
             Args::Penalty(a) => Uniform::of(&PenaltyRecord {
                 offset: a.offset,
@@ -476,6 +531,9 @@ impl Args {
                 write_gradient: flag(a.write_gradient),
                 slot: a.slot,
             }),
+            Args::SoftmaxForward(a) | Args::SoftmaxBackward(a) => {
+                Uniform::of(&SoftmaxRecord { rows: a.rows, cols: a.cols })
+            }
             Args::Adam(a) | Args::Sgd(a) => Uniform::of(&OptimRecord { len: a.len, lr_at: a.lr_at }),
             Args::DropoutForward(a) | Args::DropoutBackward(a) => Uniform::of(&DropoutRecord {
                 len: a.len,
@@ -518,6 +576,7 @@ impl Args {
             // One invocation per feature (column sums), or per value at inference.
             Args::BatchNormTrain(a) | Args::BatchNormBackward(a) => Grid::Flat(a.width),
             Args::BatchNormInfer(a) => Grid::Flat(a.rows * a.width),
+            Args::SoftmaxForward(a) | Args::SoftmaxBackward(a) => Grid::Flat(a.rows),
         }
     }
 }

@@ -21,6 +21,8 @@ pub enum Family {
     Dropout,
     /// shaders/batchnorm.wgsl
     BatchNorm,
+    /// shaders/softmax.wgsl
+    Softmax,
 }
 
 impl Family {
@@ -38,6 +40,7 @@ impl Family {
             Family::Optim => include_str!("../../shaders/optim.wgsl"),
             Family::Dropout => include_str!("../../shaders/dropout.wgsl"),
             Family::BatchNorm => include_str!("../../shaders/batchnorm.wgsl"),
+            Family::Softmax => include_str!("../../shaders/softmax.wgsl"),
         };
         format!("{COMMON}\n{body}")
     }
@@ -81,6 +84,10 @@ pub enum Kernel {
     BatchNormInfer,
     /// `batchnorm_backward`
     BatchNormBackward,
+    /// `softmax_forward`
+    SoftmaxForward,
+    /// `softmax_backward`
+    SoftmaxBackward,
 }
 
 /// How a kernel's launch is sized.
@@ -95,7 +102,7 @@ pub enum Grid {
 
 impl Kernel {
     /// Every kernel.
-    pub const ALL: [Kernel; 13] = [
+    pub const ALL: [Kernel; 15] = [
         Kernel::Gather,
         Kernel::Matmul,
         Kernel::ActivationForward,
@@ -109,6 +116,8 @@ impl Kernel {
         Kernel::BatchNormTrain,
         Kernel::BatchNormInfer,
         Kernel::BatchNormBackward,
+        Kernel::SoftmaxForward,
+        Kernel::SoftmaxBackward,
     ];
 
     /// The WGSL family (file) it lives in.
@@ -122,6 +131,7 @@ impl Kernel {
             Kernel::Adam | Kernel::Sgd => Family::Optim,
             Kernel::DropoutForward | Kernel::DropoutBackward => Family::Dropout,
             Kernel::BatchNormTrain | Kernel::BatchNormInfer | Kernel::BatchNormBackward => Family::BatchNorm,
+            Kernel::SoftmaxForward | Kernel::SoftmaxBackward => Family::Softmax,
         }
     }
 
@@ -141,6 +151,8 @@ impl Kernel {
             Kernel::BatchNormTrain => "batchnorm_train",
             Kernel::BatchNormInfer => "batchnorm_infer",
             Kernel::BatchNormBackward => "batchnorm_backward",
+            Kernel::SoftmaxForward => "softmax_forward",
+            Kernel::SoftmaxBackward => "softmax_backward",
         }
     }
 
@@ -166,6 +178,10 @@ impl Kernel {
             Kernel::BatchNormInfer => &[(1, R), (2, R), (3, W), (4, W)],
             // x, param, saved, dy, dx, grads, aux (the output of the layer below)
             Kernel::BatchNormBackward => &[(1, R), (2, R), (5, W), (6, R), (4, W), (7, W), (8, R)],
+            // values (in place)
+            Kernel::SoftmaxForward => &[(1, W)],
+            // gradient (in place), the softmax's output
+            Kernel::SoftmaxBackward => &[(1, W), (2, R)],
         }
     }
 }

@@ -26,13 +26,19 @@ pub enum Activation {
     /// x for x >= 0, 0.2 x below (Keras 3's default negative_slope).
     #[serde(rename = "leaky_relu")]
     LeakyRelu,
+    /// Row-wise e^x / sum(e^x) over a layer's outputs (max subtracted first, as Keras). Not
+    /// elementwise: the elementwise kernels pass it through as the identity, and the plan adds a
+    /// row pass (`softmax_forward`) after the layer and, going back, `softmax_backward` on its
+    /// gradient, dx = y * (g - sum(g * y)) per row, unless the loss fuses it (a cross-entropy on a
+    /// softmax output writes the gradient of the logits directly, (p - y) / rows).
+    Softmax,
 }
 
 impl Activation {
     /// The names `Activation::parse` accepts, for messages.
-    pub const NAMES: &'static str = "linear, relu, sigmoid, tanh, elu, selu, leaky_relu";
+    pub const NAMES: &'static str = "linear, relu, sigmoid, tanh, elu, selu, leaky_relu, softmax";
     /// Every activation, in code order.
-    pub const ALL: [Activation; 7] = [
+    pub const ALL: [Activation; 8] = [
         Activation::Linear,
         Activation::Relu,
         Activation::Sigmoid,
@@ -40,6 +46,7 @@ impl Activation {
         Activation::Elu,
         Activation::Selu,
         Activation::LeakyRelu,
+        Activation::Softmax,
     ];
 
     /// Parses Keras's names ("linear" also as "none"/""); the same as `name.parse()`.
@@ -52,6 +59,7 @@ impl Activation {
             "elu" => Ok(Activation::Elu),
             "selu" => Ok(Activation::Selu),
             "leaky_relu" | "leakyrelu" => Ok(Activation::LeakyRelu),
+            "softmax" => Ok(Activation::Softmax),
             _ => Err(Error::UnknownName { kind: "activation", name: name.to_string(), valid: Self::NAMES.to_string() }),
         }
     }
@@ -66,6 +74,7 @@ impl Activation {
             Activation::Elu => "elu",
             Activation::Selu => "selu",
             Activation::LeakyRelu => "leaky_relu",
+            Activation::Softmax => "softmax",
         }
     }
 
@@ -79,7 +88,16 @@ impl Activation {
             Activation::Elu => 4,
             Activation::Selu => 5,
             Activation::LeakyRelu => 6,
+            // Away from the elementwise codes (which grow from 0): no kernel switches on it, the
+            // elementwise functions fall to their identity default, the row passes do the work.
+            Activation::Softmax => 15,
         }
+    }
+
+    /// Whether it works on whole rows (softmax) rather than value by value: the elementwise
+    /// kernels treat it as the identity (value and derivative) and the plan runs the row passes.
+    pub fn is_row_wise(self) -> bool {
+        matches!(self, Activation::Softmax)
     }
 }
 

@@ -13,8 +13,27 @@ pub(crate) fn summary(model_path: &Path) -> CliResult<()> {
     let model = loaded.model;
     let mut out = String::new();
     out.push_str(&model.summary());
+    if let Some(last) = model.layers().last() {
+        let act = match last.kind() {
+            wgfit::LayerKind::Dense(c) => Some(c.activation()),
+            wgfit::LayerKind::Activation(c) => Some(c.activation()),
+            _ => None,
+        };
+        if let Some(act) = act {
+            out.push_str(&format!(" Output activation: {}\n", act.name()));
+        }
+    }
+    if let Some(loss) = model.loss() {
+        let logits = if loss.from_logits() { " (from logits)" } else { "" };
+        let smoothing = loss.label_smoothing();
+        let smoothing = if smoothing > 0.0 { format!(", label smoothing {smoothing}") } else { String::new() };
+        out.push_str(&format!(" Loss: {}{logits}{smoothing}\n", loss.name()));
+    }
     if let Some(p) = &loaded.preprocessor {
         out.push_str(&format!(" Target: {}\n", p.target()));
+        if let Some(classes) = p.classes() {
+            out.push_str(&format!(" Classes ({}): {}\n", classes.len(), classes.join(", ")));
+        }
         out.push_str(&format!(" Inputs ({}): {}\n", p.input_width(), p.input_names().join(", ")));
         if !p.dropped().is_empty() {
             out.push_str(&format!(" Dropped: {}\n", p.dropped().join(", ")));

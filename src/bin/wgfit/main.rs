@@ -70,6 +70,9 @@ enum Command {
         /// Write the predictions to this CSV file (default: stdout).
         #[arg(long)]
         output: Option<PathBuf>,
+        /// A classifier of class labels: each class's probability too, after the label.
+        #[arg(long)]
+        proba: bool,
         #[arg(long, value_parser = ["auto", "gpu", "cpu"])]
         device: Option<String>,
     },
@@ -154,6 +157,10 @@ struct DataArgs {
     /// Text columns to one-hot encode (categories learned on the training rows), comma-separated.
     #[arg(long, value_delimiter = ',')]
     categorical: Vec<String>,
+    /// What the target is: auto (text: class labels; 0/1: binary; other numbers: regression) or
+    /// multiclass (a numeric target's values are class labels: a softmax output, one unit each).
+    #[arg(long, default_value = "auto", value_parser = ["auto", "multiclass"])]
+    task: String,
     /// Validation rows from a second CSV file with the same columns.
     #[arg(long, conflicts_with = "validation_split")]
     valid: Option<PathBuf>,
@@ -171,13 +178,15 @@ struct ModelArgs {
     /// Activation of the hidden layers.
     #[arg(long, default_value = "relu")]
     activation: String,
-    /// Output activation (default: sigmoid for a 0/1 target, else linear).
-    #[arg(long, value_parser = ["linear", "sigmoid"])]
+    /// Output activation (default: softmax for class labels, sigmoid for a 0/1 target, else linear).
+    #[arg(long, value_parser = ["linear", "sigmoid", "softmax"])]
     output: Option<String>,
-    /// Loss (default: binary_crossentropy for a 0/1 target, else mae).
+    /// Loss (default: sparse_categorical_crossentropy for class labels, binary_crossentropy for a
+    /// 0/1 target, else mae).
     #[arg(long)]
     loss: Option<String>,
-    /// Metrics, comma-separated (default: binary_accuracy for a 0/1 target, else mae).
+    /// Metrics, comma-separated (default: accuracy for class labels, binary_accuracy for a 0/1
+    /// target, else mae).
     #[arg(long, value_delimiter = ',')]
     metrics: Option<Vec<String>>,
 }
@@ -359,8 +368,8 @@ fn run(cli: Cli, started: Instant) -> CliResult<()> {
         Some(Command::Evaluate { model, data, device, json }) => {
             predict::evaluate(&model, &data, device.as_deref(), json)
         }
-        Some(Command::Predict { model, data, output, device }) => {
-            predict::predict(&model, &data, output.as_deref(), device.as_deref())
+        Some(Command::Predict { model, data, output, proba, device }) => {
+            predict::predict(&model, &data, output.as_deref(), proba, device.as_deref())
         }
         Some(Command::Summary { model }) => info::summary(&model),
         Some(Command::Devices { json }) => info::devices(json),

@@ -49,19 +49,8 @@ pub(crate) fn evaluate(model_path: &Path, data_path: &Path, device: Option<&str>
     Ok(())
 }
 
-pub(crate) fn predict(
-    model_path: &Path,
-    data_path: &Path,
-    output: Option<&Path>,
-    device: Option<&str>,
-) -> CliResult<()> {
-    let (mut model, pre) = load(model_path, device)?;
-    let table = RawTable::read(data_path)?;
-    // Without saved preprocessing: a table one column wider than the model's input has a target last.
-    let has_target = model.input_shape().is_some_and(|w| table.columns().len() > w);
-    let pre = resolve_pre(pre, &table, has_target)?;
-    let x = pre.transform_x(&table)?;
-    let preds = model.predict(&x)?;
+/// Predictions as they are: `prediction` (or `prediction0`.. for several outputs) per row.
+fn value_rows(preds: &wgfit::Matrix) -> String {
     let mut text = String::new();
     let cols = preds.cols();
     let header: Vec<String> =
@@ -73,6 +62,60 @@ pub(crate) fn predict(
         text.push_str(&row.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(","));
         text.push('\n');
     }
+    text
+}
+
+/// A classifier's rows: the label of the most probable class (the first of ties, as argmax)
+/// under the target's name, then with `proba` a `p_<label>` column per class.
+fn class_rows(preds: &wgfit::Matrix, classes: &[String], target: &str, proba: bool) -> String {
+    let field =
+        |s: &str| if s.contains([',', '"', '\n']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() };
+    let mut header = vec![field(target)];
+    if proba {
+        header.extend(classes.iter().map(|c| field(&format!("p_{c}"))));
+    }
+    let mut text = header.join(",") + "\n";
+    for r in 0..preds.rows() {
+        let row = preds.row(r).unwrap_or(&[]);
+        let best = (0..row.len()).fold(0, |b, j| if row[j] > row[b] { j } else { b });
+        text.push_str(&field(&classes[best]));
+        if proba {
+            for v in row {
+                text.push(',');
+                text.push_str(&v.to_string());
+            }
+        }
+        text.push('\n');
+    }
+    text
+}
+
+/// Writes one row per input row: the prediction, or for a classifier of class labels the label
+/// (the most probable class) and with `proba` each class's probability after it.
+pub(crate) fn predict(
+    model_path: &Path,
+    data_path: &Path,
+    output: Option<&Path>,
+    proba: bool,
+    device: Option<&str>,
+) -> CliResult<()> {
+    let (mut model, pre) = load(model_path, device)?;
+    let table = RawTable::read(data_path)?;
+    // Without saved preprocessing: a table one column wider than the model's input has a target last.
+    let has_target = model.input_shape().is_some_and(|w| table.columns().len() > w);
+    let pre = resolve_pre(pre, &table, has_target)?;
+    let x = pre.transform_x(&table)?;
+    let preds = model.predict(&x)?;
+    let classes = pre.classes().filter(|c| c.len() == preds.cols() && c.len() > 1);
+    if proba && classes.is_none() {
+        return Err(crate::usage(
+            "--proba needs a classifier of class labels (a model trained on a text target or with --task multiclass)",
+        ));
+    }
+    let text = match classes {
+        Some(classes) => class_rows(&preds, classes, pre.target(), proba),
+        None => value_rows(&preds),
+    };
     match output {
         Some(path) => {
             io::write_atomic(path, text.as_bytes())?;

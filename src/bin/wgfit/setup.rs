@@ -40,7 +40,13 @@ pub(crate) fn prepare(data: &Path, d: &DataArgs) -> CliResult<Prepared> {
         }
         (None, None) => (table, None),
     };
-    let opts = CsvOptions { target: d.target.clone(), drop: d.drop.clone(), categorical: d.categorical.clone(), scale };
+    let opts = CsvOptions {
+        target: d.target.clone(),
+        drop: d.drop.clone(),
+        categorical: d.categorical.clone(),
+        scale,
+        multiclass: d.task == "multiclass",
+    };
     let pre = Preprocessor::fit(&train_raw, &opts)?;
     let (x, y) = pre.transform_xy(&train_raw)?;
     let valid = match &valid_raw {
@@ -57,32 +63,66 @@ pub(crate) fn prepare(data: &Path, d: &DataArgs) -> CliResult<Prepared> {
     Ok(Prepared { pre, x, y, valid })
 }
 
-/// Loss, output activation and metrics: as given, else chosen from the target (a 0/1 target gets
-/// a sigmoid output, binary cross-entropy and binary accuracy; any other mae and a linear output).
+/// Loss, output activation and metrics: as given, else chosen from the target (class labels get
+/// a softmax output of one unit per class, sparse categorical cross-entropy and accuracy; a 0/1
+/// target a sigmoid output, binary cross-entropy and binary accuracy; any other mae and a linear
+/// output).
 pub(crate) struct Compile {
     pub loss: String,
     pub output: String,
     pub metrics: Vec<String>,
+    /// Units of the output layer: one per class, else 1.
+    pub units: usize,
 }
 
 impl Compile {
-    /// The settings for target `y`, with a notice on stderr naming the defaults taken.
-    pub(crate) fn for_target(y: &Matrix, m: &ModelArgs) -> Compile {
-        let binary = y.data().iter().all(|v| *v == 0.0 || *v == 1.0);
-        let loss = m.loss.clone().unwrap_or_else(|| if binary { "binary_crossentropy" } else { "mae" }.into());
+    /// The settings for target `y` (`classes`: the class labels' count, for a class target),
+    /// with a notice on stderr naming the defaults taken.
+    pub(crate) fn for_target(y: &Matrix, m: &ModelArgs, classes: Option<usize>) -> Compile {
+        let binary = classes.is_none() && y.data().iter().all(|v| *v == 0.0 || *v == 1.0);
+        let default_loss = match classes {
+            Some(_) => "sparse_categorical_crossentropy",
+            None if binary => "binary_crossentropy",
+            None => "mae",
+        };
+        let loss = m.loss.clone().unwrap_or_else(|| default_loss.into());
         // An unknown name is reported by compile, with the valid ones.
-        let bce = loss.parse::<wgfit::Loss>().is_ok_and(|l| l.is_binary());
-        let output = m.output.clone().unwrap_or_else(|| if bce { "sigmoid" } else { "linear" }.into());
-        let metrics: Vec<String> =
-            m.metrics.clone().unwrap_or_else(|| vec![if bce { "binary_accuracy" } else { "mae" }.to_string()]);
+        let parsed = loss.parse::<wgfit::Loss>().ok();
+        let (bce, categorical) = (parsed.is_some_and(|l| l.is_binary()), parsed.is_some_and(|l| l.is_categorical()));
+        let output = m.output.clone().unwrap_or_else(|| {
+            if categorical {
+                "softmax"
+            } else if bce {
+                "sigmoid"
+            } else {
+                "linear"
+            }
+            .into()
+        });
+        let metrics: Vec<String> = m.metrics.clone().unwrap_or_else(|| {
+            vec![if categorical {
+                "accuracy"
+            } else if bce {
+                "binary_accuracy"
+            } else {
+                "mae"
+            }
+            .to_string()]
+        });
+        let units = classes.unwrap_or(1);
         if m.loss.is_none() || m.output.is_none() || m.metrics.is_none() {
+            let kind = match classes {
+                Some(k) => format!("class target ({k} classes)"),
+                None if binary => "binary 0/1 target".into(),
+                None => "numeric target".into(),
+            };
+            let out = if units > 1 { format!("{output} output of {units} units") } else { format!("{output} output") };
             eprintln!(
-                "wgfit: {} target: using a {output} output, {loss} loss and {} metrics (override with --output, --loss, --metrics)",
-                if binary { "binary 0/1" } else { "numeric" },
+                "wgfit: {kind}: using a {out}, {loss} loss and {} metrics (override with --output, --loss, --metrics)",
                 metrics.join(", ")
             );
         }
-        Compile { loss, output, metrics }
+        Compile { loss, output, metrics, units }
     }
 }
 
@@ -128,9 +168,9 @@ pub(crate) struct ModelSpec {
 
 impl ModelSpec {
     /// The layers: Dense(units, activation) [-> BatchNormalization] [-> Dropout] per hidden size,
-    /// then a Dense(1) output. `input_w` goes on the first layer when given (compile then builds
+    /// then a Dense(units) output. `input_w` goes on the first layer when given (compile then builds
     /// the model on the device at once; a sweep member is left unbuilt, as the sweep trains it).
-    pub(crate) fn layers(&self, activation: &str, output: &str, input_w: Option<usize>) -> Vec<Layer> {
+    pub(crate) fn layers(&self, activation: &str, output: &str, units: usize, input_w: Option<usize>) -> Vec<Layer> {
         let mut layers: Vec<Layer> = Vec::new();
         for &units in &self.hidden {
             let dense = Dense::new(units).activation(activation);
@@ -145,7 +185,7 @@ impl ModelSpec {
                 layers.push(Dropout::new(rate));
             }
         }
-        layers.push(Dense::new(1).activation(output));
+        layers.push(Dense::new(units).activation(output));
         if let Some(w) = input_w {
             layers[0] = layers[0].clone().input_shape(w);
         }
@@ -161,7 +201,7 @@ impl ModelSpec {
         seed: u64,
         input_w: Option<usize>,
     ) -> CliResult<Sequential> {
-        let mut model = Sequential::new(device, self.layers(activation, &c.output, input_w)).seed(seed);
+        let mut model = Sequential::new(device, self.layers(activation, &c.output, c.units, input_w)).seed(seed);
         let metric_refs: Vec<&str> = c.metrics.iter().map(String::as_str).collect();
         model.compile(self.optimizer.optimizer(), c.loss.as_str(), &metric_refs)?;
         Ok(model)

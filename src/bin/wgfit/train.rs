@@ -22,7 +22,7 @@ pub(crate) fn train(a: TrainArgs, started: Instant) -> CliResult<()> {
     };
     let fit = setup::fit_settings(&a.run)?;
     let setup::Prepared { pre, x, y, valid } = setup::prepare(&a.data, &a.data_opts)?;
-    let compile = Compile::for_target(&y, &a.model);
+    let compile = Compile::for_target(&y, &a.model, pre.classes().map(<[String]>::len));
     let device = pick_device(a.run.device.as_deref())?;
     let mut model = spec.build(&device, &compile, &a.model.activation, a.seed, Some(x.cols()))?;
 

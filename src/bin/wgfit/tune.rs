@@ -64,7 +64,7 @@ pub(crate) fn tune(a: TuneArgs) -> CliResult<()> {
     if let Some(k) = a.folds.filter(|k| *k > x.rows()) {
         return Err(usage(format!("--folds {k}: more folds than the {} training rows", x.rows())));
     }
-    let compile = Compile::for_target(y, &a.model);
+    let compile = Compile::for_target(y, &a.model, prepared.pre.classes().map(<[String]>::len));
 
     // The full trial list, in the order every shard numbers it.
     let folds: Vec<Option<usize>> = match a.folds {

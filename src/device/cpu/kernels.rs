@@ -5,7 +5,7 @@
 
 use crate::device::args::{
     member_table as mt, ActivationArgs, ActivationGradArgs, BatchNormArgs, DropoutArgs, GatherArgs, LossArgs,
-    MatmulArgs, Ones, PenaltyArgs, UpdateArgs,
+    MatmulArgs, Ones, PenaltyArgs, SoftmaxArgs, UpdateArgs,
 };
 
 // Keras's selu constants, written as shaders/common.wgsl writes them (the same f32 values).
@@ -149,58 +149,58 @@ pub(crate) fn activation_backward(p: &ActivationGradArgs, src: &[f32], dst: &mut
     }
 }
 
-pub(crate) fn loss(p: &LossArgs, pred: &[f32], y: &[f32], grad: &mut [f32], acc: &mut [f32]) {
+/// (loss, d loss / d p) of one value for the elementwise losses (shaders/loss.wgsl: elementwise_loss).
+fn elementwise_loss(code: u32, pv: f32, t: f32) -> (f32, f32) {
     const EPS: f32 = 1e-7;
-    let count = (p.rows * p.cols) as usize;
-    let loss = p.loss.code();
-    let inv = 1.0 / count as f32;
+    let d = pv - t;
+    match code {
+        0 => (
+            d.abs(),
+            if d > 0.0 {
+                1.0
+            } else if d < 0.0 {
+                -1.0
+            } else {
+                0.0
+            },
+        ),
+        1 => (d * d, 2.0 * d),
+        2 => {
+            let pc = pv.clamp(EPS, 1.0 - EPS);
+            let l = -(t * pc.ln() + (1.0 - t) * (1.0 - pc).ln());
+            let g = if pv > EPS && pv < 1.0 - EPS { (pc - t) / (pc * (1.0 - pc)) } else { 0.0 };
+            (l, g)
+        }
+        _ => (pv.max(0.0) - pv * t + (1.0 + (-pv.abs()).exp()).ln(), 1.0 / (1.0 + (-pv).exp()) - t),
+    }
+}
+
+/// The kernel's sums of one invocation: the loss, then each requested metric in bit order.
+struct Sums<'a> {
+    sums: &'a mut [f32; 8],
+    slot: usize,
+    metrics: u32,
+}
+
+impl Sums<'_> {
+    fn metric(&mut self, bit: u32, v: f32) {
+        if self.metrics & bit != 0 {
+            self.sums[self.slot] += v;
+            self.slot += 1;
+        }
+    }
+}
+
+/// The layout and the two paths are documented in shaders/loss.wgsl.
+pub(crate) fn loss(p: &LossArgs, pred: &[f32], y: &[f32], grad: &mut [f32], acc: &mut [f32]) {
     // Same summation order as the kernel: 256 strided partial sums, then a tree.
-    let mut partial = [[0.0f32; 4]; 256];
+    let mut partial = [[0.0f32; 8]; 256];
+    let row_path = p.row_path();
     for (tid, sums) in partial.iter_mut().enumerate() {
-        for e in (tid..count).step_by(256) {
-            let (pv, t) = (pred[e], y[e]);
-            let d = pv - t;
-            let (l, g) = match loss {
-                0 => (
-                    d.abs(),
-                    if d > 0.0 {
-                        1.0
-                    } else if d < 0.0 {
-                        -1.0
-                    } else {
-                        0.0
-                    },
-                ),
-                1 => (d * d, 2.0 * d),
-                2 => {
-                    let pc = pv.clamp(EPS, 1.0 - EPS);
-                    let l = -(t * pc.ln() + (1.0 - t) * (1.0 - pc).ln());
-                    let g = if pv > EPS && pv < 1.0 - EPS { (pc - t) / (pc * (1.0 - pc)) } else { 0.0 };
-                    (l, g)
-                }
-                _ => (pv.max(0.0) - pv * t + (1.0 + (-pv.abs()).exp()).ln(), 1.0 / (1.0 + (-pv).exp()) - t),
-            };
-            if p.write_gradient {
-                let mut gz = g * inv;
-                if loss != 3 {
-                    gz *= act_grad_from_output(pv, p.output_activation.code());
-                }
-                grad[e] = gz;
-            }
-            sums[0] += l;
-            let mut slot = 1;
-            if p.metrics & 1 != 0 {
-                sums[slot] += d.abs();
-                slot += 1;
-            }
-            if p.metrics & 2 != 0 {
-                sums[slot] += d * d;
-                slot += 1;
-            }
-            if p.metrics & 4 != 0 {
-                let predicted = if pv > 0.5 { 1.0 } else { 0.0 };
-                sums[slot] += if predicted == t { 1.0 } else { 0.0 };
-            }
+        if row_path {
+            loss_rows(p, tid, pred, y, grad, sums);
+        } else {
+            loss_elements(p, tid, pred, y, grad, sums);
         }
     }
     let mut s = 128;
@@ -215,8 +215,9 @@ pub(crate) fn loss(p: &LossArgs, pred: &[f32], y: &[f32], grad: &mut [f32], acc:
     }
     let nvals = 1 + p.metrics.count_ones() as usize;
     let slot = p.slot as usize;
+    let divisor = if row_path { 1.0 } else { p.cols as f32 };
     for j in 0..nvals {
-        let per_sample = partial[0][j] / p.cols as f32;
+        let per_sample = partial[0][j] / divisor;
         if p.accumulate {
             acc[slot + j] += per_sample;
         } else {
@@ -255,6 +256,174 @@ pub(crate) fn penalty(p: &PenaltyArgs, param: &[f32], grad: &mut [f32], acc: &mu
         s >>= 1;
     }
     acc[p.slot as usize] += partial[0] * p.rows as f32;
+}
+
+fn loss_elements(p: &LossArgs, tid: usize, pred: &[f32], y: &[f32], grad: &mut [f32], sums: &mut [f32; 8]) {
+    let count = (p.rows * p.cols) as usize;
+    let loss = p.loss.code();
+    let inv = 1.0 / count as f32;
+    for e in (tid..count).step_by(256) {
+        let (pv, t) = (pred[e], y[e]);
+        let d = pv - t;
+        let (l, g) = elementwise_loss(loss, pv, t);
+        if p.write_gradient {
+            let mut gz = g * inv;
+            if loss != 3 {
+                gz *= act_grad_from_output(pv, p.output_activation.code());
+            }
+            grad[e] = gz;
+        }
+        sums[0] += l;
+        let mut s = Sums { sums: &mut *sums, slot: 1, metrics: p.metrics };
+        s.metric(1, d.abs());
+        s.metric(2, d * d);
+        s.metric(4, if (if pv > 0.5 { 1.0 } else { 0.0 }) == t { 1.0 } else { 0.0 });
+    }
+}
+
+fn loss_rows(p: &LossArgs, tid: usize, pred: &[f32], y: &[f32], grad: &mut [f32], sums: &mut [f32; 8]) {
+    const EPS: f32 = 1e-7;
+    let (n, yw) = (p.cols as usize, p.y_cols() as usize);
+    let code = p.loss.code();
+    let fused = p.fused_softmax();
+    let ls = p.loss.label_smoothing();
+    let inv_rows = 1.0 / p.rows as f32;
+    let clip = |v: f32| v.clamp(EPS, 1.0 - EPS);
+    for r in (tid..p.rows as usize).step_by(256) {
+        let pr = &pred[r * n..(r + 1) * n];
+        let yr = &y[r * yw..(r + 1) * yw];
+        let smoothed = |j: usize| yr[j] * (1.0 - ls) + ls / n as f32;
+        let (mut mx, mut am) = (pr[0], 0usize);
+        for (j, &v) in pr.iter().enumerate().skip(1) {
+            if v > mx {
+                mx = v;
+                am = j;
+            }
+        }
+        let mut target = 0usize;
+        if yw == 1 && n > 1 {
+            target = (yr[0].max(0.0) as u32 as usize).min(n - 1);
+        } else {
+            let mut ty = yr[0];
+            for (j, &v) in yr.iter().enumerate().skip(1) {
+                if v > ty {
+                    ty = v;
+                    target = j;
+                }
+            }
+        }
+        let (mut sum_exp, mut sum_p, mut sum_clip, mut sum_t) = (0.0f32, 0.0f32, 0.0f32, 0.0f32);
+        for (j, &v) in pr.iter().enumerate() {
+            sum_exp += (v - mx).exp();
+            sum_p += v;
+            sum_clip += clip(v);
+            if code == 4 || code == 5 {
+                sum_t += smoothed(j);
+            }
+        }
+        let lse = mx + sum_exp.ln();
+        let (mut tm, mut l, mut emae, mut emse, mut ebin) = (0.0f32, 0.0f32, 0.0f32, 0.0f32, 0.0f32);
+        for (j, &v) in pr.iter().enumerate() {
+            match code {
+                4 => {
+                    let q = v / sum_p;
+                    let t = smoothed(j);
+                    l -= t * clip(q).ln();
+                    if q > EPS && q < 1.0 - EPS {
+                        tm += t;
+                    }
+                }
+                5 => l += smoothed(j) * (lse - v),
+                _ => {}
+            }
+            if code <= 3 {
+                let t = yr[j];
+                l += elementwise_loss(code, v, t).0;
+                emae += (v - t).abs();
+                emse += (v - t) * (v - t);
+                ebin += if (if v > 0.5 { 1.0 } else { 0.0 }) == t { 1.0 } else { 0.0 };
+            }
+        }
+        let pt = pr[target];
+        match code {
+            6 => l = sum_clip.ln() - clip(pt).ln(),
+            7 => l = lse - pt,
+            _ => {}
+        }
+        if code <= 3 {
+            l /= n as f32;
+        }
+        if p.write_gradient {
+            for (j, &v) in pr.iter().enumerate() {
+                let hit = if j == target { 1.0 } else { 0.0 };
+                let mut scale = inv_rows;
+                let g = match code {
+                    4 if fused => v * sum_t - smoothed(j),
+                    4 => {
+                        let q = v / sum_p;
+                        let own = if q > EPS && q < 1.0 - EPS { smoothed(j) / q } else { 0.0 };
+                        (tm - own) / sum_p
+                    }
+                    5 => (v - lse).exp() * sum_t - smoothed(j),
+                    6 if fused => v - hit,
+                    6 if v > EPS && v < 1.0 - EPS => 1.0 / sum_clip - hit / v,
+                    6 => 0.0,
+                    7 => (v - lse).exp() - hit,
+                    _ => {
+                        scale = inv_rows / n as f32;
+                        elementwise_loss(code, v, yr[j]).1
+                    }
+                };
+                let mut gz = g * scale;
+                if !fused && code != 3 {
+                    gz *= act_grad_from_output(v, p.output_activation.code());
+                }
+                grad[r * n + j] = gz;
+            }
+        }
+        let above = pr.iter().filter(|&&v| v > pt).count() as u32;
+        let in_top_k = if above < crate::metrics::Metric::TOP_K { 1.0 } else { 0.0 };
+        let nf = n as f32;
+        sums[0] += l;
+        let mut s = Sums { sums: &mut *sums, slot: 1, metrics: p.metrics };
+        s.metric(1, emae / nf);
+        s.metric(2, emse / nf);
+        s.metric(4, ebin / nf);
+        s.metric(8, if am == target { 1.0 } else { 0.0 });
+        s.metric(16, if am as f32 == yr[0] { 1.0 } else { 0.0 });
+        s.metric(32, in_top_k);
+        s.metric(64, in_top_k);
+    }
+}
+
+/// Softmax over each row, in place (shaders/softmax.wgsl).
+pub(crate) fn softmax_forward(p: &SoftmaxArgs, v: &mut [f32]) {
+    let n = p.cols as usize;
+    for row in v[..p.rows as usize * n].chunks_mut(n.max(1)) {
+        let mx = row.iter().skip(1).fold(row[0], |m, &x| m.max(x));
+        let mut s = 0.0f32;
+        for x in row.iter_mut() {
+            *x = (*x - mx).exp();
+            s += *x;
+        }
+        let inv = 1.0 / s;
+        row.iter_mut().for_each(|x| *x *= inv);
+    }
+}
+
+/// The gradient through a softmax, in place: dx = y * (g - sum(g * y)) per row.
+pub(crate) fn softmax_backward(p: &SoftmaxArgs, g: &mut [f32], out: &[f32]) {
+    let n = p.cols as usize;
+    for r in 0..p.rows as usize {
+        let (gr, yr) = (&mut g[r * n..(r + 1) * n], &out[r * n..(r + 1) * n]);
+        let mut dot = 0.0f32;
+        for (a, b) in gr.iter().zip(yr) {
+            dot += a * b;
+        }
+        for (a, b) in gr.iter_mut().zip(yr) {
+            *a = b * (*a - dot);
+        }
+    }
 }
 
 /// `table` is the member's row of the member table; `lrs` its learning rates of the epoch.

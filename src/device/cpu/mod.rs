@@ -125,6 +125,8 @@ impl MemberView<'_> {
                     let [saved, dx, grads] = &mut w[..] else { unreachable!("three writable buffers") };
                     k::batchnorm_backward(p, reads[0], reads[1], saved, reads[2], dx, grads, reads[3])
                 }
+                Args::SoftmaxForward(p) => k::softmax_forward(p, &mut w[0]),
+                Args::SoftmaxBackward(p) => k::softmax_backward(p, &mut w[0], reads[0]),
             }
         }
         let mut taken = taken.into_iter();
