@@ -64,6 +64,10 @@ pub enum Kernel {
     Adam,
     /// `sgd`
     Sgd,
+    /// `rmsprop`
+    Rmsprop,
+    /// `grad_norms`
+    GradNorms,
     /// `dropout_forward`
     DropoutForward,
     /// `dropout_backward`
@@ -84,11 +88,13 @@ pub enum Grid {
     Tiles { m: u32, n: u32 },
     /// Exactly one workgroup (per member).
     Single,
+    /// This many workgroups (at most 65535; the kernel strides over more).
+    Groups(u32),
 }
 
 impl Kernel {
     /// Every kernel.
-    pub const ALL: [Kernel; 12] = [
+    pub const ALL: [Kernel; 14] = [
         Kernel::Gather,
         Kernel::Matmul,
         Kernel::ActivationForward,
@@ -96,6 +102,8 @@ impl Kernel {
         Kernel::Loss,
         Kernel::Adam,
         Kernel::Sgd,
+        Kernel::Rmsprop,
+        Kernel::GradNorms,
         Kernel::DropoutForward,
         Kernel::DropoutBackward,
         Kernel::BatchNormTrain,
@@ -110,7 +118,7 @@ impl Kernel {
             Kernel::Matmul => Family::Dense,
             Kernel::ActivationForward | Kernel::ActivationBackward => Family::Elementwise,
             Kernel::Loss => Family::Loss,
-            Kernel::Adam | Kernel::Sgd => Family::Optim,
+            Kernel::Adam | Kernel::Sgd | Kernel::Rmsprop | Kernel::GradNorms => Family::Optim,
             Kernel::DropoutForward | Kernel::DropoutBackward => Family::Dropout,
             Kernel::BatchNormTrain | Kernel::BatchNormInfer | Kernel::BatchNormBackward => Family::BatchNorm,
         }
@@ -126,6 +134,8 @@ impl Kernel {
             Kernel::Loss => "loss",
             Kernel::Adam => "adam",
             Kernel::Sgd => "sgd",
+            Kernel::Rmsprop => "rmsprop",
+            Kernel::GradNorms => "grad_norms",
             Kernel::DropoutForward => "dropout_forward",
             Kernel::DropoutBackward => "dropout_backward",
             Kernel::BatchNormTrain => "batchnorm_train",
@@ -142,8 +152,14 @@ impl Kernel {
             Kernel::Matmul => &[(1, R), (2, R), (3, W), (4, R)],
             Kernel::Loss => &[(1, R), (2, R), (3, W), (4, W)],
             Kernel::ActivationForward | Kernel::ActivationBackward => &[(1, R), (2, W), (3, R)],
-            // param, grad, m, v, member table, learning rates
-            Kernel::Adam | Kernel::Sgd => &[(1, W), (2, R), (3, W), (4, W), (5, R), (6, R)],
+            // param, grad, m, v, member table, learning rates, third slot (amsgrad's v_hat,
+            // RMSprop's mean gradient), the variables' gradient sums of squares
+            Kernel::Adam | Kernel::Sgd | Kernel::Rmsprop => {
+                &[(1, W), (2, R), (3, W), (4, W), (5, R), (6, R), (7, W), (8, R)]
+            }
+            // grad (scaled in place by clipnorm), sums of squares per variable, variable
+            // offsets (shared, u32), member table
+            Kernel::GradNorms => &[(10, W), (11, W), (9, R), (5, R)],
             // src, dst, member table
             Kernel::DropoutForward => &[(1, R), (2, W), (4, R)],
             // src, dst, aux (the output of the layer below), member table
@@ -172,6 +188,7 @@ impl Grid {
             }
             Grid::Tiles { m, n } => [n.div_ceil(32).max(1), m.div_ceil(32).max(1), 1],
             Grid::Single => [1, 1, 1],
+            Grid::Groups(n) => [n.clamp(1, 65535), 1, 1],
         }
     }
 }
