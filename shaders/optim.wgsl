@@ -100,7 +100,8 @@ fn decayed(mem: u32, row: u32, w: vec4<f32>) -> vec4<f32> {
 }
 
 // Keras's Adam: epsilon is added to sqrt(v) outside the bias correction; with amsgrad the
-// running maximum of v (in s) takes v's place.
+// running maximum of v (in s) takes v's place. The table holds 1 - beta as Keras computes it
+// (Python's double, then f32), which differs from f32's 1 - beta by up to 1.3e-5 relative.
 @compute @workgroup_size(256)
 fn adam(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let q = flat_index(gid, nwg);
@@ -108,16 +109,16 @@ fn adam(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let mem = gid.z;
     let row = member_row(mem);
     if (table[row + MT_ACTIVE] == 0.0) { return; }
-    let beta_1 = table[row + MT_BETA_1];
-    let beta_2 = table[row + MT_BETA_2];
+    let one_minus_beta_1 = table[row + MT_ONE_MINUS_BETA_1];
+    let one_minus_beta_2 = table[row + MT_ONE_MINUS_BETA_2];
     let epsilon = table[row + MT_EPSILON];
     let lr = lr_of(mem);
     let base = mem * (P.ms[0].x >> 2u);
     let at = base + q;
     let g = clipped_grad(mem, row, at);
     let w = decayed(mem, row, param[at]);
-    let mq = m[at] + (g - m[at]) * (1.0 - beta_1);
-    let vq = v[at] + (g * g - v[at]) * (1.0 - beta_2);
+    let mq = m[at] + (g - m[at]) * one_minus_beta_1;
+    let vq = v[at] + (g * g - v[at]) * one_minus_beta_2;
     if (table[row + MT_AMSGRAD] != 0.0) {
         let vhat = max(s[at], vq);
         store4(base, q, w - (mq * lr) / (sqrt(vhat) + epsilon), mq, vq, vhat, 3u);
@@ -165,6 +166,7 @@ fn rmsprop(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
     let row = member_row(mem);
     if (table[row + MT_ACTIVE] == 0.0) { return; }
     let rho = table[row + MT_RHO];
+    let one_minus_rho = table[row + MT_ONE_MINUS_RHO];
     let momentum = table[row + MT_MOMENTUM];
     let epsilon = table[row + MT_EPSILON];
     let lr = lr_of(mem);
@@ -172,11 +174,11 @@ fn rmsprop(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
     let at = base + q;
     let g = clipped_grad(mem, row, at);
     let w = decayed(mem, row, param[at]);
-    let vq = rho * v[at] + (1.0 - rho) * (g * g);
+    let vq = rho * v[at] + one_minus_rho * (g * g);
     var sq = s[at];
     var denominator = vq + epsilon;
     if (table[row + MT_CENTERED] != 0.0) {
-        sq = rho * sq + (1.0 - rho) * g;
+        sq = rho * sq + one_minus_rho * g;
         denominator = vq - sq * sq + epsilon;
     }
     let increment = (lr * g) / sqrt(denominator);
@@ -201,7 +203,7 @@ fn grad_norms(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_in
               @builtin(num_workgroups) nwg: vec3<u32>) {
     let mem = wg.z;
     let row = member_row(mem);
-    let active = table[row + MT_ACTIVE] != 0.0;
+    let trains = table[row + MT_ACTIVE] != 0.0;
     let c = table[row + MT_CLIP_NORM];
     let gbase = mem * P.ms[2].y;
     let nbase = mem * P.ms[2].z;
@@ -222,7 +224,7 @@ fn grad_norms(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_in
         let sum = partial[0];
         workgroupBarrier();
         if (li == 0u) { norms_w[nbase + j] = sum; }
-        if (P.clip != 0u && active && c > 0.0) {
+        if (P.clip != 0u && trains && c > 0.0) {
             var norm = sum;
             if (sum > 0.0) { norm = sqrt(sum); }
             let denominator = max(norm, c);

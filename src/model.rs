@@ -246,7 +246,10 @@ impl Sequential {
     }
 
     pub(crate) fn optimizer(&self) -> Result<Optimizer> {
-        self.compiled.as_ref().map(|c| c.optimizer.clone()).ok_or_else(|| Error::State("the model is not compiled".into()))
+        self.compiled
+            .as_ref()
+            .map(|c| c.optimizer.clone())
+            .ok_or_else(|| Error::State("the model is not compiled".into()))
     }
 
     /// What a sweep member starts from: its weights (drawn from its seed on the host when it was
@@ -325,9 +328,7 @@ impl Sequential {
     pub(crate) fn optimizer_state(&mut self) -> Result<Option<OptimizerMoments>> {
         let steps = self.steps;
         match &mut self.plan {
-            Some(p) if steps > 0 => {
-                Ok(Some((steps, p.read_optimizer_moments()?)))
-            }
+            Some(p) if steps > 0 => Ok(Some((steps, p.read_optimizer_moments()?))),
             _ => Ok(None),
         }
     }

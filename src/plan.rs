@@ -587,7 +587,10 @@ impl Plan {
         if self.clip_norms.0 {
             let bufs = [self.grads, self.norms, self.var_offsets, self.table];
             let op = self.bind_once(Kernel::GradNorms, &bufs)?;
-            out.push(Launch::Run { op, args: Optimizer::norms_launch(self.n_params, self.variables, self.clip_norms.1) });
+            out.push(Launch::Run {
+                op,
+                args: Optimizer::norms_launch(self.n_params, self.variables, self.clip_norms.1),
+            });
         }
         // Looked up once per step: kept by kernel and rates buffer, so a step allocates nothing.
         let op = match self.update {

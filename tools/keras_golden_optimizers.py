@@ -3,7 +3,7 @@ learning-rate schedules (tests/optimizers.rs).
 
 How to run (from the repo root):
 
-    KERAS_BACKEND=torch /tmp/peers-venv/bin/python tools/keras_golden_optimizers.py \
+    KERAS_BACKEND=tensorflow /tmp/peers-venv/bin/python tools/keras_golden_optimizers.py \
         > tests/golden/keras_optimizers.json
 
 Each optimizer case applies four fixed gradients to two float32 variables (a 2x3 "kernel" and a
@@ -11,11 +11,16 @@ Each optimizer case applies four fixed gradients to two float32 variables (a 2x3
 `optimizer.apply_gradients`, and records both variables after every step. Each schedule case
 records the schedule's value at fixed steps. Inputs are hand-written; every number is the
 float32 Keras computed, as a Python float.
+
+The TensorFlow backend runs Keras's generic `BaseOptimizer` and `update_step` formulas
+(`w - w * wd * lr`, `m + (g - m) * (1 - beta_1)`); the torch backend has its own fused variants
+(`w * (1 - wd * lr)`, `m * beta_1 + (1 - beta_1) * g`) that round differently, and jax is not
+installed here.
 """
 import json
 import os
 
-os.environ.setdefault("KERAS_BACKEND", "torch")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 import numpy as np
 import keras

@@ -40,10 +40,11 @@ pub mod member_table {
     pub const ACTIVE: usize = 0;
     /// Dropout's seed (u32 bits), the member's fit seed folded to 32 bits.
     pub const SEED: usize = 1;
-    /// Adam's beta_1.
-    pub const BETA_1: usize = 2;
-    /// Adam's beta_2.
-    pub const BETA_2: usize = 3;
+    /// Adam's 1 - beta_1, as Keras computes it: in double precision from the decimal the user
+    /// gave, then rounded to f32 (`crate::optimizers::keras_one_minus`).
+    pub const ONE_MINUS_BETA_1: usize = 2;
+    /// Adam's 1 - beta_2, as Keras computes it (see `ONE_MINUS_BETA_1`).
+    pub const ONE_MINUS_BETA_2: usize = 3;
     /// Adam's and RMSprop's epsilon.
     pub const EPSILON: usize = 4;
     /// SGD's and RMSprop's momentum.
@@ -68,6 +69,8 @@ pub mod member_table {
     pub const CLIP_NORM: usize = 13;
     /// Keras's global_clipnorm (0: none): all gradients scaled to at most this joint L2 norm.
     pub const GLOBAL_CLIP_NORM: usize = 14;
+    /// RMSprop's 1 - rho, as Keras computes it (see `ONE_MINUS_BETA_1`).
+    pub const ONE_MINUS_RHO: usize = 15;
     /// Layer l's dropout rate at DROPOUT + 2 l, and its 1 / (1 - rate) at DROPOUT + 2 l + 1.
     pub const DROPOUT: usize = 16;
 

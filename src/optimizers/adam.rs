@@ -74,8 +74,8 @@ impl Adam {
 
     /// Its settings in a member's row of the member table.
     pub(crate) fn write_member_row(&self, row: &mut [f32]) {
-        row[mt::BETA_1] = self.beta_1;
-        row[mt::BETA_2] = self.beta_2;
+        row[mt::ONE_MINUS_BETA_1] = super::keras_one_minus(self.beta_1);
+        row[mt::ONE_MINUS_BETA_2] = super::keras_one_minus(self.beta_2);
         row[mt::EPSILON] = self.epsilon;
         row[mt::AMSGRAD] = f32::from(u8::from(self.amsgrad));
     }

@@ -18,6 +18,16 @@ pub use sgd::Sgd;
 use crate::device::{member_table as mt, Args, GradNormsArgs, UpdateArgs};
 use crate::error::{Error, Result};
 
+/// `1 - x` as Keras computes it for a decay rate the user gave as a Python float: in double
+/// precision from that decimal, then rounded to f32 (`ops.multiply(..., 1 - self.beta_1)`).
+/// An f32 `1 - 0.999` is 0.00099998713, Keras's 0.001: the second moment and every step would
+/// be 1.3e-5 and 6e-6 relative apart. The decimal is the f32's shortest representation, which
+/// is what the user wrote for any decimal of up to 6 significant digits.
+pub(crate) fn keras_one_minus(x: f32) -> f32 {
+    let decimal: f64 = x.to_string().parse().unwrap_or(x as f64);
+    (1.0 - decimal) as f32
+}
+
 /// Learning rates per step in the epoch's rates buffer: the kernel's (Adam's with its bias
 /// correction folded in) and the undecorated one weight decay multiplies.
 pub(crate) const RATES_PER_STEP: usize = 2;

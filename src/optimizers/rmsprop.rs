@@ -69,6 +69,7 @@ impl Rmsprop {
     /// Its settings in a member's row of the member table.
     pub(crate) fn write_member_row(&self, row: &mut [f32]) {
         row[mt::RHO] = self.rho;
+        row[mt::ONE_MINUS_RHO] = super::keras_one_minus(self.rho);
         row[mt::MOMENTUM] = self.momentum;
         row[mt::EPSILON] = self.epsilon;
         row[mt::CENTERED] = f32::from(u8::from(self.centered));

@@ -114,9 +114,7 @@ impl LearningRateSchedule {
                     rate("values", v)?;
                 }
             }
-            LearningRateSchedule::CosineDecay {
-                initial_learning_rate, decay_steps, alpha, warmup_target, ..
-            } => {
+            LearningRateSchedule::CosineDecay { initial_learning_rate, decay_steps, alpha, warmup_target, .. } => {
                 rate("initial_learning_rate", *initial_learning_rate)?;
                 steps("decay_steps", *decay_steps)?;
                 if !(0.0..=1.0).contains(alpha) {
@@ -186,16 +184,29 @@ impl LearningRateSchedule {
     pub fn describe(&self) -> String {
         match self {
             LearningRateSchedule::ExponentialDecay { initial_learning_rate, decay_steps, decay_rate, staircase } => {
-                format!("ExponentialDecay({initial_learning_rate}, {decay_steps} steps, rate {decay_rate}{})", if *staircase { ", staircase" } else { "" })
+                format!(
+                    "ExponentialDecay({initial_learning_rate}, {decay_steps} steps, rate {decay_rate}{})",
+                    if *staircase { ", staircase" } else { "" }
+                )
             }
             LearningRateSchedule::InverseTimeDecay { initial_learning_rate, decay_steps, decay_rate, staircase } => {
-                format!("InverseTimeDecay({initial_learning_rate}, {decay_steps} steps, rate {decay_rate}{})", if *staircase { ", staircase" } else { "" })
+                format!(
+                    "InverseTimeDecay({initial_learning_rate}, {decay_steps} steps, rate {decay_rate}{})",
+                    if *staircase { ", staircase" } else { "" }
+                )
             }
             LearningRateSchedule::PiecewiseConstantDecay { boundaries, values } => {
                 format!("PiecewiseConstantDecay(boundaries {boundaries:?}, values {values:?})")
             }
-            LearningRateSchedule::CosineDecay { initial_learning_rate, decay_steps, alpha, warmup_target, warmup_steps } => {
-                let warm = warmup_target.map_or(String::new(), |t| format!(", warmup to {t} over {warmup_steps} steps"));
+            LearningRateSchedule::CosineDecay {
+                initial_learning_rate,
+                decay_steps,
+                alpha,
+                warmup_target,
+                warmup_steps,
+            } => {
+                let warm =
+                    warmup_target.map_or(String::new(), |t| format!(", warmup to {t} over {warmup_steps} steps"));
                 format!("CosineDecay({initial_learning_rate}, {decay_steps} steps, alpha {alpha}{warm})")
             }
         }

@@ -26,7 +26,14 @@ pub struct Sgd {
 
 impl Default for Sgd {
     fn default() -> Self {
-        Sgd { learning_rate: 0.01, momentum: 0.0, nesterov: false, weight_decay: None, clip: Clip::None, schedule: None }
+        Sgd {
+            learning_rate: 0.01,
+            momentum: 0.0,
+            nesterov: false,
+            weight_decay: None,
+            clip: Clip::None,
+            schedule: None,
+        }
     }
 }
 

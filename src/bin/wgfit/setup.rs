@@ -141,8 +141,7 @@ impl OptimizerSpec {
             }
             OptimizerSpec::Adam { lr } => Adam { learning_rate: lr, weight_decay: wd, clip, ..Adam::default() }.into(),
             OptimizerSpec::AdamW { lr, weight_decay } => {
-                AdamW { learning_rate: lr, weight_decay: wd.unwrap_or(weight_decay), clip, ..AdamW::default() }
-                    .into()
+                AdamW { learning_rate: lr, weight_decay: wd.unwrap_or(weight_decay), clip, ..AdamW::default() }.into()
             }
             OptimizerSpec::Rmsprop { lr, rho, momentum } => Rmsprop {
                 learning_rate: lr,

@@ -182,10 +182,7 @@ fn search_space(a: &TuneArgs) -> CliResult<Vec<ModelSpec>> {
     let batchnorms = parse_list::<bool>("--batchnorm", &a.batchnorm)?;
     let optimizers = parse_list::<String>("--optimizer", &a.optimizer)?;
     if let Some(bad) = optimizers.iter().find(|o| !setup::OPTIMIZERS.contains(&o.as_str())) {
-        return Err(usage(format!(
-            "--optimizer: unknown optimizer {bad:?} ({})",
-            setup::OPTIMIZERS.join(", ")
-        )));
+        return Err(usage(format!("--optimizer: unknown optimizer {bad:?} ({})", setup::OPTIMIZERS.join(", "))));
     }
     if a.momentum.is_some() && !optimizers.iter().any(|o| o == "sgd") {
         return Err(usage("--momentum applies to sgd only, and --optimizer lists no sgd"));

@@ -4,8 +4,8 @@
 //! (the backend hands them over), as a WGSL kernel's are after its member offsets.
 
 use crate::device::args::{
-    member_table as mt, ActivationArgs, ActivationGradArgs, BatchNormArgs, DropoutArgs, GatherArgs, LossArgs,
-    GradNormsArgs, MatmulArgs, Ones, UpdateArgs,
+    member_table as mt, ActivationArgs, ActivationGradArgs, BatchNormArgs, DropoutArgs, GatherArgs, GradNormsArgs,
+    LossArgs, MatmulArgs, Ones, UpdateArgs,
 };
 
 // Keras's selu constants, written as shaders/common.wgsl writes them (the same f32 values).
@@ -286,7 +286,8 @@ pub(crate) fn adam(
     if table[mt::ACTIVE] == 0.0 {
         return;
     }
-    let (beta_1, beta_2, epsilon) = (table[mt::BETA_1], table[mt::BETA_2], table[mt::EPSILON]);
+    let (one_minus_beta_1, one_minus_beta_2) = (table[mt::ONE_MINUS_BETA_1], table[mt::ONE_MINUS_BETA_2]);
+    let epsilon = table[mt::EPSILON];
     let (lr, wd) = (lrs[p.lr_at as usize], table[mt::WEIGHT_DECAY]);
     let raw_lr = if wd == 0.0 { 0.0 } else { lrs[p.lr_at as usize + 1] };
     let amsgrad = table[mt::AMSGRAD] != 0.0;
@@ -298,8 +299,8 @@ pub(crate) fn adam(
     {
         let g = clip.apply(g);
         let w0 = decayed(*w, wd, raw_lr);
-        let m1 = *mi + (g - *mi) * (1.0 - beta_1);
-        let v1 = *vi + (g * g - *vi) * (1.0 - beta_2);
+        let m1 = *mi + (g - *mi) * one_minus_beta_1;
+        let v1 = *vi + (g * g - *vi) * one_minus_beta_2;
         *mi = m1;
         *vi = v1;
         let vd = if amsgrad {
@@ -366,7 +367,8 @@ pub(crate) fn rmsprop(
     if table[mt::ACTIVE] == 0.0 {
         return;
     }
-    let (rho, momentum, epsilon) = (table[mt::RHO], table[mt::MOMENTUM], table[mt::EPSILON]);
+    let (rho, one_minus_rho) = (table[mt::RHO], table[mt::ONE_MINUS_RHO]);
+    let (momentum, epsilon) = (table[mt::MOMENTUM], table[mt::EPSILON]);
     let centered = table[mt::CENTERED] != 0.0;
     let (lr, wd) = (lrs[p.lr_at as usize], table[mt::WEIGHT_DECAY]);
     let raw_lr = if wd == 0.0 { 0.0 } else { lrs[p.lr_at as usize + 1] };
@@ -374,10 +376,10 @@ pub(crate) fn rmsprop(
     for i in 0..p.len as usize {
         let g = clip.apply(grad[i]);
         let w = decayed(param[i], wd, raw_lr);
-        let vi = rho * v[i] + (1.0 - rho) * (g * g);
+        let vi = rho * v[i] + one_minus_rho * (g * g);
         v[i] = vi;
         let denominator = if centered {
-            let si = rho * s[i] + (1.0 - rho) * g;
+            let si = rho * s[i] + one_minus_rho * g;
             s[i] = si;
             vi - si * si + epsilon
         } else {
