@@ -343,7 +343,8 @@ pub(crate) fn sgd(
         let mi = momentum * m[i] - lr * g;
         m[i] = mi;
         if nesterov {
-            param[i] = w + momentum * mi - lr * g;
+            // Keras's association, w + (momentum m - lr g) (the WGSL's adds left to right).
+            param[i] = w + (momentum * mi - lr * g);
         } else {
             param[i] = w + mi;
         }
