@@ -149,7 +149,7 @@ fn sgd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) n
     let mq = momentum * m[at] - lr * g;
     var pq = w + mq;
     if (table[row + MT_NESTEROV] != 0.0) {
-        pq = w + momentum * mq - lr * g;
+        pq = w + (momentum * mq - lr * g);
     }
     store4(base, q, pq, mq, vec4<f32>(0.0), vec4<f32>(0.0), 1u);
 }

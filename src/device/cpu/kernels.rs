@@ -343,7 +343,7 @@ pub(crate) fn sgd(
         let mi = momentum * m[i] - lr * g;
         m[i] = mi;
         if nesterov {
-            // Keras's association, w + (momentum m - lr g) (the WGSL's adds left to right).
+            // Keras's association: w + (momentum m - lr g).
             param[i] = w + (momentum * mi - lr * g);
         } else {
             param[i] = w + mi;
