@@ -448,6 +448,12 @@ impl Sequential {
         crate::io::load_weights(path, self)
     }
 
+    /// The optimizer `compile` set (Keras's `model.optimizer`: hyperparameters, clipping,
+    /// schedule; [`Optimizer::describe`] gives it in one line), or None before `compile`.
+    pub fn optimizer_settings(&self) -> Option<&Optimizer> {
+        self.compiled.as_ref().map(|c| &c.optimizer)
+    }
+
     /// Keras's `model.summary()` as a string: one row per layer with its name, type, output
     /// shape and parameter count, then total, trainable and non-trainable parameters
     /// (BatchNormalization's moving mean and variance are non-trainable). Before the input width

@@ -13,6 +13,9 @@ pub(crate) fn summary(model_path: &Path) -> CliResult<()> {
     let model = loaded.model;
     let mut out = String::new();
     out.push_str(&model.summary());
+    if let Some(o) = model.optimizer_settings() {
+        out.push_str(&format!(" Optimizer: {}\n", o.describe()));
+    }
     if let Some(p) = &loaded.preprocessor {
         out.push_str(&format!(" Target: {}\n", p.target()));
         out.push_str(&format!(" Inputs ({}): {}\n", p.input_width(), p.input_names().join(", ")));
