@@ -407,6 +407,9 @@ fn offsets_of(total: usize, variables: usize) -> Vec<f32> {
     o.into_iter().map(f32::from_bits).collect()
 }
 
+/// A change to a member-table row (one optimizer option).
+type RowEdit = fn(&mut [f32]);
+
 #[test]
 fn optimizers_match() {
     for total in [1usize, 7, 300, 70_000] {
@@ -451,7 +454,7 @@ fn optimizers_match() {
         }
         // Every rule with each option: amsgrad, weight decay (undecorated rate 0.02 at lrs[3]),
         // clipvalue, global_clipnorm (the norms' sum 3.5: a scale of 0.5 / sqrt(3.5)).
-        let variants: [(&str, fn(&mut [f32])); 5] = [
+        let variants: [(&str, RowEdit); 5] = [
             ("plain", |_| {}),
             ("amsgrad", |r| r[mt::AMSGRAD] = 1.0),
             ("weight decay", |r| r[mt::WEIGHT_DECAY] = 0.3),

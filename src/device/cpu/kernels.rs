@@ -239,7 +239,13 @@ impl Clip {
         let scale = (c > 0.0).then(|| {
             let total = norms[..p.variables as usize].iter().fold(0.0f32, |a, &x| a + x);
             let norm = total.sqrt();
-            c * (1.0 / norm).min(1.0 / c) + (norm - norm)
+            // Keras adds norm - norm: NaN for a non-finite norm, so the update poisons the weights
+            // and the fit reports divergence instead of silently skipping the step.
+            if norm.is_finite() {
+                c * (1.0 / norm).min(1.0 / c)
+            } else {
+                f32::NAN
+            }
         });
         Clip { value: table[mt::CLIP_VALUE], scale }
     }
