@@ -691,3 +691,19 @@ impl Plan {
         self.write_member_weights(0, params, state)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{BatchNormalization, Dense};
+
+    /// clipnorm's weight tensors: each layer's trainable weights in order, where the layer's
+    /// parameters sit (kernel then bias; gamma then beta), then the parameter count.
+    #[test]
+    fn variable_offsets_follow_the_parameter_layout() {
+        let layers = vec![Dense::new(3).input_shape(2), BatchNormalization::new(), Dense::new(1)];
+        let (slots, n_params, _) = place(&layers, 2);
+        assert_eq!(variable_offsets(&slots), [0, 6, 9, 12, 15, 18, 19]);
+        assert_eq!(n_params, 19);
+    }
+}

@@ -23,7 +23,7 @@ fn floats(v: &Value) -> Vec<f32> {
 
 // Keras folds Adam's bias correction in f32 and we in f64, and its pow/cos are XLA's or torch's:
 // a few ulps apart, far below what a misplaced epsilon, decay or clip would change.
-const TOL: Tol = Tol { rel: 2e-5, abs: 1e-7 };
+const TOL: Tol = Tol { rel: 5e-6, abs: 1e-7 };
 
 fn exp_decay() -> LearningRateSchedule {
     LearningRateSchedule::ExponentialDecay {

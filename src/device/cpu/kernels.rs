@@ -250,6 +250,10 @@ impl Clip {
         Clip { value: table[mt::CLIP_VALUE], scale }
     }
 
+    fn is_identity(&self) -> bool {
+        self.value <= 0.0 && self.scale.is_none()
+    }
+
     #[inline]
     fn apply(&self, mut g: f32) -> f32 {
         if self.value > 0.0 {
@@ -299,7 +303,18 @@ pub(crate) fn adam(
     let amsgrad = table[mt::AMSGRAD] != 0.0;
     let clip = Clip::new(p, table, norms);
     let n = p.len as usize;
-    // Zipped slices: no bounds checks, so the loop vectorizes (same operations in the same order).
+    // Zipped slices: no bounds checks, so the loop vectorizes (same operations in the same order);
+    // plain Adam (no clipping, decay or amsgrad) keeps a loop without their branches.
+    if clip.is_identity() && wd == 0.0 && !amsgrad {
+        for (((w, &g), mi), vi) in param[..n].iter_mut().zip(&grad[..n]).zip(&mut m[..n]).zip(&mut v[..n]) {
+            let m1 = *mi + (g - *mi) * one_minus_beta_1;
+            let v1 = *vi + (g * g - *vi) * one_minus_beta_2;
+            *mi = m1;
+            *vi = v1;
+            *w -= (m1 * lr) / (v1.sqrt() + epsilon);
+        }
+        return;
+    }
     for ((((w, &g), mi), vi), si) in
         param[..n].iter_mut().zip(&grad[..n]).zip(&mut m[..n]).zip(&mut v[..n]).zip(&mut s[..n])
     {
