@@ -16,7 +16,7 @@ fn main() -> wgfit::Result<()> {
     let y = Matrix::column(rows.iter().map(|r| 2.0 * r[0] - r[1] + 0.5 * r[2] + 1.0).collect());
 
     let mut model = Sequential::new(&device, vec![Dense::new(1).input_shape(3)]);
-    model.compile(Sgd { learning_rate: 0.1, momentum: 0.9, nesterov: false }, "mse", &[])?;
+    model.compile(Sgd { learning_rate: 0.1, momentum: 0.9, ..Sgd::default() }, "mse", &[])?;
     let history = model.fit(&x, &y, Fit::new().batch_size(32).epochs(100).verbose(0))?;
     let (weights, _) = model.get_weights()?;
     println!("device: {:?}", device.info());

@@ -85,10 +85,18 @@ fn random_unit(seed: u32, step: u32, layer: u32, index: u32) -> f32 {
 // MT_DROPOUT + 2 l and MT_DROPOUT + 2 l + 1.
 const MT_ACTIVE: u32 = 0u;
 const MT_SEED: u32 = 1u;
-const MT_BETA_1: u32 = 2u;
-const MT_BETA_2: u32 = 3u;
+const MT_ONE_MINUS_BETA_1: u32 = 2u;
+const MT_ONE_MINUS_BETA_2: u32 = 3u;
 const MT_EPSILON: u32 = 4u;
 const MT_MOMENTUM: u32 = 5u;
 const MT_NESTEROV: u32 = 6u;
 const MT_STEP: u32 = 7u;
-const MT_DROPOUT: u32 = 8u;
+const MT_RHO: u32 = 8u;
+const MT_CENTERED: u32 = 9u;
+const MT_AMSGRAD: u32 = 10u;
+const MT_WEIGHT_DECAY: u32 = 11u;
+const MT_CLIP_VALUE: u32 = 12u;
+const MT_CLIP_NORM: u32 = 13u;
+const MT_GLOBAL_CLIP_NORM: u32 = 14u;
+const MT_ONE_MINUS_RHO: u32 = 15u;
+const MT_DROPOUT: u32 = 16u;

@@ -53,7 +53,7 @@ pub use losses::{IntoLoss, Loss};
 pub use matrix::{AsMatrix, Matrix};
 pub use metrics::Metric;
 pub use model::Sequential;
-pub use optimizers::{Adam, IntoOptimizer, Optimizer, Sgd};
+pub use optimizers::{Adam, AdamW, Clip, IntoOptimizer, LearningRateSchedule, Optimizer, Rmsprop, Sgd};
 pub use regularizers::{IntoRegularizer, Regularizer};
 pub use sweep::{cross_validate, fold_bounds, CrossValidation, Member, MemberReport, Ranked, Sweep, SweepReport};
 pub use trainer::Fit;

@@ -12,19 +12,19 @@ use crate::losses::{IntoLoss, Loss};
 use crate::matrix::{AsMatrix, Matrix};
 use crate::metrics::MetricSet;
 use crate::optimizers::{IntoOptimizer, Optimizer};
-use crate::plan::{AccSlot, DataRole, MemberSettings, Plan};
+use crate::plan::{AccSlot, DataRole, MemberSettings, Moments, Plan};
 use crate::trainer::{self, Compiled, Fit, FitData, MemberFit};
 
-/// Updates applied so far, and the optimizer's m and v, flat in parameter order.
-pub(crate) type OptimizerMoments = (u64, Vec<f32>, Vec<f32>);
+/// Updates applied so far, and the optimizer's moments, flat in parameter order.
+pub(crate) type OptimizerMoments = (u64, Moments);
 
 /// A model's weights and optimizer state outside its plan: what a sweep member starts from, and
 /// what it brings back.
 pub(crate) struct ModelState {
     pub params: Vec<f32>,
     pub state: Vec<f32>,
-    /// The optimizer's (m, v), when it has trained.
-    pub moments: Option<(Vec<f32>, Vec<f32>)>,
+    /// The optimizer's moments, when it has trained.
+    pub moments: Option<Moments>,
     /// Updates applied so far.
     pub steps: u64,
 }
@@ -208,7 +208,7 @@ impl Sequential {
             shuffle: opts.shuffle.unwrap_or(true),
         };
         let member = MemberFit {
-            optimizer: compiled.optimizer,
+            optimizer: compiled.optimizer.clone(),
             steps: self.steps,
             seed: opts.seed,
             dropout: MemberSettings::dropout_rates(&self.layers),
@@ -222,7 +222,7 @@ impl Sequential {
             .ok_or_else(|| Error::Internal("a fit of one model returned no outcome".into()))?;
         self.steps = outcome.steps;
         if let Some(c) = self.compiled.as_mut() {
-            c.optimizer.set_learning_rate(outcome.optimizer.learning_rate());
+            c.optimizer.set_learning_rate(outcome.optimizer.learning_rate())?;
         }
         if let Some((epoch, value)) = outcome.diverged {
             return Err(Error::Diverged { what: "loss".into(), epoch, value });
@@ -269,7 +269,10 @@ impl Sequential {
     }
 
     pub(crate) fn optimizer(&self) -> Result<Optimizer> {
-        self.compiled.as_ref().map(|c| c.optimizer).ok_or_else(|| Error::State("the model is not compiled".into()))
+        self.compiled
+            .as_ref()
+            .map(|c| c.optimizer.clone())
+            .ok_or_else(|| Error::State("the model is not compiled".into()))
     }
 
     /// What a sweep member starts from: its weights (drawn from its seed on the host when it was
@@ -296,12 +299,12 @@ impl Sequential {
         }
         let plan = self.plan.as_mut().expect("built above");
         plan.write_weights(&trained.params, &trained.state)?;
-        if let Some((m, v)) = &trained.moments {
-            plan.write_optimizer_moments(m, v)?;
+        if let Some(moments) = &trained.moments {
+            plan.write_optimizer_moments(moments)?;
         }
         self.steps = trained.steps;
         if let Some(c) = self.compiled.as_mut() {
-            c.optimizer.set_learning_rate(learning_rate);
+            c.optimizer.set_learning_rate(learning_rate)?;
         }
         Ok(())
     }
@@ -348,18 +351,15 @@ impl Sequential {
     pub(crate) fn optimizer_state(&mut self) -> Result<Option<OptimizerMoments>> {
         let steps = self.steps;
         match &mut self.plan {
-            Some(p) if steps > 0 => {
-                let (m, v) = p.read_optimizer_moments()?;
-                Ok(Some((steps, m, v)))
-            }
+            Some(p) if steps > 0 => Ok(Some((steps, p.read_optimizer_moments()?))),
             _ => Ok(None),
         }
     }
 
     /// Restores what `optimizer_state` returned, so training continues where it stopped.
-    pub(crate) fn set_optimizer_state(&mut self, steps: u64, m: &[f32], v: &[f32]) -> Result<()> {
+    pub(crate) fn set_optimizer_state(&mut self, steps: u64, moments: &Moments) -> Result<()> {
         let plan = self.plan.as_mut().ok_or_else(|| Error::State("the model is not built yet".into()))?;
-        plan.write_optimizer_moments(m, v)?;
+        plan.write_optimizer_moments(moments)?;
         self.steps = steps;
         Ok(())
     }
@@ -432,7 +432,7 @@ impl Sequential {
         plan.ensure_capacity(x.rows())?;
         let data = plan.upload(DataRole::Eval, x.data(), Some(y.data()), x.rows())?;
         let settings = MemberSettings {
-            optimizer: compiled.optimizer,
+            optimizer: compiled.optimizer.clone(),
             seed: seed as u64,
             dropout: MemberSettings::dropout_rates(&self.layers),
             steps: 0,
@@ -474,6 +474,12 @@ impl Sequential {
     /// Loads weights saved by [`Sequential::save_weights`]; the architecture must match.
     pub fn load_weights(&mut self, path: impl AsRef<Path>) -> Result<()> {
         crate::io::load_weights(path, self)
+    }
+
+    /// The optimizer `compile` set (Keras's `model.optimizer`: hyperparameters, clipping,
+    /// schedule; [`Optimizer::describe`] gives it in one line), or None before `compile`.
+    pub fn optimizer_settings(&self) -> Option<&Optimizer> {
+        self.compiled.as_ref().map(|c| &c.optimizer)
     }
 
     /// Keras's `model.summary()` as a string: one row per layer with its name, type, output

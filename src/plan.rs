@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::layers::{count_weights, Activation, Below, Layer, LayerBuffers, LayerKind, LayerOps, Pass, Placement};
 use crate::losses::Loss;
 use crate::metrics::MetricSet;
-use crate::optimizers::Optimizer;
+use crate::optimizers::{Clip, Optimizer};
 
 /// Which sums of the accumulator buffer a loss pass writes: training first, evaluation after.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,6 +56,16 @@ struct BatchBuffers {
     /// when the layer's gradient is computed (`shaders/softmax.wgsl`).
     softmax: Vec<Option<(OpId, Option<OpId>)>>,
     loss: OpId,
+}
+
+/// An optimizer's per-parameter state of one member, flat in parameter order: m (Adam's first
+/// moment, SGD's and RMSprop's momentum), v (Adam's second moment, RMSprop's mean square) and the
+/// third slot s (amsgrad's maximum of v, centered RMSprop's mean gradient; empty: zeros).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct Moments {
+    pub m: Vec<f32>,
+    pub v: Vec<f32>,
+    pub s: Vec<f32>,
 }
 
 /// What one member of a plan may differ in from the others, as its member-table row holds it.
@@ -98,6 +108,15 @@ pub(crate) struct Plan {
     pub state: BufId,
     opt_m: BufId,
     opt_v: BufId,
+    /// The optimizer's third slot (amsgrad's maximum of v, centered RMSprop's mean gradient).
+    opt_s: BufId,
+    /// Each weight tensor's gradient sum of squares (clipnorm, global_clipnorm), per member.
+    norms: BufId,
+    /// Where each weight tensor starts in the parameter vector, and the end (shared, u32).
+    var_offsets: BufId,
+    variables: usize,
+    /// Some member clips by a norm (`grad_norms` runs before the update); some by clipnorm.
+    clip_norms: (bool, bool),
     /// Loss and metric sums: `AccSlot::Train`'s, then `AccSlot::Eval`'s.
     pub acc: BufId,
     /// One row of settings per member (`device::member_table`).
@@ -144,6 +163,21 @@ fn place(layer_cfgs: &[Layer], input_w: usize) -> (Vec<LayerSlots>, usize, usize
         width = out_w;
     }
     (layers, n_params, n_state)
+}
+
+/// The offsets of the weight tensors (Keras's variables, whose gradients clipnorm clips one by
+/// one) in the parameter vector, in layer order, then its length.
+fn variable_offsets(layers: &[LayerSlots]) -> Vec<u32> {
+    let mut offsets = Vec::new();
+    for l in layers {
+        let mut at = l.at.param_off;
+        for w in l.layer.spec().weights(l.at.in_w).iter().filter(|w| w.trainable) {
+            offsets.push(at as u32);
+            at = at.saturating_add(w.len());
+        }
+    }
+    offsets.push(layers.iter().map(|l| l.at.param_off + l.at.param_len).max().unwrap_or(0) as u32);
+    offsets
 }
 
 /// Which dataset an upload holds: each role keeps its own buffers between calls.
@@ -193,6 +227,12 @@ impl Plan {
         let state = backend.create_member_buffer(n_state, "moving statistics")?;
         let opt_m = backend.create_member_buffer(n_params, "optimizer m")?;
         let opt_v = backend.create_member_buffer(n_params, "optimizer v")?;
+        let opt_s = backend.create_member_buffer(n_params, "optimizer third slot")?;
+        let offsets = variable_offsets(&layers);
+        let variables = offsets.len() - 1;
+        let norms = backend.create_member_buffer(variables, "gradient norms")?;
+        let var_offsets = backend.create_buffer(offsets.len(), "weight tensor offsets")?;
+        backend.write_u32(var_offsets, 0, &offsets)?;
         let acc = backend.create_member_buffer(2 * LOSS_KERNEL_VALUES, "loss and metric sums")?;
         let table = backend.create_member_buffer(member_table::width(layers.len()), "member table")?;
         let dummy_r = backend.create_member_buffer(1, "unused (read)")?;
@@ -211,6 +251,11 @@ impl Plan {
             state,
             opt_m,
             opt_v,
+            opt_s,
+            norms,
+            var_offsets,
+            variables,
+            clip_norms: (false, false),
             acc,
             table,
             dummy_r,
@@ -243,6 +288,8 @@ impl Plan {
         let width = member_table::width(self.layers.len());
         let stride = member_stride(width);
         let mut flat = vec![0.0f32; stride * self.members];
+        let clips: Vec<_> = members.iter().take(self.members).map(|s| s.optimizer.clip()).collect();
+        self.clip_norms = (clips.iter().any(|c| c.needs_norms()), clips.iter().any(|c| matches!(c, Clip::Norm(_))));
         for (m, s) in members.iter().enumerate().take(self.members) {
             let row = &mut flat[m * stride..m * stride + width];
             row[member_table::ACTIVE] = f32::from(u8::from(s.active));
@@ -265,8 +312,9 @@ impl Plan {
     /// Zeroes the optimizer's moments of every member (a fresh compile).
     pub fn reset_optimizer(&mut self) -> Result<()> {
         let zeros = vec![0.0f32; self.strides().0 * self.members];
-        self.backend.write(self.opt_m, 0, &zeros)?;
-        self.backend.write(self.opt_v, 0, &zeros)?;
+        for buf in [self.opt_m, self.opt_v, self.opt_s] {
+            self.backend.write(buf, 0, &zeros)?;
+        }
         Ok(())
     }
 
@@ -597,15 +645,26 @@ impl Plan {
     }
 
     /// The optimizer's update of every weight of every member at once, each member with its
-    /// learning rate at `lr_at` of `lrs` (a member buffer of the epoch's rates).
-    pub fn update(&mut self, optimizer: &Optimizer, lr_at: usize, lrs: BufId, out: &mut Vec<Launch>) -> Result<()> {
-        let args = optimizer.launch(self.n_params, lr_at);
+    /// rates of step `step` in `lrs` (a member buffer of the epoch's rates,
+    /// `optimizers::RATES_PER_STEP` per step). When a member clips by a norm (as the last
+    /// [`Plan::write_table`] said), the weight tensors' gradient norms are summed first.
+    pub fn update(&mut self, optimizer: &Optimizer, step: usize, lrs: BufId, out: &mut Vec<Launch>) -> Result<()> {
+        let args = optimizer.launch(self.n_params, self.variables, step);
         let kernel = args.kernel();
+        if self.clip_norms.0 {
+            let bufs = [self.grads, self.norms, self.var_offsets, self.table];
+            let op = self.bind_once(Kernel::GradNorms, &bufs)?;
+            out.push(Launch::Run {
+                op,
+                args: Optimizer::norms_launch(self.n_params, self.variables, self.clip_norms.1),
+            });
+        }
         // Looked up once per step: kept by kernel and rates buffer, so a step allocates nothing.
         let op = match self.update {
             Some((k, l, op)) if k == kernel && l == lrs => op,
             _ => {
-                let op = self.bind_once(kernel, &[self.params, self.grads, self.opt_m, self.opt_v, self.table, lrs])?;
+                let bufs = [self.params, self.grads, self.opt_m, self.opt_v, self.table, lrs, self.opt_s, self.norms];
+                let op = self.bind_once(kernel, &bufs)?;
                 self.update = Some((kernel, lrs, op));
                 op
             }
@@ -626,15 +685,14 @@ impl Plan {
             .collect())
     }
 
-    /// Every member's optimizer moments (m, v), read back to the host.
-    pub fn read_member_moments(&mut self) -> Result<Vec<(Vec<f32>, Vec<f32>)>> {
+    /// Every member's optimizer moments (m, v, and the third slot), read back to the host.
+    pub fn read_member_moments(&mut self) -> Result<Vec<Moments>> {
         let ps = self.strides().0;
         let k = self.members;
-        let mut r = self.backend.read(&[(self.opt_m, 0..ps * k), (self.opt_v, 0..ps * k)])?;
-        let v = r.pop().unwrap_or_default();
-        let m = r.pop().unwrap_or_default();
+        let r = self.backend.read(&[(self.opt_m, 0..ps * k), (self.opt_v, 0..ps * k), (self.opt_s, 0..ps * k)])?;
         let n = self.n_params;
-        Ok((0..k).map(|i| (m[i * ps..i * ps + n].to_vec(), v[i * ps..i * ps + n].to_vec())).collect())
+        let block = |b: usize, i: usize| r.get(b).map_or_else(Vec::new, |all| all[i * ps..i * ps + n].to_vec());
+        Ok((0..k).map(|i| Moments { m: block(0, i), v: block(1, i), s: block(2, i) }).collect())
     }
 
     /// Replaces member `m`'s parameters and moving statistics.
@@ -651,18 +709,26 @@ impl Plan {
         self.backend.write(self.state, m * ss, state)
     }
 
-    /// Replaces member `m`'s optimizer moments.
-    pub fn write_member_moments(&mut self, member: usize, m: &[f32], v: &[f32]) -> Result<()> {
-        if m.len() != self.n_params || v.len() != self.n_params {
+    /// Replaces member `member`'s optimizer moments (an empty third slot: zeros, as an older
+    /// model file or an optimizer without one leaves it).
+    pub fn write_member_moments(&mut self, member: usize, moments: &Moments) -> Result<()> {
+        let n = self.n_params;
+        let Moments { m, v, s } = moments;
+        if m.len() != n || v.len() != n || !(s.is_empty() || s.len() == n) {
             return Err(Error::shape(
                 "optimizer state",
-                format!("moments of {} values each (the model's parameters)", self.n_params),
-                format!("moments of {} and {} values", m.len(), v.len()),
+                format!("moments of {n} values each (the model's parameters)"),
+                format!("moments of {}, {} and {} values", m.len(), v.len(), s.len()),
             ));
         }
         let ps = self.strides().0;
         self.backend.write(self.opt_m, member * ps, m)?;
-        self.backend.write(self.opt_v, member * ps, v)
+        self.backend.write(self.opt_v, member * ps, v)?;
+        if s.is_empty() {
+            self.backend.write(self.opt_s, member * ps, &vec![0.0; n])
+        } else {
+            self.backend.write(self.opt_s, member * ps, s)
+        }
     }
 
     /// Reads every parameter and moving statistic of the first member back to the host.
@@ -673,19 +739,38 @@ impl Plan {
         Ok((p, s))
     }
 
-    /// The first member's optimizer moments (Adam's m and v; SGD's momentum in m).
-    pub fn read_optimizer_moments(&mut self) -> Result<(Vec<f32>, Vec<f32>)> {
-        let mut r = self.backend.read(&[(self.opt_m, 0..self.n_params), (self.opt_v, 0..self.n_params)])?;
+    /// The first member's optimizer moments (Adam's m and v; SGD's momentum in m; RMSprop's
+    /// momentum in m and mean square in v; the third slot).
+    pub fn read_optimizer_moments(&mut self) -> Result<Moments> {
+        let n = self.n_params;
+        let mut r = self.backend.read(&[(self.opt_m, 0..n), (self.opt_v, 0..n), (self.opt_s, 0..n)])?;
+        let s = r.pop().unwrap_or_default();
         let v = r.pop().unwrap_or_default();
         let m = r.pop().unwrap_or_default();
-        Ok((m, v))
+        Ok(Moments { m, v, s })
     }
 
-    pub fn write_optimizer_moments(&mut self, m: &[f32], v: &[f32]) -> Result<()> {
-        self.write_member_moments(0, m, v)
+    pub fn write_optimizer_moments(&mut self, moments: &Moments) -> Result<()> {
+        self.write_member_moments(0, moments)
     }
 
     pub fn write_weights(&mut self, params: &[f32], state: &[f32]) -> Result<()> {
         self.write_member_weights(0, params, state)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{BatchNormalization, Dense};
+
+    /// clipnorm's weight tensors: each layer's trainable weights in order, where the layer's
+    /// parameters sit (kernel then bias; gamma then beta), then the parameter count.
+    #[test]
+    fn variable_offsets_follow_the_parameter_layout() {
+        let layers = vec![Dense::new(3).input_shape(2), BatchNormalization::new(), Dense::new(1)];
+        let (slots, n_params, _) = place(&layers, 2);
+        assert_eq!(variable_offsets(&slots), [0, 6, 9, 12, 15, 18, 19]);
+        assert_eq!(n_params, 19);
     }
 }

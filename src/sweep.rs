@@ -414,14 +414,14 @@ impl<'a> Sweep<'a> {
                 let mut optimizer = member.model.optimizer()?;
                 let start = match self.trained[i].take() {
                     Some(t) => {
-                        optimizer.set_learning_rate(t.learning_rate);
+                        optimizer.set_learning_rate(t.learning_rate)?;
                         t.model
                     }
                     None => member.model.starting_state(x.cols())?,
                 };
                 plan.write_member_weights(k, &start.params, &start.state)?;
-                if let Some((m, v)) = &start.moments {
-                    plan.write_member_moments(k, m, v)?;
+                if let Some(moments) = &start.moments {
+                    plan.write_member_moments(k, moments)?;
                 }
                 members.push(MemberFit {
                     optimizer,
@@ -461,9 +461,9 @@ impl<'a> Sweep<'a> {
             let weights = plan.read_member_weights()?;
             let moments = plan.read_member_moments()?;
             bytes += plan.device_bytes();
-            for (((&i, outcome), (params, state)), (m, v)) in group.iter().zip(outcomes).zip(weights).zip(moments) {
+            for (((&i, outcome), (params, state)), moments) in group.iter().zip(outcomes).zip(weights).zip(moments) {
                 self.trained[i] = Some(Trained {
-                    model: ModelState { params, state, moments: Some((m, v)), steps: outcome.steps },
+                    model: ModelState { params, state, moments: Some(moments), steps: outcome.steps },
                     learning_rate: outcome.optimizer.learning_rate(),
                     input_w: x.cols(),
                 });

@@ -4,7 +4,7 @@
 use crate::device::{member_stride, Backend, Device, DeviceInner, Launch};
 pub use crate::device::{
     member_table, ActivationArgs, ActivationGradArgs, Args, BatchNormArgs, BufId, DropoutArgs, Family, GatherArgs,
-    Kernel, LossArgs, MatmulArgs, Ones, PenaltyArgs, SoftmaxArgs, UpdateArgs,
+    GradNormsArgs, Kernel, LossArgs, MatmulArgs, Ones, PenaltyArgs, SoftmaxArgs, UpdateArgs,
 };
 use crate::error::Result;
 
@@ -124,18 +124,25 @@ pub fn random_unit(seed: u32, step: u32, layer: u32, index: u32) -> f32 {
     crate::device::cpu::kernels::random_unit(seed, step, layer, index)
 }
 
-/// The launch the model makes for an update of `n` parameters with the learning rate at `lr_at`,
-/// the member-table row it reads (`layers` layers, no dropout), and the learning rate of update
-/// number `t` (from 1) as the host computes it.
+/// The launch the model makes for an update of `n` parameters in `variables` weight tensors
+/// with the rates of step 0, the member-table row it reads (`layers` layers, no dropout), and the
+/// rates of update number `t` (from 1) as the host computes them (the `lrs` buffer of one step).
 pub fn optimizer_launch(
     optimizer: &crate::Optimizer,
     t: u64,
     n: usize,
+    variables: usize,
     layers: usize,
-) -> Result<(Args, Vec<f32>, f32)> {
+) -> Result<(Args, Vec<f32>, Vec<f32>)> {
     optimizer.validate()?;
     let mut row = vec![0.0f32; member_table::width(layers)];
     row[member_table::ACTIVE] = 1.0;
     optimizer.write_member_row(&mut row);
-    Ok((optimizer.launch(n, 0), row, optimizer.step_learning_rate(t)))
+    Ok((optimizer.launch(n, variables, 0), row, optimizer.step_rates(t).to_vec()))
+}
+
+/// The launch that sums (and, with `clip_in_place`, clips by clipnorm) the gradient norms of
+/// `variables` weight tensors over `n` parameters, run before an update that clips by a norm.
+pub fn grad_norms_launch(n: usize, variables: usize, clip_in_place: bool) -> Args {
+    crate::Optimizer::norms_launch(n, variables, clip_in_place)
 }

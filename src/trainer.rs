@@ -179,7 +179,7 @@ impl<'a> Run<'a> {
 
     fn settings(&self) -> MemberSettings {
         MemberSettings {
-            optimizer: self.optimizer,
+            optimizer: self.optimizer.clone(),
             seed: self.seed,
             dropout: self.dropout.clone(),
             steps: self.steps,
@@ -216,7 +216,8 @@ impl<'a> Run<'a> {
             }
         }
         if self.ctx.learning_rate != self.optimizer.learning_rate() {
-            self.optimizer.set_learning_rate(self.ctx.learning_rate);
+            // A schedule's rate cannot be set (Keras's TypeError): a typed error ends the fit.
+            self.optimizer.set_learning_rate(self.ctx.learning_rate)?;
         }
         Ok(())
     }
@@ -344,7 +345,7 @@ impl<'a, 'p> PlanFit<'a, 'p> {
             run.apply_requests(plan, &mut snapshots)?;
         }
         let steps_per_epoch = n.div_ceil(batch);
-        let lrs = plan.scratch("learning rates", steps_per_epoch, true)?;
+        let lrs = plan.scratch("learning rates", steps_per_epoch * crate::optimizers::RATES_PER_STEP, true)?;
         let lr_stride = plan.scratch_stride("learning rates");
         let k = runs.len();
         Ok(PlanFit {
@@ -393,8 +394,9 @@ impl<'a, 'p> PlanFit<'a, 'p> {
             order.clear();
             order.extend(run.order.iter().map(|&i| run.rows[i as usize]));
             for s in 0..self.steps_per_epoch {
-                self.rates[run.member * self.lr_stride + s] =
-                    run.optimizer.step_learning_rate(run.steps + s as u64 + 1);
+                let rates = run.optimizer.step_rates(run.steps + s as u64 + 1);
+                let at = run.member * self.lr_stride + s * rates.len();
+                self.rates[at..at + rates.len()].copy_from_slice(&rates);
             }
         }
         let plan = &mut *self.plan;
@@ -402,7 +404,7 @@ impl<'a, 'p> PlanFit<'a, 'p> {
         plan.backend.write(self.lrs, 0, &self.rates)?;
         let settings: Vec<MemberSettings> = self.runs.iter().map(Run::settings).collect();
         plan.write_table(&settings)?;
-        let optimizer = self.runs[0].optimizer;
+        let optimizer = self.runs[0].optimizer.clone();
         let (loss, metrics) = (self.loss, &self.metrics);
         for s in 0..self.steps_per_epoch {
             let start = s * self.batch;

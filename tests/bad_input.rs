@@ -151,7 +151,12 @@ fn misuse_and_unknown_names() {
     expect_err("fit before compile", model(&device).fit(&x, &y, Fit::new()), before, &["compile"]);
     expect_err("evaluate before compile", model(&device).evaluate(&x, &y), before, &["compile"]);
     expect_err("predict before compile", model(&device).predict(&x), before, &["compile"]);
-    expect_err("optimizer", model(&device).compile("adamw", "mse", &[]), unknown, &["adamw", "adam, sgd"]);
+    expect_err(
+        "optimizer",
+        model(&device).compile("adagrad", "mse", &[]),
+        unknown,
+        &["adagrad", "adam, adamw, rmsprop, sgd"],
+    );
     expect_err("loss", model(&device).compile("adam", "hinge", &[]), unknown, &["hinge", "binary_crossentropy"]);
     expect_err("metric", model(&device).compile("adam", "mse", &["auc"]), unknown, &["auc", "binary_accuracy"]);
     let mut bad_act = Sequential::new(&device, vec![Dense::new(2).activation("tanhh").input_shape(3)]);

@@ -257,6 +257,50 @@ fn summary_shows_layers_and_non_trainable_batchnorm_stats() {
 }
 
 #[test]
+fn train_with_rmsprop_and_adamw_flags_saves_and_summarizes_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = shipped("concrete.csv");
+    let base = ["train", "--data", s(&data), "--layers", "8", "--epochs", "2", "--device", "cpu", "--verbose", "0"];
+    let model = dir.path().join("rms.json");
+    let args: Vec<&str> = base
+        .iter()
+        .copied()
+        .chain(["--optimizer", "rmsprop", "--rho", "0.8", "--momentum", "0.5", "--clipnorm", "1.5"])
+        .chain(["--weight-decay", "0.01", "--save", s(&model), "--json"])
+        .collect();
+    let (v, _) = run_json(&args);
+    assert!(v["history"]["loss"].is_array(), "{v}");
+    let file: Value = serde_json::from_str(&std::fs::read_to_string(&model).unwrap()).unwrap();
+    let o = &file["compile"]["optimizer"];
+    assert_eq!(
+        (o["type"].as_str(), o["rho"].as_f64(), o["momentum"].as_f64()),
+        (Some("rmsprop"), Some(0.8), Some(0.5))
+    );
+    assert_eq!(o["clip"]["clipnorm"].as_f64(), Some(1.5));
+    wgfit()
+        .args(["summary", "--model", s(&model)])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("Optimizer: RMSprop (learning_rate 0.001, rho 0.8, momentum 0.5"))
+        .stdout(predicate::str::contains("weight_decay 0.01, clipnorm 1.5"));
+    let model = dir.path().join("adamw.json");
+    let args: Vec<&str> = base.iter().copied().chain(["--optimizer", "adamw", "--save", s(&model)]).collect();
+    let (code, _, err) = run(&args);
+    assert_eq!(code, 0, "{err}");
+    let file: Value = serde_json::from_str(&std::fs::read_to_string(&model).unwrap()).unwrap();
+    assert_eq!(file["compile"]["optimizer"]["weight_decay"].as_f64(), Some(0.004));
+    // Flags that do not apply, and bad values, are clear errors.
+    let bad: Vec<&str> = base.iter().copied().chain(["--optimizer", "adam", "--rho", "0.9"]).collect();
+    let (code, _, err) = run(&bad);
+    assert_eq!(code, 2, "a flag for another optimizer is a usage error: {err}");
+    assert!(err.contains("--rho applies to --optimizer rmsprop only"), "{err}");
+    let bad: Vec<&str> = base.iter().copied().chain(["--optimizer", "rmsprop", "--rho", "1.5"]).collect();
+    assert!(run_fail(&bad).contains("rho"));
+    let bad: Vec<&str> = base.iter().copied().chain(["--clipnorm", "0"]).collect();
+    assert!(run_fail(&bad).contains("clipnorm"));
+}
+
+#[test]
 fn devices_lists_adapters() {
     wgfit().arg("devices").assert().success().stdout(predicate::str::contains("cpu reference"));
     let (v, _) = run_json(&["devices", "--json"]);

@@ -279,3 +279,26 @@ fn bad_grids_folds_and_shards_are_usage_errors() {
     let e = fails(2, &["tune", "--lr", "0.1"]);
     assert!(e.contains("--data"), "{e}");
 }
+
+#[test]
+fn rmsprop_and_adamw_trials_train_as_train_does() {
+    let data = concrete();
+    let mut args = vec!["tune", "--layers", "8", "--optimizer", "rmsprop,adamw", "--json"];
+    args.extend(common(&data, "2"));
+    args.extend(["--validation-split", "0.2"]);
+    let v = json(&args);
+    let list = trials(&v);
+    assert_eq!(list.len(), 2);
+    for t in list {
+        let label = t["label"].as_str().unwrap();
+        let mut train = vec!["train", "--json"];
+        train.extend(label.split_whitespace());
+        train.extend(common(&data, "2"));
+        train.extend(["--validation-split", "0.2"]);
+        let alone = json(&train);
+        assert_eq!(t["history"], alone["history"], "trial = `wgfit train {label}`");
+    }
+    assert_eq!(list[0]["settings"]["optimizer"], "rmsprop");
+    assert_eq!(list[1]["settings"]["optimizer"], "adamw");
+    assert!(fails(2, &["tune", "--data", &data, "--optimizer", "adam,adagrad"]).contains("adamw, rmsprop"));
+}

@@ -87,7 +87,8 @@ fn fits(device: &Device) -> BTreeMap<String, serde_json::Value> {
             Dense::new(3),
         ],
     );
-    m.compile(wgfit::Sgd { learning_rate: 0.1, momentum: 0.9, nesterov: true }, "mse", &["mae"]).unwrap();
+    m.compile(wgfit::Sgd { learning_rate: 0.1, momentum: 0.9, nesterov: true, ..Default::default() }, "mse", &["mae"])
+        .unwrap();
     let h = m.fit(&x, &y, Fit::new().batch_size(5).epochs(3).shuffle(false).verbose(0)).unwrap();
     all.insert("batchnorm_first_sgd_nesterov".to_string(), fingerprint(&h, &mut m));
     all

@@ -33,13 +33,14 @@ fn check_optimizer(case: &str, optimizer: Optimizer) {
     for device in devices() {
         let mut h = KernelHarness::new(&device);
         let (w, m, v) = (h.buffer(&w0).unwrap(), h.buffer(&vec![0.0; n]).unwrap(), h.buffer(&vec![0.0; n]).unwrap());
+        let (s, norms) = (h.buffer(&vec![0.0; n]).unwrap(), h.buffer(&[0.0]).unwrap());
         for (t, (grads, want)) in
             g["grads"].as_array().unwrap().iter().zip(g["w_after"].as_array().unwrap()).enumerate()
         {
             let grad = h.buffer(&floats(grads)).unwrap();
-            let (args, row, lr) = optimizer_launch(&optimizer, t as u64 + 1, n, 1).unwrap();
-            let (table, lrs) = (h.buffer(&row).unwrap(), h.buffer(&[lr]).unwrap());
-            h.run(&[w, grad, m, v, table, lrs], args).unwrap();
+            let (args, row, lr) = optimizer_launch(&optimizer, t as u64 + 1, n, 1, 1).unwrap();
+            let (table, lrs) = (h.buffer(&row).unwrap(), h.buffer(&lr).unwrap());
+            h.run(&[w, grad, m, v, table, lrs, s, norms], args).unwrap();
             TOL.check(&format!("{case} step {} on {device:?}", t + 1), &h.read(w).unwrap(), &floats(want));
         }
     }
@@ -60,8 +61,11 @@ fn adam_with_large_learning_rate_matches_keras_epsilon_placement() {
 #[test]
 fn sgd_steps_match_keras() {
     check_optimizer("sgd_plain", Optimizer::Sgd(Sgd::new(0.1)));
-    check_optimizer("sgd_momentum", Optimizer::Sgd(Sgd { learning_rate: 0.1, momentum: 0.9, nesterov: false }));
-    check_optimizer("sgd_nesterov", Optimizer::Sgd(Sgd { learning_rate: 0.1, momentum: 0.9, nesterov: true }));
+    check_optimizer("sgd_momentum", Optimizer::Sgd(Sgd { learning_rate: 0.1, momentum: 0.9, ..Sgd::default() }));
+    check_optimizer(
+        "sgd_nesterov",
+        Optimizer::Sgd(Sgd { learning_rate: 0.1, momentum: 0.9, nesterov: true, ..Sgd::default() }),
+    );
 }
 
 /// Loss sum and metrics of one batch through the loss kernel: (loss, mae, mse, accuracy) means.

@@ -7,8 +7,8 @@ use common::{gpu, random_vec, rng, F32};
 use rand::seq::{IndexedRandom, SliceRandom};
 use rand::Rng;
 use wgfit::testing::{
-    member_table as mt, ActivationArgs, ActivationGradArgs, Args, BatchNormArgs, DropoutArgs, GatherArgs, Kernel,
-    KernelHarness, LossArgs, MatmulArgs, Ones, PenaltyArgs, UpdateArgs,
+    member_table as mt, ActivationArgs, ActivationGradArgs, Args, BatchNormArgs, DropoutArgs, GatherArgs,
+    GradNormsArgs, Kernel, KernelHarness, LossArgs, MatmulArgs, Ones, PenaltyArgs, UpdateArgs,
 };
 use wgfit::{Activation, Device, Loss};
 
@@ -76,11 +76,13 @@ fn every_pipeline_compiles_on_the_gpu() {
     let names = compile_all_pipelines(&device).unwrap();
     let (subgroups, textures) = gpu_matmul_paths(&device);
     eprintln!("{} pipelines (subgroups {subgroups}, textures {textures}): {names:?}", names.len());
-    // Kernels, then matmul_nn/nt/tn, the three subgroup twins, matmul_tex with pack and pack_t.
-    let expected = Kernel::ALL.len() + 3 + if subgroups { 3 } else { 0 } + if textures { 1 + 2 } else { 0 };
+    // Kernels, then matmul_nn/nt/tn and matmul_tiled, the three subgroup twins, matmul_tex with
+    // pack and pack_t.
+    let expected = Kernel::ALL.len() + 4 + if subgroups { 3 } else { 0 } + if textures { 1 + 2 } else { 0 };
     assert_eq!(names.len(), expected, "{names:?}");
     let distinct: std::collections::HashSet<&String> = names.iter().collect();
     assert_eq!(distinct.len(), names.len(), "{names:?}");
+    assert!(names.iter().any(|n| n == "matmul_tiled"), "{names:?}");
     for k in Kernel::ALL {
         assert!(names.iter().any(|n| n == k.entry()), "{} missing from {names:?}", k.entry());
     }
@@ -399,6 +401,17 @@ fn loss_and_metrics_match() {
     }
 }
 
+/// The offsets of `variables` weight tensors splitting `total` parameters unevenly (as u32 bits),
+/// as the plan's shared offsets table holds them.
+fn offsets_of(total: usize, variables: usize) -> Vec<f32> {
+    let mut o: Vec<u32> = (0..variables).map(|j| (total * j * j / (variables * variables)) as u32).collect();
+    o.push(total as u32);
+    o.into_iter().map(f32::from_bits).collect()
+}
+
+/// A change to a member-table row (one optimizer option).
+type RowEdit = fn(&mut [f32]);
+
 #[test]
 fn optimizers_match() {
     for total in [1usize, 7, 300, 70_000] {
@@ -406,20 +419,25 @@ fn optimizers_match() {
         let param = random_vec(&mut r, total, -1.0, 1.0);
         let grad = random_vec(&mut r, total, -1.0, 1.0);
         let m = random_vec(&mut r, total, -0.1, 0.1);
-        let v = random_vec(&mut r, total, 0.0, 0.1);
-        let update = UpdateArgs { len: total as u32, lr_at: 1 };
+        let v = random_vec(&mut r, total, 0.003, 0.1);
+        // Centered RMSprop's mean gradient: its square stays below v, as it does in training.
+        let s = random_vec(&mut r, total, -0.05, 0.05);
+        let norms = vec![0.3, 2.5, 0.7];
+        let update = UpdateArgs { len: total as u32, lr_at: 2, variables: 3 };
         let row = table_row(1, |r| {
-            r[mt::BETA_1] = 0.9;
-            r[mt::BETA_2] = 0.999;
+            r[mt::ONE_MINUS_BETA_1] = 0.1;
+            r[mt::ONE_MINUS_BETA_2] = 0.001;
             r[mt::EPSILON] = 1e-7;
         });
-        let lrs = vec![0.5, 0.01, 0.7];
-        let inputs = [param.clone(), grad.clone(), m.clone(), v.clone(), row.clone(), lrs.clone()];
+        let lrs = vec![0.5, 0.5, 0.01, 0.02, 0.7];
+        let inputs =
+            [param.clone(), grad.clone(), m.clone(), v.clone(), row.clone(), lrs.clone(), s.clone(), norms.clone()];
         let (g, c) = both(&inputs, Args::Adam(update));
-        for i in [0, 2, 3] {
+        for i in [0, 2, 3, 6] {
             F32.check("adam", &g[i], &c[i]);
         }
-        // The update against its formula (f64), with lr 0.01 from lrs[1].
+        assert_eq!(c[6], s, "adam without amsgrad wrote the third slot");
+        // The update against its formula (f64), with lr 0.01 from lrs[2].
         let want: Vec<f64> = (0..total)
             .map(|i| {
                 let (p, g, m, v) = (param[i] as f64, grad[i] as f64, m[i] as f64, v[i] as f64);
@@ -430,18 +448,68 @@ fn optimizers_match() {
         common::Tol { rel: 1e-4, abs: 1e-6 }.check64("adam vs f64", &c[0], &want);
         // A member that stopped is left as it is.
         let stopped = table_row(1, |r| r[mt::ACTIVE] = 0.0);
-        let (g, c) =
-            both(&[param.clone(), grad.clone(), m.clone(), v.clone(), stopped, lrs.clone()], Args::Adam(update));
-        assert_eq!((&g[0], &c[0], &c[2]), (&param, &param, &m), "an inactive member changed");
-        for (momentum, nesterov) in [(0.0f32, false), (0.9, false), (0.9, true)] {
-            let row = table_row(1, |r| {
-                r[mt::MOMENTUM] = momentum;
-                r[mt::NESTEROV] = f32::from(u8::from(nesterov));
-            });
-            let inputs = [param.clone(), grad.clone(), m.clone(), v.clone(), row, lrs.clone()];
-            let (g, c) = both(&inputs, Args::Sgd(update));
-            for i in [0, 2] {
-                F32.check("sgd", &g[i], &c[i]);
+        let inputs =
+            [param.clone(), grad.clone(), m.clone(), v.clone(), stopped, lrs.clone(), s.clone(), norms.clone()];
+        for args in [Args::Adam(update), Args::Sgd(update), Args::Rmsprop(update)] {
+            let (g, c) = both(&inputs, args);
+            assert_eq!((&g[0], &c[0], &c[2], &g[6]), (&param, &param, &m, &s), "an inactive member changed");
+        }
+        // Every rule with each option: amsgrad, weight decay (undecorated rate 0.02 at lrs[3]),
+        // clipvalue, global_clipnorm (the norms' sum 3.5: a scale of 0.5 / sqrt(3.5)).
+        let variants: [(&str, RowEdit); 5] = [
+            ("plain", |_| {}),
+            ("amsgrad", |r| r[mt::AMSGRAD] = 1.0),
+            ("weight decay", |r| r[mt::WEIGHT_DECAY] = 0.3),
+            ("clipvalue", |r| r[mt::CLIP_VALUE] = 0.25),
+            ("global_clipnorm", |r| r[mt::GLOBAL_CLIP_NORM] = 0.5),
+        ];
+        for (what, set) in variants {
+            for (momentum, nesterov, centered) in [(0.0f32, false, false), (0.9, false, true), (0.9, true, false)] {
+                let row = table_row(1, |r| {
+                    r[mt::ONE_MINUS_BETA_1] = 0.1;
+                    r[mt::ONE_MINUS_BETA_2] = 0.01;
+                    r[mt::EPSILON] = 1e-3;
+                    r[mt::RHO] = 0.8;
+                    r[mt::ONE_MINUS_RHO] = 0.2;
+                    r[mt::MOMENTUM] = momentum;
+                    r[mt::NESTEROV] = f32::from(u8::from(nesterov));
+                    r[mt::CENTERED] = f32::from(u8::from(centered));
+                    set(r);
+                });
+                let inputs =
+                    [param.clone(), grad.clone(), m.clone(), v.clone(), row, lrs.clone(), s.clone(), norms.clone()];
+                for args in [Args::Adam(update), Args::Sgd(update), Args::Rmsprop(update)] {
+                    let (g, c) = both(&inputs, args);
+                    for i in [0, 2, 3, 6] {
+                        F32.check(&format!("{:?} {what} momentum {momentum}", args.kernel()), &g[i], &c[i]);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn grad_norms_match() {
+    for (total, variables) in [(1usize, 1usize), (7, 2), (300, 3), (70_000, 4), (1000, 40)] {
+        let mut r = rng(total as u64 + 7);
+        let grad = random_vec(&mut r, total, -1.0, 1.0);
+        let offsets = offsets_of(total, variables);
+        for (clip, c) in [(false, 0.0f32), (true, 0.5), (true, 1e6)] {
+            let row = table_row(1, |r| r[mt::CLIP_NORM] = c);
+            let args = Args::GradNorms(GradNormsArgs { len: total as u32, variables: variables as u32, clip });
+            let inputs = [grad.clone(), nan(variables), offsets.clone(), row];
+            let (g, cpu) = both(&inputs, args);
+            F32.check("grad_norms gradient", &g[0], &cpu[0]);
+            F32.check("grad_norms sums", &g[1], &cpu[1]);
+            // Against f64: each segment's sum of squares, and clipnorm's scaling.
+            for j in 0..variables {
+                let (lo, hi) = (offsets[j].to_bits() as usize, offsets[j + 1].to_bits() as usize);
+                let sum: f64 = grad[lo..hi].iter().map(|&x| x as f64 * x as f64).sum();
+                common::Tol { rel: 1e-4, abs: 1e-6 }.check64("sum of squares", &cpu[1][j..=j], &[sum]);
+                let scale = if clip { c as f64 / sum.sqrt().max(c as f64) } else { 1.0 };
+                let want: Vec<f64> = grad[lo..hi].iter().map(|&x| x as f64 * scale).collect();
+                common::Tol { rel: 1e-4, abs: 1e-6 }.check64("clipnorm", &cpu[0][lo..hi], &want);
             }
         }
     }
@@ -768,19 +836,28 @@ fn kernels_run_each_member_independently() {
 
     // Optimizers: each member its learning rate and hyperparameters; member 1 stopped.
     let n = 37;
-    let (param, grad, mm, vv) = (vecs(n, -1.0, 1.0), vecs(n, -1.0, 1.0), vecs(n, -0.1, 0.1), vecs(n, 0.0, 0.1));
+    let (param, grad, mm, vv) = (vecs(n, -1.0, 1.0), vecs(n, -1.0, 1.0), vecs(n, -0.1, 0.1), vecs(n, 0.003, 0.1));
     let opt_rows: Vec<Vec<f32>> = (0..k)
         .map(|m| {
             table_row(2, |row| {
                 row[mt::ACTIVE] = f32::from(u8::from(m != 1));
-                row[mt::BETA_1] = [0.9, 0.8, 0.5][m];
-                row[mt::BETA_2] = [0.999, 0.99, 0.9][m];
+                row[mt::ONE_MINUS_BETA_1] = [0.1, 0.2, 0.5][m];
+                row[mt::ONE_MINUS_BETA_2] = [0.001, 0.01, 0.1][m];
                 row[mt::EPSILON] = [1e-7, 1e-3, 1e-5][m];
                 row[mt::MOMENTUM] = [0.0, 0.9, 0.5][m];
                 row[mt::NESTEROV] = [0.0, 0.0, 1.0][m];
+                row[mt::RHO] = [0.9, 0.5, 0.8][m];
+                row[mt::ONE_MINUS_RHO] = [0.1, 0.5, 0.2][m];
+                row[mt::CENTERED] = [1.0, 0.0, 0.0][m];
+                row[mt::AMSGRAD] = [0.0, 1.0, 1.0][m];
+                row[mt::WEIGHT_DECAY] = [0.0, 0.1, 0.004][m];
+                row[mt::CLIP_VALUE] = [0.0, 0.0, 0.3][m];
+                row[mt::GLOBAL_CLIP_NORM] = [1.0, 0.0, 0.0][m];
+                row[mt::CLIP_NORM] = [0.0, 0.5, 0.2][m];
             })
         })
         .collect();
+    let ss = vecs(n, -0.05, 0.05);
     let members: Vec<Vec<Vec<f32>>> = (0..k)
         .map(|m| {
             vec![
@@ -789,13 +866,20 @@ fn kernels_run_each_member_independently() {
                 mm[m].clone(),
                 vv[m].clone(),
                 opt_rows[m].clone(),
-                vec![0.1, [1e-3, 1e-2, 3e-2][m]],
+                vec![0.1, 0.1, [1e-3, 1e-2, 3e-2][m], [2e-3, 2e-2, 6e-2][m]],
+                ss[m].clone(),
+                vec![[0.5, 2.0, 1.0][m], 0.25],
             ]
         })
         .collect();
-    let update = UpdateArgs { len: n as u32, lr_at: 1 };
+    let update = UpdateArgs { len: n as u32, lr_at: 2, variables: 2 };
     check_members("adam", &members, Args::Adam(update), tol);
     check_members("sgd", &members, Args::Sgd(update), tol);
+    check_members("rmsprop", &members, Args::Rmsprop(update), tol);
+    let members: Vec<Vec<Vec<f32>>> =
+        (0..k).map(|m| vec![grad[m].clone(), nan(2), offsets_of(n, 2), opt_rows[m].clone()]).collect();
+    let norms = GradNormsArgs { len: n as u32, variables: 2, clip: true };
+    check_members("grad_norms", &members, Args::GradNorms(norms), tol);
 
     // BatchNormalization: member 2 stopped (its moving statistics stay).
     let width = 7;

@@ -6,8 +6,9 @@ mod common;
 use common::{devices, random_vec, rng, Tol};
 use wgfit::data;
 use wgfit::{
-    cross_validate, fold_bounds, Adam, BatchNormalization, Callback, Dense, Device, Dropout, EarlyStopping, Error, Fit,
-    History, Layer, Matrix, Member, Optimizer, ReduceLROnPlateau, Sequential, Sgd, Sweep, TerminateOnNaN,
+    cross_validate, fold_bounds, Adam, AdamW, BatchNormalization, Callback, Clip, Dense, Device, Dropout,
+    EarlyStopping, Error, Fit, History, Layer, LearningRateSchedule, Matrix, Member, Optimizer, ReduceLROnPlateau,
+    Rmsprop, Sequential, Sgd, Sweep, TerminateOnNaN,
 };
 
 /// GPU members against their solo runs: the same kernels in the same order, so only lavapipe's
@@ -27,7 +28,7 @@ struct Spec {
 impl Spec {
     fn model(&self, device: &Device) -> Sequential {
         let mut m = Sequential::new(device, self.layers.clone()).seed(self.seed);
-        m.compile(self.optimizer, self.loss, &self.metrics).unwrap();
+        m.compile(self.optimizer.clone(), self.loss, &self.metrics).unwrap();
         m
     }
 }
@@ -171,6 +172,7 @@ fn members_equal_solo_fits_with_sgd_momentum_dropout_and_batchnorm() {
                     learning_rate: [0.01, 0.003][i % 2],
                     momentum: [0.0, 0.9, 0.5][i % 3],
                     nesterov: i % 4 == 3,
+                    ..Sgd::default()
                 }
                 .into(),
                 seed: 10 + i as u64,
@@ -179,6 +181,55 @@ fn members_equal_solo_fits_with_sgd_momentum_dropout_and_batchnorm() {
             })
             .collect();
         check_sweep("sgd + dropout + batchnorm K=7", &device, &specs, &xt, &yt, Some((&xv, &yv)), 3, 64, &none);
+    }
+}
+
+/// RMSprop, AdamW and Adam members whose hyperparameters, clipping, weight decay and schedules
+/// differ per member (the member table) each equal their solo fit; a sweep groups members of
+/// one optimizer kind into a plan.
+#[test]
+fn members_equal_solo_fits_with_rmsprop_adamw_clipping_and_schedules() {
+    let (xt, yt, xv, yv) = data::shipped::concrete().unwrap();
+    let clips = [Clip::None, Clip::Norm(0.5), Clip::GlobalNorm(1.0), Clip::Value(0.1)];
+    for device in devices() {
+        let specs: Vec<Spec> = (0..8)
+            .map(|i| {
+                let optimizer: Optimizer = match i % 3 {
+                    0 => Rmsprop {
+                        learning_rate: [0.01, 0.003][i % 2],
+                        rho: [0.9, 0.5][i % 2],
+                        momentum: [0.0, 0.5][(i / 3) % 2],
+                        centered: i % 2 == 1,
+                        clip: clips[i % 4],
+                        ..Rmsprop::default()
+                    }
+                    .into(),
+                    1 => AdamW {
+                        weight_decay: [0.004, 0.1][i % 2],
+                        amsgrad: i % 4 == 1,
+                        clip: clips[i % 4],
+                        schedule: (i == 4).then(|| LearningRateSchedule::cosine_decay(0.01, 20)),
+                        ..AdamW::default()
+                    }
+                    .into(),
+                    _ => Adam {
+                        amsgrad: i % 2 == 0,
+                        weight_decay: (i == 5).then_some(0.05),
+                        clip: clips[i % 4],
+                        ..Adam::new(0.01)
+                    }
+                    .into(),
+                };
+                Spec {
+                    layers: bn_dropout_net(8, 0.2),
+                    optimizer,
+                    seed: 20 + i as u64,
+                    loss: "mse",
+                    metrics: vec!["mae"],
+                }
+            })
+            .collect();
+        check_sweep("rmsprop/adamw/adam K=8", &device, &specs, &xt, &yt, Some((&xv, &yv)), 2, 64, &none);
     }
 }
 
@@ -224,6 +275,7 @@ fn epochs_run_differ_and_a_diverging_member_leaves_the_others_unchanged() {
                     learning_rate: if i == 1 || i == 2 { 1e6 } else { 1e-3 },
                     momentum: 0.9,
                     nesterov: false,
+                    ..Sgd::default()
                 }
                 .into(),
                 seed: i as u64,

@@ -40,21 +40,39 @@ pub mod member_table {
     pub const ACTIVE: usize = 0;
     /// Dropout's seed (u32 bits), the member's fit seed folded to 32 bits.
     pub const SEED: usize = 1;
-    /// Adam's beta_1.
-    pub const BETA_1: usize = 2;
-    /// Adam's beta_2.
-    pub const BETA_2: usize = 3;
-    /// Adam's epsilon.
+    /// Adam's 1 - beta_1, as Keras computes it: in double precision from the decimal the user
+    /// gave, then rounded to f32 (`crate::optimizers::keras_one_minus`).
+    pub const ONE_MINUS_BETA_1: usize = 2;
+    /// Adam's 1 - beta_2, as Keras computes it (see `ONE_MINUS_BETA_1`).
+    pub const ONE_MINUS_BETA_2: usize = 3;
+    /// Adam's and RMSprop's epsilon.
     pub const EPSILON: usize = 4;
-    /// SGD's momentum.
+    /// SGD's and RMSprop's momentum.
     pub const MOMENTUM: usize = 5;
     /// 1: Nesterov momentum.
     pub const NESTEROV: usize = 6;
     /// The member's updates before this epoch (u32 bits): dropout's step is this plus the
     /// launch's step in the epoch.
     pub const STEP: usize = 7;
+    /// RMSprop's rho.
+    pub const RHO: usize = 8;
+    /// 1: RMSprop centered (its mean gradient in the optimizer's third slot).
+    pub const CENTERED: usize = 9;
+    /// 1: Adam's amsgrad (the running maximum of v in the optimizer's third slot).
+    pub const AMSGRAD: usize = 10;
+    /// Decoupled weight decay (0: none): `w -= w * weight_decay * lr` before the update, with
+    /// the step's undecorated learning rate (`lrs[lr_at + 1]`), as Keras 3's every optimizer.
+    pub const WEIGHT_DECAY: usize = 11;
+    /// Keras's clipvalue (0: none): each gradient value clamped to [-c, c].
+    pub const CLIP_VALUE: usize = 12;
+    /// Keras's clipnorm (0: none): each variable's gradient scaled to at most this L2 norm.
+    pub const CLIP_NORM: usize = 13;
+    /// Keras's global_clipnorm (0: none): all gradients scaled to at most this joint L2 norm.
+    pub const GLOBAL_CLIP_NORM: usize = 14;
+    /// RMSprop's 1 - rho, as Keras computes it (see `ONE_MINUS_BETA_1`).
+    pub const ONE_MINUS_RHO: usize = 15;
     /// Layer l's dropout rate at DROPOUT + 2 l, and its 1 / (1 - rate) at DROPOUT + 2 l + 1.
-    pub const DROPOUT: usize = 8;
+    pub const DROPOUT: usize = 16;
 
     /// Values in a row of a plan of `layers` layers.
     pub fn width(layers: usize) -> usize {
@@ -303,15 +321,32 @@ impl LossArgs {
     }
 }
 
-/// An optimizer step (Keras's Adam or SGD) over `len` parameters of each member: hyperparameters
-/// from the member table, the learning rate from value `lr_at` of the member's learning rates
-/// (the step's index in the epoch; Adam's with its bias correction folded in by the host, in f64).
+/// An optimizer step (Keras's Adam, SGD or RMSprop) over `len` parameters of each member:
+/// hyperparameters from the member table, the learning rate from value `lr_at` of the member's
+/// learning rates (Adam's with its bias correction folded in by the host, in f64) and the
+/// undecorated rate weight decay uses at `lr_at + 1` (two values per step of the epoch).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct UpdateArgs {
     /// Parameters per member.
     pub len: u32,
     /// Index of this step's learning rate in the member's rates.
     pub lr_at: u32,
+    /// Weight tensors in the parameter vector (global_clipnorm sums their sums of squares).
+    pub variables: u32,
+}
+
+/// The sum of squares of each variable's gradient (one segment of the flat gradient vector per
+/// weight tensor, offsets in a shared table) into the member's norms buffer, for Keras's clipnorm
+/// and global_clipnorm; with `clip`, each variable's gradient is then scaled by the member's
+/// clipnorm (`g * c / max(norm, c)`, Keras's `_clip_by_norm`).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct GradNormsArgs {
+    /// Parameters per member.
+    pub len: u32,
+    /// Variables (segments) of the parameter vector.
+    pub variables: u32,
+    /// Scale each variable's gradient by the member's clipnorm.
+    pub clip: bool,
 }
 
 /// A weight regularizer's penalty over `len` parameters at `offset` of each member: adds
@@ -431,6 +466,8 @@ struct PenaltyRecord {
 struct OptimRecord {
     len: u32,
     lr_at: u32,
+    variables: u32,
+    clip: u32,
 }
 
 /// The arguments of one launch of any kernel.
@@ -452,6 +489,10 @@ pub enum Args {
     Adam(UpdateArgs),
     /// SGD's update.
     Sgd(UpdateArgs),
+    /// RMSprop's update.
+    Rmsprop(UpdateArgs),
+    /// Each variable's gradient sum of squares (and, for clipnorm, its clipping).
+    GradNorms(GradNormsArgs),
     /// Dropout forward.
     DropoutForward(DropoutArgs),
     /// Dropout backward.
@@ -480,6 +521,8 @@ impl Args {
             Args::Penalty(_) => Kernel::Penalty,
             Args::Adam(_) => Kernel::Adam,
             Args::Sgd(_) => Kernel::Sgd,
+            Args::Rmsprop(_) => Kernel::Rmsprop,
+            Args::GradNorms(_) => Kernel::GradNorms,
             Args::DropoutForward(_) => Kernel::DropoutForward,
             Args::DropoutBackward(_) => Kernel::DropoutBackward,
             Args::BatchNormTrain(_) => Kernel::BatchNormTrain,
@@ -534,7 +577,12 @@ impl Args {
             Args::SoftmaxForward(a) | Args::SoftmaxBackward(a) => {
                 Uniform::of(&SoftmaxRecord { rows: a.rows, cols: a.cols })
             }
-            Args::Adam(a) | Args::Sgd(a) => Uniform::of(&OptimRecord { len: a.len, lr_at: a.lr_at }),
+            Args::Adam(a) | Args::Sgd(a) | Args::Rmsprop(a) => {
+                Uniform::of(&OptimRecord { len: a.len, lr_at: a.lr_at, variables: a.variables, clip: 0 })
+            }
+            Args::GradNorms(a) => {
+                Uniform::of(&OptimRecord { len: a.len, lr_at: 0, variables: a.variables, clip: flag(a.clip) })
+            }
             Args::DropoutForward(a) | Args::DropoutBackward(a) => Uniform::of(&DropoutRecord {
                 len: a.len,
                 apply_mask: flag(a.apply_mask),
@@ -571,7 +619,9 @@ impl Args {
             Args::ActivationBackward(a) => Grid::Flat(a.len),
             Args::Loss(_) | Args::Penalty(_) => Grid::Single,
             // Four parameters per invocation (shaders/optim.wgsl).
-            Args::Adam(a) | Args::Sgd(a) => Grid::Flat(a.len.div_ceil(4)),
+            Args::Adam(a) | Args::Sgd(a) | Args::Rmsprop(a) => Grid::Flat(a.len.div_ceil(4)),
+            // One workgroup per variable (shaders/optim.wgsl `grad_norms`).
+            Args::GradNorms(a) => Grid::Groups(a.variables),
             Args::DropoutForward(a) | Args::DropoutBackward(a) => Grid::Flat(a.len),
             // One invocation per feature (column sums), or per value at inference.
             Args::BatchNormTrain(a) | Args::BatchNormBackward(a) => Grid::Flat(a.width),

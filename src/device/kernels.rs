@@ -74,6 +74,10 @@ pub enum Kernel {
     Adam,
     /// `sgd`
     Sgd,
+    /// `rmsprop`
+    Rmsprop,
+    /// `grad_norms`
+    GradNorms,
     /// `dropout_forward`
     DropoutForward,
     /// `dropout_backward`
@@ -98,11 +102,13 @@ pub enum Grid {
     Tiles { m: u32, n: u32 },
     /// Exactly one workgroup (per member).
     Single,
+    /// This many workgroups (at most 65535; the kernel strides over more).
+    Groups(u32),
 }
 
 impl Kernel {
     /// Every kernel.
-    pub const ALL: [Kernel; 15] = [
+    pub const ALL: [Kernel; 17] = [
         Kernel::Gather,
         Kernel::Matmul,
         Kernel::ActivationForward,
@@ -111,6 +117,8 @@ impl Kernel {
         Kernel::Penalty,
         Kernel::Adam,
         Kernel::Sgd,
+        Kernel::Rmsprop,
+        Kernel::GradNorms,
         Kernel::DropoutForward,
         Kernel::DropoutBackward,
         Kernel::BatchNormTrain,
@@ -128,7 +136,7 @@ impl Kernel {
             Kernel::ActivationForward | Kernel::ActivationBackward => Family::Elementwise,
             Kernel::Loss => Family::Loss,
             Kernel::Penalty => Family::Penalty,
-            Kernel::Adam | Kernel::Sgd => Family::Optim,
+            Kernel::Adam | Kernel::Sgd | Kernel::Rmsprop | Kernel::GradNorms => Family::Optim,
             Kernel::DropoutForward | Kernel::DropoutBackward => Family::Dropout,
             Kernel::BatchNormTrain | Kernel::BatchNormInfer | Kernel::BatchNormBackward => Family::BatchNorm,
             Kernel::SoftmaxForward | Kernel::SoftmaxBackward => Family::Softmax,
@@ -146,6 +154,8 @@ impl Kernel {
             Kernel::Penalty => "penalty",
             Kernel::Adam => "adam",
             Kernel::Sgd => "sgd",
+            Kernel::Rmsprop => "rmsprop",
+            Kernel::GradNorms => "grad_norms",
             Kernel::DropoutForward => "dropout_forward",
             Kernel::DropoutBackward => "dropout_backward",
             Kernel::BatchNormTrain => "batchnorm_train",
@@ -166,8 +176,14 @@ impl Kernel {
             // param, grad, loss sums
             Kernel::Penalty => &[(1, R), (2, W), (3, W)],
             Kernel::ActivationForward | Kernel::ActivationBackward => &[(1, R), (2, W), (3, R)],
-            // param, grad, m, v, member table, learning rates
-            Kernel::Adam | Kernel::Sgd => &[(1, W), (2, R), (3, W), (4, W), (5, R), (6, R)],
+            // param, grad, m, v, member table, learning rates, third slot (amsgrad's v_hat,
+            // RMSprop's mean gradient), the variables' gradient sums of squares
+            Kernel::Adam | Kernel::Sgd | Kernel::Rmsprop => {
+                &[(1, W), (2, R), (3, W), (4, W), (5, R), (6, R), (7, W), (8, R)]
+            }
+            // grad (scaled in place by clipnorm), sums of squares per variable, variable
+            // offsets (shared, u32), member table
+            Kernel::GradNorms => &[(10, W), (11, W), (9, R), (5, R)],
             // src, dst, member table
             Kernel::DropoutForward => &[(1, R), (2, W), (4, R)],
             // src, dst, aux (the output of the layer below), member table
@@ -200,6 +216,7 @@ impl Grid {
             }
             Grid::Tiles { m, n } => [n.div_ceil(32).max(1), m.div_ceil(32).max(1), 1],
             Grid::Single => [1, 1, 1],
+            Grid::Groups(n) => [n.clamp(1, 65535), 1, 1],
         }
     }
 }

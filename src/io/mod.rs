@@ -28,8 +28,11 @@
 //! Weight values are written as the shortest decimal that reads back to the same f32 and read
 //! with a correctly rounded parser, so a loaded model predicts bit for bit what the saved one did.
 //! Once the model has trained, `"optimizer_state": {"iterations": t, "m": [..], "v": [..]}` keeps
-//! the optimizer where it was (Adam's moments and step count; SGD's momentum in `m`), flat in the
+//! the optimizer where it was (Adam's moments and step count; SGD's momentum in `m`; RMSprop's
+//! momentum in `m` and mean square in `v`; plus `"s": [..]` for amsgrad's maximum of v or centered
+//! RMSprop's mean gradient, absent in older files and for optimizers without it), flat in the
 //! parameter order above, so fitting a loaded model continues exactly as the saved one would have.
+//! The optimizer entry also holds its `weight_decay`, `clip` and learning-rate `schedule` when set.
 //!
 //! Weights-only files are JSON, or safetensors when the name ends in `.safetensors`.
 //! A JSON weights-only file has `"format": "wgfit-weights"`, `"version": 1` and `"layers"` with

@@ -54,6 +54,10 @@ struct OptimizerState {
     m: Vec<f32>,
     #[serde(with = "exact_f32")]
     v: Vec<f32>,
+    /// The third slot (amsgrad's maximum of v, centered RMSprop's mean gradient): saved only for
+    /// an optimizer that keeps one; absent in older files (zeros).
+    #[serde(default, with = "exact_f32", skip_serializing_if = "Vec::is_empty")]
+    s: Vec<f32>,
 }
 
 /// A loaded model with the preprocessing saved alongside it (if any).
@@ -70,7 +74,7 @@ pub fn save_model(path: impl AsRef<Path>, model: &mut Sequential, preprocessor: 
     let path = path.as_ref();
     let (optimizer, loss, metrics) = {
         let (o, l, m) = model.compiled_settings().ok_or_else(not_built)?;
-        (*o, *l, m)
+        (o.clone(), *l, m)
     };
     if let Some(pre) = preprocessor {
         if Some(pre.input_width()) != model.input_width() {
@@ -82,7 +86,13 @@ pub fn save_model(path: impl AsRef<Path>, model: &mut Sequential, preprocessor: 
         }
     }
     let (input_width, infos, weights) = weight_entries(model)?;
-    let optimizer_state = model.optimizer_state()?.map(|(iterations, m, v)| OptimizerState { iterations, m, v });
+    let third_slot = optimizer.uses_third_slot();
+    let optimizer_state = model.optimizer_state()?.map(|(iterations, moments)| OptimizerState {
+        iterations,
+        m: moments.m,
+        v: moments.v,
+        s: if third_slot { moments.s } else { Vec::new() },
+    });
     let layers = model
         .layers()
         .iter()
@@ -161,7 +171,10 @@ pub fn load_model(path: impl AsRef<Path>, device: &Device) -> Result<LoadedModel
     model.set_weights(&params, &state)?;
     if let Some(opt) = &file.optimizer_state {
         model
-            .set_optimizer_state(opt.iterations, &opt.m, &opt.v)
+            .set_optimizer_state(
+                opt.iterations,
+                &crate::plan::Moments { m: opt.m.clone(), v: opt.v.clone(), s: opt.s.clone() },
+            )
             .map_err(|e| format_err(path, format!("invalid optimizer_state: {e}")))?;
     }
     Ok(LoadedModel { model, preprocessor: file.preprocessing })

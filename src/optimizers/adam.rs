@@ -1,12 +1,15 @@
-//! Adam as Keras computes it: epsilon outside the bias correction (shaders/optim.wgsl `adam`).
+//! Adam as Keras computes it: epsilon outside the bias correction, optional amsgrad
+//! (shaders/optim.wgsl `adam`).
 
-use crate::device::{member_table as mt, Args, UpdateArgs};
+use super::{Clip, LearningRateSchedule};
+use crate::device::member_table as mt;
 use crate::error::{Error, Result};
 
-/// Adam's hyperparameters (Keras's defaults: 0.001, 0.9, 0.999, 1e-7).
-#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+/// Adam's hyperparameters (Keras's defaults: 0.001, 0.9, 0.999, 1e-7, no amsgrad, no weight
+/// decay, no clipping).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Adam {
-    /// Step size (Keras's default 0.001).
+    /// Step size (Keras's default 0.001); unused when `schedule` is set.
     pub learning_rate: f32,
     /// Decay of the first moment (0.9).
     pub beta_1: f32,
@@ -14,11 +17,33 @@ pub struct Adam {
     pub beta_2: f32,
     /// Added to the root of the second moment, outside the bias correction as Keras does (1e-7).
     pub epsilon: f32,
+    /// AMSGrad: divide by the running maximum of the second moment (Keras's `amsgrad`, false).
+    #[serde(default)]
+    pub amsgrad: bool,
+    /// Decoupled weight decay `w -= w * weight_decay * lr` before each update (None: off, as
+    /// Keras's default; [`AdamW`](super::AdamW) defaults it to 0.004).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight_decay: Option<f32>,
+    /// Gradient clipping (none).
+    #[serde(default, skip_serializing_if = "Clip::is_none")]
+    pub clip: Clip,
+    /// The learning rate as a schedule of the iterations (None: `learning_rate` throughout).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<LearningRateSchedule>,
 }
 
 impl Default for Adam {
     fn default() -> Self {
-        Adam { learning_rate: 0.001, beta_1: 0.9, beta_2: 0.999, epsilon: 1e-7 }
+        Adam {
+            learning_rate: 0.001,
+            beta_1: 0.9,
+            beta_2: 0.999,
+            epsilon: 1e-7,
+            amsgrad: false,
+            weight_decay: None,
+            clip: Clip::None,
+            schedule: None,
+        }
     }
 }
 
@@ -40,22 +65,18 @@ impl Adam {
         Ok(())
     }
 
-    /// An update of `len` parameters, its learning rate at `lr_at` of the member's rates.
-    pub(crate) fn launch(&self, len: usize, lr_at: usize) -> Args {
-        Args::Adam(UpdateArgs { len: len as u32, lr_at: lr_at as u32 })
-    }
-
-    /// The learning rate of update `t` (from 1) with the bias correction folded in, in f64
-    /// (Keras folds it in f32: a few ulps apart).
-    pub(crate) fn step_learning_rate(&self, t: u64) -> f32 {
+    /// The rate the kernel applies at update `t` (from 1) given the step's rate `lr`: with the
+    /// bias correction folded in, in f64 (Keras folds it in f32: a few ulps apart).
+    pub(crate) fn step_learning_rate(&self, lr: f32, t: u64) -> f32 {
         let (b1, b2, t) = (self.beta_1 as f64, self.beta_2 as f64, t as f64);
-        (self.learning_rate as f64 * (1.0 - b2.powf(t)).sqrt() / (1.0 - b1.powf(t))) as f32
+        (lr as f64 * (1.0 - b2.powf(t)).sqrt() / (1.0 - b1.powf(t))) as f32
     }
 
     /// Its settings in a member's row of the member table.
     pub(crate) fn write_member_row(&self, row: &mut [f32]) {
-        row[mt::BETA_1] = self.beta_1;
-        row[mt::BETA_2] = self.beta_2;
+        row[mt::ONE_MINUS_BETA_1] = super::keras_one_minus(self.beta_1);
+        row[mt::ONE_MINUS_BETA_2] = super::keras_one_minus(self.beta_2);
         row[mt::EPSILON] = self.epsilon;
+        row[mt::AMSGRAD] = f32::from(u8::from(self.amsgrad));
     }
 }

@@ -29,6 +29,9 @@ pub(crate) fn summary(model_path: &Path) -> CliResult<()> {
         let smoothing = if smoothing > 0.0 { format!(", label smoothing {smoothing}") } else { String::new() };
         out.push_str(&format!(" Loss: {}{logits}{smoothing}\n", loss.name()));
     }
+    if let Some(o) = model.optimizer_settings() {
+        out.push_str(&format!(" Optimizer: {}\n", o.describe()));
+    }
     if let Some(p) = &loaded.preprocessor {
         out.push_str(&format!(" Target: {}\n", p.target()));
         if let Some(classes) = p.classes() {

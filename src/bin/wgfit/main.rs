@@ -125,14 +125,24 @@ struct TrainArgs {
     /// L2 penalty factor on every hidden layer's kernel (Keras's kernel_regularizer=L2(F)).
     #[arg(long, value_name = "F")]
     l2: Option<f32>,
-    #[arg(long, default_value = "adam", value_parser = ["adam", "sgd"])]
+    #[arg(long, default_value = "adam", value_parser = ["adam", "adamw", "rmsprop", "sgd"])]
     optimizer: String,
-    /// Learning rate (default: Keras's, 0.001 for adam, 0.01 for sgd).
+    /// Learning rate (default: Keras's, 0.01 for sgd, 0.001 for the others).
     #[arg(long)]
     lr: Option<f32>,
-    /// SGD momentum.
+    /// Momentum of sgd or rmsprop (default 0).
     #[arg(long)]
     momentum: Option<f32>,
+    /// RMSprop's rho, in [0, 1) (default 0.9).
+    #[arg(long)]
+    rho: Option<f32>,
+    /// Decoupled weight decay, w -= w * weight_decay * lr per update (adamw's default 0.004;
+    /// none for the others unless given).
+    #[arg(long)]
+    weight_decay: Option<f32>,
+    /// Clip each weight tensor's gradient to this L2 norm (Keras's clipnorm).
+    #[arg(long)]
+    clipnorm: Option<f32>,
     /// Seed of the initial weights, shuffles and dropout.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -246,7 +256,7 @@ struct TuneArgs {
     /// L2 penalty factors to try on every hidden layer's kernel (default: none).
     #[arg(long)]
     l2: Option<String>,
-    /// Optimizers to try: adam, sgd or adam,sgd.
+    /// Optimizers to try, comma-separated: adam, adamw, rmsprop, sgd.
     #[arg(long, default_value = "adam")]
     optimizer: String,
     /// SGD momenta to try (sgd trials only; default 0).

@@ -7,8 +7,8 @@ use std::path::Path;
 use serde_json::{json, Map, Value};
 use wgfit::data::{CsvOptions, Preprocessor, RawTable, ScaleKind};
 use wgfit::{
-    Adam, BatchNormalization, Dense, Device, Dropout, EarlyStopping, Fit, History, Layer, Matrix, Optimizer,
-    Regularizer, Sequential, Sgd,
+    Adam, AdamW, BatchNormalization, Clip, Dense, Device, Dropout, EarlyStopping, Fit, History, Layer, Matrix,
+    Optimizer, Regularizer, Rmsprop, Sequential, Sgd,
 };
 
 use crate::{json_f32, usage, CliResult, DataArgs, ModelArgs, RunArgs};
@@ -130,25 +130,78 @@ impl Compile {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) enum OptimizerSpec {
     Adam { lr: f32 },
+    AdamW { lr: f32, weight_decay: f32 },
+    Rmsprop { lr: f32, rho: f32, momentum: f32 },
     Sgd { lr: f32, momentum: f32 },
 }
 
+/// The optimizer names `train --optimizer` and `tune --optimizer` accept.
+pub(crate) const OPTIMIZERS: [&str; 4] = ["adam", "adamw", "rmsprop", "sgd"];
+
+/// What `train` may add to an optimizer (Keras's BaseOptimizer arguments).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub(crate) struct OptimizerExtras {
+    pub rho: Option<f32>,
+    pub weight_decay: Option<f32>,
+    pub clipnorm: Option<f32>,
+}
+
 impl OptimizerSpec {
-    /// `name` is adam or sgd (checked by the caller); momentum is SGD's.
+    /// `name` is one of [`OPTIMIZERS`] (checked by the caller); momentum is SGD's or RMSprop's.
     pub(crate) fn new(name: &str, lr: Option<f32>, momentum: Option<f32>) -> OptimizerSpec {
         match name {
             "sgd" => OptimizerSpec::Sgd {
                 lr: lr.unwrap_or(Sgd::default().learning_rate),
                 momentum: momentum.unwrap_or(Sgd::default().momentum),
             },
+            "rmsprop" => {
+                let d = Rmsprop::default();
+                OptimizerSpec::Rmsprop {
+                    lr: lr.unwrap_or(d.learning_rate),
+                    rho: d.rho,
+                    momentum: momentum.unwrap_or(d.momentum),
+                }
+            }
+            "adamw" => {
+                let d = AdamW::default();
+                OptimizerSpec::AdamW { lr: lr.unwrap_or(d.learning_rate), weight_decay: d.weight_decay }
+            }
             _ => OptimizerSpec::Adam { lr: lr.unwrap_or(Adam::default().learning_rate) },
         }
     }
 
-    pub(crate) fn optimizer(&self) -> Optimizer {
+    /// The optimizer with `train`'s extra settings (rho: RMSprop's; weight decay: AdamW's, or
+    /// added to any other; clipnorm: any).
+    pub(crate) fn optimizer_with(&self, extras: OptimizerExtras) -> Optimizer {
+        let clip = extras.clipnorm.map_or(Clip::None, Clip::Norm);
+        let wd = extras.weight_decay;
         match *self {
-            OptimizerSpec::Sgd { lr, momentum } => Sgd { learning_rate: lr, momentum, nesterov: false }.into(),
-            OptimizerSpec::Adam { lr } => Adam::new(lr).into(),
+            OptimizerSpec::Sgd { lr, momentum } => {
+                Sgd { learning_rate: lr, momentum, weight_decay: wd, clip, ..Sgd::default() }.into()
+            }
+            OptimizerSpec::Adam { lr } => Adam { learning_rate: lr, weight_decay: wd, clip, ..Adam::default() }.into(),
+            OptimizerSpec::AdamW { lr, weight_decay } => {
+                AdamW { learning_rate: lr, weight_decay: wd.unwrap_or(weight_decay), clip, ..AdamW::default() }.into()
+            }
+            OptimizerSpec::Rmsprop { lr, rho, momentum } => Rmsprop {
+                learning_rate: lr,
+                rho: extras.rho.unwrap_or(rho),
+                momentum,
+                weight_decay: wd,
+                clip,
+                ..Rmsprop::default()
+            }
+            .into(),
+        }
+    }
+
+    /// The name, learning rate and momentum (SGD's, RMSprop's).
+    fn parts(&self) -> (&'static str, f32, Option<f32>) {
+        match *self {
+            OptimizerSpec::Adam { lr } => ("adam", lr, None),
+            OptimizerSpec::AdamW { lr, .. } => ("adamw", lr, None),
+            OptimizerSpec::Rmsprop { lr, momentum, .. } => ("rmsprop", lr, Some(momentum)),
+            OptimizerSpec::Sgd { lr, momentum } => ("sgd", lr, Some(momentum)),
         }
     }
 }
@@ -164,6 +217,8 @@ pub(crate) struct ModelSpec {
     /// layer unpenalized).
     pub l2: Option<f32>,
     pub optimizer: OptimizerSpec,
+    /// `train`'s optimizer options (--rho, --weight-decay, --clipnorm).
+    pub extras: OptimizerExtras,
 }
 
 impl ModelSpec {
@@ -203,7 +258,7 @@ impl ModelSpec {
     ) -> CliResult<Sequential> {
         let mut model = Sequential::new(device, self.layers(activation, &c.output, c.units, input_w)).seed(seed);
         let metric_refs: Vec<&str> = c.metrics.iter().map(String::as_str).collect();
-        model.compile(self.optimizer.optimizer(), c.loss.as_str(), &metric_refs)?;
+        model.compile(self.optimizer.optimizer_with(self.extras), c.loss.as_str(), &metric_refs)?;
         Ok(model)
     }
 
@@ -215,9 +270,10 @@ impl ModelSpec {
             self.hidden.iter().map(usize::to_string).collect::<Vec<_>>().join(",")
         };
         let mut s = format!("--layers {layers}");
-        match self.optimizer {
-            OptimizerSpec::Adam { lr } => s += &format!(" --optimizer adam --lr {lr}"),
-            OptimizerSpec::Sgd { lr, momentum } => s += &format!(" --optimizer sgd --lr {lr} --momentum {momentum}"),
+        let (name, lr, momentum) = self.optimizer.parts();
+        s += &format!(" --optimizer {name} --lr {lr}");
+        if let Some(momentum) = momentum {
+            s += &format!(" --momentum {momentum}");
         }
         if let Some(rate) = self.dropout {
             s += &format!(" --dropout {rate}");
@@ -233,10 +289,7 @@ impl ModelSpec {
 
     /// The settings as a JSON object (tune's output).
     pub(crate) fn to_json(&self) -> Value {
-        let (name, lr, momentum) = match self.optimizer {
-            OptimizerSpec::Adam { lr } => ("adam", lr, None),
-            OptimizerSpec::Sgd { lr, momentum } => ("sgd", lr, Some(momentum)),
-        };
+        let (name, lr, momentum) = self.optimizer.parts();
         json!({
             "layers": self.hidden,
             "optimizer": name,

@@ -6,12 +6,15 @@ use std::time::Instant;
 use serde_json::{json, Map, Value};
 use wgfit::io;
 
-use crate::setup::{self, Compile, ModelSpec, OptimizerSpec};
+use crate::setup::{self, Compile, ModelSpec, OptimizerExtras, OptimizerSpec};
 use crate::{json_f32, pick_device, print_json, usage, CliResult, TrainArgs};
 
 pub(crate) fn train(a: TrainArgs, started: Instant) -> CliResult<()> {
-    if a.momentum.is_some() && a.optimizer != "sgd" {
-        return Err(usage("--momentum applies to --optimizer sgd only"));
+    if a.momentum.is_some() && !matches!(a.optimizer.as_str(), "sgd" | "rmsprop") {
+        return Err(usage("--momentum applies to --optimizer sgd or rmsprop only"));
+    }
+    if a.rho.is_some() && a.optimizer != "rmsprop" {
+        return Err(usage("--rho applies to --optimizer rmsprop only"));
     }
     let spec = ModelSpec {
         hidden: setup::parse_hidden(&a.layers)?,
@@ -19,6 +22,7 @@ pub(crate) fn train(a: TrainArgs, started: Instant) -> CliResult<()> {
         batchnorm: a.batchnorm,
         l2: a.l2,
         optimizer: OptimizerSpec::new(&a.optimizer, a.lr, a.momentum),
+        extras: OptimizerExtras { rho: a.rho, weight_decay: a.weight_decay, clipnorm: a.clipnorm },
     };
     let fit = setup::fit_settings(&a.run)?;
     let setup::Prepared { pre, x, y, valid } = setup::prepare(&a.data, &a.data_opts)?;

@@ -182,8 +182,8 @@ fn search_space(a: &TuneArgs) -> CliResult<Vec<ModelSpec>> {
     let momenta = optional("--momentum", &a.momentum)?;
     let batchnorms = parse_list::<bool>("--batchnorm", &a.batchnorm)?;
     let optimizers = parse_list::<String>("--optimizer", &a.optimizer)?;
-    if let Some(bad) = optimizers.iter().find(|o| !matches!(o.as_str(), "adam" | "sgd")) {
-        return Err(usage(format!("--optimizer: unknown optimizer {bad:?} (adam or sgd)")));
+    if let Some(bad) = optimizers.iter().find(|o| !setup::OPTIMIZERS.contains(&o.as_str())) {
+        return Err(usage(format!("--optimizer: unknown optimizer {bad:?} ({})", setup::OPTIMIZERS.join(", "))));
     }
     if a.momentum.is_some() && !optimizers.iter().any(|o| o == "sgd") {
         return Err(usage("--momentum applies to sgd only, and --optimizer lists no sgd"));
@@ -198,7 +198,14 @@ fn search_space(a: &TuneArgs) -> CliResult<Vec<ModelSpec>> {
                         for &batchnorm in &batchnorms {
                             for &l2 in &l2s {
                                 let optimizer = OptimizerSpec::new(opt, lr, momentum);
-                                grid.push(ModelSpec { hidden: h.clone(), dropout, batchnorm, l2, optimizer });
+                                grid.push(ModelSpec {
+                                    hidden: h.clone(),
+                                    dropout,
+                                    batchnorm,
+                                    l2,
+                                    optimizer,
+                                    extras: Default::default(),
+                                });
                             }
                         }
                     }

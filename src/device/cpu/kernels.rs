@@ -4,8 +4,8 @@
 //! (the backend hands them over), as a WGSL kernel's are after its member offsets.
 
 use crate::device::args::{
-    member_table as mt, ActivationArgs, ActivationGradArgs, BatchNormArgs, DropoutArgs, GatherArgs, LossArgs,
-    MatmulArgs, Ones, PenaltyArgs, SoftmaxArgs, UpdateArgs,
+    member_table as mt, ActivationArgs, ActivationGradArgs, BatchNormArgs, DropoutArgs, GatherArgs, GradNormsArgs,
+    LossArgs, MatmulArgs, Ones, PenaltyArgs, SoftmaxArgs, UpdateArgs,
 };
 
 // Keras's selu constants, written as shaders/common.wgsl writes them (the same f32 values).
@@ -426,7 +426,63 @@ pub(crate) fn softmax_backward(p: &SoftmaxArgs, g: &mut [f32], out: &[f32]) {
     }
 }
 
-/// `table` is the member's row of the member table; `lrs` its learning rates of the epoch.
+/// The gradient value `g` clipped as the member's row says (clipvalue; global_clipnorm by the
+/// variables' sums of squares in `norms`, Keras's `clip_by_global_norm`), as `clipped_grad` in
+/// shaders/optim.wgsl. clipnorm was applied to the gradient by `grad_norms`.
+struct Clip {
+    value: f32,
+    scale: Option<f32>,
+}
+
+impl Clip {
+    fn new(p: &UpdateArgs, table: &[f32], norms: &[f32]) -> Clip {
+        let c = table[mt::GLOBAL_CLIP_NORM];
+        let scale = (c > 0.0).then(|| {
+            let total = norms[..p.variables as usize].iter().fold(0.0f32, |a, &x| a + x);
+            let norm = total.sqrt();
+            // Keras adds norm - norm: NaN for a non-finite norm, so the update poisons the weights
+            // and the fit reports divergence instead of silently skipping the step.
+            if norm.is_finite() {
+                c * (1.0 / norm).min(1.0 / c)
+            } else {
+                f32::NAN
+            }
+        });
+        Clip { value: table[mt::CLIP_VALUE], scale }
+    }
+
+    fn is_identity(&self) -> bool {
+        self.value <= 0.0 && self.scale.is_none()
+    }
+
+    #[inline]
+    fn apply(&self, mut g: f32) -> f32 {
+        if self.value > 0.0 {
+            // WGSL's clamp: min(max(g, lo), hi).
+            g = g.max(-self.value).min(self.value);
+        }
+        if let Some(s) = self.scale {
+            g *= s;
+        }
+        g
+    }
+}
+
+/// Keras's decoupled weight decay before an update: w - w * wd * lr (lr undecorated, at
+/// `lrs[lr_at + 1]`).
+#[inline]
+fn decayed(w: f32, wd: f32, lr: f32) -> f32 {
+    if wd == 0.0 {
+        w
+    } else {
+        w - w * wd * lr
+    }
+}
+
+/// `table` is the member's row of the member table; `lrs` its learning rates of the epoch (the
+/// step's at `lr_at`, its undecorated one at `lr_at + 1`); `s` amsgrad's maximum of v; `norms`
+/// the variables' gradient sums of squares (global_clipnorm).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn adam(
     p: &UpdateArgs,
     param: &mut [f32],
@@ -435,23 +491,52 @@ pub(crate) fn adam(
     v: &mut [f32],
     table: &[f32],
     lrs: &[f32],
+    s: &mut [f32],
+    norms: &[f32],
 ) {
     if table[mt::ACTIVE] == 0.0 {
         return;
     }
-    let (beta_1, beta_2, epsilon) = (table[mt::BETA_1], table[mt::BETA_2], table[mt::EPSILON]);
-    let lr = lrs[p.lr_at as usize];
+    let (one_minus_beta_1, one_minus_beta_2) = (table[mt::ONE_MINUS_BETA_1], table[mt::ONE_MINUS_BETA_2]);
+    let epsilon = table[mt::EPSILON];
+    let (lr, wd) = (lrs[p.lr_at as usize], table[mt::WEIGHT_DECAY]);
+    let raw_lr = if wd == 0.0 { 0.0 } else { lrs[p.lr_at as usize + 1] };
+    let amsgrad = table[mt::AMSGRAD] != 0.0;
+    let clip = Clip::new(p, table, norms);
     let n = p.len as usize;
-    // Zipped slices: no bounds checks, so the loop vectorizes (same operations in the same order).
-    for (((w, &g), mi), vi) in param[..n].iter_mut().zip(&grad[..n]).zip(&mut m[..n]).zip(&mut v[..n]) {
-        let m1 = *mi + (g - *mi) * (1.0 - beta_1);
-        let v1 = *vi + (g * g - *vi) * (1.0 - beta_2);
+    // Zipped slices: no bounds checks, so the loop vectorizes (same operations in the same order);
+    // plain Adam (no clipping, decay or amsgrad) keeps a loop without their branches.
+    if clip.is_identity() && wd == 0.0 && !amsgrad {
+        for (((w, &g), mi), vi) in param[..n].iter_mut().zip(&grad[..n]).zip(&mut m[..n]).zip(&mut v[..n]) {
+            let m1 = *mi + (g - *mi) * one_minus_beta_1;
+            let v1 = *vi + (g * g - *vi) * one_minus_beta_2;
+            *mi = m1;
+            *vi = v1;
+            *w -= (m1 * lr) / (v1.sqrt() + epsilon);
+        }
+        return;
+    }
+    for ((((w, &g), mi), vi), si) in
+        param[..n].iter_mut().zip(&grad[..n]).zip(&mut m[..n]).zip(&mut v[..n]).zip(&mut s[..n])
+    {
+        let g = clip.apply(g);
+        let w0 = decayed(*w, wd, raw_lr);
+        let m1 = *mi + (g - *mi) * one_minus_beta_1;
+        let v1 = *vi + (g * g - *vi) * one_minus_beta_2;
         *mi = m1;
         *vi = v1;
-        *w -= (m1 * lr) / (v1.sqrt() + epsilon);
+        let vd = if amsgrad {
+            let vhat = si.max(v1);
+            *si = vhat;
+            vhat
+        } else {
+            v1
+        };
+        *w = w0 - (m1 * lr) / (vd.sqrt() + epsilon);
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn sgd(
     p: &UpdateArgs,
     param: &mut [f32],
@@ -460,24 +545,111 @@ pub(crate) fn sgd(
     _v: &mut [f32],
     table: &[f32],
     lrs: &[f32],
+    _s: &mut [f32],
+    norms: &[f32],
 ) {
     if table[mt::ACTIVE] == 0.0 {
         return;
     }
     let (momentum, nesterov) = (table[mt::MOMENTUM], table[mt::NESTEROV] != 0.0);
-    let lr = lrs[p.lr_at as usize];
+    let (lr, wd) = (lrs[p.lr_at as usize], table[mt::WEIGHT_DECAY]);
+    let raw_lr = if wd == 0.0 { 0.0 } else { lrs[p.lr_at as usize + 1] };
+    let clip = Clip::new(p, table, norms);
     for i in 0..p.len as usize {
-        let g = grad[i];
+        let g = clip.apply(grad[i]);
+        let w = decayed(param[i], wd, raw_lr);
         if momentum == 0.0 {
-            param[i] -= lr * g;
+            param[i] = w - lr * g;
             continue;
         }
         let mi = momentum * m[i] - lr * g;
         m[i] = mi;
         if nesterov {
-            param[i] += momentum * mi - lr * g;
+            // Keras's association: w + (momentum m - lr g).
+            param[i] = w + (momentum * mi - lr * g);
         } else {
-            param[i] += mi;
+            param[i] = w + mi;
+        }
+    }
+}
+
+/// Keras 3's RMSprop (epsilon inside the root; centered's mean gradient in `s`; momentum's
+/// accumulated increments in `m`).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn rmsprop(
+    p: &UpdateArgs,
+    param: &mut [f32],
+    grad: &[f32],
+    m: &mut [f32],
+    v: &mut [f32],
+    table: &[f32],
+    lrs: &[f32],
+    s: &mut [f32],
+    norms: &[f32],
+) {
+    if table[mt::ACTIVE] == 0.0 {
+        return;
+    }
+    let (rho, one_minus_rho) = (table[mt::RHO], table[mt::ONE_MINUS_RHO]);
+    let (momentum, epsilon) = (table[mt::MOMENTUM], table[mt::EPSILON]);
+    let centered = table[mt::CENTERED] != 0.0;
+    let (lr, wd) = (lrs[p.lr_at as usize], table[mt::WEIGHT_DECAY]);
+    let raw_lr = if wd == 0.0 { 0.0 } else { lrs[p.lr_at as usize + 1] };
+    let clip = Clip::new(p, table, norms);
+    for i in 0..p.len as usize {
+        let g = clip.apply(grad[i]);
+        let w = decayed(param[i], wd, raw_lr);
+        let vi = rho * v[i] + one_minus_rho * (g * g);
+        v[i] = vi;
+        let denominator = if centered {
+            let si = rho * s[i] + one_minus_rho * g;
+            s[i] = si;
+            vi - si * si + epsilon
+        } else {
+            vi + epsilon
+        };
+        let increment = (lr * g) / denominator.sqrt();
+        if momentum > 0.0 {
+            let mi = momentum * m[i] + increment;
+            m[i] = mi;
+            param[i] = w - mi;
+        } else {
+            param[i] = w - increment;
+        }
+    }
+}
+
+/// Each variable's gradient sum of squares (offsets as u32 bits in `offsets`), summed as the
+/// WGSL's workgroup does (256 strided partial sums, then a halving tree); with `clip`, each
+/// variable's gradient scaled by the member's clipnorm (Keras's `_clip_by_norm`).
+pub(crate) fn grad_norms(p: &GradNormsArgs, grad: &mut [f32], norms: &mut [f32], offsets: &[f32], table: &[f32]) {
+    let active = table[mt::ACTIVE] != 0.0;
+    let c = table[mt::CLIP_NORM];
+    for j in 0..p.variables as usize {
+        let (lo, hi) = (offsets[j].to_bits() as usize, offsets[j + 1].to_bits() as usize);
+        let mut partial = [0.0f32; 256];
+        for (li, acc) in partial.iter_mut().enumerate() {
+            let mut i = lo + li;
+            while i < hi {
+                *acc += grad[i] * grad[i];
+                i += 256;
+            }
+        }
+        let mut h = 128;
+        while h > 0 {
+            for li in 0..h {
+                partial[li] += partial[li + h];
+            }
+            h >>= 1;
+        }
+        let sum = partial[0];
+        norms[j] = sum;
+        if p.clip && active && c > 0.0 {
+            let norm = if sum > 0.0 { sum.sqrt() } else { sum };
+            let denominator = norm.max(c);
+            for g in &mut grad[lo..hi] {
+                *g = *g * c / denominator;
+            }
         }
     }
 }

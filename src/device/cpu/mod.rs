@@ -70,7 +70,7 @@ impl MemberView<'_> {
         let spec = kernel.bindings();
         // Writable buffers are moved out for the call, so reads can borrow the rest (fixed arrays:
         // no allocation per launch, which a sweep makes thousands of per epoch).
-        let mut taken: [Vec<f32>; 3] = Default::default();
+        let mut taken: [Vec<f32>; 4] = Default::default();
         let mut n_taken = 0;
         for (i, (_, access)) in spec.iter().enumerate() {
             if *access == Access::ReadWrite {
@@ -104,12 +104,20 @@ impl MemberView<'_> {
                     k::penalty(p, reads[0], grad, acc)
                 }
                 Args::Adam(p) => {
-                    let [param, m, v] = &mut w[..] else { unreachable!("three writable buffers") };
-                    k::adam(p, param, reads[0], m, v, reads[1], reads[2])
+                    let [param, m, v, s] = &mut w[..] else { unreachable!("four writable buffers") };
+                    k::adam(p, param, reads[0], m, v, reads[1], reads[2], s, reads[3])
                 }
                 Args::Sgd(p) => {
-                    let [param, m, v] = &mut w[..] else { unreachable!("three writable buffers") };
-                    k::sgd(p, param, reads[0], m, v, reads[1], reads[2])
+                    let [param, m, v, s] = &mut w[..] else { unreachable!("four writable buffers") };
+                    k::sgd(p, param, reads[0], m, v, reads[1], reads[2], s, reads[3])
+                }
+                Args::Rmsprop(p) => {
+                    let [param, m, v, s] = &mut w[..] else { unreachable!("four writable buffers") };
+                    k::rmsprop(p, param, reads[0], m, v, reads[1], reads[2], s, reads[3])
+                }
+                Args::GradNorms(p) => {
+                    let [grad, norms] = &mut w[..] else { unreachable!("two writable buffers") };
+                    k::grad_norms(p, grad, norms, reads[0], reads[1])
                 }
                 Args::DropoutForward(p) => k::dropout_forward(p, reads[0], &mut w[0], reads[1]),
                 Args::DropoutBackward(p) => k::dropout_backward(p, reads[0], &mut w[0], reads[1], reads[2]),
