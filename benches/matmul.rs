@@ -1,6 +1,8 @@
 //! GFLOP/s of the Matmul kernel on the GPU and CPU paths: 1024^3, and the training shapes of W1
 //! (721 rows, 512 -> 512): forward X·W, dX = dZ·Wᵀ and dW = Xᵀ·dZ (the two transposed forms).
-//! `cargo bench --bench matmul [-- gpu,cpu]`; WGFIT_MATMUL=scalar runs the GPU reference kernel.
+//! `cargo bench --bench matmul [-- gpu,cpu]`; WGFIT_MATMUL=scalar runs the GPU reference kernel,
+//! WGFIT_MATMUL=tiled the workgroup-tiled one everywhere, WGFIT_MATMUL=untiled never;
+//! WGFIT_BENCH_4096=1 adds a 4096^3 product.
 
 use std::time::Instant;
 
@@ -110,7 +112,7 @@ fn main() {
         };
         let label = format!("{} ({})", d, device.info().adapter);
         let only = args.get(1).cloned().unwrap_or_default();
-        for s in shapes.iter().filter(|s| s.name.contains(only.as_str())) {
+        for s in shapes.iter().filter(|s| s.name.contains(only.as_str()) && (large || s.m < 4096)) {
             let mut h = KernelHarness::new(&device);
             let (m, n, k) = (s.m as usize, s.n as usize, s.k as usize);
             let a: Vec<f32> = (0..m * k).map(|i| ((i * 7 % 13) as f32 - 6.0) * 0.01).collect();

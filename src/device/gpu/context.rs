@@ -47,8 +47,9 @@ pub(crate) struct GpuContext {
     pub(crate) subgroup8: bool,
     /// Every Matmul launch runs the scalar reference kernel (`GpuOptions::scalar_matmul`).
     pub(crate) scalar_matmul: bool,
-    /// Every Matmul launch runs the workgroup-tiled kernel (`WGFIT_MATMUL=tiled`).
-    pub(crate) tiled_matmul: bool,
+    /// Every Matmul launch runs the workgroup-tiled kernel (Some(true)), none does (Some(false)),
+    /// or by adapter and shape (`GpuOptions::tiled_matmul`).
+    pub(crate) tiled_matmul: Option<bool>,
     /// A hardware GPU (discrete, integrated or virtual): large products run the workgroup-tiled
     /// kernel (`MatmulVariant::Tiled`).
     pub(crate) hardware: bool,
@@ -119,7 +120,7 @@ impl GpuContext {
             subgroup8,
             textures,
             scalar_matmul: options.scalar_matmul_on(),
-            tiled_matmul: options.tiled_matmul_on(),
+            tiled_matmul: options.tiled_matmul_choice(),
             hardware: matches!(
                 adapter_info.device_type,
                 wgpu::DeviceType::DiscreteGpu | wgpu::DeviceType::IntegratedGpu | wgpu::DeviceType::VirtualGpu

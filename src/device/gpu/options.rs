@@ -39,7 +39,8 @@ pub struct GpuOptions {
     textures: bool,
     subgroups: bool,
     scalar_matmul: bool,
-    tiled_matmul: bool,
+    /// Some(true): every product tiled; Some(false): never; None: by adapter and shape.
+    tiled_matmul: Option<bool>,
     profile: bool,
     /// A WGSL file that replaces shaders/dense.wgsl, and who set it.
     dense_wgsl: Option<(PathBuf, &'static str)>,
@@ -58,7 +59,7 @@ impl Default for GpuOptions {
             textures: true,
             subgroups: true,
             scalar_matmul: false,
-            tiled_matmul: false,
+            tiled_matmul: None,
             profile: false,
             dense_wgsl: None,
             max_buffer_size: None,
@@ -76,8 +77,8 @@ impl GpuOptions {
     /// - `WGFIT_TEXTURES=0`: no texture operands ([`GpuOptions::textures`]);
     /// - `WGFIT_SUBGROUPS=0`: no subgroup kernels ([`GpuOptions::subgroups`]);
     /// - `WGFIT_MATMUL=scalar`: the reference matmul only ([`GpuOptions::scalar_matmul`]);
-    /// - `WGFIT_MATMUL=tiled`: the workgroup-tiled matmul for every product
-    ///   ([`GpuOptions::tiled_matmul`]);
+    /// - `WGFIT_MATMUL=tiled` / `untiled`: the workgroup-tiled matmul for every product / for
+    ///   none ([`GpuOptions::tiled_matmul`]);
     /// - `WGFIT_DENSE_WGSL=<path>`: replaces shaders/dense.wgsl ([`GpuOptions::dense_wgsl`]);
     /// - `WGFIT_PROFILE=1`: time every kernel ([`GpuOptions::profile`]).
     pub fn from_env() -> Self {
@@ -93,7 +94,11 @@ impl GpuOptions {
             textures: var("WGFIT_TEXTURES").is_none_or(|v| v != "0"),
             subgroups: var("WGFIT_SUBGROUPS").is_none_or(|v| v != "0"),
             scalar_matmul: var("WGFIT_MATMUL").is_some_and(|v| v.eq_ignore_ascii_case("scalar")),
-            tiled_matmul: var("WGFIT_MATMUL").is_some_and(|v| v.eq_ignore_ascii_case("tiled")),
+            tiled_matmul: match var("WGFIT_MATMUL").map(|v| v.to_ascii_lowercase()).as_deref() {
+                Some("tiled") => Some(true),
+                Some("untiled") => Some(false),
+                _ => None,
+            },
             dense_wgsl: std::env::var_os("WGFIT_DENSE_WGSL").map(|p| (PathBuf::from(p), "WGFIT_DENSE_WGSL")),
             profile: var("WGFIT_PROFILE").is_some_and(|v| v == "1"),
             max_buffer_size: None,
@@ -139,10 +144,11 @@ impl GpuOptions {
         self
     }
 
-    /// Every matmul runs the workgroup-tiled kernel, which hardware GPUs use for products of 64
-    /// rows and columns or more (checks and comparisons on software adapters). Default false.
-    pub fn tiled_matmul(mut self, on: bool) -> Self {
-        self.tiled_matmul = on;
+    /// `Some(true)`: every matmul runs the workgroup-tiled kernel (checks on software adapters);
+    /// `Some(false)`: none does (comparisons on hardware). Default `None`: hardware GPUs tile
+    /// products of 64 rows and columns or more.
+    pub fn tiled_matmul(mut self, choice: Option<bool>) -> Self {
+        self.tiled_matmul = choice;
         self
     }
 
@@ -213,7 +219,7 @@ impl GpuOptions {
         self.scalar_matmul
     }
 
-    pub(crate) fn tiled_matmul_on(&self) -> bool {
+    pub(crate) fn tiled_matmul_choice(&self) -> Option<bool> {
         self.tiled_matmul
     }
 

@@ -225,7 +225,8 @@ impl GpuBackend {
             return MatmulVariant::Scalar;
         }
         // Hardware GPUs tile through workgroup memory once C has a whole 64 x 64 block.
-        if self.force_tiled || self.ctx.tiled_matmul || (self.ctx.hardware && p.m >= 64 && p.n >= 64) {
+        let by_shape = self.ctx.hardware && p.m >= 64 && p.n >= 64;
+        if self.force_tiled || self.ctx.tiled_matmul.unwrap_or(by_shape) {
             return MatmulVariant::Tiled;
         }
         let v = MatmulVariant::choose(p);
