@@ -94,7 +94,10 @@ fn main() {
             aug: 2,
             ..plain
         },
+        // Only with WGFIT_BENCH_4096=1 (scripts/gpu-proof on a GPU machine): minutes on a CPU.
+        Shape { name: "4096^3 A·B", m: 4096, n: 4096, k: 4096, ..plain },
     ];
+    let large = std::env::var("WGFIT_BENCH_4096").is_ok_and(|v| v == "1");
     println!(
         "| device | product | ms, one launch | GFLOP/s | ms per launch, {REPEAT} in one submission | GFLOP/s | \
          GFLOP/s per 2 busy cores ({REPEAT}) |\n|---|---|---|---|---|---|---|"
