@@ -32,7 +32,7 @@ fn run_onnx(bytes: &[u8], rows: usize, cols: usize, data: Vec<f32>) -> (Vec<f32>
         .expect("runnable");
     let input: Tensor = tract_ndarray::Array2::from_shape_vec((rows, cols), data).expect("shape").into();
     let out = model.run(tvec!(input.into())).expect("tract runs the model");
-    let view = out[0].to_array_view::<f32>().expect("f32 output");
+    let view = out[0].to_plain_array_view::<f32>().expect("f32 output");
     (view.iter().copied().collect(), view.shape().to_vec())
 }
 
@@ -93,15 +93,18 @@ fn every_layer_and_activation_matches_predict() {
         let name = act.name();
         // Dense with and without bias, BatchNormalization with and without gamma/beta, Dropout,
         // a standalone Activation: every layer kind with this activation wherever one goes.
-        let model = Sequential::new(&device, vec![
-            Dense::new(6).activation(name).input_shape(4),
-            BatchNormalization::new(),
-            Dropout::new(0.3),
-            ActivationLayer::new(name),
-            Dense::new(5).activation(name).use_bias(false),
-            BatchNormalization::new().center_scale(false, false).epsilon(0.01),
-            Dense::new(2).activation(name),
-        ]);
+        let model = Sequential::new(
+            &device,
+            vec![
+                Dense::new(6).activation(name).input_shape(4),
+                BatchNormalization::new(),
+                Dropout::new(0.3),
+                ActivationLayer::new(name),
+                Dense::new(5).activation(name).use_bias(false),
+                BatchNormalization::new().center_scale(false, false).epsilon(0.01),
+                Dense::new(2).activation(name),
+            ],
+        );
         check_model(&format!("activation {name}"), model, "mse", 4);
     }
 }
@@ -112,16 +115,28 @@ fn edge_architectures_match_predict() {
     // One layer; an activation as the last layer; BatchNormalization first; named layers that repeat.
     let models = vec![
         ("single dense", Sequential::new(&device, vec![Dense::new(1).input_shape(3)])),
-        ("batchnorm first", Sequential::new(&device, vec![
-            BatchNormalization::new().input_shape(3),
-            Dense::new(2).activation("tanh"),
-            ActivationLayer::new("sigmoid"),
-        ])),
-        ("dropout last", Sequential::new(&device, vec![
-            Dense::new(3).activation("relu").input_shape(3).name("same"),
-            Dense::new(2).name("same"),
-            Dropout::new(0.5),
-        ])),
+        (
+            "batchnorm first",
+            Sequential::new(
+                &device,
+                vec![
+                    BatchNormalization::new().input_shape(3),
+                    Dense::new(2).activation("tanh"),
+                    ActivationLayer::new("sigmoid"),
+                ],
+            ),
+        ),
+        (
+            "dropout last",
+            Sequential::new(
+                &device,
+                vec![
+                    Dense::new(3).activation("relu").input_shape(3).name("same"),
+                    Dense::new(2).name("same"),
+                    Dropout::new(0.5),
+                ],
+            ),
+        ),
     ];
     for (what, model) in models {
         check_model(what, model, "mae", 3);
@@ -138,10 +153,10 @@ fn metadata_says_task_and_class_labels() {
     assert_eq!(meta(&m, "loss"), Some("mse"));
     assert_eq!(meta(&m, "class_labels"), None);
 
-    let mut clf = Sequential::new(&device, vec![
-        Dense::new(4).activation("relu").input_shape(3),
-        Dense::new(1).activation("sigmoid"),
-    ]);
+    let mut clf = Sequential::new(
+        &device,
+        vec![Dense::new(4).activation("relu").input_shape(3), Dense::new(1).activation("sigmoid")],
+    );
     clf.compile("adam", "binary_crossentropy", &["binary_accuracy"]).unwrap();
     let bytes = wgfit::io::onnx_bytes(&mut clf, &OnnxOptions::new()).unwrap();
     let m = metadata(&bytes);
@@ -231,7 +246,15 @@ fn write_csv(path: &Path, rows: usize, seed: u64, binary: bool) -> Vec<Vec<Strin
         let weight: f32 = rng.random_range(0.0..3.0);
         let shape = ["round", "square"][(i / 3) % 2];
         let t = size * 0.01 + weight + if color == "red" { 1.0 } else { 0.0 };
-        let target = if binary { if t > 1.5 { "1".to_string() } else { "0".into() } } else { t.to_string() };
+        let target = if binary {
+            if t > 1.5 {
+                "1".to_string()
+            } else {
+                "0".into()
+            }
+        } else {
+            t.to_string()
+        };
         let row = vec![size.to_string(), color.to_string(), weight.to_string(), shape.to_string(), target];
         text += &row.join(",");
         text.push('\n');
@@ -254,8 +277,25 @@ fn check_cli(scale: &str, binary: bool) {
     let rows = write_csv(&test, 23, 2, binary);
     let (model, onnx) = (dir.path().join("m.json"), dir.path().join("m.onnx"));
     run_ok(&[
-        "train", "--data", s(&train), "--categorical", "color,shape", "--scale", scale, "--layers", "8,4",
-        "--batchnorm", "--dropout", "0.2", "--epochs", "3", "--device", "cpu", "--verbose", "0", "--save",
+        "train",
+        "--data",
+        s(&train),
+        "--categorical",
+        "color,shape",
+        "--scale",
+        scale,
+        "--layers",
+        "8,4",
+        "--batchnorm",
+        "--dropout",
+        "0.2",
+        "--epochs",
+        "3",
+        "--device",
+        "cpu",
+        "--verbose",
+        "0",
+        "--save",
         s(&model),
     ]);
     let labels = if binary { vec!["--class-labels", "no,yes"] } else { vec![] };

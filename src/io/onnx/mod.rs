@@ -52,7 +52,7 @@
 //! ([`super::write_atomic`]).
 
 mod graph;
-#[allow(missing_docs, clippy::all, clippy::pedantic, unreachable_pub)]
+#[allow(missing_docs, dead_code, clippy::all, clippy::pedantic)]
 mod proto;
 
 use std::path::Path;
