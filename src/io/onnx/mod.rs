@@ -3,7 +3,7 @@
 //!
 //! # What each layer becomes
 //!
-//! One exhaustive match ([`layer`]) over the layer kinds and one ([`activation`]) over the
+//! One exhaustive match (`layer()` below) over the layer kinds and one (`activation()`) over the
 //! activations, so a new layer kind or activation does not compile until it says what it exports
 //! as (one arm each):
 //!
