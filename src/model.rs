@@ -471,6 +471,19 @@ impl Sequential {
         crate::io::save_weights(path, self)
     }
 
+    /// Exports the model for inference as an ONNX file (opset 13): Dense as `Gemm`, each
+    /// activation as its operator, BatchNormalization with its moving statistics, Dropout left
+    /// out; the file computes what [`Sequential::predict`] does. See [`crate::io::onnx`].
+    pub fn save_onnx(&mut self, path: impl AsRef<Path>) -> Result<()> {
+        crate::io::save_onnx(path, self, &crate::io::OnnxOptions::new())
+    }
+
+    /// [`Sequential::save_onnx`] with the CLI's fitted preprocessing in the graph (so the file
+    /// takes raw feature values) and class labels as metadata.
+    pub fn save_onnx_with(&mut self, path: impl AsRef<Path>, options: &crate::io::OnnxOptions<'_>) -> Result<()> {
+        crate::io::save_onnx(path, self, options)
+    }
+
     /// Loads weights saved by [`Sequential::save_weights`]; the architecture must match.
     pub fn load_weights(&mut self, path: impl AsRef<Path>) -> Result<()> {
         crate::io::load_weights(path, self)

@@ -13,12 +13,12 @@ use crate::summary::{layer_infos, LayerInfo};
 /// One weight array of a layer, as model and weights files store it.
 #[derive(Serialize, Deserialize)]
 pub(super) struct WeightEntry {
-    name: String,
-    shape: Vec<usize>,
+    pub(super) name: String,
+    pub(super) shape: Vec<usize>,
     #[serde(default = "yes")]
     trainable: bool,
     #[serde(with = "exact_f32")]
-    values: Vec<f32>,
+    pub(super) values: Vec<f32>,
 }
 
 fn yes() -> bool {

@@ -10,6 +10,7 @@
 
 mod bench;
 mod demo;
+mod export;
 mod info;
 mod predict;
 mod setup;
@@ -75,6 +76,23 @@ enum Command {
         proba: bool,
         #[arg(long, value_parser = ["auto", "gpu", "cpu"])]
         device: Option<String>,
+    },
+    /// Write a saved model as an ONNX file (opset 13) for inference in any ONNX runtime. With
+    /// the model's saved preprocessing in the graph, the file takes one float column per CSV
+    /// feature column: numeric columns raw, categorical ones as the index of the category in
+    /// the file's `categories` metadata (sorted order, from 0).
+    Export {
+        #[arg(long)]
+        model: PathBuf,
+        /// The ONNX file to write.
+        #[arg(long)]
+        onnx: PathBuf,
+        /// Leave the preprocessing out: the file takes the model's inputs, already scaled and one-hot encoded.
+        #[arg(long)]
+        raw_inputs: bool,
+        /// A binary classifier's labels of targets 0 and 1, comma-separated (metadata; default 0,1).
+        #[arg(long, value_delimiter = ',')]
+        class_labels: Vec<String>,
     },
     /// The benchmark workloads of BENCHMARKS.md (W1-W4) on the GPU and CPU paths, as one table.
     Bench {
@@ -380,6 +398,9 @@ fn run(cli: Cli, started: Instant) -> CliResult<()> {
         }
         Some(Command::Predict { model, data, output, proba, device }) => {
             predict::predict(&model, &data, output.as_deref(), proba, device.as_deref())
+        }
+        Some(Command::Export { model, onnx, raw_inputs, class_labels }) => {
+            export::export(&model, &onnx, raw_inputs, &class_labels)
         }
         Some(Command::Summary { model }) => info::summary(&model),
         Some(Command::Devices { json }) => info::devices(json),
