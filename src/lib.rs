@@ -40,7 +40,10 @@ mod summary;
 mod sweep;
 mod trainer;
 
-pub use callbacks::{Callback, CsvLogger, EarlyStopping, Logs, Mode, ReduceLROnPlateau, TerminateOnNaN, TrainContext};
+pub use callbacks::{
+    Callback, CsvLogger, EarlyStopping, LearningRateScheduler, Logs, Mode, ModelCheckpoint, ReduceLROnPlateau,
+    TerminateOnNaN, TrainContext,
+};
 pub use device::{Device, DeviceInfo, GpuOptions};
 pub use error::{Error, Result};
 pub use history::History;

@@ -174,6 +174,10 @@ impl Sequential {
         if opts.batch_size == Some(0) {
             return Err(Error::invalid("batch_size", 0, "must be at least 1"));
         }
+        if opts.validation_freq == Some(0) {
+            return Err(Error::invalid("validation_freq", 0, "must be at least 1 (validate every n-th epoch)"));
+        }
+        let writer = crate::io::ModelWriter::of(self, x.cols());
         let compiled = self.compiled.as_ref().expect("checked by ready");
         let plan = self.plan.as_mut().expect("built by ready");
         let data = FitData {
@@ -183,6 +187,7 @@ impl Sequential {
             batch_size: opts.batch_size.unwrap_or(32),
             epochs: opts.epochs.unwrap_or(1),
             shuffle: opts.shuffle.unwrap_or(true),
+            validation_freq: opts.validation_freq.unwrap_or(1),
         };
         let member = MemberFit {
             optimizer: compiled.optimizer,
@@ -193,6 +198,7 @@ impl Sequential {
             verbose: opts.verbose,
             train_rows: None,
             valid_rows: None,
+            writer,
         };
         let outcome = trainer::fit_members(plan, compiled.loss, &compiled.metrics, data, vec![member], &mut |_, _| {})?
             .pop()
