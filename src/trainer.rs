@@ -542,7 +542,7 @@ fn write_files(plan: &mut Plan, runs: &mut [Run<'_>]) -> Result<()> {
                 }
                 _ => None,
             };
-            writer.write(&req.path, req.weights_only, run.optimizer, params, state, opt_state)?;
+            writer.write(&req, run.optimizer, params, state, opt_state)?;
         }
     }
     Ok(())

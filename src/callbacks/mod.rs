@@ -85,10 +85,12 @@ pub struct Snapshot(pub(crate) usize);
 
 /// A request to write the model's weights to a file (ModelCheckpoint's), carried out by the
 /// trainer, which holds the weights.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub(crate) struct SaveRequest {
     pub path: std::path::PathBuf,
     pub weights_only: bool,
+    /// CSV preprocessing to store in a model file, as `save_with_preprocessor` does.
+    pub preprocessor: Option<crate::data::Preprocessor>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -198,7 +200,7 @@ impl TrainContext {
     /// `.safetensors` name). Writes are atomic; missing directories are made. An epoch whose loss
     /// is not finite writes nothing (its weights could not be loaded back).
     pub fn save_model(&mut self, path: impl Into<std::path::PathBuf>, weights_only: bool) {
-        self.saves.push(SaveRequest { path: path.into(), weights_only });
+        self.saves.push(SaveRequest { path: path.into(), weights_only, preprocessor: None });
     }
 
     /// The files requested by [`TrainContext::save_model`] and not yet written: on a

@@ -3,7 +3,8 @@
 use std::path::PathBuf;
 
 use super::filepath_template::fill;
-use super::{cannot_appear, missing_key, monitored, Callback, Logs, Mode, TrainContext};
+use super::{cannot_appear, missing_key, monitored, Callback, Logs, Mode, SaveRequest, TrainContext};
+use crate::data::Preprocessor;
 use crate::error::Result;
 
 /// Saves the model (or its weights) at the end of epochs (Keras 3's `ModelCheckpoint`, with
@@ -35,6 +36,7 @@ pub struct ModelCheckpoint {
     save_weights_only: bool,
     initial_value_threshold: Option<f64>,
     verbose: bool,
+    preprocessor: Option<Preprocessor>,
     // state of the current fit
     maximize: bool,
     best: Option<f64>,
@@ -53,6 +55,7 @@ impl ModelCheckpoint {
             save_weights_only: false,
             initial_value_threshold: None,
             verbose: false,
+            preprocessor: None,
             maximize: false,
             best: None,
             saved: Vec::new(),
@@ -87,6 +90,14 @@ impl ModelCheckpoint {
     /// Print Keras's "Epoch N: saving model to ..." lines (unless fit is silent).
     pub fn verbose(mut self, on: bool) -> Self {
         self.verbose = on;
+        self
+    }
+
+    /// Stores the fitted CSV preprocessing in every model file (as
+    /// [`Sequential::save_with_preprocessor`](crate::Sequential::save_with_preprocessor)), so
+    /// `wgfit predict --model` can read raw CSV rows with a checkpoint. Ignored for weights files.
+    pub fn preprocessor(mut self, pre: &Preprocessor) -> Self {
+        self.preprocessor = Some(pre.clone());
         self
     }
 
@@ -147,7 +158,11 @@ impl Callback for ModelCheckpoint {
         } else if self.verbose {
             ctx.print(format!("Epoch {}: saving {what} to {}", epoch + 1, path.display()));
         }
-        ctx.save_model(&path, self.save_weights_only);
+        ctx.saves.push(SaveRequest {
+            path: path.clone(),
+            weights_only: self.save_weights_only,
+            preprocessor: self.preprocessor.clone(),
+        });
         self.saved.push(path);
         Ok(())
     }

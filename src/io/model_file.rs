@@ -148,27 +148,27 @@ impl ModelWriter {
         })
     }
 
-    /// Writes `path`: a model file (with `optimizer` as it is now and its state, when given) or,
-    /// with `weights_only`, a weights-only file. Missing parent directories are made, as Keras's
+    /// Writes `req.path`: a model file (with `optimizer` as it is now, its state when given, and
+    /// the request's preprocessing) or, with `weights_only`, a weights-only file. Missing parent directories are made, as Keras's
     /// ModelCheckpoint does.
     pub(crate) fn write(
         &self,
-        path: &Path,
-        weights_only: bool,
+        req: &crate::callbacks::SaveRequest,
         optimizer: Optimizer,
         params: &[f32],
         state: &[f32],
         optimizer_state: Option<OptimizerMoments>,
     ) -> Result<()> {
+        let path = req.path.as_path();
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
             std::fs::create_dir_all(dir).map_err(|source| Error::Io { path: dir.to_path_buf(), source })?;
         }
         let (infos, weights) = entries(&self.layers, self.input_width, params, state)?;
-        if weights_only {
+        if req.weights_only {
             return write_weights_file(path, infos, weights);
         }
         let compile = CompileEntry { optimizer, loss: self.loss, metrics: self.metrics.clone() };
-        write_model_file(path, &self.layers, self.input_width, self.seed, compile, infos, weights, optimizer_state, None)
+        write_model_file(path, &self.layers, self.input_width, self.seed, compile, infos, weights, optimizer_state, req.preprocessor.as_ref())
     }
 }
 
