@@ -49,7 +49,7 @@ pub use error::{Error, Result};
 pub use history::History;
 pub use layers::{
     Activation, ActivationConfig, ActivationLayer, BatchNormConfig, BatchNormalization, Dense, DenseConfig, Dropout,
-    DropoutConfig, Initializer, Layer, LayerKind,
+    DropoutConfig, Initializer, Input, Layer, LayerKind,
 };
 pub use losses::{IntoLoss, Loss};
 pub use matrix::{AsMatrix, Matrix};

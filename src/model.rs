@@ -41,8 +41,10 @@ pub struct Sequential {
 }
 
 impl Sequential {
-    /// A model on `device`. Nothing is checked or allocated until `compile`.
+    /// A model on `device`. Nothing is checked or allocated until `compile`. The list may start
+    /// with an [`Input`](crate::Input), as in Keras 3: it fixes the input width of the first layer.
     pub fn new(device: &Device, layers: Vec<Layer>) -> Self {
+        let layers = crate::layers::apply_input(layers);
         Sequential { device: device.clone(), layers, seed: 0, compiled: None, plan: None, steps: 0 }
     }
 

@@ -139,3 +139,13 @@ pub fn optimizer_launch(
     optimizer.write_member_row(&mut row);
     Ok((optimizer.launch(n, 0), row, optimizer.step_learning_rate(t)))
 }
+
+/// The CPU twin's erf (shaders/common.wgsl's `erf_f32`), for the accuracy test against an f64 erf.
+pub fn erf(x: f32) -> f32 {
+    crate::device::cpu::kernels::erf(x)
+}
+
+/// The CPU twin's erfc (shaders/common.wgsl's `erfc_f32`).
+pub fn erfc(x: f32) -> f32 {
+    crate::device::cpu::kernels::erfc(x)
+}

@@ -194,6 +194,7 @@ pub fn load_model(path: impl AsRef<Path>, device: &Device) -> Result<LoadedModel
             name: Some(e.name.clone()),
             input_shape: (i == 0).then_some(file.input_width),
             deferred_error: None,
+            is_input: false,
         })
         .collect();
     let infos = layer_infos(&layers, file.input_width);

@@ -114,14 +114,51 @@ pub fn act64(v: f64, a: wgfit::Activation) -> f64 {
         A::Selu => SELU_SCALE * SELU_ALPHA * v.exp_m1(),
         A::LeakyRelu if v >= 0.0 => v,
         A::LeakyRelu => 0.2 * v,
+        A::Softplus => v.max(0.0) + (-v.abs()).exp().ln_1p(),
+        A::Silu => v / (1.0 + (-v).exp()),
+        A::Gelu => 0.5 * v * (1.0 + erf64(v / std::f64::consts::SQRT_2)),
+        A::GeluApproximate => 0.5 * v * (1.0 + (GELU_K * (v + 0.044715 * v.powi(3))).tanh()),
         _ => v,
     }
+}
+
+/// √(2/π).
+const GELU_K: f64 = 0.7978845608028654;
+
+/// erf in f64, independent of the crate's: its Maclaurin series below 3 (terms summed until they
+/// vanish), the asymptotic series of erfc above (error below 1e-10 there).
+pub fn erf64(x: f64) -> f64 {
+    let t = x.abs();
+    let r = if t == 0.0 {
+        0.0
+    } else if t < 3.0 {
+        let (mut term, mut sum, mut n) = (t, t, 0.0f64);
+        for _ in 0..200 {
+            n += 1.0;
+            term *= -t * t / n;
+            let add = term / (2.0 * n + 1.0);
+            sum += add;
+            if add.abs() <= 1e-17 * sum.abs() {
+                break;
+            }
+        }
+        sum * 2.0 / std::f64::consts::PI.sqrt()
+    } else {
+        let (mut term, mut series) = (1.0f64, 1.0f64);
+        for k in 1..12 {
+            term *= -(2.0 * k as f64 - 1.0) / (2.0 * t * t);
+            series += term;
+        }
+        1.0 - (-t * t).exp() / (t * std::f64::consts::PI.sqrt()) * series
+    };
+    r.copysign(x)
 }
 
 const SELU_SCALE: f64 = 1.0507009873554805;
 const SELU_ALPHA: f64 = 1.6732632423543772;
 
-/// Its derivative in f64, written from the output y (TensorFlow's values at 0).
+/// Its derivative in f64, written from the output y (TensorFlow's values at 0); for the
+/// activations that need it (`Activation::needs_preactivation`: silu, gelu) `y` is the input x.
 pub fn dact64_from_output(y: f64, a: wgfit::Activation) -> f64 {
     use wgfit::Activation as A;
     match a {
@@ -133,6 +170,19 @@ pub fn dact64_from_output(y: f64, a: wgfit::Activation) -> f64 {
         A::Selu => SELU_SCALE,
         A::LeakyRelu if y > 0.0 => 1.0,
         A::LeakyRelu => 0.2,
+        A::Softplus => -(-y).exp_m1(),
+        A::Silu => {
+            let s = 1.0 / (1.0 + (-y).exp());
+            s + y * s * (1.0 - s)
+        }
+        A::Gelu => {
+            0.5 * (1.0 + erf64(y / std::f64::consts::SQRT_2))
+                + y * (-0.5 * y * y).exp() / (2.0 * std::f64::consts::PI).sqrt()
+        }
+        A::GeluApproximate => {
+            let t = (GELU_K * (y + 0.044715 * y.powi(3))).tanh();
+            0.5 * (1.0 + t) + 0.5 * y * (1.0 - t * t) * GELU_K * (1.0 + 3.0 * 0.044715 * y * y)
+        }
         _ => 1.0,
     }
 }
