@@ -25,11 +25,12 @@ const SELU_SCALE: f32 = 1.0507009873554805;
 const SELU_ALPHA: f32 = 1.6732632423543772;
 const LEAKY_SLOPE: f32 = 0.2;
 
-// erf and erfc to float32 accuracy (erf: relative error below 2e-7, about 1.5 ulp, over all of
-// f32; erfc: below 1e-5 relative, the rounding of its f32 log): erf(x) = x P(x^2) below 0.875, and erfc(t) = exp(Q(t)) from 0.875 to 3.95 (erfc is 0 in f32
-// terms beyond: below 2e-8). P and Q are least-squares fits of erf(x)/x (relative weight) and
-// log(erfc(t)); the CPU twins `erf`, `erfc` in src/device/cpu/kernels.rs use the same coefficients.
-// gelu uses erfc for its lower tail, where 1 + erf would cancel.
+// erf and erfc in f32: erf(x) = x P(x^2) below 0.875, erfc(t) = exp(Q(t)) from 0.875 to 3.95
+// (beyond, erfc is below 2e-8 and taken as 0). erf's relative error is below 2.5e-7 (about 2 ulp)
+// everywhere; erfc's below 5e-5, the rounding of its f32 logarithm, which gelu reads only in its
+// tail (where its values are below 1e-5 |x|). P and Q are least-squares fits of erf(x)/x
+// (relative weight) and log(erfc(t)); the CPU twins `erf`, `erfc` in src/device/cpu/kernels.rs
+// use the same coefficients. gelu uses erfc for its lower tail, where 1 + erf would cancel.
 fn erf_small(x: f32) -> f32 {
     let s = x * x;
     var p = 8.776225877227262e-05;
@@ -101,7 +102,8 @@ fn act_forward(x: f32, act: u32) -> f32 {
         case 7u: { return softplus_f32(x); }
         case 8u: { return x * sigmoid_f32(x); }
         case 9u: { return 0.5 * x * erfc_f32(-x * SQRT_HALF); }
-        case 10u: { return 0.5 * x * (1.0 + tanh(SQRT_2_OVER_PI * (x + GELU_CUBIC * x * x * x))); }
+        // 0.5 (1 + tanh(u)) written as sigmoid(2u): no cancellation where tanh(u) nears -1.
+        case 10u: { return x * sigmoid_f32(2.0 * SQRT_2_OVER_PI * (x + GELU_CUBIC * x * x * x)); }
         default: { return x; }
     }
 }
@@ -127,8 +129,8 @@ fn act_grad_from_output(y: f32, act: u32) -> f32 {
         }
         case 9u: { return 0.5 * erfc_f32(-y * SQRT_HALF) + y * INV_SQRT_2PI * exp(-0.5 * y * y); }
         case 10u: {
-            let t = tanh(SQRT_2_OVER_PI * (y + GELU_CUBIC * y * y * y));
-            return 0.5 * (1.0 + t) + 0.5 * y * (1.0 - t * t) * SQRT_2_OVER_PI * (1.0 + 3.0 * GELU_CUBIC * y * y);
+            let g = sigmoid_f32(2.0 * SQRT_2_OVER_PI * (y + GELU_CUBIC * y * y * y));
+            return g + 2.0 * y * g * (1.0 - g) * SQRT_2_OVER_PI * (1.0 + 3.0 * GELU_CUBIC * y * y);
         }
         default: { return 1.0; }
     }

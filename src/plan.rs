@@ -10,9 +10,9 @@ use std::collections::HashMap;
 
 use rand::SeedableRng;
 
-use crate::device::{ActivationGradArgs, 
-    member_stride, member_table, Args, Backend, BufId, Device, GatherArgs, Kernel, Launch, LossArgs, OpId,
-    LOSS_KERNEL_VALUES,
+use crate::device::{
+    member_stride, member_table, ActivationGradArgs, Args, Backend, BufId, Device, GatherArgs, Kernel, Launch,
+    LossArgs, OpId, LOSS_KERNEL_VALUES,
 };
 use crate::error::{Error, Result};
 use crate::layers::{
@@ -545,7 +545,11 @@ impl Plan {
             rows: u(rows),
             cols: u(self.output_w),
             loss,
-            output_activation: if output_activation.needs_preactivation() { Activation::Linear } else { output_activation },
+            output_activation: if output_activation.needs_preactivation() {
+                Activation::Linear
+            } else {
+                output_activation
+            },
             metrics: metrics.mask(),
             write_gradient: training,
             accumulate,

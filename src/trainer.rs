@@ -134,7 +134,7 @@ impl FitData<'_> {
     /// Whether epoch `epoch` (from 0) ends with a validation pass: Keras validates when
     /// `(epoch + 1) % validation_freq == 0`.
     pub fn validates(&self, epoch: usize) -> bool {
-        self.validation.is_some() && (epoch + 1) % self.validation_freq.max(1) == 0
+        self.validation.is_some() && (epoch + 1).is_multiple_of(self.validation_freq.max(1))
     }
 }
 

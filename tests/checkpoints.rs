@@ -8,7 +8,7 @@ mod common;
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 
-use common::{devices, rng, random_vec};
+use common::{devices, random_vec, rng};
 use wgfit::{
     Adam, Callback, Dense, Device, EarlyStopping, Error, Fit, LearningRateScheduler, Logs, Matrix, Member,
     ModelCheckpoint, ReduceLROnPlateau, Sequential, Sweep, TrainContext,
@@ -63,7 +63,8 @@ fn checkpoint_every_epoch_fills_the_template_and_loads_back() {
         let template = dir.join("m-{epoch:02d}-{val_loss:.3f}.json");
         let mut m = model(&device, 0.01);
         let mut cb = ModelCheckpoint::new(template.to_str().unwrap());
-        let h = m.fit(&x, &y, Fit::new().validation_data(&vx, &vy).epochs(3).batch_size(16).callback(&mut cb).verbose(0))
+        let h = m
+            .fit(&x, &y, Fit::new().validation_data(&vx, &vy).epochs(3).batch_size(16).callback(&mut cb).verbose(0))
             .unwrap();
         let val = h.get("val_loss").unwrap();
         // Python: "m-{epoch:02d}-{val_loss:.3f}.json".format(epoch=e + 1, val_loss=v)
@@ -130,7 +131,10 @@ fn checkpoint_best_only_keeps_the_best_epochs_weights() {
 
         // initial_value_threshold: nothing beats 0 for a loss, so nothing is written.
         let none = dir.join("never.json");
-        let mut cb = ModelCheckpoint::new(none.to_str().unwrap()).monitor("loss").save_best_only(true).initial_value_threshold(0.0);
+        let mut cb = ModelCheckpoint::new(none.to_str().unwrap())
+            .monitor("loss")
+            .save_best_only(true)
+            .initial_value_threshold(0.0);
         m.fit(&x, &y, Fit::new().epochs(2).callback(&mut cb).verbose(0)).unwrap();
         assert!(cb.saved().is_empty() && !none.exists());
         std::fs::remove_dir_all(&dir).unwrap();
@@ -178,9 +182,8 @@ fn checkpoint_errors_are_typed() {
         assert!(err.to_string().contains("ModelCheckpoint filepath"), "{err}");
     }
     // A val_ monitor without validation data fails before training.
-    let err = m
-        .fit(&x, &y, Fit::new().callback(ModelCheckpoint::new("x.json").save_best_only(true)).verbose(0))
-        .unwrap_err();
+    let err =
+        m.fit(&x, &y, Fit::new().callback(ModelCheckpoint::new("x.json").save_best_only(true)).verbose(0)).unwrap_err();
     assert!(err.to_string().contains("val_loss"), "{err}");
     // An unwritable place is an I/O error, not a panic.
     let err = m.fit(&x, &y, Fit::new().callback(ModelCheckpoint::new("/proc/nope/x.json")).verbose(0)).unwrap_err();
@@ -200,14 +203,14 @@ fn checkpoint_per_member_in_a_sweep() {
         .unwrap();
         sweep.fit(&x, &y, Fit::new().epochs(2).batch_size(16).verbose(0)).unwrap();
         let mut seen = Vec::new();
-        for i in 0..3 {
+        for (i, lr) in lrs.iter().enumerate() {
             let mut loaded = Sequential::load(dir.join(format!("member{i}-2.json")), &device).unwrap();
             let w = loaded.get_weights().unwrap();
             assert_eq!(w, sweep.model(i).unwrap().get_weights().unwrap(), "member {i}");
             seen.push(w);
             // Each member's own learning rate is in its file.
             let text = std::fs::read_to_string(dir.join(format!("member{i}-2.json"))).unwrap();
-            assert!(text.contains(&format!("\"learning_rate\":{}", lrs[i])), "member {i}");
+            assert!(text.contains(&format!("\"learning_rate\":{lr}")), "member {i}");
         }
         assert!(seen[0] != seen[1] && seen[1] != seen[2]);
         assert_eq!(listing(&dir).len(), 6);
@@ -250,7 +253,14 @@ fn learning_rate_scheduler_sets_and_logs_the_rate() {
     let mut m = model(&Device::cpu(), 0.01);
     for bad in [f32::NAN, -0.1, f32::INFINITY] {
         let err = m
-            .fit(&x, &y, Fit::new().epochs(3).callback(LearningRateScheduler::new(move |e, lr| if e == 1 { bad } else { lr })).verbose(0))
+            .fit(
+                &x,
+                &y,
+                Fit::new()
+                    .epochs(3)
+                    .callback(LearningRateScheduler::new(move |e, lr| if e == 1 { bad } else { lr }))
+                    .verbose(0),
+            )
             .unwrap_err();
         assert!(matches!(err, Error::InvalidValue { .. }), "{bad}: {err}");
         assert!(err.to_string().contains("epoch 1"), "{err}");
@@ -296,9 +306,7 @@ fn validation_freq_validates_every_nth_epoch() {
         // Validation does not change training; the validated epochs' values equal a fit that
         // validates every epoch.
         let mut every = model(&device, 0.01);
-        let h1 = every
-            .fit(&x, &y, Fit::new().validation_data(&vx, &vy).epochs(4).shuffle(false).verbose(0))
-            .unwrap();
+        let h1 = every.fit(&x, &y, Fit::new().validation_data(&vx, &vy).epochs(4).shuffle(false).verbose(0)).unwrap();
         let mut second = model(&device, 0.01);
         let h2 = second
             .fit(&x, &y, Fit::new().validation_data(&vx, &vy).validation_freq(2).epochs(4).shuffle(false).verbose(0))

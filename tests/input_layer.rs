@@ -6,8 +6,7 @@ use wgfit::{Dense, Device, Error, Input, Matrix, Sequential};
 fn input_fixes_the_width_like_input_shape() {
     let device = Device::cpu();
     let mut with_input = Sequential::new(&device, vec![Input::new(3), Dense::new(4).activation("relu"), Dense::new(1)]);
-    let mut with_shape =
-        Sequential::new(&device, vec![Dense::new(4).activation("relu").input_shape(3), Dense::new(1)]);
+    let mut with_shape = Sequential::new(&device, vec![Dense::new(4).activation("relu").input_shape(3), Dense::new(1)]);
     for m in [&mut with_input, &mut with_shape] {
         m.compile("adam", "mse", &[]).unwrap();
     }

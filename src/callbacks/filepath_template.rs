@@ -60,7 +60,10 @@ pub(crate) fn fill(template: &str, epoch: usize, logs: &Logs) -> Result<String> 
                             keys.extend(logs.keys());
                             return Err(bad(
                                 template,
-                                format!("a field {{{name}}} that this epoch's logs do not have (they have: {})", keys.join(", ")),
+                                format!(
+                                    "a field {{{name}}} that this epoch's logs do not have (they have: {})",
+                                    keys.join(", ")
+                                ),
                             ));
                         }
                     }
@@ -146,7 +149,10 @@ fn format_value(value: Value, spec: &str) -> std::result::Result<String, String>
                 Value::Int(n) => n as f64,
                 Value::Float(x) => x,
             };
-            (x.is_sign_negative() && !x.is_nan(), float_body(x.abs(), t, precision, alternate, matches!(v, Value::Int(_)))?)
+            (
+                x.is_sign_negative() && !x.is_nan(),
+                float_body(x.abs(), t, precision, alternate, matches!(v, Value::Int(_)))?,
+            )
         }
     };
     let body = match grouping {
@@ -162,8 +168,7 @@ fn format_value(value: Value, spec: &str) -> std::result::Result<String, String>
     let len = sign_str.chars().count() + body.chars().count();
     let pad = width.saturating_sub(len);
     let fills = |n: usize| std::iter::repeat_n(fill, n).collect::<String>();
-    let default_align = if matches!(value, Value::Int(_)) || ty.is_some() { '>' } else { '>' };
-    Ok(match align.unwrap_or(default_align) {
+    Ok(match align.unwrap_or('>') {
         '<' => format!("{sign_str}{body}{}", fills(pad)),
         '^' => format!("{}{sign_str}{body}{}", fills(pad / 2), fills(pad - pad / 2)),
         '=' => format!("{sign_str}{}{body}", fills(pad)),
@@ -194,7 +199,13 @@ fn python_exp(mantissa_exp: &str, upper: bool) -> String {
 }
 
 /// The digits of a non-negative float `x` under type `t` and `precision`.
-fn float_body(x: f64, t: Option<char>, precision: Option<usize>, alternate: bool, from_int: bool) -> std::result::Result<String, String> {
+fn float_body(
+    x: f64,
+    t: Option<char>,
+    precision: Option<usize>,
+    alternate: bool,
+    from_int: bool,
+) -> std::result::Result<String, String> {
     if x.is_nan() {
         return Ok(if t.is_some_and(|c| c.is_ascii_uppercase()) { "NAN" } else { "nan" }.into());
     }
@@ -204,7 +215,11 @@ fn float_body(x: f64, t: Option<char>, precision: Option<usize>, alternate: bool
     Ok(match t {
         Some('f') | Some('F') => {
             let s = format!("{x:.*}", precision.unwrap_or(6));
-            if alternate && !s.contains('.') { s + "." } else { s }
+            if alternate && !s.contains('.') {
+                s + "."
+            } else {
+                s
+            }
         }
         Some('e') | Some('E') => python_exp(&format!("{x:.*e}", precision.unwrap_or(6)), t == Some('E')),
         Some('%') => format!("{:.*}%", precision.unwrap_or(6), x * 100.0),
@@ -214,7 +229,11 @@ fn float_body(x: f64, t: Option<char>, precision: Option<usize>, alternate: bool
             Some(p) => {
                 // Python: like 'g', but a fixed-point result keeps at least one decimal.
                 let s = general(x, p.max(1), alternate, false);
-                if s.contains(['.', 'e', 'n', 'i']) { s } else { s + ".0" }
+                if s.contains(['.', 'e', 'n', 'i']) {
+                    s
+                } else {
+                    s + ".0"
+                }
             }
             None => repr(x),
         },
@@ -252,7 +271,11 @@ fn repr(x: f64) -> String {
         python_exp(&format!("{x:e}"), false)
     } else {
         let s = format!("{x}");
-        if s.contains('.') { s } else { s + ".0" }
+        if s.contains('.') {
+            s
+        } else {
+            s + ".0"
+        }
     }
 }
 

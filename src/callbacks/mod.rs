@@ -13,8 +13,8 @@
 //! launches (or on its own at the end of training).
 
 mod csv_logger;
-mod filepath_template;
 mod early_stopping;
+mod filepath_template;
 mod learning_rate_scheduler;
 mod model_checkpoint;
 mod progress;

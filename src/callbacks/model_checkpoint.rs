@@ -141,7 +141,12 @@ impl Callback for ModelCheckpoint {
             };
             if !improved {
                 if self.verbose {
-                    ctx.print(format!("Epoch {}: {} did not improve from {}", epoch + 1, self.monitor, shown(self.best)));
+                    ctx.print(format!(
+                        "Epoch {}: {} did not improve from {}",
+                        epoch + 1,
+                        self.monitor,
+                        shown(self.best)
+                    ));
                 }
                 return Ok(());
             }

@@ -84,7 +84,17 @@ pub fn save_model(path: impl AsRef<Path>, model: &mut Sequential, preprocessor: 
     let (input_width, infos, weights) = weight_entries(model)?;
     let optimizer_state = model.optimizer_state()?;
     let compile = CompileEntry { optimizer, loss, metrics };
-    write_model_file(path, model.layers(), input_width, model.init_seed(), compile, infos, weights, optimizer_state, preprocessor)
+    write_model_file(
+        path,
+        model.layers(),
+        input_width,
+        model.init_seed(),
+        compile,
+        infos,
+        weights,
+        optimizer_state,
+        preprocessor,
+    )
 }
 
 /// Writes a model file from its parts, atomically.
@@ -168,7 +178,17 @@ impl ModelWriter {
             return write_weights_file(path, infos, weights);
         }
         let compile = CompileEntry { optimizer, loss: self.loss, metrics: self.metrics.clone() };
-        write_model_file(path, &self.layers, self.input_width, self.seed, compile, infos, weights, optimizer_state, req.preprocessor.as_ref())
+        write_model_file(
+            path,
+            &self.layers,
+            self.input_width,
+            self.seed,
+            compile,
+            infos,
+            weights,
+            optimizer_state,
+            req.preprocessor.as_ref(),
+        )
     }
 }
 

@@ -2,7 +2,8 @@
 //! column), two backward: [dW; db] = [Xᵀ; 1]·dZ and dX = (dZ·Wᵀ) ⊙ (layer below)'.
 
 use super::{
-    Activation, BackwardLaunches, Below, DerivativeSource, Initializer, LayerBuffers, LayerOps, LayerSpec, Pass, Placement, WeightSpec,
+    Activation, BackwardLaunches, Below, DerivativeSource, Initializer, LayerBuffers, LayerOps, LayerSpec, Pass,
+    Placement, WeightSpec,
 };
 use crate::device::{ActivationArgs, Args, Backend, Kernel, MatmulArgs, Ones};
 use crate::error::{Error, Result};
