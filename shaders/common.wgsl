@@ -27,7 +27,7 @@ const LEAKY_SLOPE: f32 = 0.2;
 
 // erf and erfc in f32: erf(x) = x P(x^2) below 0.875, erfc(t) = exp(Q(t)) from 0.875 to 3.95
 // (beyond, erfc is below 2e-8 and taken as 0). erf's relative error is below 2.5e-7 (about 2 ulp)
-// everywhere; erfc's below 5e-5, the rounding of its f32 logarithm, which gelu reads only in its
+// everywhere; erfc's below 5e-6, the rounding of its f32 logarithm, which gelu reads only in its
 // tail (where its values are below 1e-5 |x|). P and Q are least-squares fits of erf(x)/x
 // (relative weight) and log(erfc(t)); the CPU twins `erf`, `erfc` in src/device/cpu/kernels.rs
 // use the same coefficients. gelu uses erfc for its lower tail, where 1 + erf would cancel.

@@ -851,7 +851,7 @@ fn kernels_run_each_member_independently() {
 
 /// The erf behind gelu (shaders/common.wgsl `erf_f32` / `erfc_f32` and their CPU twins) against an
 /// independent f64 erf: relative error within 2.5e-7 (about 2 ulp) over [-6, 6] and tiny
-/// arguments; erfc relative within 5e-5 down to its 3.95 cutoff (the exp of an f32 log; gelu
+/// arguments; erfc relative within 5e-6 down to its 3.95 cutoff (the exp of an f32 log; gelu
 /// reads it only in its tail). The GPU's copy is held to the twin through gelu in
 /// `activations_forward_and_backward`.
 #[test]
@@ -871,7 +871,7 @@ fn erf_is_accurate_to_float32() {
         if (0.0..3.9).contains(&x) {
             let want_c = 1.0 - want;
             let rel_c = (wgfit::testing::erfc(x) as f64 - want_c).abs() / want_c;
-            assert!(rel_c < 5e-5, "erfc({x}) = {}, want {want_c} (relative error {rel_c:e})", wgfit::testing::erfc(x));
+            assert!(rel_c < 5e-6, "erfc({x}) = {}, want {want_c} (relative error {rel_c:e})", wgfit::testing::erfc(x));
         }
     }
     assert!(worst.0 < 2.5e-7, "erf's worst relative error {:e} at x = {}", worst.0, worst.1);
