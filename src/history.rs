@@ -38,6 +38,21 @@ impl History {
         }
     }
 
+    /// Appends one epoch's logs: every key of `logs`, and NaN for the known keys the epoch did not
+    /// record (the `val_` keys of an epoch without validation under `validation_freq`), so every
+    /// column keeps one value per epoch.
+    pub(crate) fn push_epoch(&mut self, logs: &crate::callbacks::Logs) {
+        let epoch = self.epochs();
+        for (k, v) in logs.iter() {
+            self.push(k, v);
+        }
+        for column in self.values.iter_mut() {
+            if column.len() == epoch {
+                column.push(f32::NAN);
+            }
+        }
+    }
+
     /// The values of `key`, one per epoch.
     pub fn get(&self, key: &str) -> Option<&[f32]> {
         self.keys.iter().position(|k| k == key).map(|i| self.values[i].as_slice())

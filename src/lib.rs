@@ -41,13 +41,16 @@ mod summary;
 mod sweep;
 mod trainer;
 
-pub use callbacks::{Callback, CsvLogger, EarlyStopping, Logs, Mode, ReduceLROnPlateau, TerminateOnNaN, TrainContext};
+pub use callbacks::{
+    Callback, CsvLogger, EarlyStopping, LearningRateScheduler, Logs, Mode, ModelCheckpoint, ReduceLROnPlateau,
+    TerminateOnNaN, TrainContext,
+};
 pub use device::{Device, DeviceInfo, GpuOptions};
 pub use error::{Error, Result};
 pub use history::History;
 pub use layers::{
     Activation, ActivationConfig, ActivationLayer, BatchNormConfig, BatchNormalization, Dense, DenseConfig, Dropout,
-    DropoutConfig, Initializer, Layer, LayerKind,
+    DropoutConfig, Initializer, Input, Layer, LayerKind,
 };
 pub use losses::{IntoLoss, Loss};
 pub use matrix::{AsMatrix, Matrix};

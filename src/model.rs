@@ -41,8 +41,10 @@ pub struct Sequential {
 }
 
 impl Sequential {
-    /// A model on `device`. Nothing is checked or allocated until `compile`.
+    /// A model on `device`. Nothing is checked or allocated until `compile`. The list may start
+    /// with an [`Input`](crate::Input), as in Keras 3: it fixes the input width of the first layer.
     pub fn new(device: &Device, layers: Vec<Layer>) -> Self {
+        let layers = crate::layers::apply_input(layers);
         Sequential { device: device.clone(), layers, seed: 0, compiled: None, plan: None, steps: 0 }
     }
 
@@ -197,6 +199,10 @@ impl Sequential {
         if opts.batch_size == Some(0) {
             return Err(Error::invalid("batch_size", 0, "must be at least 1"));
         }
+        if opts.validation_freq == Some(0) {
+            return Err(Error::invalid("validation_freq", 0, "must be at least 1 (validate every n-th epoch)"));
+        }
+        let writer = crate::io::ModelWriter::of(self, x.cols());
         let compiled = self.compiled.as_ref().expect("checked by ready");
         let plan = self.plan.as_mut().expect("built by ready");
         let data = FitData {
@@ -206,6 +212,7 @@ impl Sequential {
             batch_size: opts.batch_size.unwrap_or(32),
             epochs: opts.epochs.unwrap_or(1),
             shuffle: opts.shuffle.unwrap_or(true),
+            validation_freq: opts.validation_freq.unwrap_or(1),
         };
         let member = MemberFit {
             optimizer: compiled.optimizer.clone(),
@@ -216,6 +223,7 @@ impl Sequential {
             verbose: opts.verbose,
             train_rows: None,
             valid_rows: None,
+            writer,
         };
         let outcome = trainer::fit_members(plan, compiled.loss, &compiled.metrics, data, vec![member], &mut |_, _| {})?
             .pop()

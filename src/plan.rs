@@ -11,11 +11,13 @@ use std::collections::HashMap;
 use rand::SeedableRng;
 
 use crate::device::{
-    member_stride, member_table, Args, Backend, BufId, Device, GatherArgs, Kernel, Launch, LossArgs, OpId, SoftmaxArgs,
-    LOSS_KERNEL_VALUES,
+    member_stride, member_table, ActivationGradArgs, Args, Backend, BufId, Device, GatherArgs, Kernel, Launch,
+    LossArgs, OpId, SoftmaxArgs, LOSS_KERNEL_VALUES,
 };
 use crate::error::{Error, Result};
-use crate::layers::{count_weights, Activation, Below, Layer, LayerBuffers, LayerKind, LayerOps, Pass, Placement};
+use crate::layers::{
+    count_weights, Activation, Below, DerivativeSource, Layer, LayerBuffers, LayerKind, LayerOps, Pass, Placement,
+};
 use crate::losses::Loss;
 use crate::metrics::MetricSet;
 use crate::optimizers::{Clip, Optimizer};
@@ -56,6 +58,9 @@ struct BatchBuffers {
     /// when the layer's gradient is computed (`shaders/softmax.wgsl`).
     softmax: Vec<Option<(OpId, Option<OpId>)>>,
     loss: OpId,
+    /// When the output activation needs its pre-activation (silu, gelu): the launch that turns
+    /// the loss's dLoss/dOutput into dLoss/dPre-activation for the last layer.
+    loss_derivative: Option<OpId>,
 }
 
 /// An optimizer's per-parameter state of one member, flat in parameter order: m (Adam's first
@@ -365,14 +370,41 @@ impl Plan {
                 None
             });
         }
+        // What each layer's activation derivative is read from: its output, or its pre-activation
+        // (silu, gelu: Activation::needs_preactivation).
+        let mut pre = Vec::new();
+        let mut derivative_src = Vec::new();
+        for (l, slots) in self.layers.iter().enumerate() {
+            let own = match slots.layer.spec().derivative_source() {
+                DerivativeSource::OwnBuffer => {
+                    Some(b.create_member_buffer(rows * slots.at.out_w, &format!("layer {l} pre-activation"))?)
+                }
+                _ => None,
+            };
+            derivative_src.push(match slots.layer.spec().derivative_source() {
+                DerivativeSource::Output => out[l],
+                DerivativeSource::Input if l == 0 => x_batch,
+                DerivativeSource::Input => out[l - 1],
+                DerivativeSource::OwnBuffer => own.unwrap_or(out[l]),
+            });
+            pre.push(own);
+        }
+        let last = self.layers.len() - 1;
+        let last_activation = self.layers[last].layer.output_activation();
+        let grad_pre = if last_activation.needs_preactivation() {
+            Some(b.create_member_buffer(rows * self.output_w, "output pre-activation gradient")?)
+        } else {
+            None
+        };
         let mut ops = Vec::new();
         for (l, slots) in self.layers.iter().enumerate() {
             let bufs = LayerBuffers {
                 input: if l == 0 { x_batch } else { out[l - 1] },
                 output: out[l],
-                grad_output: grad[l],
+                grad_output: if l == last { grad_pre.unwrap_or(grad[l]) } else { grad[l] },
                 grad_input: if belows[l].needs_grad { Some(grad[l - 1]) } else { None },
-                below_output: if l > 0 { out[l - 1] } else { self.dummy_r },
+                below_output: if l > 0 { derivative_src[l - 1] } else { self.dummy_r },
+                preactivation: pre[l],
                 scratch: scratch[l],
                 params: self.params,
                 grads: self.grads,
@@ -395,9 +427,12 @@ impl Plan {
                 None
             });
         }
-        let last = self.layers.len() - 1;
         let loss = b.bind(Kernel::Loss, &[out[last], y_batch, grad[last], self.acc])?;
-        self.batch = Some(BatchBuffers { capacity: rows, x_batch, y_batch, out, ops, softmax, loss });
+        let loss_derivative = match grad_pre {
+            Some(g) => Some(b.bind(Kernel::ActivationBackward, &[grad[last], g, derivative_src[last]])?),
+            None => None,
+        };
+        self.batch = Some(BatchBuffers { capacity: rows, x_batch, y_batch, out, ops, softmax, loss, loss_derivative });
         Ok(())
     }
 
@@ -512,6 +547,9 @@ impl Plan {
         for ((s, ops), softmax) in self.layers.iter().zip(&b.ops).zip(&b.softmax) {
             let op = if training { ops.forward_train } else { ops.forward_infer };
             out.push(Launch::Run { op, args: s.layer.spec().forward(&s.at, &pass) });
+            if let (Some(op), Some(args)) = (ops.forward_activation, s.layer.spec().forward_activation(&s.at, &pass)) {
+                out.push(Launch::Run { op, args });
+            }
             if let Some((op, _)) = softmax {
                 out.push(Launch::Run { op: *op, args: Args::SoftmaxForward(self.softmax_args(s, rows)) });
             }
@@ -589,17 +627,28 @@ impl Plan {
         out: &mut Vec<Launch>,
     ) {
         let output_activation = self.layers.last().map_or(Activation::Linear, |l| l.layer.output_activation());
+        // silu and gelu differentiate from the pre-activation, which the loss kernel does not
+        // read: it writes dLoss/dOutput and a second launch multiplies in the derivative.
+        let separate = self.batch().loss_derivative.filter(|_| training);
         let args = LossArgs {
             rows: u(rows),
             cols: u(self.output_w),
             loss,
-            output_activation,
+            output_activation: if output_activation.needs_preactivation() {
+                Activation::Linear
+            } else {
+                output_activation
+            },
             metrics: metrics.mask(),
             write_gradient: training,
             accumulate,
             slot: u(Plan::acc_offset(metrics, slot)),
         };
         out.push(Launch::Run { op: self.batch().loss, args: Args::Loss(args) });
+        if let Some(op) = separate {
+            let args = ActivationGradArgs { len: u(rows * self.output_w), derivative: output_activation };
+            out.push(Launch::Run { op, args: Args::ActivationBackward(args) });
+        }
         if !training {
             self.penalties(rows, false, Plan::acc_offset(metrics, slot), out);
         }

@@ -327,6 +327,9 @@ impl<'a> Sweep<'a> {
         if opts.batch_size == Some(0) {
             return Err(Error::invalid("batch_size", 0, "must be at least 1"));
         }
+        if opts.validation_freq == Some(0) {
+            return Err(Error::invalid("validation_freq", 0, "must be at least 1 (validate every n-th epoch)"));
+        }
         let started = Instant::now();
         let epochs = opts.epochs.unwrap_or(1);
         let verbose = opts.verbose.unwrap_or(if std::io::IsTerminal::is_terminal(&std::io::stderr()) { 1 } else { 2 });
@@ -432,6 +435,7 @@ impl<'a> Sweep<'a> {
                     verbose: Some(0),
                     train_rows: member.train_rows.as_ref().map(|r| r.iter().map(|&v| v as u32).collect()),
                     valid_rows: member.valid_rows.as_ref().map(|r| r.iter().map(|&v| v as u32).collect()),
+                    writer: crate::io::ModelWriter::of(&member.model, x.cols()),
                 });
             }
             plans.push(plan);
@@ -444,6 +448,7 @@ impl<'a> Sweep<'a> {
             batch_size: opts.batch_size.unwrap_or(32),
             epochs: opts.epochs.unwrap_or(1),
             shuffle: opts.shuffle.unwrap_or(true),
+            validation_freq: opts.validation_freq.unwrap_or(1),
         };
         let work: Vec<PlanMembers> = plans
             .iter_mut()

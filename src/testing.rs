@@ -146,3 +146,13 @@ pub fn optimizer_launch(
 pub fn grad_norms_launch(n: usize, variables: usize, clip_in_place: bool) -> Args {
     crate::Optimizer::norms_launch(n, variables, clip_in_place)
 }
+
+/// The CPU twin's erf (shaders/common.wgsl's `erf_f32`), for the accuracy test against an f64 erf.
+pub fn erf(x: f32) -> f32 {
+    crate::device::cpu::kernels::erf(x)
+}
+
+/// The CPU twin's erfc (shaders/common.wgsl's `erfc_f32`).
+pub fn erfc(x: f32) -> f32 {
+    crate::device::cpu::kernels::erfc(x)
+}

@@ -11,10 +11,11 @@
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
-use crate::callbacks::{Callback, Logs, ProgbarLogger, SnapshotOp, TrainContext};
+use crate::callbacks::{Callback, Logs, ProgbarLogger, SaveRequest, SnapshotOp, TrainContext};
 use crate::device::{run_together, BufId, Launch, RunJob};
 use crate::error::{Error, Result};
 use crate::history::History;
+use crate::io::ModelWriter;
 use crate::losses::Loss;
 use crate::matrix::Matrix;
 use crate::metrics::MetricSet;
@@ -32,6 +33,7 @@ pub struct Fit<'a> {
     pub(crate) verbose: Option<u8>,
     pub(crate) callbacks: Vec<Box<dyn Callback + 'a>>,
     pub(crate) validation_split: Option<f32>,
+    pub(crate) validation_freq: Option<usize>,
 }
 
 impl<'a> Fit<'a> {
@@ -50,6 +52,16 @@ impl<'a> Fit<'a> {
     /// shuffling) as validation data. Ignored when `validation_data` is given, as in Keras.
     pub fn validation_split(mut self, fraction: f32) -> Self {
         self.validation_split = Some(fraction);
+        self
+    }
+
+    /// Keras's `validation_freq` (an int): validate after every `n`-th epoch (epochs `n`, `2n`, ...
+    /// counted from 1), default 1. The `val_` keys are in the epoch's logs only on those epochs, as
+    /// in Keras; the History, a table of one row per epoch, holds NaN in their columns on the
+    /// others, and callbacks monitoring a `val_` key skip the epochs without one (Keras warns and
+    /// skips). 0 is an error at fit.
+    pub fn validation_freq(mut self, n: usize) -> Self {
+        self.validation_freq = Some(n);
         self
     }
 
@@ -114,6 +126,16 @@ pub(crate) struct FitData<'d> {
     pub batch_size: usize,
     pub epochs: usize,
     pub shuffle: bool,
+    /// Validate after every `validation_freq`-th epoch (Keras's int form, >= 1).
+    pub validation_freq: usize,
+}
+
+impl FitData<'_> {
+    /// Whether epoch `epoch` (from 0) ends with a validation pass: Keras validates when
+    /// `(epoch + 1) % validation_freq == 0`.
+    pub fn validates(&self, epoch: usize) -> bool {
+        self.validation.is_some() && (epoch + 1).is_multiple_of(self.validation_freq.max(1))
+    }
 }
 
 /// One member's side of a fit: what it starts from and its own settings.
@@ -132,6 +154,8 @@ pub(crate) struct MemberFit<'a> {
     pub train_rows: Option<Vec<u32>>,
     /// Its validation rows (indices into the validation data); None: all.
     pub valid_rows: Option<Vec<u32>>,
+    /// Writes its files when a callback asks (ModelCheckpoint); None: such a request is an error.
+    pub writer: Option<ModelWriter>,
 }
 
 /// One member's logs of an epoch, for a sweep's display.
@@ -167,6 +191,9 @@ struct Run<'a> {
     diverged: Option<(usize, f32)>,
     /// Copies the callbacks requested, run before the next launches (or at train end).
     pending: Vec<Launch>,
+    writer: Option<ModelWriter>,
+    /// Files to write with the weights as they are now (requested in on_epoch_end).
+    due: Vec<SaveRequest>,
 }
 
 impl<'a> Run<'a> {
@@ -333,6 +360,8 @@ impl<'a, 'p> PlanFit<'a, 'p> {
                 active: true,
                 diverged: None,
                 pending: Vec::new(),
+                writer: member.writer,
+                due: Vec::new(),
             });
         }
         if let Some(v) = &valid {
@@ -415,7 +444,7 @@ impl<'a, 'p> PlanFit<'a, 'p> {
             plan.backward(rows, s as u32, launches);
             plan.update(&optimizer, s, self.lrs, launches)?;
         }
-        if let Some(v) = &self.valid {
+        if let Some(v) = self.valid.as_ref().filter(|_| data.validates(epoch)) {
             eval_launches(plan, v, data.batch_size, loss, metrics, true, launches);
         }
         Ok(())
@@ -423,14 +452,14 @@ impl<'a, 'p> PlanFit<'a, 'p> {
 
     /// Ends an epoch with its loss and metric sums (one block per member): logs, callbacks,
     /// History, stops and divergences.
-    fn epoch_end(&mut self, epoch: usize, sums: &[Vec<f32>]) -> Result<()> {
+    fn epoch_end(&mut self, epoch: usize, validated: bool, sums: &[Vec<f32>]) -> Result<()> {
         let metrics = &self.metrics;
         for run in self.runs.iter_mut().filter(|r| r.active) {
             run.steps += self.steps_per_epoch as u64;
             let mut logs = Logs::new();
             let member_sums = &sums[run.member];
             record(&mut logs, metrics, member_sums, AccSlot::Train, self.n, "");
-            if let Some(v) = &self.valid {
+            if let Some(v) = self.valid.as_ref().filter(|_| validated) {
                 record(&mut logs, metrics, member_sums, AccSlot::Eval, v.rows, "val_");
             }
             let result = run.each(|cb, ctx| {
@@ -440,9 +469,8 @@ impl<'a, 'p> PlanFit<'a, 'p> {
             });
             run.logs = logs;
             result?;
-            for (k, v) in run.logs.iter() {
-                run.history.push(k, v);
-            }
+            run.due.append(&mut run.ctx.saves);
+            run.history.push_epoch(&run.logs);
             run.apply_requests(self.plan, &mut self.snapshots)?;
             if let Some(reason) = run.ctx.stop.take() {
                 run.history.stopped_epoch = Some(epoch);
@@ -459,7 +487,8 @@ impl<'a, 'p> PlanFit<'a, 'p> {
                 run.end(self.plan, &mut self.snapshots, true)?;
             }
         }
-        Ok(())
+        // The weights now are the epoch's (copies queued above run with the next launches).
+        write_files(self.plan, &mut self.runs)
     }
 
     /// Ends the members still training and runs the copies every member asked for last.
@@ -474,12 +503,51 @@ impl<'a, 'p> PlanFit<'a, 'p> {
         if !last.is_empty() {
             self.plan.backend.run(&last, &[])?;
         }
+        for run in self.runs.iter_mut() {
+            run.due.append(&mut run.ctx.saves);
+        }
+        write_files(self.plan, &mut self.runs)?;
         Ok(self
             .runs
             .into_iter()
             .map(|r| MemberOutcome { history: r.history, optimizer: r.optimizer, steps: r.steps, diverged: r.diverged })
             .collect())
     }
+}
+
+/// Writes the files the members' callbacks asked for (`Run::due`), with each member's weights as
+/// the plan holds them now: one readback of all members' weights (and optimizer moments when a
+/// full model file is due) however many files. A member whose last loss is not finite writes
+/// nothing: its weights could not be loaded back.
+fn write_files(plan: &mut Plan, runs: &mut [Run<'_>]) -> Result<()> {
+    if runs.iter().all(|r| r.due.is_empty()) {
+        return Ok(());
+    }
+    let weights = plan.read_member_weights()?;
+    let wants_moments = runs.iter().any(|r| r.steps > 0 && r.due.iter().any(|d| !d.weights_only));
+    let moments = if wants_moments { Some(plan.read_member_moments()?) } else { None };
+    for run in runs.iter_mut() {
+        let due = std::mem::take(&mut run.due);
+        if due.is_empty() || !run.logs.get("loss").is_none_or(f32::is_finite) {
+            continue;
+        }
+        let writer = run.writer.as_ref().ok_or_else(|| {
+            Error::State("a callback asked to save the model, which this fit cannot write (not compiled?)".into())
+        })?;
+        let (params, state) = weights
+            .get(run.member)
+            .ok_or_else(|| Error::Internal(format!("no weights read for member {}", run.member)))?;
+        for req in due {
+            let opt_state = match (&moments, run.steps) {
+                (Some(m), steps) if steps > 0 && !req.weights_only => {
+                    m.get(run.member).map(|moments| (steps, moments.clone()))
+                }
+                _ => None,
+            };
+            writer.write(&req, run.optimizer.clone(), params, state, opt_state)?;
+        }
+    }
+    Ok(())
 }
 
 /// Trains one plan's members on checked data, one submission per epoch for all of them.
@@ -532,7 +600,7 @@ pub(crate) fn fit_plans<'a>(
         for (&g, mut read) in live.iter().zip(sums) {
             let flat = read.pop().unwrap_or_default();
             let per_member = fits[g].plan.split_sums(&flat);
-            fits[g].epoch_end(epoch, &per_member)?;
+            fits[g].epoch_end(epoch, data.validates(epoch), &per_member)?;
         }
         let shown: Vec<Vec<MemberLogs<'_>>> = fits
             .iter()

@@ -186,7 +186,17 @@ fn dense_activations_and_regression_losses() {
     );
     // The other activations, as hidden layers and as a standalone layer: backward uses their
     // derivative written from the output.
-    for (name, act) in [("tanh", "tanh"), ("elu", "elu"), ("selu", "selu"), ("leaky_relu", "leaky_relu")] {
+    for (name, act) in [
+        ("tanh", "tanh"),
+        ("elu", "elu"),
+        ("selu", "selu"),
+        ("leaky_relu", "leaky_relu"),
+        ("softplus", "softplus"),
+        ("silu", "silu"),
+        ("swish", "swish"),
+        ("gelu", "gelu"),
+        ("gelu_approximate", "gelu_approximate"),
+    ] {
         check(
             &format!("dense {name} mse"),
             vec![Dense::new(5).activation(act).input_shape(3), Dense::new(4), ActivationLayer::new(act), Dense::new(2)],
@@ -301,5 +311,52 @@ fn softmax_and_the_cross_entropies() {
     ];
     for (name, layers, loss, outputs) in cases {
         check(name, layers, loss, 3, outputs, 6);
+    }
+}
+
+/// silu and gelu differentiate from the pre-activation the layer keeps: as the output layer (the
+/// loss's gradient, then a separate derivative launch), below Dropout and BatchNormalization
+/// (which read the Dense layer's pre-activation buffer), and as a first standalone layer (whose
+/// pre-activation is the input batch).
+#[test]
+fn preactivation_activations_everywhere() {
+    for act in ["silu", "gelu", "gelu_approximate"] {
+        check(
+            &format!("{act} output"),
+            vec![Dense::new(4).activation("tanh").input_shape(3), Dense::new(2).activation(act)],
+            Loss::MeanSquaredError,
+            3,
+            2,
+            6,
+        );
+        check(
+            &format!("{act} below dropout and batchnorm"),
+            vec![
+                Dense::new(5).activation(act).input_shape(3),
+                Dropout::new(0.3),
+                Dense::new(4).activation(act),
+                BatchNormalization::new(),
+                Dense::new(1),
+            ],
+            Loss::MeanAbsoluteError,
+            3,
+            1,
+            7,
+        );
+        check(
+            &format!("{act} standalone layers"),
+            vec![
+                ActivationLayer::new(act).input_shape(3),
+                Dense::new(4),
+                ActivationLayer::new(act),
+                ActivationLayer::new("softplus"),
+                Dense::new(1),
+                ActivationLayer::new(act),
+            ],
+            Loss::MeanSquaredError,
+            3,
+            1,
+            5,
+        );
     }
 }

@@ -1014,3 +1014,34 @@ fn penalty_matches_twin_and_f64() {
     let p = PenaltyArgs { offset: 2, len: 37, l1: 0.01, l2: 0.02, rows: 9, write_gradient: true, slot: 1 };
     check_members("penalty", &members, Args::Penalty(p), common::Tol { rel: 1e-4, abs: 1e-5 });
 }
+
+/// The erf behind gelu (shaders/common.wgsl `erf_f32` / `erfc_f32` and their CPU twins) against an
+/// independent f64 erf: relative error within 2.5e-7 (about 2 ulp) over [-6, 6] and tiny
+/// arguments; erfc relative within 5e-6 down to its 3.95 cutoff (the exp of an f32 log; gelu
+/// reads it only in its tail). The GPU's copy is held to the twin through gelu in
+/// `activations_forward_and_backward`.
+#[test]
+fn erf_is_accurate_to_float32() {
+    let mut worst = (0.0f64, 0.0f32);
+    let grid = (0..=240_000).map(|i| -6.0 + 12.0 * i as f32 / 240_000.0);
+    let tiny = (0..200).map(|i| 10f32.powf(-30.0 + 0.15 * i as f32));
+    for x in grid.chain(tiny).flat_map(|x| [x, -x]) {
+        let want = common::erf64(x as f64);
+        if want == 0.0 {
+            continue;
+        }
+        let rel = (wgfit::testing::erf(x) as f64 - want).abs() / want.abs();
+        if rel > worst.0 {
+            worst = (rel, x);
+        }
+        if (0.0..3.9).contains(&x) {
+            let want_c = 1.0 - want;
+            let rel_c = (wgfit::testing::erfc(x) as f64 - want_c).abs() / want_c;
+            assert!(rel_c < 5e-6, "erfc({x}) = {}, want {want_c} (relative error {rel_c:e})", wgfit::testing::erfc(x));
+        }
+    }
+    assert!(worst.0 < 2.5e-7, "erf's worst relative error {:e} at x = {}", worst.0, worst.1);
+    assert_eq!(wgfit::testing::erf(0.0), 0.0);
+    assert_eq!(wgfit::testing::erf(10.0), 1.0);
+    assert_eq!(wgfit::testing::erfc(-10.0), 2.0);
+}

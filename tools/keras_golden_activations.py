@@ -16,11 +16,16 @@ import tensorflow as tf  # noqa: E402
 
 X = np.array([-6.0, -3.5, -1.25, -0.5, -0.1, -1e-3, 0.0, 1e-3, 0.1, 0.5, 1.25, 3.5, 6.0, 12.0, -12.0],
              dtype=np.float32)
-NAMES = ["linear", "relu", "sigmoid", "tanh", "elu", "selu", "leaky_relu"]
+NAMES = ["linear", "relu", "sigmoid", "tanh", "elu", "selu", "leaky_relu", "softplus", "silu", "gelu",
+         "gelu_approximate"]
 
 
 def case(name):
-    fn = keras.activations.get(name)
+    if name == "gelu_approximate":
+        def fn(v):
+            return keras.activations.gelu(v, approximate=True)
+    else:
+        fn = keras.activations.get(name)
     x = tf.constant(X)
     with tf.GradientTape() as tape:
         tape.watch(x)

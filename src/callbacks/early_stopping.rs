@@ -1,6 +1,6 @@
 //! Keras 3's EarlyStopping.
 
-use super::{cannot_appear, missing_key, Callback, Logs, Mode, Snapshot, TrainContext};
+use super::{cannot_appear, missing_key, monitored, Callback, Logs, Mode, Snapshot, TrainContext};
 use crate::error::Result;
 
 /// Stops training when a monitored value has stopped improving (Keras 3's `EarlyStopping`).
@@ -16,7 +16,9 @@ use crate::error::Result;
 /// A monitored key missing from the logs is an error, where Keras only warns and then never stops:
 /// a typo or a missing `validation_data` should not silently train for 1000 epochs. A `val_` key
 /// without validation data fails at train begin, before any epoch runs; any other missing key at
-/// the end of the first watched epoch (keys added by callbacks earlier in the list count).
+/// the end of the first watched epoch (keys added by callbacks earlier in the list count). Epochs
+/// without a validation pass (`Fit::validation_freq`) are skipped for a `val_` key, as in Keras:
+/// they neither count toward patience nor save weights.
 #[derive(Clone, Debug)]
 pub struct EarlyStopping {
     monitor: String,
@@ -179,9 +181,8 @@ impl Callback for EarlyStopping {
     }
 
     fn on_epoch_end(&mut self, epoch: usize, logs: &mut Logs, ctx: &mut TrainContext) -> Result<()> {
-        let Some(value) = logs.get(&self.monitor) else {
-            let keys: Vec<String> = logs.keys().map(String::from).collect();
-            return Err(missing_key("EarlyStopping", &self.monitor, &keys));
+        let Some(value) = monitored("EarlyStopping", &self.monitor, logs, ctx)? else {
+            return Ok(());
         };
         let before = self.best_epoch;
         let stop = self.observe(epoch, value);

@@ -2,8 +2,8 @@
 //! [`Sequential::fit`](crate::Sequential::fit), sees the epoch's logs (the History keys and values) and
 //! can stop training, change the learning rate, or keep and restore a copy of the weights.
 //!
-//! Built-ins follow Keras 3: [`EarlyStopping`], [`TerminateOnNaN`], [`ReduceLROnPlateau`] and
-//! [`CsvLogger`].
+//! Built-ins follow Keras 3: [`EarlyStopping`], [`TerminateOnNaN`], [`ReduceLROnPlateau`],
+//! [`LearningRateScheduler`], [`ModelCheckpoint`] and [`CsvLogger`].
 //!
 //! Epochs are numbered from 0 in every hook and in [`History`](crate::History) fields, as Keras does;
 //! messages printed for people number them from 1 ("Epoch 12: early stopping"), as Keras's do.
@@ -14,12 +14,17 @@
 
 mod csv_logger;
 mod early_stopping;
+mod filepath_template;
+mod learning_rate_scheduler;
+mod model_checkpoint;
 mod progress;
 mod reduce_lr_on_plateau;
 mod terminate_on_nan;
 
 pub use csv_logger::CsvLogger;
 pub use early_stopping::EarlyStopping;
+pub use learning_rate_scheduler::LearningRateScheduler;
+pub use model_checkpoint::ModelCheckpoint;
 pub(crate) use progress::ProgbarLogger;
 pub use reduce_lr_on_plateau::ReduceLROnPlateau;
 pub use terminate_on_nan::TerminateOnNaN;
@@ -78,6 +83,16 @@ impl Logs {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Snapshot(pub(crate) usize);
 
+/// A request to write the model's weights to a file (ModelCheckpoint's), carried out by the
+/// trainer, which holds the weights.
+#[derive(Clone, Debug)]
+pub(crate) struct SaveRequest {
+    pub path: std::path::PathBuf,
+    pub weights_only: bool,
+    /// CSV preprocessing to store in a model file, as `save_with_preprocessor` does.
+    pub preprocessor: Option<crate::data::Preprocessor>,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum SnapshotOp {
     Save(usize),
@@ -98,6 +113,7 @@ pub struct TrainContext {
     pub(crate) best_epoch: Option<usize>,
     pub(crate) verbose: u8,
     pub(crate) messages: Vec<String>,
+    pub(crate) saves: Vec<SaveRequest>,
 }
 
 impl TrainContext {
@@ -112,6 +128,7 @@ impl TrainContext {
             best_epoch: None,
             verbose,
             messages: Vec::new(),
+            saves: Vec::new(),
         }
     }
 
@@ -137,10 +154,11 @@ impl TrainContext {
     }
 
     /// Changes the optimizer's learning rate for the updates recorded from now on; it stays changed
-    /// after fit, as in Keras.
+    /// after fit, as in Keras. 0 is allowed (Keras lets a schedule freeze an epoch); NaN, infinite
+    /// or negative rates are an error.
     pub fn set_learning_rate(&mut self, lr: f32) -> Result<()> {
-        if !(lr > 0.0 && lr.is_finite()) {
-            return Err(Error::invalid("learning_rate", lr, "must be a positive finite number"));
+        if !(lr >= 0.0 && lr.is_finite()) {
+            return Err(Error::invalid("learning_rate", lr, "must be a finite number >= 0"));
         }
         self.learning_rate = lr;
         Ok(())
@@ -172,6 +190,23 @@ impl TrainContext {
     /// Copies `s` back into the model's weights, on the device.
     pub fn restore_weights(&mut self, s: Snapshot) {
         self.ops.push(SnapshotOp::Restore(s.0));
+    }
+
+    /// Writes the model to `path` as it is at the end of the epoch just finished (requested from
+    /// `on_epoch_end`; from `on_train_end`, after the weight restores asked for there): a model
+    /// file as [`Sequential::save`](crate::Sequential::save) writes, with the optimizer's state,
+    /// or with `weights_only` a weights file as
+    /// [`Sequential::save_weights`](crate::Sequential::save_weights) writes (safetensors for a
+    /// `.safetensors` name). Writes are atomic; missing directories are made. An epoch whose loss
+    /// is not finite writes nothing (its weights could not be loaded back).
+    pub fn save_model(&mut self, path: impl Into<std::path::PathBuf>, weights_only: bool) {
+        self.saves.push(SaveRequest { path: path.into(), weights_only, preprocessor: None });
+    }
+
+    /// The files requested by [`TrainContext::save_model`] and not yet written: on a
+    /// [`TrainContext::detached`] context, all of them (tests of a callback read them here).
+    pub fn requested_saves(&self) -> Vec<(std::path::PathBuf, bool)> {
+        self.saves.iter().map(|s| (s.path.clone(), s.weights_only)).collect()
     }
 
     /// Marks the epoch judged best; fit stores it in [`History::best_epoch`](crate::History).
@@ -285,6 +320,24 @@ impl std::str::FromStr for Mode {
 /// not among fit's own may still be added by another callback, so they are checked per epoch.
 pub(crate) fn cannot_appear(monitor: &str, keys: &[String]) -> bool {
     monitor.starts_with("val_") && !keys.iter().any(|k| k.starts_with("val_"))
+}
+
+/// The monitored value of an epoch: `Ok(None)` when the epoch has no validation pass (the fit
+/// validates, but `validation_freq` skipped this epoch) and `monitor` is a `val_` key, which
+/// Keras's callbacks skip too (Keras warns; skipping is expected here, so nothing is printed);
+/// an error naming the keys there are for any other missing key.
+pub(crate) fn monitored(who: &str, monitor: &str, logs: &Logs, ctx: &TrainContext) -> Result<Option<f32>> {
+    if let Some(v) = logs.get(monitor) {
+        return Ok(Some(v));
+    }
+    let validating_fit = ctx.log_keys().iter().any(|k| k.starts_with("val_"));
+    let validated_epoch = logs.keys().any(|k| k.starts_with("val_"));
+    if monitor.starts_with("val_") && validating_fit && !validated_epoch && ctx.log_keys().iter().any(|k| k == monitor)
+    {
+        return Ok(None);
+    }
+    let keys: Vec<String> = logs.keys().map(String::from).collect();
+    Err(missing_key(who, monitor, &keys))
 }
 
 pub(crate) fn missing_key(who: &str, monitor: &str, keys: &[String]) -> Error {

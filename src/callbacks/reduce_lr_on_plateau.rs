@@ -1,6 +1,6 @@
 //! Keras 3's ReduceLROnPlateau.
 
-use super::{cannot_appear, missing_key, Callback, Logs, Mode, TrainContext};
+use super::{cannot_appear, missing_key, monitored, Callback, Logs, Mode, TrainContext};
 use crate::error::{Error, Result};
 
 /// Lowers the learning rate when a monitored value has stopped improving (Keras 3's
@@ -116,9 +116,9 @@ impl Callback for ReduceLROnPlateau {
 
     fn on_epoch_end(&mut self, epoch: usize, logs: &mut Logs, ctx: &mut TrainContext) -> Result<()> {
         logs.insert("learning_rate", ctx.learning_rate());
-        let Some(current) = logs.get(&self.monitor) else {
-            let keys: Vec<String> = logs.keys().map(String::from).collect();
-            return Err(missing_key("ReduceLROnPlateau", &self.monitor, &keys));
+        // Epochs without validation (validation_freq) are skipped for a val_ key, as in Keras.
+        let Some(current) = monitored("ReduceLROnPlateau", &self.monitor, logs, ctx)? else {
+            return Ok(());
         };
         let current = current as f64;
         if self.cooldown_counter > 0 {

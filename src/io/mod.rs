@@ -64,6 +64,7 @@ mod weights;
 
 pub(crate) use self::atomic::temp_beside;
 pub use self::atomic::{write_atomic, write_atomic_failing_after};
+pub(crate) use self::model_file::ModelWriter;
 pub use self::model_file::{load_model, save_model, LoadedModel};
 pub use self::onnx::{onnx_bytes, save_onnx, OnnxOptions};
 pub use self::weights::{load_weights, save_weights};

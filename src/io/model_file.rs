@@ -5,14 +5,14 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::weights::{flatten, weight_entries, WeightEntry};
+use super::weights::{entries, flatten, weight_entries, write_weights_file, WeightEntry};
 use super::{exact_f32, format_err, not_built, read_checked, write_atomic, FORMAT_VERSION, MODEL_FORMAT};
 use crate::data::Preprocessor;
 use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::layers::{Layer, LayerKind};
 use crate::losses::Loss;
-use crate::model::Sequential;
+use crate::model::{OptimizerMoments, Sequential};
 use crate::optimizers::Optimizer;
 use crate::summary::layer_infos;
 
@@ -86,15 +86,42 @@ pub fn save_model(path: impl AsRef<Path>, model: &mut Sequential, preprocessor: 
         }
     }
     let (input_width, infos, weights) = weight_entries(model)?;
-    let third_slot = optimizer.uses_third_slot();
-    let optimizer_state = model.optimizer_state()?.map(|(iterations, moments)| OptimizerState {
+    let optimizer_state = model.optimizer_state()?;
+    let compile = CompileEntry { optimizer, loss, metrics };
+    write_model_file(
+        path,
+        model.layers(),
+        input_width,
+        model.init_seed(),
+        compile,
+        infos,
+        weights,
+        optimizer_state,
+        preprocessor,
+    )
+}
+
+/// Writes a model file from its parts, atomically.
+#[allow(clippy::too_many_arguments)]
+fn write_model_file(
+    path: &Path,
+    model_layers: &[Layer],
+    input_width: usize,
+    seed: u64,
+    compile: CompileEntry,
+    infos: Vec<crate::summary::LayerInfo>,
+    weights: Vec<Vec<WeightEntry>>,
+    optimizer_state: Option<OptimizerMoments>,
+    preprocessor: Option<&Preprocessor>,
+) -> Result<()> {
+    let third_slot = compile.optimizer.uses_third_slot();
+    let optimizer_state = optimizer_state.map(|(iterations, moments)| OptimizerState {
         iterations,
         m: moments.m,
         v: moments.v,
         s: if third_slot { moments.s } else { Vec::new() },
     });
-    let layers = model
-        .layers()
+    let layers = model_layers
         .iter()
         .zip(infos)
         .zip(weights)
@@ -105,14 +132,74 @@ pub fn save_model(path: impl AsRef<Path>, model: &mut Sequential, preprocessor: 
         version: FORMAT_VERSION,
         generator: format!("wgfit {}", env!("CARGO_PKG_VERSION")),
         input_width,
-        seed: model.init_seed(),
+        seed,
         layers,
-        compile: CompileEntry { optimizer, loss, metrics },
+        compile,
         preprocessing: preprocessor.cloned(),
         optimizer_state,
     };
     let bytes = serde_json::to_vec(&file).map_err(|e| format_err(path, format!("cannot encode the model: {e}")))?;
     write_atomic(path, &bytes)
+}
+
+/// What a checkpoint needs to write a model's files during fit, when the weights live in the
+/// trainer's plan (the model itself is borrowed by the fit): its layers, input width, seed and
+/// compile settings, taken when fit starts. [`ModelCheckpoint`](crate::ModelCheckpoint) writes
+/// through it, per member in a sweep.
+#[derive(Clone)]
+pub(crate) struct ModelWriter {
+    layers: Vec<Layer>,
+    input_width: usize,
+    seed: u64,
+    loss: Loss,
+    metrics: Vec<String>,
+}
+
+impl ModelWriter {
+    /// The writer of `model` (compiled) taking `input_width` features, or None when not compiled.
+    pub(crate) fn of(model: &Sequential, input_width: usize) -> Option<ModelWriter> {
+        let (_, loss, metrics) = model.compiled_settings()?;
+        Some(ModelWriter {
+            layers: model.layers().to_vec(),
+            input_width,
+            seed: model.init_seed(),
+            loss: *loss,
+            metrics,
+        })
+    }
+
+    /// Writes `req.path`: a model file (with `optimizer` as it is now, its state when given, and
+    /// the request's preprocessing) or, with `weights_only`, a weights-only file. Missing parent directories are made, as Keras's
+    /// ModelCheckpoint does.
+    pub(crate) fn write(
+        &self,
+        req: &crate::callbacks::SaveRequest,
+        optimizer: Optimizer,
+        params: &[f32],
+        state: &[f32],
+        optimizer_state: Option<OptimizerMoments>,
+    ) -> Result<()> {
+        let path = req.path.as_path();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
+            std::fs::create_dir_all(dir).map_err(|source| Error::Io { path: dir.to_path_buf(), source })?;
+        }
+        let (infos, weights) = entries(&self.layers, self.input_width, params, state)?;
+        if req.weights_only {
+            return write_weights_file(path, infos, weights);
+        }
+        let compile = CompileEntry { optimizer, loss: self.loss, metrics: self.metrics.clone() };
+        write_model_file(
+            path,
+            &self.layers,
+            self.input_width,
+            self.seed,
+            compile,
+            infos,
+            weights,
+            optimizer_state,
+            req.preprocessor.as_ref(),
+        )
+    }
 }
 
 /// Loads a model file onto `device`: compiled with the saved settings, weights and moving
@@ -137,6 +224,7 @@ pub fn load_model(path: impl AsRef<Path>, device: &Device) -> Result<LoadedModel
             name: Some(e.name.clone()),
             input_shape: (i == 0).then_some(file.input_width),
             deferred_error: None,
+            is_input: false,
         })
         .collect();
     let infos = layer_infos(&layers, file.input_width);

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{exact_f32, format_err, not_built, read_checked, write_atomic, FORMAT_VERSION, WEIGHTS_FORMAT};
 use crate::error::{Error, Result};
+use crate::layers::Layer;
 use crate::model::Sequential;
 use crate::summary::{layer_infos, LayerInfo};
 
@@ -46,13 +47,25 @@ struct WeightsFile {
 pub(super) fn weight_entries(model: &mut Sequential) -> Result<(usize, Vec<LayerInfo>, Vec<Vec<WeightEntry>>)> {
     let input_w = model.input_width().ok_or_else(not_built)?;
     let (params, state) = model.get_weights()?;
-    let infos = layer_infos(model.layers(), input_w);
+    let (infos, out) = entries(model.layers(), input_w, &params, &state)?;
+    Ok((input_w, infos, out))
+}
+
+/// The weights of `layers` (taking `input_w` features) per layer, cut from flat `params` and
+/// `state`; a non-finite value is an error (a file must load back).
+pub(super) fn entries(
+    layers: &[Layer],
+    input_w: usize,
+    params: &[f32],
+    state: &[f32],
+) -> Result<(Vec<LayerInfo>, Vec<Vec<WeightEntry>>)> {
+    let infos = layer_infos(layers, input_w);
     let (mut p, mut s) = (0usize, 0usize);
     let mut out = Vec::with_capacity(infos.len());
     for info in &infos {
         let mut entries = Vec::new();
         for w in &info.weights {
-            let (src, off) = if w.trainable { (&params, &mut p) } else { (&state, &mut s) };
+            let (src, off) = if w.trainable { (params, &mut p) } else { (state, &mut s) };
             let values = src
                 .get(*off..*off + w.len())
                 .ok_or_else(|| Error::Internal("weight layout does not match the model".into()))?
@@ -75,7 +88,7 @@ pub(super) fn weight_entries(model: &mut Sequential) -> Result<(usize, Vec<Layer
         }
         out.push(entries);
     }
-    Ok((input_w, infos, out))
+    Ok((infos, out))
 }
 
 /// Checks saved weights against the layout and flattens them into (params, state).
@@ -139,8 +152,12 @@ fn is_safetensors(path: &Path) -> bool {
 /// (`"format": "wgfit-weights"`), or safetensors when the file name ends in `.safetensors`
 /// (tensors `layers.<i>.<weight>`, f32 little-endian, Keras's shapes; metadata names the layers).
 pub fn save_weights(path: impl AsRef<Path>, model: &mut Sequential) -> Result<()> {
-    let path = path.as_ref();
     let (_, infos, weights) = weight_entries(model)?;
+    write_weights_file(path.as_ref(), infos, weights)
+}
+
+/// Writes a weights-only file (JSON, or safetensors by the name), atomically.
+pub(super) fn write_weights_file(path: &Path, infos: Vec<LayerInfo>, weights: Vec<Vec<WeightEntry>>) -> Result<()> {
     if is_safetensors(path) {
         return save_safetensors(path, &infos, &weights);
     }

@@ -1,7 +1,7 @@
 //! A standalone activation layer, e.g. after BatchNormalization. Backward passes the gradient
 //! down through the layer below's derivative (its own is fused by the layer above).
 
-use super::{BackwardLaunches, Below, LayerBuffers, LayerOps, LayerSpec, Pass, Placement};
+use super::{BackwardLaunches, Below, DerivativeSource, LayerBuffers, LayerOps, LayerSpec, Pass, Placement};
 use crate::device::{ActivationArgs, ActivationGradArgs, Args, Backend, Kernel};
 use crate::error::{Error, Result};
 
@@ -26,6 +26,16 @@ pub enum Activation {
     /// x for x >= 0, 0.2 x below (Keras 3's default negative_slope).
     #[serde(rename = "leaky_relu")]
     LeakyRelu,
+    /// log(1 + e^x) (Keras's softplus).
+    Softplus,
+    /// x * sigmoid(x): Keras 3's `silu`, also named `swish` (both names parse).
+    #[serde(alias = "swish")]
+    Silu,
+    /// x * Φ(x) = 0.5 x (1 + erf(x / √2)): Keras's `gelu` (its default, `approximate=False`).
+    Gelu,
+    /// 0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³))): Keras's `gelu(x, approximate=True)`.
+    #[serde(rename = "gelu_approximate")]
+    GeluApproximate,
     /// Row-wise e^x / sum(e^x) over a layer's outputs (max subtracted first, as Keras). Not
     /// elementwise: the elementwise kernels pass it through as the identity, and the plan adds a
     /// row pass (`softmax_forward`) after the layer and, going back, `softmax_backward` on its
@@ -36,9 +46,10 @@ pub enum Activation {
 
 impl Activation {
     /// The names `Activation::parse` accepts, for messages.
-    pub const NAMES: &'static str = "linear, relu, sigmoid, tanh, elu, selu, leaky_relu, softmax";
-    /// Every activation, in code order.
-    pub const ALL: [Activation; 8] = [
+    pub const NAMES: &'static str =
+        "linear, relu, sigmoid, tanh, elu, selu, leaky_relu, softplus, silu (swish), gelu, gelu_approximate, softmax";
+    /// Every activation, in code order (softmax, whose code stands apart, last).
+    pub const ALL: [Activation; 12] = [
         Activation::Linear,
         Activation::Relu,
         Activation::Sigmoid,
@@ -46,6 +57,10 @@ impl Activation {
         Activation::Elu,
         Activation::Selu,
         Activation::LeakyRelu,
+        Activation::Softplus,
+        Activation::Silu,
+        Activation::Gelu,
+        Activation::GeluApproximate,
         Activation::Softmax,
     ];
 
@@ -59,6 +74,10 @@ impl Activation {
             "elu" => Ok(Activation::Elu),
             "selu" => Ok(Activation::Selu),
             "leaky_relu" | "leakyrelu" => Ok(Activation::LeakyRelu),
+            "softplus" => Ok(Activation::Softplus),
+            "silu" | "swish" => Ok(Activation::Silu),
+            "gelu" => Ok(Activation::Gelu),
+            "gelu_approximate" | "gelu_tanh" => Ok(Activation::GeluApproximate),
             "softmax" => Ok(Activation::Softmax),
             _ => Err(Error::UnknownName { kind: "activation", name: name.to_string(), valid: Self::NAMES.to_string() }),
         }
@@ -74,8 +93,22 @@ impl Activation {
             Activation::Elu => "elu",
             Activation::Selu => "selu",
             Activation::LeakyRelu => "leaky_relu",
+            Activation::Softplus => "softplus",
+            Activation::Silu => "silu",
+            Activation::Gelu => "gelu",
+            Activation::GeluApproximate => "gelu_approximate",
             Activation::Softmax => "softmax",
         }
+    }
+
+    /// Whether its derivative needs the pre-activation x: silu and gelu cannot be inverted from
+    /// their output, unlike the others, whose derivative the kernels write from the output y
+    /// (`act_grad_from_output` in shaders/common.wgsl). A layer ending in one of these keeps x:
+    /// Dense writes its product to a buffer of its own and applies the activation in a second
+    /// launch, an Activation layer's input already is x; the plan then binds that buffer wherever
+    /// the layer's output would be read for a derivative (the layer above's backward, the loss).
+    pub fn needs_preactivation(self) -> bool {
+        matches!(self, Activation::Silu | Activation::Gelu | Activation::GeluApproximate)
     }
 
     /// The code the kernels use (shaders/common.wgsl: ACT_*).
@@ -88,6 +121,10 @@ impl Activation {
             Activation::Elu => 4,
             Activation::Selu => 5,
             Activation::LeakyRelu => 6,
+            Activation::Softplus => 7,
+            Activation::Silu => 8,
+            Activation::Gelu => 9,
+            Activation::GeluApproximate => 10,
             // Away from the elementwise codes (which grow from 0): no kernel switches on it, the
             // elementwise functions fall to their identity default, the row passes do the work.
             Activation::Softmax => 15,
@@ -136,13 +173,22 @@ impl LayerSpec for ActivationConfig {
         self.activation
     }
 
+    /// silu and gelu differentiate from their pre-activation: this layer's input.
+    fn derivative_source(&self) -> DerivativeSource {
+        if self.activation.needs_preactivation() {
+            DerivativeSource::Input
+        } else {
+            DerivativeSource::Output
+        }
+    }
+
     fn bind(&self, b: &mut dyn Backend, bufs: &LayerBuffers) -> Result<LayerOps> {
         let forward = b.bind(Kernel::ActivationForward, &[bufs.input, bufs.output, bufs.unused])?;
         let mut backward = Vec::new();
         if let Some(dx) = bufs.grad_input {
             backward.push(b.bind(Kernel::ActivationBackward, &[bufs.grad_output, dx, bufs.below_output])?);
         }
-        Ok(LayerOps { forward_train: forward, forward_infer: forward, backward })
+        Ok(LayerOps { forward_train: forward, forward_infer: forward, forward_activation: None, backward })
     }
 
     fn forward(&self, at: &Placement, pass: &Pass) -> Args {

@@ -125,7 +125,7 @@ impl LayerSpec for BatchNormConfig {
                 Kernel::BatchNormBackward,
                 &[x, p, saved, bufs.grad_output, dx, bufs.grads, bufs.below_output],
             )?];
-        Ok(LayerOps { forward_train, forward_infer, backward })
+        Ok(LayerOps { forward_train, forward_infer, forward_activation: None, backward })
     }
 
     fn forward(&self, at: &Placement, pass: &Pass) -> Args {

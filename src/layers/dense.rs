@@ -2,9 +2,10 @@
 //! column), two backward: [dW; db] = [Xᵀ; 1]·dZ and dX = (dZ·Wᵀ) ⊙ (layer below)'.
 
 use super::{
-    Activation, BackwardLaunches, Below, Initializer, LayerBuffers, LayerOps, LayerSpec, Pass, Placement, WeightSpec,
+    Activation, BackwardLaunches, Below, DerivativeSource, Initializer, LayerBuffers, LayerOps, LayerSpec, Pass,
+    Placement, WeightSpec,
 };
-use crate::device::{Args, Backend, Kernel, MatmulArgs, Ones};
+use crate::device::{ActivationArgs, Args, Backend, Kernel, MatmulArgs, Ones};
 use crate::error::{Error, Result};
 use crate::regularizers::{Penalty, Regularizer};
 
@@ -148,13 +149,27 @@ impl LayerSpec for DenseConfig {
         kernel.into_iter().chain(bias).collect()
     }
 
+    /// silu and gelu need the pre-activation z: the product goes to a buffer of its own, and
+    /// the activation follows in a second launch (`forward_activation`).
+    fn derivative_source(&self) -> DerivativeSource {
+        if self.activation.needs_preactivation() {
+            DerivativeSource::OwnBuffer
+        } else {
+            DerivativeSource::Output
+        }
+    }
+
     fn bind(&self, b: &mut dyn Backend, bufs: &LayerBuffers) -> Result<LayerOps> {
-        let forward = b.bind(Kernel::Matmul, &[bufs.input, bufs.params, bufs.output, bufs.unused])?;
+        let (product, forward_activation) = match bufs.preactivation {
+            Some(z) => (z, Some(b.bind(Kernel::ActivationForward, &[z, bufs.output, bufs.unused])?)),
+            None => (bufs.output, None),
+        };
+        let forward = b.bind(Kernel::Matmul, &[bufs.input, bufs.params, product, bufs.unused])?;
         let mut backward = vec![b.bind(Kernel::Matmul, &[bufs.input, bufs.grad_output, bufs.grads, bufs.unused])?];
         if let Some(dx) = bufs.grad_input {
             backward.push(b.bind(Kernel::Matmul, &[bufs.grad_output, bufs.params, dx, bufs.below_output])?);
         }
-        Ok(LayerOps { forward_train: forward, forward_infer: forward, backward })
+        Ok(LayerOps { forward_train: forward, forward_infer: forward, forward_activation, backward })
     }
 
     fn forward(&self, at: &Placement, pass: &Pass) -> Args {
@@ -168,8 +183,15 @@ impl LayerSpec for DenseConfig {
             b_rs: u(at.out_w),
             b_cs: 1,
             ones: if self.use_bias { Ones::LastColumn } else { Ones::None },
-            activation: self.activation,
+            // Fused into the product's epilogue, unless a second launch applies it.
+            activation: if self.activation.needs_preactivation() { Activation::Linear } else { self.activation },
             ..Default::default()
+        })
+    }
+
+    fn forward_activation(&self, at: &Placement, pass: &Pass) -> Option<Args> {
+        self.activation.needs_preactivation().then(|| {
+            Args::ActivationForward(ActivationArgs { len: u(pass.rows * at.out_w), activation: self.activation })
         })
     }
 

@@ -62,7 +62,7 @@ impl LayerSpec for DropoutConfig {
         if let Some(dx) = bufs.grad_input {
             backward.push(b.bind(Kernel::DropoutBackward, &[bufs.grad_output, dx, bufs.below_output, bufs.table])?);
         }
-        Ok(LayerOps { forward_train: forward, forward_infer: forward, backward })
+        Ok(LayerOps { forward_train: forward, forward_infer: forward, forward_activation: None, backward })
     }
 
     fn forward(&self, at: &Placement, pass: &Pass) -> Args {

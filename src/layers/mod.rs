@@ -112,8 +112,12 @@ pub(crate) struct LayerBuffers {
     pub grad_output: BufId,
     /// Where dX goes, when the layer below wants it.
     pub grad_input: Option<BufId>,
-    /// The layer below's output (its activation's derivative is computed from it).
+    /// The layer below's output, or its pre-activation when its activation needs that
+    /// ([`Activation::needs_preactivation`]): its activation's derivative is computed from it.
     pub below_output: BufId,
+    /// Where it writes its pre-activation (rows x out_w), when its `derivative_source` is
+    /// [`DerivativeSource::OwnBuffer`].
+    pub preactivation: Option<BufId>,
     /// The layer's own scratch (`LayerSpec::scratch_len` values), if it asked for one.
     pub scratch: Option<BufId>,
     pub params: BufId,
@@ -130,7 +134,21 @@ pub(crate) struct LayerBuffers {
 pub(crate) struct LayerOps {
     pub forward_train: OpId,
     pub forward_infer: OpId,
+    /// The activation applied after the forward launch (`LayerSpec::forward_activation`).
+    pub forward_activation: Option<OpId>,
     pub backward: Vec<OpId>,
+}
+
+/// Where the values that a layer's activation derivative is written from live (see
+/// [`Activation::needs_preactivation`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum DerivativeSource {
+    /// Its output (every activation but silu and gelu).
+    Output,
+    /// Its input: an Activation layer's input is its pre-activation.
+    Input,
+    /// A pre-activation buffer the plan gives it (`LayerBuffers::preactivation`).
+    OwnBuffer,
 }
 
 /// A layer's backward launches: at most two (Dense's dW and dX), held without an allocation per
@@ -172,9 +190,18 @@ pub(crate) trait LayerSpec {
     fn scratch_len(&self, _width: usize) -> usize {
         0
     }
+    /// Where its activation's derivative is read from (the layer above's backward, the loss).
+    fn derivative_source(&self) -> DerivativeSource {
+        DerivativeSource::Output
+    }
     fn bind(&self, backend: &mut dyn Backend, bufs: &LayerBuffers) -> Result<LayerOps>;
     /// The forward launch (on `forward_train` or `forward_infer` by `pass.training`).
     fn forward(&self, at: &Placement, pass: &Pass) -> Args;
+    /// A second forward launch (on `LayerOps::forward_activation`): the activation of a layer that
+    /// keeps its pre-activation.
+    fn forward_activation(&self, _at: &Placement, _pass: &Pass) -> Option<Args> {
+        None
+    }
     /// The backward launches, one per op in `LayerOps::backward`, in order.
     fn backward(&self, at: &Placement, pass: &Pass, below: &Below) -> BackwardLaunches;
 }
@@ -189,11 +216,14 @@ pub struct Layer {
     pub(crate) input_shape: Option<usize>,
     /// A builder misuse, reported at compile.
     pub(crate) deferred_error: Option<String>,
+    /// An [`Input`] entry: not a layer, it only fixes the input width of the layer after it
+    /// (`Sequential::new` takes it off the front of the list).
+    pub(crate) is_input: bool,
 }
 
 impl Layer {
     pub(crate) fn of(kind: LayerKind) -> Self {
-        Layer { kind, name: None, input_shape: None, deferred_error: None }
+        Layer { kind, name: None, input_shape: None, deferred_error: None, is_input: false }
     }
 
     fn defer(mut self, message: String) -> Self {
@@ -213,6 +243,9 @@ impl Layer {
     /// Applies a builder option to the layer kinds it fits; on any other kind, records the misuse
     /// for `compile` to report.
     fn configure(mut self, option: &str, apply: impl FnOnce(&mut LayerKind) -> bool) -> Self {
+        if self.is_input {
+            return self.defer(format!("{option}() does not apply to an Input"));
+        }
         if apply(&mut self.kind) {
             return self;
         }
@@ -365,6 +398,11 @@ impl Layer {
         if let Some(msg) = &self.deferred_error {
             return Err(Error::Model(format!("layer {index}: {msg}")));
         }
+        if self.is_input {
+            return Err(Error::Model(format!(
+                "layer {index}: Input(shape) belongs at the start of the list, with at least one layer after it"
+            )));
+        }
         self.spec().validate(index)?;
         match self.input_shape {
             Some(0) => Err(Error::invalid(format!("layer {index} input_shape"), 0, "must be at least 1")),
@@ -387,6 +425,46 @@ impl Layer {
     pub(crate) fn type_name(&self) -> &'static str {
         self.spec().type_name()
     }
+}
+
+/// Keras 3's `Input(shape)`, the first entry of a Sequential model as Keras 3 prefers it to an
+/// `input_shape` argument: it fixes the number of input features. It is not a layer (no weights,
+/// not in `summary`, as Keras's Sequential summary shows no InputLayer): `Sequential::new` takes
+/// it off the list and gives its width to the first layer. An Input anywhere else, alone, with
+/// width 0, or disagreeing with the first layer's own `input_shape` is an error at compile; data
+/// of another width is an error at fit, evaluate and predict.
+pub struct Input;
+
+impl Input {
+    /// An input of `features` values per row (Keras's `Input(shape=(features,))`).
+    #[allow(clippy::new_ret_no_self)]
+    pub fn new(features: usize) -> Layer {
+        let mut layer = Layer::of(LayerKind::Activation(ActivationConfig { activation: Activation::Linear }));
+        layer.input_shape = Some(features);
+        layer.is_input = true;
+        layer
+    }
+}
+
+/// Takes a leading [`Input`] off `layers` and gives its width to the first layer.
+pub(crate) fn apply_input(mut layers: Vec<Layer>) -> Vec<Layer> {
+    if layers.len() < 2 || !layers[0].is_input {
+        return layers;
+    }
+    let input = layers.remove(0);
+    let first = &mut layers[0];
+    if let Some(msg) = input.deferred_error {
+        first.deferred_error.get_or_insert(format!("its Input: {msg}"));
+    }
+    match (first.input_shape, input.input_shape) {
+        (Some(own), Some(w)) if own != w => {
+            first.deferred_error.get_or_insert(format!(
+                "Input(shape={w}) and this layer's input_shape({own}) disagree on the number of input features"
+            ));
+        }
+        (_, w) => first.input_shape = w,
+    }
+    layers
 }
 
 /// A fully connected layer: `activation(x · W + b)`, W Glorot-uniform, b zeros.

@@ -114,14 +114,51 @@ pub fn act64(v: f64, a: wgfit::Activation) -> f64 {
         A::Selu => SELU_SCALE * SELU_ALPHA * v.exp_m1(),
         A::LeakyRelu if v >= 0.0 => v,
         A::LeakyRelu => 0.2 * v,
+        A::Softplus => v.max(0.0) + (-v.abs()).exp().ln_1p(),
+        A::Silu => v / (1.0 + (-v).exp()),
+        A::Gelu => 0.5 * v * (1.0 + erf64(v / std::f64::consts::SQRT_2)),
+        A::GeluApproximate => 0.5 * v * (1.0 + (GELU_K * (v + 0.044715 * v.powi(3))).tanh()),
         _ => v,
     }
+}
+
+/// √(2/π).
+const GELU_K: f64 = 0.7978845608028654;
+
+/// erf in f64, independent of the crate's: its Maclaurin series below 2 (terms summed until they
+/// vanish), erfc's continued fraction above (relative error of erfc about 1e-15).
+pub fn erf64(x: f64) -> f64 {
+    let t = x.abs();
+    let r = if t == 0.0 {
+        0.0
+    } else if t < 2.0 {
+        let (mut term, mut sum, mut n) = (t, t, 0.0f64);
+        for _ in 0..200 {
+            n += 1.0;
+            term *= -t * t / n;
+            let add = term / (2.0 * n + 1.0);
+            sum += add;
+            if add.abs() <= 1e-17 * sum.abs() {
+                break;
+            }
+        }
+        sum * 2.0 / std::f64::consts::PI.sqrt()
+    } else {
+        // erfc's continued fraction, x + (1/2)/(x + 1/(x + (3/2)/(x + ...))), evaluated bottom-up.
+        let mut f = t;
+        for k in (1..=80).rev() {
+            f = t + (k as f64 / 2.0) / f;
+        }
+        1.0 - (-t * t).exp() / std::f64::consts::PI.sqrt() / f
+    };
+    r.copysign(x)
 }
 
 const SELU_SCALE: f64 = 1.0507009873554805;
 const SELU_ALPHA: f64 = 1.6732632423543772;
 
-/// Its derivative in f64, written from the output y (TensorFlow's values at 0).
+/// Its derivative in f64, written from the output y (TensorFlow's values at 0); for the
+/// activations that need it (`Activation::needs_preactivation`: silu, gelu) `y` is the input x.
 pub fn dact64_from_output(y: f64, a: wgfit::Activation) -> f64 {
     use wgfit::Activation as A;
     match a {
@@ -133,6 +170,19 @@ pub fn dact64_from_output(y: f64, a: wgfit::Activation) -> f64 {
         A::Selu => SELU_SCALE,
         A::LeakyRelu if y > 0.0 => 1.0,
         A::LeakyRelu => 0.2,
+        A::Softplus => -(-y).exp_m1(),
+        A::Silu => {
+            let s = 1.0 / (1.0 + (-y).exp());
+            s + y * s * (1.0 - s)
+        }
+        A::Gelu => {
+            0.5 * (1.0 + erf64(y / std::f64::consts::SQRT_2))
+                + y * (-0.5 * y * y).exp() / (2.0 * std::f64::consts::PI).sqrt()
+        }
+        A::GeluApproximate => {
+            let t = (GELU_K * (y + 0.044715 * y.powi(3))).tanh();
+            0.5 * (1.0 + t) + 0.5 * y * (1.0 - t * t) * GELU_K * (1.0 + 3.0 * 0.044715 * y * y)
+        }
         _ => 1.0,
     }
 }

@@ -171,6 +171,14 @@ struct TrainArgs {
     /// Save the trained model (architecture, weights, preprocessing, compile settings) as JSON.
     #[arg(long)]
     save: Option<PathBuf>,
+    /// Save a model file (with the preprocessing) after every epoch, as Keras's ModelCheckpoint: a
+    /// template such as "ckpt-{epoch:02d}-{val_loss:.4f}.json" ({epoch} from 1, any History key,
+    /// Python format specs); a plain name is overwritten each epoch.
+    #[arg(long, value_name = "FILE")]
+    checkpoint: Option<String>,
+    /// With --checkpoint: save only epochs that improve val_loss (loss without validation data).
+    #[arg(long, requires = "checkpoint")]
+    checkpoint_best_only: bool,
 }
 
 /// Which rows and columns to learn from, and how to scale them (`train` and `tune`).

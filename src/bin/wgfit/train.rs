@@ -37,6 +37,15 @@ pub(crate) fn train(a: TrainArgs, started: Instant) -> CliResult<()> {
     if let Some(early) = setup::early_stopping(&a.run, valid.is_some()) {
         fit = fit.callback(early);
     }
+    if let Some(template) = &a.checkpoint {
+        let monitor = if valid.is_some() { "val_loss" } else { "loss" };
+        fit = fit.callback(
+            wgfit::ModelCheckpoint::new(template.as_str())
+                .monitor(monitor)
+                .save_best_only(a.checkpoint_best_only)
+                .preprocessor(&pre),
+        );
+    }
     let startup_s = started.elapsed().as_secs_f64();
     let fit_started = Instant::now();
     let history = model.fit(&x, &y, fit)?;

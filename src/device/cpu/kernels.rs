@@ -15,6 +15,79 @@ const SELU_SCALE: f32 = 1.0507009873554805;
 const SELU_ALPHA: f32 = 1.6732632423543772;
 const LEAKY_SLOPE: f32 = 0.2;
 
+/// erf(x) / x-based erf below 0.875, as `erf_small` in shaders/common.wgsl.
+#[allow(clippy::excessive_precision)]
+fn erf_small(x: f32) -> f32 {
+    let s = x * x;
+    let mut p = 8.776225877227262e-05f32;
+    p = p * s - 0.0008232922991737723;
+    p = p * s + 0.00520850857719779;
+    p = p * s - 0.026862235739827156;
+    p = p * s + 0.11283744126558304;
+    p = p * s - 0.37612637877464294;
+    p = p * s + 1.128379225730896;
+    x * p
+}
+
+/// erfc(t) for t >= 0.875, as `erfc_tail` in shaders/common.wgsl.
+#[allow(clippy::excessive_precision)]
+fn erfc_tail(t: f32) -> f32 {
+    if t >= 3.95 {
+        return 0.0;
+    }
+    let mut q = 1.63782999607065e-06f32;
+    q = q * t - 4.602995250024833e-05;
+    q = q * t + 0.0005962118739262223;
+    q = q * t - 0.004755112808197737;
+    q = q * t + 0.02640349231660366;
+    q = q * t - 0.11004029214382172;
+    q = q * t - 0.6318776607513428;
+    q = q * t - 1.1301977634429932;
+    q = q * t + 0.000309971917886287;
+    q.exp()
+}
+
+/// erf to float32 accuracy (relative error below 2.5e-7), as `erf_f32` in shaders/common.wgsl.
+pub(crate) fn erf(x: f32) -> f32 {
+    if x.abs() < 0.875 {
+        return erf_small(x);
+    }
+    (1.0 - erfc_tail(x.abs())).copysign(x)
+}
+
+/// erfc, as `erfc_f32` in shaders/common.wgsl (gelu's lower tail, where 1 + erf would cancel).
+pub(crate) fn erfc(x: f32) -> f32 {
+    if x.abs() < 0.875 {
+        return 1.0 - erf_small(x);
+    }
+    let e = erfc_tail(x.abs());
+    if x > 0.0 {
+        e
+    } else {
+        2.0 - e
+    }
+}
+
+const SQRT_HALF: f32 = std::f32::consts::FRAC_1_SQRT_2;
+#[allow(clippy::excessive_precision)]
+const INV_SQRT_2PI: f32 = 0.3989422804014327;
+#[allow(clippy::excessive_precision)]
+const SQRT_2_OVER_PI: f32 = 0.7978845608028654;
+const GELU_CUBIC: f32 = 0.044715;
+
+/// log(1 + e) as shaders/common.wgsl's `log1p_f32` (Goldberg's trick).
+fn log1p(e: f32) -> f32 {
+    let u = 1.0 + e;
+    if u == 1.0 {
+        return e;
+    }
+    u.ln() * (e / (u - 1.0))
+}
+
+fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + (-x).exp())
+}
+
 fn act_forward(x: f32, act: u32) -> f32 {
     match act {
         1 => x.max(0.0),
@@ -26,11 +99,16 @@ fn act_forward(x: f32, act: u32) -> f32 {
         5 => SELU_SCALE * (SELU_ALPHA * (x.exp() - 1.0)),
         6 if x >= 0.0 => x,
         6 => LEAKY_SLOPE * x,
+        7 => x.max(0.0) + log1p((-x.abs()).exp()),
+        8 => x * sigmoid(x),
+        9 => 0.5 * x * erfc(-x * SQRT_HALF),
+        10 => x * sigmoid(2.0 * SQRT_2_OVER_PI * (x + GELU_CUBIC * x * x * x)),
         _ => x,
     }
 }
 
-/// The derivative from the output, as shaders/common.wgsl writes it (TensorFlow's choices at 0).
+/// The derivative from the output, as shaders/common.wgsl writes it (TensorFlow's choices at 0);
+/// for silu and gelu (codes 8 to 10) `y` is the pre-activation (see `act_grad_from_output` there).
 fn act_grad_from_output(y: f32, act: u32) -> f32 {
     match act {
         1 if y > 0.0 => 1.0,
@@ -43,6 +121,17 @@ fn act_grad_from_output(y: f32, act: u32) -> f32 {
         5 => SELU_SCALE,
         6 if y > 0.0 => 1.0,
         6 => LEAKY_SLOPE,
+        7 if y.abs() < 0.01 => y * (1.0 - y * (0.5 - y * (1.0 / 6.0))),
+        7 => 1.0 - (-y).exp(),
+        8 => {
+            let s = sigmoid(y);
+            s + y * s * (1.0 - s)
+        }
+        9 => 0.5 * erfc(-y * SQRT_HALF) + y * INV_SQRT_2PI * (-0.5 * y * y).exp(),
+        10 => {
+            let g = sigmoid(2.0 * SQRT_2_OVER_PI * (y + GELU_CUBIC * y * y * y));
+            g + 2.0 * y * g * (1.0 - g) * SQRT_2_OVER_PI * (1.0 + 3.0 * GELU_CUBIC * y * y)
+        }
         _ => 1.0,
     }
 }

@@ -240,6 +240,37 @@ fn activation(g: &mut Graph, act: Activation, x: &str, prefix: &str) -> String {
         Activation::LeakyRelu => ("LeakyRelu", vec![("alpha", Attr::Float(LEAKY_SLOPE))]),
         // Over each row's outputs, as Keras's softmax (opset 13's axis semantics).
         Activation::Softmax => ("Softmax", vec![("axis", Attr::Int(-1))]),
+        Activation::Softplus => ("Softplus", vec![]),
+        // x · sigmoid(x).
+        Activation::Silu => {
+            let s = g.node("Sigmoid", &[x], &format!("{prefix}/silu_sigmoid"), &[]);
+            return g.node("Mul", &[x, &s], &format!("{prefix}/silu"), &[]);
+        }
+        // 0.5 x (1 + erf(x / √2)) (opset 20's Gelu is newer than the files' opset 13).
+        Activation::Gelu => {
+            let r = g.floats(&format!("{prefix}/gelu_inv_sqrt2"), &[], &[std::f32::consts::FRAC_1_SQRT_2]);
+            let (one, half) = (
+                g.floats(&format!("{prefix}/gelu_one"), &[], &[1.0]),
+                g.floats(&format!("{prefix}/gelu_half"), &[], &[0.5]),
+            );
+            let scaled = g.node("Mul", &[x, &r], &format!("{prefix}/gelu_scaled"), &[]);
+            let erf = g.node("Erf", &[&scaled], &format!("{prefix}/gelu_erf"), &[]);
+            let plus = g.node("Add", &[&erf, &one], &format!("{prefix}/gelu_plus_one"), &[]);
+            let hx = g.node("Mul", &[x, &half], &format!("{prefix}/gelu_half_x"), &[]);
+            return g.node("Mul", &[&hx, &plus], &format!("{prefix}/gelu"), &[]);
+        }
+        // 0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³))), as x · sigmoid(2u) with u the tanh's argument.
+        Activation::GeluApproximate => {
+            let c = g.floats(&format!("{prefix}/gelu_c"), &[], &[0.044715]);
+            let k = g.floats(&format!("{prefix}/gelu_k"), &[], &[2.0 * (2.0 / std::f32::consts::PI).sqrt()]);
+            let x2 = g.node("Mul", &[x, x], &format!("{prefix}/gelu_x2"), &[]);
+            let x3 = g.node("Mul", &[&x2, x], &format!("{prefix}/gelu_x3"), &[]);
+            let cx3 = g.node("Mul", &[&x3, &c], &format!("{prefix}/gelu_cx3"), &[]);
+            let inner = g.node("Add", &[x, &cx3], &format!("{prefix}/gelu_inner"), &[]);
+            let u2 = g.node("Mul", &[&inner, &k], &format!("{prefix}/gelu_2u"), &[]);
+            let s = g.node("Sigmoid", &[&u2], &format!("{prefix}/gelu_sigmoid"), &[]);
+            return g.node("Mul", &[x, &s], &format!("{prefix}/gelu_approximate"), &[]);
+        }
     };
     g.node(op, &[x], &format!("{prefix}/{op}"), &attrs)
 }
