@@ -272,7 +272,12 @@ impl MetricSet {
 
     /// Each metric's value for a pass of `rows` rows: `sums` are the pass's loss-kernel sums
     /// (the loss's first), `counts` its confusion counts (`COUNTS` per threshold).
-    pub fn values_of<'s>(&'s self, sums: &'s [f32], counts: &'s [f32], rows: usize) -> impl Iterator<Item = (&'s str, f32)> + 's {
+    pub fn values_of<'s>(
+        &'s self,
+        sums: &'s [f32],
+        counts: &'s [f32],
+        rows: usize,
+    ) -> impl Iterator<Item = (&'s str, f32)> + 's {
         let mean = move |i: usize| sums.get(i).copied().unwrap_or(f32::NAN) as f64 / rows as f64;
         self.list.iter().map(move |(k, m)| {
             let v = match m.code() {

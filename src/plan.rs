@@ -11,8 +11,8 @@ use std::collections::HashMap;
 use rand::SeedableRng;
 
 use crate::device::{
-    member_stride, member_table, Args, Backend, BufId, ConfusionArgs, Device, GatherArgs, Kernel, Launch, LossArgs, OpId,
-    SoftmaxArgs, LOSS_KERNEL_VALUES,
+    member_stride, member_table, Args, Backend, BufId, ConfusionArgs, Device, GatherArgs, Kernel, Launch, LossArgs,
+    OpId, SoftmaxArgs, LOSS_KERNEL_VALUES,
 };
 use crate::error::{Error, Result};
 use crate::layers::{count_weights, Activation, Below, Layer, LayerBuffers, LayerKind, LayerOps, Pass, Placement};
@@ -591,7 +591,8 @@ impl Plan {
             return Ok(());
         }
         let (out, y) = {
-            let b = self.batch.as_ref().ok_or_else(|| Error::Internal("prepare_metrics before ensure_capacity".into()))?;
+            let b =
+                self.batch.as_ref().ok_or_else(|| Error::Internal("prepare_metrics before ensure_capacity".into()))?;
             (*b.out.last().expect("at least one layer"), b.y_batch)
         };
         let thr = self.scratch("metric thresholds", 2 * n, false)?;

@@ -566,7 +566,14 @@ pub(crate) fn eval_launches(
 
 /// Adds one pass's mean loss and metrics (sums / rows; confusion metrics from the pass's
 /// counts) to the logs.
-pub(crate) fn record(logs: &mut Logs, metrics: &MetricSet, read: &MemberSums, slot: AccSlot, rows: usize, prefix: &str) {
+pub(crate) fn record(
+    logs: &mut Logs,
+    metrics: &MetricSet,
+    read: &MemberSums,
+    slot: AccSlot,
+    rows: usize,
+    prefix: &str,
+) {
     let sums = read.sums.get(Plan::acc_offset(metrics, slot)..).unwrap_or_default();
     let counts = read.counts.get(Plan::counts_offset(metrics, slot)..).unwrap_or_default();
     let loss = sums.first().copied().unwrap_or(f32::NAN) as f64 / rows as f64;

@@ -7,8 +7,8 @@ use common::{gpu, random_vec, rng, F32};
 use rand::seq::{IndexedRandom, SliceRandom};
 use rand::Rng;
 use wgfit::testing::{
-    member_table as mt, ActivationArgs, ActivationGradArgs, Args, BatchNormArgs, DropoutArgs, GatherArgs,
-    ConfusionArgs, GradNormsArgs, Kernel, KernelHarness, LossArgs, MatmulArgs, Ones, PenaltyArgs, UpdateArgs,
+    member_table as mt, ActivationArgs, ActivationGradArgs, Args, BatchNormArgs, ConfusionArgs, DropoutArgs,
+    GatherArgs, GradNormsArgs, Kernel, KernelHarness, LossArgs, MatmulArgs, Ones, PenaltyArgs, UpdateArgs,
 };
 use wgfit::{Activation, Device, Loss};
 
@@ -1059,9 +1059,19 @@ fn confusion_matches_twin_and_a_direct_count() {
         let thr = threshold_pairs(n, plain);
         let t = thr.len() / 2;
         for accumulate in [false, true] {
-            let acc0 = if accumulate { random_vec(&mut r, slot + 4 * t, 0.0, 50.0).iter().map(|v| v.round()).collect() } else { nan(slot + 4 * t) };
+            let acc0 = if accumulate {
+                random_vec(&mut r, slot + 4 * t, 0.0, 50.0).iter().map(|v| v.round()).collect()
+            } else {
+                nan(slot + 4 * t)
+            };
             let acc0: Vec<f32> = if accumulate { acc0 } else { [vec![7.0; slot], nan(4 * t)].concat() };
-            let args = ConfusionArgs { rows: rows as u32, cols: cols as u32, thresholds: t as u32, slot: slot as u32, accumulate };
+            let args = ConfusionArgs {
+                rows: rows as u32,
+                cols: cols as u32,
+                thresholds: t as u32,
+                slot: slot as u32,
+                accumulate,
+            };
             let (g, c) = both(&[pred.clone(), y.clone(), thr.clone(), acc0.clone()], Args::Confusion(args));
             let what = format!("confusion {rows}x{cols}, {n} AUC + {plain:?} thresholds, accumulate {accumulate}");
             let exact = common::Tol { rel: 0.0, abs: 0.0 };
@@ -1076,7 +1086,12 @@ fn confusion_matches_twin_and_a_direct_count() {
                     } else {
                         p > plain[i - n]
                     };
-                    q[match (above, target != 0.0) { (true, true) => 0, (true, false) => 1, (false, false) => 2, (false, true) => 3 }] += 1.0;
+                    q[match (above, target != 0.0) {
+                        (true, true) => 0,
+                        (true, false) => 1,
+                        (false, false) => 2,
+                        (false, true) => 3,
+                    }] += 1.0;
                 }
                 if i == 0 && n > 0 {
                     // The first AUC threshold (-1e-7) counts every value as above.

@@ -112,7 +112,8 @@ fn sweep_members_count_their_own_confusion() {
     let x = Matrix::new(64, 4, common::random_vec(&mut r, 256, -1.0, 1.0)).unwrap();
     let yv: Vec<f32> = x.data().chunks(4).flat_map(|v| [f32::from(v[0] + v[1] > 0.0), f32::from(v[2] > 0.3)]).collect();
     let y = Matrix::new(64, 2, yv).unwrap();
-    let (vx, vy) = (Matrix::new(16, 4, x.data()[..64].to_vec()).unwrap(), Matrix::new(16, 2, y.data()[..32].to_vec()).unwrap());
+    let (vx, vy) =
+        (Matrix::new(16, 4, x.data()[..64].to_vec()).unwrap(), Matrix::new(16, 2, y.data()[..32].to_vec()).unwrap());
     let fit = || Fit::new().batch_size(16).epochs(3).verbose(0).shuffle(false).validation_data(&vx, &vy);
     for device in devices() {
         let mut sweep = Sweep::from_fn(4, |i| Ok(Member::new(member_model(&device, i as u64)))).unwrap();
@@ -122,7 +123,11 @@ fn sweep_members_count_their_own_confusion() {
             let alone = member_model(&device, i as u64).fit(&x, &y, fit()).unwrap();
             for key in ["auc", "pr_auc", "precision", "false_negatives", "val_auc", "val_false_negatives"] {
                 let got = m.history.get(key).unwrap();
-                Tol { rel: 1e-4, abs: 1e-6 }.check(&format!("member {i} {key} on {device:?}"), got, alone.get(key).unwrap());
+                Tol { rel: 1e-4, abs: 1e-6 }.check(
+                    &format!("member {i} {key} on {device:?}"),
+                    got,
+                    alone.get(key).unwrap(),
+                );
             }
             aucs.push(m.history.last("auc").unwrap());
         }

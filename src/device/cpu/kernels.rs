@@ -4,8 +4,8 @@
 //! (the backend hands them over), as a WGSL kernel's are after its member offsets.
 
 use crate::device::args::{
-    member_table as mt, ActivationArgs, ActivationGradArgs, BatchNormArgs, DropoutArgs, GatherArgs, GradNormsArgs,
-    ConfusionArgs, LossArgs, MatmulArgs, Ones, PenaltyArgs, SoftmaxArgs, UpdateArgs,
+    member_table as mt, ActivationArgs, ActivationGradArgs, BatchNormArgs, ConfusionArgs, DropoutArgs, GatherArgs,
+    GradNormsArgs, LossArgs, MatmulArgs, Ones, PenaltyArgs, SoftmaxArgs, UpdateArgs,
 };
 
 // Keras's selu constants, written as shaders/common.wgsl writes them (the same f32 values).
@@ -267,7 +267,7 @@ pub(crate) fn confusion(p: &ConfusionArgs, pred: &[f32], y: &[f32], thr: &[f32],
         let mut c = [0.0f32; 4];
         for (&v, &target) in pred[..count].iter().zip(&y[..count]) {
             // WGSL's clamp: min(max(p, 0), 1).
-            let above = if s > 0.0 { v.max(0.0).min(1.0) * s > t } else { v > t };
+            let above = if s > 0.0 { v.clamp(0.0, 1.0) * s > t } else { v > t };
             let positive = target != 0.0;
             let k = match (above, positive) {
                 (true, true) => 0,
