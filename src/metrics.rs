@@ -376,3 +376,38 @@ pub(crate) fn classes_of(p: &crate::matrix::Matrix) -> Vec<f32> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Counts at thresholds (-eps, 0.5, 1 + eps) of a perfect ranking, a reversed one and an
+    /// empty epoch: the AUCs are 1, 0 and 0 (Keras's divide_no_nan, not NaN).
+    #[test]
+    fn auc_formulas_at_the_extremes() {
+        // Two positives, two negatives; (TP, FP, TN, FN) per threshold.
+        let perfect = [[2.0, 2.0, 0.0, 0.0], [2.0, 0.0, 2.0, 0.0], [0.0, 0.0, 2.0, 2.0]];
+        let reversed = [[2.0, 2.0, 0.0, 0.0], [0.0, 2.0, 0.0, 2.0], [0.0, 0.0, 2.0, 2.0]];
+        assert_eq!(roc_auc(&perfect), 1.0);
+        assert_eq!(roc_auc(&reversed), 0.0);
+        assert!((pr_auc(&perfect) - 1.0).abs() < 1e-12, "{}", pr_auc(&perfect));
+        let empty = [[0.0; 4]; 3];
+        assert_eq!((roc_auc(&empty), pr_auc(&empty)), (0.0, 0.0));
+    }
+
+    /// Every AUC shares one list of 200 thresholds and every other confusion metric the 0.5
+    /// one; rmse shares mse's sum; names resolve to Keras's keys.
+    #[test]
+    fn confusion_metrics_share_thresholds() {
+        let bce = Loss::BinaryCrossentropy { from_logits: false };
+        let set =
+            MetricSet::new(&["auc", "pr_auc", "precision", "recall", "true_positives", "rmse", "mse"], &bce).unwrap();
+        assert_eq!(set.thresholds(), Metric::AUC_THRESHOLDS + 1);
+        assert_eq!(set.values(), 2, "the loss and mse's sum");
+        assert_eq!(&set.threshold_pairs()[..4], &[-1.0, 199.0, 1.0, 199.0]);
+        assert_eq!(&set.threshold_pairs()[2 * 199..], &[199.0, 199.0, 0.5, 0.0]);
+        let keys: Vec<&str> = set.keys().collect();
+        assert_eq!(keys[5], "root_mean_squared_error");
+        assert_eq!(MetricSet::new(&["mae"], &bce).unwrap().thresholds(), 0);
+    }
+}

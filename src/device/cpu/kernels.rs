@@ -266,7 +266,7 @@ pub(crate) fn confusion(p: &ConfusionArgs, pred: &[f32], y: &[f32], thr: &[f32],
         let (t, s) = (thr[2 * i], thr[2 * i + 1]);
         let mut c = [0.0f32; 4];
         for (&v, &target) in pred[..count].iter().zip(&y[..count]) {
-            // WGSL's clamp: min(max(p, 0), 1).
+            // As clip(p, 0, 1) * (n - 1) > i: Keras's bucket rule for evenly spaced thresholds.
             let above = if s > 0.0 { v.clamp(0.0, 1.0) * s > t } else { v > t };
             let positive = target != 0.0;
             let k = match (above, positive) {
