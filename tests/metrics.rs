@@ -63,6 +63,12 @@ fn fixed_predictions_match_keras() {
                 let want = case[key.as_str()].as_f64().unwrap() as f32;
                 tol(key).check(&format!("{key} of {rows}x{cols} on {device:?}"), &[*got], &[want]);
             }
+            // The model file keeps the metric names: a loaded model evaluates to the same values.
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("m.json");
+            model.save(&path).unwrap();
+            let again = Sequential::load(&path, &device).unwrap().evaluate(&x, &y).unwrap();
+            assert_eq!(again, logs, "after save and load on {device:?}");
         }
     }
 }
