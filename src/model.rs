@@ -335,6 +335,7 @@ impl Sequential {
         let plan = self.plan.as_mut().expect("built by ready");
         let batch = x.rows().min(1024);
         plan.ensure_capacity(batch)?;
+        plan.prepare_metrics(&compiled.metrics)?;
         let data = plan.upload(DataRole::Eval, x.data(), Some(y.data()), x.rows())?;
         let mut launches = Vec::new();
         trainer::eval_launches(plan, &data, batch, compiled.loss, &compiled.metrics, false, &mut launches);
@@ -379,7 +380,7 @@ impl Sequential {
 
     /// Accessors for saving and summary (src/io/, src/summary.rs).
     pub(crate) fn compiled_settings(&self) -> Option<(&Optimizer, &Loss, Vec<String>)> {
-        self.compiled.as_ref().map(|c| (&c.optimizer, &c.loss, c.metrics.keys().map(|(k, _)| k.to_string()).collect()))
+        self.compiled.as_ref().map(|c| (&c.optimizer, &c.loss, c.metrics.keys().map(str::to_string).collect()))
     }
 
     /// The input width once known (built plan, or the first layer's input_shape).

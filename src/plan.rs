@@ -11,15 +11,15 @@ use std::collections::HashMap;
 use rand::SeedableRng;
 
 use crate::device::{
-    member_stride, member_table, ActivationGradArgs, Args, Backend, BufId, Device, GatherArgs, Kernel, Launch,
-    LossArgs, OpId, SoftmaxArgs, LOSS_KERNEL_VALUES,
+    member_stride, member_table, ActivationGradArgs, Args, Backend, BufId, ConfusionArgs, Device, GatherArgs, Kernel,
+    Launch, LossArgs, OpId, SoftmaxArgs, LOSS_KERNEL_VALUES,
 };
 use crate::error::{Error, Result};
 use crate::layers::{
     count_weights, Activation, Below, DerivativeSource, Layer, LayerBuffers, LayerKind, LayerOps, Pass, Placement,
 };
 use crate::losses::Loss;
-use crate::metrics::MetricSet;
+use crate::metrics::{MetricSet, COUNTS};
 use crate::optimizers::{Clip, Optimizer};
 
 /// Which sums of the accumulator buffer a loss pass writes: training first, evaluation after.
@@ -27,6 +27,24 @@ use crate::optimizers::{Clip, Optimizer};
 pub(crate) enum AccSlot {
     Train,
     Eval,
+}
+
+/// One member's sums of an epoch as read back: the loss kernel's (both slots, `Plan::acc_offset`)
+/// and the confusion counts (`AccSlot::Train`'s thresholds, then `AccSlot::Eval`'s; empty without
+/// a confusion metric).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct MemberSums {
+    pub sums: Vec<f32>,
+    pub counts: Vec<f32>,
+}
+
+/// The confusion kernel bound to the current batch buffers (`Plan::prepare_metrics`): its
+/// thresholds and the member buffer of counts, `COUNTS` per threshold per slot.
+struct Confusion {
+    thresholds: usize,
+    counts: BufId,
+    stride: usize,
+    op: OpId,
 }
 
 /// One layer of the plan: its settings and where its numbers live.
@@ -124,6 +142,8 @@ pub(crate) struct Plan {
     clip_norms: (bool, bool),
     /// Loss and metric sums: `AccSlot::Train`'s, then `AccSlot::Eval`'s.
     pub acc: BufId,
+    /// The confusion metrics' kernel and counts, when the compiled metrics have any.
+    confusion: Option<Confusion>,
     /// One row of settings per member (`device::member_table`).
     table: BufId,
     dummy_r: BufId,
@@ -262,6 +282,7 @@ impl Plan {
             variables,
             clip_norms: (false, false),
             acc,
+            confusion: None,
             table,
             dummy_r,
             dummy_w,
@@ -353,6 +374,8 @@ impl Plan {
                 self.backend.max_binding_values() * 4
             )));
         }
+        // Bound to the batch buffers replaced below: `prepare_metrics` binds it again.
+        self.confusion = None;
         let belows: Vec<Below> = (0..self.layers.len()).map(|l| self.below(l)).collect();
         let b = &mut self.backend;
         let x_batch = b.create_member_buffer(rows * self.input_w, "input batch")?;
@@ -596,22 +619,69 @@ impl Plan {
         }
     }
 
+    /// Makes the confusion kernel ready for `metrics` (after [`Plan::ensure_capacity`]): its
+    /// thresholds written, its counts buffer (both slots) made, bound to the batch buffers.
+    /// Nothing without a confusion metric.
+    pub fn prepare_metrics(&mut self, metrics: &MetricSet) -> Result<()> {
+        let n = metrics.thresholds();
+        if n == 0 {
+            self.confusion = None;
+            return Ok(());
+        }
+        let (out, y) = {
+            let b =
+                self.batch.as_ref().ok_or_else(|| Error::Internal("prepare_metrics before ensure_capacity".into()))?;
+            (*b.out.last().expect("at least one layer"), b.y_batch)
+        };
+        let thr = self.scratch("metric thresholds", 2 * n, false)?;
+        self.backend.write(thr, 0, metrics.threshold_pairs())?;
+        let counts = self.scratch("confusion counts", 2 * COUNTS * n, true)?;
+        let op = self.bind_once(Kernel::Confusion, &[out, y, thr, counts])?;
+        let stride = self.scratch_stride("confusion counts");
+        self.confusion = Some(Confusion { thresholds: n, counts, stride, op });
+        Ok(())
+    }
+
     /// Runs `launches` (one submission) and reads back the loss and metric sums of both slots,
     /// one block per member.
-    pub fn run_for_sums(&mut self, launches: &[Launch]) -> Result<Vec<Vec<f32>>> {
-        let read = self.sums_read();
-        let all = self.backend.run(launches, &[read])?.pop().unwrap_or_default();
+    pub fn run_for_sums(&mut self, launches: &[Launch]) -> Result<Vec<MemberSums>> {
+        let reads = self.sums_read();
+        let all = self.backend.run(launches, &reads)?;
         Ok(self.split_sums(&all))
     }
 
-    /// The read of every member's loss and metric sums.
-    pub fn sums_read(&self) -> (BufId, std::ops::Range<usize>) {
-        (self.acc, 0..member_stride(2 * LOSS_KERNEL_VALUES) * self.members)
+    /// The reads of every member's loss and metric sums, and of the confusion counts.
+    pub fn sums_read(&self) -> Vec<(BufId, std::ops::Range<usize>)> {
+        let mut reads = vec![(self.acc, 0..member_stride(2 * LOSS_KERNEL_VALUES) * self.members)];
+        if let Some(c) = &self.confusion {
+            reads.push((c.counts, 0..c.stride * self.members));
+        }
+        reads
     }
 
     /// The values of [`Plan::sums_read`], one block per member.
-    pub fn split_sums(&self, all: &[f32]) -> Vec<Vec<f32>> {
-        all.chunks(member_stride(2 * LOSS_KERNEL_VALUES)).map(|c| c.to_vec()).collect()
+    pub fn split_sums(&self, all: &[Vec<f32>]) -> Vec<MemberSums> {
+        let stride = member_stride(2 * LOSS_KERNEL_VALUES);
+        (0..self.members)
+            .map(|m| {
+                let sums = all.first().and_then(|a| a.get(m * stride..(m + 1) * stride)).unwrap_or_default().to_vec();
+                let counts = match (&self.confusion, all.get(1)) {
+                    (Some(c), Some(a)) => {
+                        a.get(m * c.stride..m * c.stride + 2 * COUNTS * c.thresholds).unwrap_or_default().to_vec()
+                    }
+                    _ => Vec::new(),
+                };
+                MemberSums { sums, counts }
+            })
+            .collect()
+    }
+
+    /// Where `slot`'s confusion counts start in a member's counts.
+    pub fn counts_offset(metrics: &MetricSet, slot: AccSlot) -> usize {
+        match slot {
+            AccSlot::Train => 0,
+            AccSlot::Eval => COUNTS * metrics.thresholds(),
+        }
     }
 
     /// Loss and metrics of the current batch into the accumulators at `slot` (the gradient too when training).
@@ -648,6 +718,16 @@ impl Plan {
         if let Some(op) = separate {
             let args = ActivationGradArgs { len: u(rows * self.output_w), derivative: output_activation };
             out.push(Launch::Run { op, args: Args::ActivationBackward(args) });
+        }
+        if let Some(c) = &self.confusion {
+            let args = ConfusionArgs {
+                rows: u(rows),
+                cols: u(self.output_w),
+                thresholds: u(c.thresholds),
+                slot: u(Plan::counts_offset(metrics, slot)),
+                accumulate,
+            };
+            out.push(Launch::Run { op: c.op, args: Args::Confusion(args) });
         }
         if !training {
             self.penalties(rows, false, Plan::acc_offset(metrics, slot), out);

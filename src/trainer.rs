@@ -20,7 +20,7 @@ use crate::losses::Loss;
 use crate::matrix::Matrix;
 use crate::metrics::MetricSet;
 use crate::optimizers::Optimizer;
-use crate::plan::{AccSlot, DataRole, DeviceData, MemberSettings, Plan};
+use crate::plan::{AccSlot, DataRole, DeviceData, MemberSettings, MemberSums, Plan};
 
 /// The settings of one `fit` call (Keras's keyword arguments).
 #[derive(Default)]
@@ -273,7 +273,7 @@ pub(crate) fn fold_seed(seed: u64) -> u32 {
 /// The keys of an epoch's logs: loss and metrics, then their `val_` twins.
 fn log_keys(metrics: &MetricSet, validation: bool) -> Vec<String> {
     let mut keys = vec!["loss".to_string()];
-    keys.extend(metrics.keys().map(|(k, _)| k.to_string()));
+    keys.extend(metrics.keys().map(str::to_string));
     if validation {
         let val: Vec<String> = keys.iter().map(|k| format!("val_{k}")).collect();
         keys.extend(val);
@@ -333,6 +333,7 @@ impl<'a, 'p> PlanFit<'a, 'p> {
         let batch = batch_size.min(n);
         let keys = log_keys(&metrics, data.validation.is_some());
         plan.ensure_capacity(batch.max(val_rows.min(batch_size)))?;
+        plan.prepare_metrics(&metrics)?;
         let train = plan.upload(DataRole::Train, data.x.data(), Some(data.y.data()), n)?;
         let valid = match data.validation {
             Some((vx, vy)) => Some(plan.upload(DataRole::Valid, vx.data(), Some(vy.data()), val_rows)?),
@@ -452,7 +453,7 @@ impl<'a, 'p> PlanFit<'a, 'p> {
 
     /// Ends an epoch with its loss and metric sums (one block per member): logs, callbacks,
     /// History, stops and divergences.
-    fn epoch_end(&mut self, epoch: usize, validated: bool, sums: &[Vec<f32>]) -> Result<()> {
+    fn epoch_end(&mut self, epoch: usize, validated: bool, sums: &[MemberSums]) -> Result<()> {
         let metrics = &self.metrics;
         for run in self.runs.iter_mut().filter(|r| r.active) {
             run.steps += self.steps_per_epoch as u64;
@@ -591,15 +592,14 @@ pub(crate) fn fit_plans<'a>(
             let mut jobs: Vec<RunJob<'_>> = Vec::with_capacity(live.len());
             for (g, fit) in fits.iter_mut().enumerate() {
                 if live.contains(&g) {
-                    let reads = vec![fit.plan.sums_read()];
+                    let reads = fit.plan.sums_read();
                     jobs.push(RunJob { backend: fit.plan.backend.as_mut(), launches: &launches[g], reads });
                 }
             }
             run_together(&mut jobs)?
         };
-        for (&g, mut read) in live.iter().zip(sums) {
-            let flat = read.pop().unwrap_or_default();
-            let per_member = fits[g].plan.split_sums(&flat);
+        for (&g, read) in live.iter().zip(sums) {
+            let per_member = fits[g].plan.split_sums(&read);
             fits[g].epoch_end(epoch, data.validates(epoch), &per_member)?;
         }
         let shown: Vec<Vec<MemberLogs<'_>>> = fits
@@ -632,12 +632,21 @@ pub(crate) fn eval_launches(
     }
 }
 
-/// Adds one pass's mean loss and metrics (sums / rows) to the logs.
-pub(crate) fn record(logs: &mut Logs, metrics: &MetricSet, sums: &[f32], slot: AccSlot, rows: usize, prefix: &str) {
-    let base = Plan::acc_offset(metrics, slot);
-    let mean = |i: usize| (sums.get(base + i).copied().unwrap_or(f32::NAN) as f64 / rows as f64) as f32;
-    logs.insert(&format!("{prefix}loss"), mean(0));
-    for (key, offset) in metrics.keys() {
-        logs.insert(&format!("{prefix}{key}"), mean(offset));
+/// Adds one pass's mean loss and metrics (sums / rows; confusion metrics from the pass's
+/// counts) to the logs.
+pub(crate) fn record(
+    logs: &mut Logs,
+    metrics: &MetricSet,
+    read: &MemberSums,
+    slot: AccSlot,
+    rows: usize,
+    prefix: &str,
+) {
+    let sums = read.sums.get(Plan::acc_offset(metrics, slot)..).unwrap_or_default();
+    let counts = read.counts.get(Plan::counts_offset(metrics, slot)..).unwrap_or_default();
+    let loss = sums.first().copied().unwrap_or(f32::NAN) as f64 / rows as f64;
+    logs.insert(&format!("{prefix}loss"), loss as f32);
+    for (key, value) in metrics.values_of(sums, counts, rows) {
+        logs.insert(&format!("{prefix}{key}"), value);
     }
 }

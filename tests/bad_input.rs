@@ -158,7 +158,12 @@ fn misuse_and_unknown_names() {
         &["adagrad", "adam, adamw, rmsprop, sgd"],
     );
     expect_err("loss", model(&device).compile("adam", "hinge", &[]), unknown, &["hinge", "binary_crossentropy"]);
-    expect_err("metric", model(&device).compile("adam", "mse", &["auc"]), unknown, &["auc", "binary_accuracy"]);
+    expect_err(
+        "metric",
+        model(&device).compile("adam", "mse", &["f1_score"]),
+        unknown,
+        &["f1_score", "binary_accuracy", "pr_auc"],
+    );
     let mut bad_act = Sequential::new(&device, vec![Dense::new(2).activation("tanhh").input_shape(3)]);
     expect_err(
         "activation",

@@ -760,3 +760,39 @@ fn the_default_device_is_a_hardware_gpu_or_the_cpu_path() {
     assert!(err.contains("running on the CPU path: no GPU adapter"), "{err}");
     assert!(!err.contains("XDG_RUNTIME_DIR"), "driver noise: {err}");
 }
+
+/// `--metrics` takes the confusion metrics and RMSE: each is in the History with its `val_`
+/// twin, AUCs in [0, 1] and better than chance on ionosphere; an unknown name lists them.
+#[test]
+fn train_with_auc_precision_recall_and_rmse_metrics() {
+    let (v, _) = run_json(&[
+        "train",
+        "--data",
+        s(&shipped("ionosphere.csv")),
+        "--layers",
+        "16",
+        "--epochs",
+        "8",
+        "--validation-split",
+        "0.3",
+        "--metrics",
+        "auc,pr_auc,precision,recall,true_positives,false_negatives,root_mean_squared_error",
+        "--device",
+        "cpu",
+        "--verbose",
+        "0",
+        "--json",
+    ]);
+    for key in ["auc", "pr_auc", "precision", "recall", "root_mean_squared_error"] {
+        for k in [key.to_string(), format!("val_{key}")] {
+            let values = list(&v["history"][&k]);
+            assert_eq!(values.len(), 8, "{k}");
+            assert!(values.iter().all(|a| (0.0..=1.0).contains(a)), "{k}: {values:?}");
+        }
+    }
+    assert!(f(&v["final"]["val_auc"]) > 0.6, "validation AUC {}", v["final"]["val_auc"]);
+    let (tp, fneg) = (list(&v["history"]["true_positives"]), list(&v["history"]["false_negatives"]));
+    assert!(tp.iter().zip(&fneg).all(|(a, b)| a + b == tp[0] + fneg[0]), "positives are the same every epoch");
+    let err = run_fail(&["train", "--data", s(&shipped("ionosphere.csv")), "--metrics", "roc", "--device", "cpu"]);
+    assert!(err.contains("pr_auc") && err.contains("true_negatives"), "{err}");
+}

@@ -7,8 +7,8 @@ use common::{gpu, random_vec, rng, F32};
 use rand::seq::{IndexedRandom, SliceRandom};
 use rand::Rng;
 use wgfit::testing::{
-    member_table as mt, ActivationArgs, ActivationGradArgs, Args, BatchNormArgs, DropoutArgs, GatherArgs,
-    GradNormsArgs, Kernel, KernelHarness, LossArgs, MatmulArgs, Ones, PenaltyArgs, UpdateArgs,
+    member_table as mt, ActivationArgs, ActivationGradArgs, Args, BatchNormArgs, ConfusionArgs, DropoutArgs,
+    GatherArgs, GradNormsArgs, Kernel, KernelHarness, LossArgs, MatmulArgs, Ones, PenaltyArgs, UpdateArgs,
 };
 use wgfit::{Activation, Device, Loss};
 
@@ -1044,4 +1044,111 @@ fn erf_is_accurate_to_float32() {
     assert_eq!(wgfit::testing::erf(0.0), 0.0);
     assert_eq!(wgfit::testing::erf(10.0), 1.0);
     assert_eq!(wgfit::testing::erfc(-10.0), 2.0);
+}
+
+/// Random predictions in [-0.2, 1.2] with some exactly on a threshold (0.5, k / 199, 0, 1), and
+/// targets 0, 1 or another non-zero value (positive, as Keras's bool cast).
+fn confusion_inputs(r: &mut rand::rngs::StdRng, len: usize) -> (Vec<f32>, Vec<f32>) {
+    let pred = (0..len)
+        .map(|_| match r.random_range(0..6) {
+            0 => 0.5,
+            1 => r.random_range(0..200) as f32 / 199.0,
+            2 => *[0.0f32, 1.0].choose(r).unwrap(),
+            _ => r.random_range(-0.2..1.2),
+        })
+        .collect();
+    let y = (0..len).map(|_| *[0.0f32, 1.0, 1.0, 0.0, 2.0].choose(r).unwrap()).collect();
+    (pred, y)
+}
+
+/// Keras's AUC thresholds as (t, s) pairs (n of them), then `plain` thresholds as (t, 0).
+fn threshold_pairs(n: usize, plain: &[f32]) -> Vec<f32> {
+    let mut thr = Vec::new();
+    for i in 0..n {
+        thr.extend([if i == 0 { -1.0 } else { i as f32 }, (n - 1) as f32]);
+    }
+    for &t in plain {
+        thr.extend([t, 0.0]);
+    }
+    thr
+}
+
+/// The confusion kernel against its twin (exactly: counts are integers) and against a count
+/// written here, over batch shapes, threshold lists longer than a workgroup, overwrite and
+/// accumulate, NaN-poisoned outputs (an unwritten count fails); then 3 members at once.
+#[test]
+fn confusion_matches_twin_and_a_direct_count() {
+    let mut r = rng(131);
+    for &(rows, cols, n, plain, slot) in &[
+        (1usize, 1usize, 0usize, &[0.5f32][..], 0usize),
+        (37, 1, 200, &[0.5][..], 0),
+        (64, 3, 200, &[][..], 12),
+        (300, 2, 3, &[0.5, 0.0, 0.9][..], 4),
+        (5, 7, 400, &[0.25][..], 0),
+    ] {
+        let (pred, y) = confusion_inputs(&mut r, rows * cols);
+        let thr = threshold_pairs(n, plain);
+        let t = thr.len() / 2;
+        for accumulate in [false, true] {
+            let acc0 = if accumulate {
+                random_vec(&mut r, slot + 4 * t, 0.0, 50.0).iter().map(|v| v.round()).collect()
+            } else {
+                nan(slot + 4 * t)
+            };
+            let acc0: Vec<f32> = if accumulate { acc0 } else { [vec![7.0; slot], nan(4 * t)].concat() };
+            let args = ConfusionArgs {
+                rows: rows as u32,
+                cols: cols as u32,
+                thresholds: t as u32,
+                slot: slot as u32,
+                accumulate,
+            };
+            let (g, c) = both(&[pred.clone(), y.clone(), thr.clone(), acc0.clone()], Args::Confusion(args));
+            let what = format!("confusion {rows}x{cols}, {n} AUC + {plain:?} thresholds, accumulate {accumulate}");
+            let exact = common::Tol { rel: 0.0, abs: 0.0 };
+            exact.check(&format!("{what}: GPU vs CPU"), &g[3], &c[3]);
+            // The direct count: Keras's bucket rule for the AUC list, `p > t` for the others.
+            let mut want = acc0[..slot].to_vec();
+            for i in 0..t {
+                let mut q = [0.0f32; 4];
+                for (&p, &target) in pred.iter().zip(&y) {
+                    let above = if i < n {
+                        i > 0 && i < n - 1 && (p.clamp(0.0, 1.0) * (n - 1) as f32).ceil() - 1.0 >= i as f32
+                    } else {
+                        p > plain[i - n]
+                    };
+                    q[match (above, target != 0.0) {
+                        (true, true) => 0,
+                        (true, false) => 1,
+                        (false, false) => 2,
+                        (false, true) => 3,
+                    }] += 1.0;
+                }
+                if i == 0 && n > 0 {
+                    // The first AUC threshold (-1e-7) counts every value as above.
+                    let (pos, neg) = (q[0] + q[3], q[1] + q[2]);
+                    q = [pos, neg, 0.0, 0.0];
+                }
+                for (k, v) in q.iter().enumerate() {
+                    want.push(if accumulate { acc0[slot + 4 * i + k] + v } else { *v });
+                }
+            }
+            exact.check(&format!("{what}: CPU vs a direct count"), &c[3], &want);
+        }
+    }
+    let members: Vec<Vec<Vec<f32>>> = (0..3)
+        .map(|_| {
+            let (pred, y) = confusion_inputs(&mut r, 40 * 2);
+            vec![pred, y, threshold_pairs(200, &[0.5]), nan(4 * 201 + 8)]
+        })
+        .collect();
+    let args = ConfusionArgs { rows: 40, cols: 2, thresholds: 201, slot: 8, accumulate: false };
+    let per_member: Vec<Vec<Vec<f32>>> = members
+        .into_iter()
+        .map(|mut m| {
+            m[3][..8].fill(3.0);
+            m
+        })
+        .collect();
+    check_members("confusion", &per_member, Args::Confusion(args), common::Tol { rel: 0.0, abs: 0.0 });
 }

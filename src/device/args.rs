@@ -370,6 +370,35 @@ pub struct PenaltyArgs {
     pub slot: u32,
 }
 
+/// The confusion counts (TP, FP, TN, FN) of one batch at each of `thresholds` thresholds, into
+/// the counts at `slot` (four per threshold): every output value flattened, a target positive
+/// when not 0 (Keras's `multi_label=False` and bool cast). One workgroup per member, one
+/// invocation per threshold (shaders/confusion.wgsl).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ConfusionArgs {
+    /// Rows of the batch.
+    pub rows: u32,
+    /// Outputs per row (the targets have as many).
+    pub cols: u32,
+    /// Thresholds, as (t, s) pairs in the thresholds buffer.
+    pub thresholds: u32,
+    /// Where in the member's counts this pass's counts start.
+    pub slot: u32,
+    /// Add to the counts (else overwrite them: a pass's first batch).
+    pub accumulate: bool,
+}
+
+/// Mirrors `struct P_confusion` in shaders/confusion.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct ConfusionRecord {
+    rows: u32,
+    cols: u32,
+    thresholds: u32,
+    slot: u32,
+    accumulate: u32,
+}
+
 /// Mirrors `struct P_gather` in shaders/gather.wgsl.
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
@@ -485,6 +514,8 @@ pub enum Args {
     Loss(LossArgs),
     /// A regularizer's penalty and gradient.
     Penalty(PenaltyArgs),
+    /// Confusion counts at thresholds.
+    Confusion(ConfusionArgs),
     /// Adam's update.
     Adam(UpdateArgs),
     /// SGD's update.
@@ -519,6 +550,7 @@ impl Args {
             Args::ActivationBackward(_) => Kernel::ActivationBackward,
             Args::Loss(_) => Kernel::Loss,
             Args::Penalty(_) => Kernel::Penalty,
+            Args::Confusion(_) => Kernel::Confusion,
             Args::Adam(_) => Kernel::Adam,
             Args::Sgd(_) => Kernel::Sgd,
             Args::Rmsprop(_) => Kernel::Rmsprop,
@@ -574,6 +606,13 @@ impl Args {
                 write_gradient: flag(a.write_gradient),
                 slot: a.slot,
             }),
+            Args::Confusion(a) => Uniform::of(&ConfusionRecord {
+                rows: a.rows,
+                cols: a.cols,
+                thresholds: a.thresholds,
+                slot: a.slot,
+                accumulate: flag(a.accumulate),
+            }),
             Args::SoftmaxForward(a) | Args::SoftmaxBackward(a) => {
                 Uniform::of(&SoftmaxRecord { rows: a.rows, cols: a.cols })
             }
@@ -617,7 +656,7 @@ impl Args {
             Args::Matmul(a) => Grid::Tiles { m: a.m, n: a.n },
             Args::ActivationForward(a) => Grid::Flat(a.len),
             Args::ActivationBackward(a) => Grid::Flat(a.len),
-            Args::Loss(_) | Args::Penalty(_) => Grid::Single,
+            Args::Loss(_) | Args::Penalty(_) | Args::Confusion(_) => Grid::Single,
             // Four parameters per invocation (shaders/optim.wgsl).
             Args::Adam(a) | Args::Sgd(a) | Args::Rmsprop(a) => Grid::Flat(a.len.div_ceil(4)),
             // One workgroup per variable (shaders/optim.wgsl `grad_norms`).

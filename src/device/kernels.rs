@@ -15,6 +15,8 @@ pub enum Family {
     Loss,
     /// shaders/penalty.wgsl
     Penalty,
+    /// shaders/confusion.wgsl
+    Confusion,
     /// shaders/optim.wgsl
     Optim,
     /// shaders/dropout.wgsl
@@ -37,6 +39,7 @@ impl Family {
             Family::Elementwise => include_str!("../../shaders/elementwise.wgsl"),
             Family::Loss => include_str!("../../shaders/loss.wgsl"),
             Family::Penalty => include_str!("../../shaders/penalty.wgsl"),
+            Family::Confusion => include_str!("../../shaders/confusion.wgsl"),
             Family::Optim => include_str!("../../shaders/optim.wgsl"),
             Family::Dropout => include_str!("../../shaders/dropout.wgsl"),
             Family::BatchNorm => include_str!("../../shaders/batchnorm.wgsl"),
@@ -70,6 +73,8 @@ pub enum Kernel {
     Loss,
     /// `penalty`
     Penalty,
+    /// `confusion`
+    Confusion,
     /// `adam`
     Adam,
     /// `sgd`
@@ -108,13 +113,14 @@ pub enum Grid {
 
 impl Kernel {
     /// Every kernel.
-    pub const ALL: [Kernel; 17] = [
+    pub const ALL: [Kernel; 18] = [
         Kernel::Gather,
         Kernel::Matmul,
         Kernel::ActivationForward,
         Kernel::ActivationBackward,
         Kernel::Loss,
         Kernel::Penalty,
+        Kernel::Confusion,
         Kernel::Adam,
         Kernel::Sgd,
         Kernel::Rmsprop,
@@ -136,6 +142,7 @@ impl Kernel {
             Kernel::ActivationForward | Kernel::ActivationBackward => Family::Elementwise,
             Kernel::Loss => Family::Loss,
             Kernel::Penalty => Family::Penalty,
+            Kernel::Confusion => Family::Confusion,
             Kernel::Adam | Kernel::Sgd | Kernel::Rmsprop | Kernel::GradNorms => Family::Optim,
             Kernel::DropoutForward | Kernel::DropoutBackward => Family::Dropout,
             Kernel::BatchNormTrain | Kernel::BatchNormInfer | Kernel::BatchNormBackward => Family::BatchNorm,
@@ -152,6 +159,7 @@ impl Kernel {
             Kernel::ActivationBackward => "activation_backward",
             Kernel::Loss => "loss",
             Kernel::Penalty => "penalty",
+            Kernel::Confusion => "confusion",
             Kernel::Adam => "adam",
             Kernel::Sgd => "sgd",
             Kernel::Rmsprop => "rmsprop",
@@ -175,6 +183,8 @@ impl Kernel {
             Kernel::Loss => &[(1, R), (2, R), (3, W), (4, W)],
             // param, grad, loss sums
             Kernel::Penalty => &[(1, R), (2, W), (3, W)],
+            // predictions, targets, thresholds (shared), confusion counts
+            Kernel::Confusion => &[(1, R), (2, R), (3, R), (4, W)],
             Kernel::ActivationForward | Kernel::ActivationBackward => &[(1, R), (2, W), (3, R)],
             // param, grad, m, v, member table, learning rates, third slot (amsgrad's v_hat,
             // RMSprop's mean gradient), the variables' gradient sums of squares

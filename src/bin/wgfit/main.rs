@@ -222,7 +222,8 @@ struct ModelArgs {
     #[arg(long)]
     loss: Option<String>,
     /// Metrics, comma-separated (default: accuracy for class labels, binary_accuracy for a 0/1
-    /// target, else mae).
+    /// target, else mae). Also: mse, root_mean_squared_error, and for 0/1 targets auc, pr_auc,
+    /// precision, recall, true_positives, false_positives, true_negatives, false_negatives.
     #[arg(long, value_delimiter = ',')]
     metrics: Option<Vec<String>>,
 }

@@ -4,8 +4,8 @@
 //! (the backend hands them over), as a WGSL kernel's are after its member offsets.
 
 use crate::device::args::{
-    member_table as mt, ActivationArgs, ActivationGradArgs, BatchNormArgs, DropoutArgs, GatherArgs, GradNormsArgs,
-    LossArgs, MatmulArgs, Ones, PenaltyArgs, SoftmaxArgs, UpdateArgs,
+    member_table as mt, ActivationArgs, ActivationGradArgs, BatchNormArgs, ConfusionArgs, DropoutArgs, GatherArgs,
+    GradNormsArgs, LossArgs, MatmulArgs, Ones, PenaltyArgs, SoftmaxArgs, UpdateArgs,
 };
 
 // Keras's selu constants, written as shaders/common.wgsl writes them (the same f32 values).
@@ -345,6 +345,32 @@ pub(crate) fn penalty(p: &PenaltyArgs, param: &[f32], grad: &mut [f32], acc: &mu
         s >>= 1;
     }
     acc[p.slot as usize] += partial[0] * p.rows as f32;
+}
+
+/// Twin of `confusion` (shaders/confusion.wgsl): per threshold i, the batch's (TP, FP, TN, FN)
+/// at `acc[slot + 4 i..]`, every value counted in order (f32 counts, exact per batch).
+pub(crate) fn confusion(p: &ConfusionArgs, pred: &[f32], y: &[f32], thr: &[f32], acc: &mut [f32]) {
+    let count = (p.rows * p.cols) as usize;
+    for i in 0..p.thresholds as usize {
+        let (t, s) = (thr[2 * i], thr[2 * i + 1]);
+        let mut c = [0.0f32; 4];
+        for (&v, &target) in pred[..count].iter().zip(&y[..count]) {
+            // As clip(p, 0, 1) * (n - 1) > i: Keras's bucket rule for evenly spaced thresholds.
+            let above = if s > 0.0 { v.clamp(0.0, 1.0) * s > t } else { v > t };
+            let positive = target != 0.0;
+            let k = match (above, positive) {
+                (true, true) => 0,
+                (true, false) => 1,
+                (false, false) => 2,
+                (false, true) => 3,
+            };
+            c[k] += 1.0;
+        }
+        let a = &mut acc[p.slot as usize + 4 * i..p.slot as usize + 4 * i + 4];
+        for (dst, v) in a.iter_mut().zip(c) {
+            *dst = if p.accumulate { *dst + v } else { v };
+        }
+    }
 }
 
 fn loss_elements(p: &LossArgs, tid: usize, pred: &[f32], y: &[f32], grad: &mut [f32], sums: &mut [f32; 8]) {

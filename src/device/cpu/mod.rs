@@ -103,6 +103,7 @@ impl MemberView<'_> {
                     let [grad, acc] = &mut w[..] else { unreachable!("two writable buffers") };
                     k::penalty(p, reads[0], grad, acc)
                 }
+                Args::Confusion(p) => k::confusion(p, reads[0], reads[1], reads[2], &mut w[0]),
                 Args::Adam(p) => {
                     let [param, m, v, s] = &mut w[..] else { unreachable!("four writable buffers") };
                     k::adam(p, param, reads[0], m, v, reads[1], reads[2], s, reads[3])
