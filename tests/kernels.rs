@@ -360,6 +360,8 @@ fn loss_case(loss: u32, act: u32, rows: usize, n: usize, metrics: u32, training:
         write_gradient: training,
         accumulate: true,
         slot: 4,
+        weighted: false,
+        weighted_metrics: false,
     };
     let grad0 = if training { nan(rows * n) } else { vec![0.0; rows * n] };
     let (g, c) = both(&[pred.clone(), y.clone(), grad0, acc0.clone()], Args::Loss(p));
@@ -829,6 +831,8 @@ fn kernels_run_each_member_independently() {
         write_gradient: true,
         accumulate: true,
         slot: 4,
+        weighted: false,
+        weighted_metrics: false,
     };
     let members: Vec<Vec<Vec<f32>>> =
         (0..k).map(|m| vec![pred[m].clone(), target[m].clone(), nan(rows), vec![0.25; 8]]).collect();

@@ -265,8 +265,9 @@ pub struct BatchNormArgs {
     pub derivative: Activation,
 }
 
-/// Values the loss kernel sums per pass: the loss and up to seven metrics (shaders/loss.wgsl's
-/// VALUES; every kind of metric at once fits).
+/// Values the loss kernel sums per pass: the loss and up to seven metrics (every kind of metric
+/// at once fits). A weighted pass adds the weights' sum after them (shaders/loss.wgsl's VALUES
+/// is this plus one).
 pub const LOSS_KERNEL_VALUES: usize = 8;
 
 /// A row pass of softmax over `rows` x `cols` values per member, in place: forward turns logits
@@ -299,13 +300,19 @@ pub struct LossArgs {
     pub accumulate: bool,
     /// Where in the member's accumulators the sums go.
     pub slot: u32,
+    /// Each row of y ends with its sample weight: the loss and its gradient are weighted and the
+    /// weights' sum follows the metrics' sums (Keras's `sample_weight`).
+    pub weighted: bool,
+    /// The metrics are weighted too (Keras's `weighted_metrics`; needs `weighted`).
+    pub weighted_metrics: bool,
 }
 
 /// Bits of the metrics that compare whole rows (argmax, top k): `Metric::code()` 3 and up.
 const ROW_METRIC_BITS: u32 = !0b111;
 
 impl LossArgs {
-    /// Columns of y: one (class indices) for the sparse loss, else the output's.
+    /// Columns of the targets: one (class indices) for the sparse loss, else the output's (a
+    /// weighted row of y holds one more: its weight).
     pub fn y_cols(&self) -> u32 {
         self.loss.target_width(self.cols as usize) as u32
     }
@@ -437,6 +444,8 @@ struct LossRecord {
     fused_softmax: u32,
     top_k: u32,
     label_smoothing: f32,
+    weighted: u32,
+    weighted_metrics: u32,
 }
 
 /// Mirrors `struct P_softmax` in shaders/softmax.wgsl.
@@ -564,6 +573,8 @@ impl Args {
                 fused_softmax: flag(a.fused_softmax()),
                 top_k: crate::metrics::Metric::TOP_K,
                 label_smoothing: a.loss.label_smoothing(),
+                weighted: flag(a.weighted),
+                weighted_metrics: flag(a.weighted && a.weighted_metrics),
             }),
             Args::Penalty(a) => Uniform::of(&PenaltyRecord {
                 offset: a.offset,
