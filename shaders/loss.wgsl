@@ -12,7 +12,7 @@
 //         and the host runs no softmax_backward.
 //   acc   acc[P.slot] += the batch's summed per-sample loss; acc[P.slot + 1 + j] += the summed
 //         per-sample value of the j-th requested metric, in METRIC_* bit order (P.metrics is the
-//         mask). At most VALUES sums (the loss and 7 metrics); dividing by the row count is left to
+//         mask). At most 8 sums (the loss and 7 metrics); dividing by the row count is left to
 //         the host, once per epoch. P.accumulate: add (else overwrite: a pass's first batch).
 //         P.weighted (Keras's sample_weight): every row's loss and gradient are multiplied by w
 //         and acc[P.slot + 1 + metrics] += the batch's sum of w; the host still divides the loss

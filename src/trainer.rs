@@ -632,8 +632,13 @@ pub(crate) fn record(
     let weight_sum = (weighting.rows && weighting.metrics).then(|| at(metrics.values()));
     for (key, offset) in metrics.keys() {
         let value = match weight_sum {
-            Some(w) if w == 0.0 => 0.0,
-            Some(w) => (at(offset) / w) as f32,
+            Some(w) => {
+                if w == 0.0 {
+                    0.0
+                } else {
+                    (at(offset) / w) as f32
+                }
+            }
             None => mean(offset),
         };
         logs.insert(&format!("{prefix}{key}"), value);

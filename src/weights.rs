@@ -85,9 +85,8 @@ pub fn balanced_class_weights(y: &Matrix) -> Result<Vec<(usize, f32)>> {
     let classes = row_classes(y);
     let mut counts: Vec<usize> = Vec::new();
     for (row, &c) in classes.iter().enumerate() {
-        let c = usize::try_from(c).map_err(|_| {
-            Error::invalid(format!("class of target row {row}"), c, "a class index of at least 0")
-        })?;
+        let c = usize::try_from(c)
+            .map_err(|_| Error::invalid(format!("class of target row {row}"), c, "a class index of at least 0"))?;
         if c >= counts.len() {
             counts.resize(c + 1, 0);
         }
@@ -128,9 +127,12 @@ pub(crate) fn training_weights(
     }
 }
 
+/// The training and the validation rows' weights.
+pub(crate) type SplitWeights = (Option<Vec<f32>>, Option<Vec<f32>>);
+
 /// Keras's validation_split of `sample_weight`: the first `at` of `rows` weights train, the rest
 /// weigh the validation rows.
-pub(crate) fn split_weights(w: Option<&[f32]>, at: usize, rows: usize) -> Result<(Option<Vec<f32>>, Option<Vec<f32>>)> {
+pub(crate) fn split_weights(w: Option<&[f32]>, at: usize, rows: usize) -> Result<SplitWeights> {
     match w {
         None => Ok((None, None)),
         Some(w) => {

@@ -54,8 +54,20 @@ fn binary_csv(dir: &Path, name: &str, weight: &str) -> PathBuf {
 
 fn train_args<'a>(data: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec![
-        "train", "--data", data, "--layers", "4", "--epochs", "3", "--batch-size", "8", "--device", "cpu", "--json",
-        "--validation-split", "0.25",
+        "train",
+        "--data",
+        data,
+        "--layers",
+        "4",
+        "--epochs",
+        "3",
+        "--batch-size",
+        "8",
+        "--device",
+        "cpu",
+        "--json",
+        "--validation-split",
+        "0.25",
     ];
     args.extend_from_slice(extra);
     args

@@ -78,10 +78,12 @@ fn weighted_inputs(r: &mut impl Rng, loss: Loss, rows: usize, n: usize) -> (Vec<
     let yw = loss.target_width(n);
     let y: Vec<f32> = match code {
         2 | 3 => (0..rows * n).map(|_| f32::from(u8::from(r.random_bool(0.5)))).collect(),
-        4 | 5 => (0..rows).flat_map(|_| {
-            let c = r.random_range(0..n);
-            (0..n).map(move |j| if j == c { 1.0 } else { 0.0 })
-        }).collect(),
+        4 | 5 => (0..rows)
+            .flat_map(|_| {
+                let c = r.random_range(0..n);
+                (0..n).map(move |j| if j == c { 1.0 } else { 0.0 })
+            })
+            .collect(),
         6 | 7 => (0..rows).map(|_| r.random_range(0..n) as f32).collect(),
         _ => random_vec(r, rows * n, -3.0, 3.0),
     };
@@ -127,8 +129,10 @@ fn weighted_loss_kernel_matches_twin_with_members() {
                         vec![pred, y, vec![f32::NAN; rows * n], random_vec(&mut r, 14, 0.0, 1.0)]
                     })
                     .collect();
-                let what = format!("{loss:?} rows {rows} n {n} metrics {metrics:b} weighted metrics {weighted_metrics}");
-                let (g, c) = (run(&gpu, &per_member, Args::Loss(args)), run(&Device::cpu(), &per_member, Args::Loss(args)));
+                let what =
+                    format!("{loss:?} rows {rows} n {n} metrics {metrics:b} weighted metrics {weighted_metrics}");
+                let (g, c) =
+                    (run(&gpu, &per_member, Args::Loss(args)), run(&Device::cpu(), &per_member, Args::Loss(args)));
                 for (m, inputs) in per_member.iter().enumerate() {
                     let alone = run(&Device::cpu(), std::slice::from_ref(inputs), Args::Loss(args));
                     for b in [2, 3] {
@@ -171,7 +175,11 @@ fn weighted_sums_match_f64() {
                 weighted: true,
                 weighted_metrics: true,
             };
-            let out = run(&device, &[vec![pred.clone(), y.clone(), vec![f32::NAN; rows * n], vec![0.0; 4]]], Args::Loss(args));
+            let out = run(
+                &device,
+                &[vec![pred.clone(), y.clone(), vec![f32::NAN; rows * n], vec![0.0; 4]]],
+                Args::Loss(args),
+            );
             let (mut l, mut m, mut ws) = (0.0f64, 0.0f64, 0.0f64);
             let mut grad = vec![0.0f64; rows * n];
             for row in 0..rows {
@@ -234,8 +242,7 @@ fn golden_model(device: &Device, g: &Value, case: &Value) -> Sequential {
     );
     m.compile(Sgd::new(0.1), loss, &metrics).unwrap();
     m.weighted_metrics(case["weighted_metrics"].as_bool().unwrap()).unwrap();
-    let params: Vec<f32> =
-        [&g["w1"], &g["b1"], &case["w2"], &case["b2"]].iter().flat_map(|v| floats(v)).collect();
+    let params: Vec<f32> = [&g["w1"], &g["b1"], &case["w2"], &case["b2"]].iter().flat_map(|v| floats(v)).collect();
     m.set_weights(&params, &[]).unwrap();
     m
 }
@@ -296,10 +303,7 @@ fn weighted_fits_match_keras() {
 }
 
 fn small_model(device: &Device, loss: &str, units: usize, metrics: &[&str]) -> Sequential {
-    let mut m = Sequential::new(
-        device,
-        vec![Dense::new(4).activation("tanh").input_shape(3), Dense::new(units)],
-    );
+    let mut m = Sequential::new(device, vec![Dense::new(4).activation("tanh").input_shape(3), Dense::new(units)]);
     m.compile(Sgd::new(0.05), loss, metrics).unwrap();
     m
 }
@@ -339,7 +343,11 @@ fn weighted_gradients_match_finite_differences() {
     for device in devices() {
         for (loss, units, y) in [
             ("binary_crossentropy", 1, Matrix::new(12, 1, (0..12).map(|i| (i % 2) as f32).collect()).unwrap()),
-            ("sparse_categorical_crossentropy", 3, Matrix::new(12, 1, (0..12).map(|i| (i % 3) as f32).collect()).unwrap()),
+            (
+                "sparse_categorical_crossentropy",
+                3,
+                Matrix::new(12, 1, (0..12).map(|i| (i % 3) as f32).collect()).unwrap(),
+            ),
         ] {
             let mut m = Sequential::new(
                 &device,
@@ -361,7 +369,10 @@ fn weighted_gradients_match_finite_differences() {
                 };
                 let fd = (at(h) - at(-h)) / (2.0 * h as f64);
                 let g = grads[i] as f64;
-                assert!((fd - g).abs() <= 2e-3 + 2e-2 * g.abs(), "{loss} on {device:?}: d/dw{i}: kernel {g}, finite difference {fd}");
+                assert!(
+                    (fd - g).abs() <= 2e-3 + 2e-2 * g.abs(),
+                    "{loss} on {device:?}: d/dw{i}: kernel {g}, finite difference {fd}"
+                );
             }
             m.set_weights(&p0, &s0).unwrap();
         }
@@ -433,8 +444,8 @@ fn sweeps_train_with_weights() {
     let opts = || Fit::new().batch_size(8).epochs(2).shuffle(false).verbose(0).class_weight([(1, 3.0)]);
     let mut alone = small_model(&device, "binary_crossentropy", 1, &["accuracy"]);
     let h = alone.fit(&x, &y, opts()).unwrap();
-    let mut sweep = Sweep::from_fn(2, |_| Ok(Member::new(small_model(&device, "binary_crossentropy", 1, &["accuracy"]))))
-        .unwrap();
+    let mut sweep =
+        Sweep::from_fn(2, |_| Ok(Member::new(small_model(&device, "binary_crossentropy", 1, &["accuracy"])))).unwrap();
     let report = sweep.fit(&x, &y, opts()).unwrap();
     for m in &report.members {
         assert_eq!(m.history.get("loss").unwrap(), h.get("loss").unwrap());

@@ -54,7 +54,9 @@ pub(crate) fn prepare(data: &Path, d: &DataArgs, weight_column: Option<&str>) ->
     let mut drop = d.drop.clone();
     let (mut weights, mut valid_weights) = (None, None);
     if let Some(col) = weight_column {
-        if d.target.as_deref() == Some(col) || (d.target.is_none() && train_raw.columns().last().is_some_and(|c| c == col)) {
+        if d.target.as_deref() == Some(col)
+            || (d.target.is_none() && train_raw.columns().last().is_some_and(|c| c == col))
+        {
             return Err(usage(format!("--sample-weight {col:?} is the target column")));
         }
         weights = Some(column_values(&train_raw, col)?);
