@@ -432,22 +432,43 @@ fn bad_weights_are_typed_errors() {
     expect_err(fresh.weighted_metrics(true), &["compiled"]);
 }
 
-/// A sweep and cross_validate take weights too: every member of a sweep trains as the same model
-/// fit alone with the same weights.
+/// A sweep takes weights too: every member of a plan of two trains as the same model fit alone
+/// with the same sample weights, weighted validation data and weighted metrics, on both devices.
 #[test]
 fn sweeps_train_with_weights() {
     use wgfit::{Member, Sweep};
     let mut r = rng(29);
     let x = Matrix::new(20, 3, random_vec(&mut r, 60, -1.0, 1.0)).unwrap();
     let y = Matrix::new(20, 1, (0..20).map(|i| (i % 2) as f32).collect()).unwrap();
-    let device = Device::cpu();
-    let opts = || Fit::new().batch_size(8).epochs(2).shuffle(false).verbose(0).class_weight([(1, 3.0)]);
-    let mut alone = small_model(&device, "binary_crossentropy", 1, &["accuracy"]);
-    let h = alone.fit(&x, &y, opts()).unwrap();
-    let mut sweep =
-        Sweep::from_fn(2, |_| Ok(Member::new(small_model(&device, "binary_crossentropy", 1, &["accuracy"])))).unwrap();
-    let report = sweep.fit(&x, &y, opts()).unwrap();
-    for m in &report.members {
-        assert_eq!(m.history.get("loss").unwrap(), h.get("loss").unwrap());
+    let w: Vec<f32> = (0..20).map(|i| [0.5, 2.0, 0.0, 1.0][i % 4]).collect();
+    let keys = ["loss", "binary_accuracy", "val_loss", "val_binary_accuracy"];
+    for device in devices() {
+        let opts = || {
+            Fit::new()
+                .batch_size(8)
+                .epochs(2)
+                .shuffle(false)
+                .verbose(0)
+                .sample_weight(&w)
+                .validation_data_weighted(&x, &y, &w)
+        };
+        let model = || {
+            let mut m = small_model(&device, "binary_crossentropy", 1, &["binary_accuracy"]);
+            m.weighted_metrics(true).unwrap();
+            m
+        };
+        let h = model().fit(&x, &y, opts()).unwrap();
+        let plain = small_model(&device, "binary_crossentropy", 1, &["binary_accuracy"])
+            .fit(&x, &y, Fit::new().batch_size(8).epochs(2).shuffle(false).verbose(0))
+            .unwrap();
+        assert_ne!(h.get("loss").unwrap(), plain.get("loss").unwrap(), "the weights changed nothing");
+        let mut sweep = Sweep::from_fn(2, |_| Ok(Member::new(model()))).unwrap();
+        let report = sweep.fit(&x, &y, opts()).unwrap();
+        for (i, m) in report.members.iter().enumerate() {
+            for k in keys {
+                let what = format!("sweep member {i} {k} on {device:?}");
+                Tol { rel: 1e-6, abs: 1e-7 }.check(&what, m.history.get(k).unwrap(), h.get(k).unwrap());
+            }
+        }
     }
 }
