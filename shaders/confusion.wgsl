@@ -6,17 +6,20 @@
 // Layout:
 //   pred  P.rows x P.cols: the output layer's values, every output flattened (Keras's
 //         multi_label=False).
-//   y     the same shape; a target counts as positive when it is not 0 (Keras casts y_true to bool).
+//   y     P.rows rows of P.cols targets, each followed by the row's sample weight when
+//         P.weighted; a target counts as positive when it is not 0 (Keras casts y_true to bool).
 //   thr   P.thresholds pairs (t, s), shared by the members: s == 0 is a plain threshold,
 //         `p > t` (Keras's general path); s > 0 is threshold t of Keras's evenly distributed
 //         list of s + 1 (AUC's), counted as Keras's bucketed path does: `clip(p, 0, 1) * s > t`
 //         (t = -1 for the first, always counted; t = s for the last, never).
 //   acc   per threshold i, at P.slot + 4 i: (TP, FP, TN, FN). P.accumulate: add (else
-//         overwrite: a pass's first batch). A per-sample weight would multiply the 1 each value
-//         adds (Keras: true_labels = y * w, false_labels = (1 - y) * w).
+//         overwrite: a pass's first batch). With P.weight_counts each value adds its row's
+//         weight instead of 1 (Keras's weighted_metrics: true_labels = y * w, false_labels =
+//         (1 - y) * w).
 struct P_confusion {
     ms: array<vec4<u32>, 3>,
     rows: u32, cols: u32, thresholds: u32, slot: u32, accumulate: u32,
+    weighted: u32, weight_counts: u32,
 }
 @group(1) @binding(0) var<uniform> P: P_confusion;
 
@@ -33,6 +36,7 @@ fn confusion(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) w
     let t0 = mem * P.ms[0].z;
     let a0 = mem * P.ms[0].w + P.slot;
     let count = P.rows * P.cols;
+    let y_stride = P.cols + select(0u, 1u, P.weighted != 0u);
     for (var i = tid; i < P.thresholds; i = i + 256u) {
         let t = thr[t0 + 2u * i];
         let s = thr[t0 + 2u * i + 1u];
@@ -41,9 +45,12 @@ fn confusion(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) w
             let p = pred[p0 + e];
             var above = p > t;
             if (s > 0.0) { above = clamp(p, 0.0, 1.0) * s > t; }
-            let positive = y[y0 + e] != 0.0;
+            let r = e / P.cols;
+            let positive = y[y0 + r * y_stride + e % P.cols] != 0.0;
+            var w = 1.0;
+            if (P.weight_counts != 0u) { w = y[y0 + r * y_stride + P.cols]; }
             // (TP, FP, TN, FN): exactly one of the four gains the value.
-            c = c + select(select(vec4<f32>(0.0, 0.0, 1.0, 0.0), vec4<f32>(0.0, 0.0, 0.0, 1.0), positive),
+            c = c + w * select(select(vec4<f32>(0.0, 0.0, 1.0, 0.0), vec4<f32>(0.0, 0.0, 0.0, 1.0), positive),
                            select(vec4<f32>(0.0, 1.0, 0.0, 0.0), vec4<f32>(1.0, 0.0, 0.0, 0.0), positive), above);
         }
         let a = a0 + 4u * i;

@@ -3,15 +3,22 @@
 // Layout (what a new loss, metric or per-sample weight extends):
 //   pred  P.rows x P.cols, row-major: the output layer's values (probabilities, or logits when the
 //         loss says from_logits).
-//   y     P.rows x P.y_cols: P.y_cols = P.cols, or 1 (class indices) for the sparse loss.
+//   y     P.rows x (P.y_cols + P.weighted): P.y_cols = P.cols, or 1 (class indices) for the
+//         sparse loss; with P.weighted each row ends with its sample weight w (the gather copies it
+//         with the batch; w = 1 otherwise, and x * 1 keeps an unweighted fit's bits).
 //   grad  P.rows x P.cols: d(mean loss) / d(the output layer's pre-activation): the output
 //         activation's derivative P.output_activation is fused; with P.fused_softmax (a
 //         cross-entropy on a softmax output) the gradient of the logits, (p - y) / rows, is written
 //         and the host runs no softmax_backward.
 //   acc   acc[P.slot] += the batch's summed per-sample loss; acc[P.slot + 1 + j] += the summed
 //         per-sample value of the j-th requested metric, in METRIC_* bit order (P.metrics is the
-//         mask). At most VALUES sums (the loss and 7 metrics); dividing by the row count is left to
+//         mask). At most 8 sums (the loss and 7 metrics); dividing by the row count is left to
 //         the host, once per epoch. P.accumulate: add (else overwrite: a pass's first batch).
+//         P.weighted (Keras's sample_weight): every row's loss and gradient are multiplied by w
+//         and acc[P.slot + 1 + metrics] += the batch's sum of w; the host still divides the loss
+//         by the rows (Keras's sum_over_batch_size). P.weighted_metrics (Keras's
+//         weighted_metrics): the metric values are multiplied by w too, and the host divides them
+//         by sum(w); else they stay unweighted means, as Keras's plain `metrics`.
 //
 // Two paths, one workgroup of 256 invocations either way:
 //   element path (elementwise losses, no row metric): invocation tid takes values tid, tid + 256..
@@ -25,7 +32,7 @@ struct P_loss {
     rows: u32, cols: u32, loss: u32, output_activation: u32,
     metrics: u32, write_gradient: u32, accumulate: u32, slot: u32,
     y_cols: u32, row_path: u32, fused_softmax: u32, top_k: u32,
-    label_smoothing: f32,
+    label_smoothing: f32, weighted: u32, weighted_metrics: u32,
 }
 @group(1) @binding(0) var<uniform> P: P_loss;
 
@@ -50,9 +57,11 @@ const METRIC_SPARSE_CATEGORICAL_ACCURACY: u32 = 16u;
 const METRIC_TOP_K: u32 = 32u;
 const METRIC_SPARSE_TOP_K: u32 = 64u;
 const EPS: f32 = 1e-7;
-const VALUES: u32 = 8u;
+const VALUES: u32 = 9u;
+// Where the weight sum waits in the partial sums (after the loss and 7 metrics).
+const WEIGHT_SUM: u32 = 8u;
 
-var<workgroup> partial: array<array<f32, 8>, 256>;
+var<workgroup> partial: array<array<f32, 9>, 256>;
 
 // (loss, d loss / d p) of one value for the elementwise losses.
 fn elementwise_loss(code: u32, p: f32, t: f32) -> vec2<f32> {
@@ -75,7 +84,7 @@ fn elementwise_loss(code: u32, p: f32, t: f32) -> vec2<f32> {
 }
 
 // Adds v to the next metric's sum when `bit` is requested.
-fn add_metric(sums: ptr<function, array<f32, 8>>, slot: ptr<function, u32>, bit: u32, v: f32) {
+fn add_metric(sums: ptr<function, array<f32, 9>>, slot: ptr<function, u32>, bit: u32, v: f32) {
     if ((P.metrics & bit) != 0u) {
         (*sums)[*slot] = (*sums)[*slot] + v;
         *slot = *slot + 1u;
@@ -87,36 +96,49 @@ fn smoothed(yb: u32, j: u32) -> f32 {
     return y[yb + j] * (1.0 - P.label_smoothing) + P.label_smoothing / f32(P.cols);
 }
 
-fn element_path(tid: u32, p0: u32, y0: u32, g0: u32, sums: ptr<function, array<f32, 8>>) {
+fn element_path(tid: u32, p0: u32, y0: u32, g0: u32, sums: ptr<function, array<f32, 9>>) {
     let count = P.rows * P.cols;
     let inv = 1.0 / f32(count);
+    let ys = P.y_cols + P.weighted;
     for (var e = tid; e < count; e = e + 256u) {
+        let r = e / P.cols;
+        var yi = y0 + e;
+        var w = 1.0;
+        if (P.weighted != 0u) {
+            yi = y0 + r * ys + (e - r * P.cols);
+            w = y[y0 + r * ys + P.y_cols];
+        }
+        let mw = select(1.0, w, P.weighted_metrics != 0u);
         let p = pred[p0 + e];
-        let t = y[y0 + e];
+        let t = y[yi];
         let d = p - t;
         let lg = elementwise_loss(P.loss, p, t);
         if (P.write_gradient != 0u) {
-            var gz = lg.y * inv;
+            var gz = lg.y * inv * w;
             if (P.loss != LOSS_BCE_LOGITS) { gz = gz * act_grad_from_output(p, P.output_activation); }
             grad[g0 + e] = gz;
         }
-        (*sums)[0] = (*sums)[0] + lg.x;
+        (*sums)[0] = (*sums)[0] + lg.x * w;
+        (*sums)[WEIGHT_SUM] = (*sums)[WEIGHT_SUM] + w;
         var slot = 1u;
-        add_metric(sums, &slot, METRIC_MAE, abs(d));
-        add_metric(sums, &slot, METRIC_MSE, d * d);
-        add_metric(sums, &slot, METRIC_BINARY_ACCURACY, select(0.0, 1.0, select(0.0, 1.0, p > 0.5) == t));
+        add_metric(sums, &slot, METRIC_MAE, abs(d) * mw);
+        add_metric(sums, &slot, METRIC_MSE, d * d * mw);
+        add_metric(sums, &slot, METRIC_BINARY_ACCURACY, select(0.0, 1.0, select(0.0, 1.0, p > 0.5) == t) * mw);
     }
 }
 
-fn row_path(tid: u32, p0: u32, y0: u32, g0: u32, sums: ptr<function, array<f32, 8>>) {
+fn row_path(tid: u32, p0: u32, y0: u32, g0: u32, sums: ptr<function, array<f32, 9>>) {
     let n = P.cols;
     let code = P.loss;
     let sparse = code == LOSS_SCCE || code == LOSS_SCCE_LOGITS;
     let inv_rows = 1.0 / f32(P.rows);
     for (var r = tid; r < P.rows; r = r + 256u) {
         let pb = p0 + r * n;
-        let yb = y0 + r * P.y_cols;
+        let yb = y0 + r * (P.y_cols + P.weighted);
         let gb = g0 + r * n;
+        var w = 1.0;
+        if (P.weighted != 0u) { w = y[yb + P.y_cols]; }
+        let mw = select(1.0, w, P.weighted_metrics != 0u);
         // The row's max and argmax (the first of ties), the target class (cls).
         var mx = pred[pb];
         var am = 0u;
@@ -209,7 +231,7 @@ fn row_path(tid: u32, p0: u32, y0: u32, g0: u32, sums: ptr<function, array<f32, 
                         scale = inv_rows / f32(n);
                     }
                 }
-                var gz = g * scale;
+                var gz = g * scale * w;
                 if (P.fused_softmax == 0u && code != LOSS_BCE_LOGITS) {
                     gz = gz * act_grad_from_output(p, P.output_activation);
                 }
@@ -223,16 +245,17 @@ fn row_path(tid: u32, p0: u32, y0: u32, g0: u32, sums: ptr<function, array<f32, 
         }
         let in_top_k = select(0.0, 1.0, above < P.top_k);
         let nf = f32(n);
-        (*sums)[0] = (*sums)[0] + l;
+        (*sums)[0] = (*sums)[0] + l * w;
+        (*sums)[WEIGHT_SUM] = (*sums)[WEIGHT_SUM] + w;
         var slot = 1u;
-        add_metric(sums, &slot, METRIC_MAE, emae / nf);
-        add_metric(sums, &slot, METRIC_MSE, emse / nf);
-        add_metric(sums, &slot, METRIC_BINARY_ACCURACY, ebin / nf);
-        add_metric(sums, &slot, METRIC_CATEGORICAL_ACCURACY, select(0.0, 1.0, am == cls));
+        add_metric(sums, &slot, METRIC_MAE, emae / nf * mw);
+        add_metric(sums, &slot, METRIC_MSE, emse / nf * mw);
+        add_metric(sums, &slot, METRIC_BINARY_ACCURACY, ebin / nf * mw);
+        add_metric(sums, &slot, METRIC_CATEGORICAL_ACCURACY, select(0.0, 1.0, am == cls) * mw);
         // Keras compares the label as a number with the argmax: a label of 2.5 matches nothing.
-        add_metric(sums, &slot, METRIC_SPARSE_CATEGORICAL_ACCURACY, select(0.0, 1.0, f32(am) == y[yb]));
-        add_metric(sums, &slot, METRIC_TOP_K, in_top_k);
-        add_metric(sums, &slot, METRIC_SPARSE_TOP_K, in_top_k);
+        add_metric(sums, &slot, METRIC_SPARSE_CATEGORICAL_ACCURACY, select(0.0, 1.0, f32(am) == y[yb]) * mw);
+        add_metric(sums, &slot, METRIC_TOP_K, in_top_k * mw);
+        add_metric(sums, &slot, METRIC_SPARSE_TOP_K, in_top_k * mw);
     }
 }
 
@@ -243,7 +266,7 @@ fn loss(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: v
     let y0 = mem * P.ms[0].y;
     let g0 = mem * P.ms[0].z;
     let a0 = mem * P.ms[0].w + P.slot;
-    var sums: array<f32, 8>;
+    var sums: array<f32, 9>;
     for (var j = 0u; j < VALUES; j = j + 1u) { sums[j] = 0.0; }
     if (P.row_path != 0u) {
         row_path(tid, p0, y0, g0, &sums);
@@ -267,6 +290,14 @@ fn loss(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: v
                 acc[a0 + j] = acc[a0 + j] + per_sample;
             } else {
                 acc[a0 + j] = per_sample;
+            }
+        }
+        if (P.weighted != 0u) {
+            let wsum = partial[0][WEIGHT_SUM] / divisor;
+            if (P.accumulate != 0u) {
+                acc[a0 + nvals] = acc[a0 + nvals] + wsum;
+            } else {
+                acc[a0 + nvals] = wsum;
             }
         }
     }

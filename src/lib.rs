@@ -40,6 +40,7 @@ mod regularizers;
 mod summary;
 mod sweep;
 mod trainer;
+mod weights;
 
 pub use callbacks::{
     Callback, CsvLogger, EarlyStopping, LearningRateScheduler, Logs, Mode, ModelCheckpoint, ReduceLROnPlateau,
@@ -60,6 +61,7 @@ pub use optimizers::{Adam, AdamW, Clip, IntoOptimizer, LearningRateSchedule, Opt
 pub use regularizers::{IntoRegularizer, Regularizer};
 pub use sweep::{cross_validate, fold_bounds, CrossValidation, Member, MemberReport, Ranked, Sweep, SweepReport};
 pub use trainer::Fit;
+pub use weights::balanced_class_weights;
 
 /// Internals exposed for the test suite and benchmarks only; not a stable API.
 #[doc(hidden)]

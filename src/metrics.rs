@@ -270,15 +270,16 @@ impl MetricSet {
         self.list.iter().map(|(k, _)| k.as_str())
     }
 
-    /// Each metric's value for a pass of `rows` rows: `sums` are the pass's loss-kernel sums
-    /// (the loss's first), `counts` its confusion counts (`COUNTS` per threshold).
+    /// Each metric's value for a pass: `sums` are the pass's loss-kernel sums (the loss's first),
+    /// divided by `denominator` (the rows, or the weights' sum of weighted metrics: 0 gives 0, as
+    /// Keras's divide_no_nan), `counts` its confusion counts (`COUNTS` per threshold).
     pub fn values_of<'s>(
         &'s self,
         sums: &'s [f32],
         counts: &'s [f32],
-        rows: usize,
+        denominator: f64,
     ) -> impl Iterator<Item = (&'s str, f32)> + 's {
-        let mean = move |i: usize| sums.get(i).copied().unwrap_or(f32::NAN) as f64 / rows as f64;
+        let mean = move |i: usize| divide_no_nan(sums.get(i).copied().unwrap_or(f32::NAN) as f64, denominator);
         self.list.iter().map(move |(k, m)| {
             let v = match m.code() {
                 Some(code) => {

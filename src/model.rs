@@ -12,7 +12,7 @@ use crate::losses::{IntoLoss, Loss};
 use crate::matrix::{AsMatrix, Matrix};
 use crate::metrics::MetricSet;
 use crate::optimizers::{IntoOptimizer, Optimizer};
-use crate::plan::{AccSlot, DataRole, MemberSettings, Moments, Plan};
+use crate::plan::{AccSlot, DataRole, MemberSettings, Moments, Plan, Weighting};
 use crate::trainer::{self, Compiled, Fit, FitData, MemberFit};
 
 /// Updates applied so far, and the optimizer's moments, flat in parameter order.
@@ -80,13 +80,24 @@ impl Sequential {
         let loss = loss.into_loss()?;
         loss.validate()?;
         let metrics = MetricSet::new(metrics, &loss)?;
-        self.compiled = Some(Compiled { optimizer, loss, metrics });
+        self.compiled = Some(Compiled { optimizer, loss, metrics, weighted_metrics: false });
         if let Some(plan) = &mut self.plan {
             plan.reset_optimizer()?;
         } else if let Some(w) = self.layers[0].input_shape {
             self.build(w)?;
         }
         self.steps = 0;
+        Ok(())
+    }
+
+    /// Makes the compiled metrics Keras's `weighted_metrics` (true) or its plain `metrics` (false,
+    /// what `compile` sets): with sample or class weights, weighted metrics are the weighted means
+    /// `sum(w * m) / sum(w)` (0 when every weight is 0), plain ones the unweighted means. The loss
+    /// is weighted either way. Needs a compiled model; `compile` resets it; model files do not
+    /// keep it.
+    pub fn weighted_metrics(&mut self, on: bool) -> Result<()> {
+        let c = self.compiled.as_mut().ok_or_else(|| Error::State("weighted_metrics needs a compiled model".into()))?;
+        c.weighted_metrics = on;
         Ok(())
     }
 
@@ -168,7 +179,7 @@ impl Sequential {
         Matrix::new(p.rows(), 1, crate::metrics::classes_of(&p))
     }
 
-    fn output_width(&self, input_w: usize) -> usize {
+    pub(crate) fn output_width(&self, input_w: usize) -> usize {
         self.layers.iter().fold(input_w, |w, l| l.output_width(w))
     }
 
@@ -192,7 +203,14 @@ impl Sequential {
     fn fit_matrix(&mut self, x: &Matrix, y: &Matrix, opts: Fit<'_>) -> Result<History> {
         if let (Some(fraction), None) = (opts.validation_split, opts.validation) {
             let (xt, yt, xv, yv) = split_last_rows(x, y, fraction)?;
-            return self.fit_matrix(&xt, &yt, Fit { validation_split: None, ..opts }.validation_data(&xv, &yv));
+            let (wt, wv) = crate::weights::split_weights(opts.sample_weight, xt.rows(), x.rows())?;
+            let mut fit = Fit { validation_split: None, sample_weight: None, ..opts };
+            fit.sample_weight = wt.as_deref();
+            fit = match &wv {
+                Some(w) => fit.validation_data_weighted(&xv, &yv, w),
+                None => fit.validation_data(&xv, &yv),
+            };
+            return self.fit_matrix(&xt, &yt, fit);
         }
         self.ready(x, "fit")?;
         self.check_fit_data(x, y, opts.validation)?;
@@ -205,10 +223,18 @@ impl Sequential {
         let writer = crate::io::ModelWriter::of(self, x.cols());
         let compiled = self.compiled.as_ref().expect("checked by ready");
         let plan = self.plan.as_mut().expect("built by ready");
+        let weights =
+            crate::weights::training_weights(opts.sample_weight, opts.class_weight.as_deref(), y, plan.output_w)?;
+        if let (Some(w), Some((vx, _))) = (opts.validation_weights, opts.validation) {
+            crate::weights::check_sample_weights("validation sample_weight", w, vx.rows())?;
+        }
         let data = FitData {
             x,
             y,
             validation: opts.validation,
+            weights: weights.as_deref(),
+            val_weights: opts.validation_weights,
+            weighted_metrics: compiled.weighted_metrics,
             batch_size: opts.batch_size.unwrap_or(32),
             epochs: opts.epochs.unwrap_or(1),
             shuffle: opts.shuffle.unwrap_or(true),
@@ -271,6 +297,11 @@ impl Sequential {
         Ok(())
     }
 
+    /// Whether the compiled metrics are Keras's `weighted_metrics`.
+    pub(crate) fn uses_weighted_metrics(&self) -> bool {
+        self.compiled.as_ref().is_some_and(|c| c.weighted_metrics)
+    }
+
     pub(crate) fn loss_and_metrics(&self) -> Result<(Loss, MetricSet)> {
         let c = self.compiled.as_ref().ok_or_else(|| Error::State("the model is not compiled".into()))?;
         Ok((c.loss, c.metrics.clone()))
@@ -329,19 +360,42 @@ impl Sequential {
         y: &(impl AsMatrix + ?Sized),
     ) -> Result<Vec<(String, f32)>> {
         let (x, y) = (&*x.as_matrix()?, &*y.as_matrix()?);
+        self.evaluate_matrix(x, y, None)
+    }
+
+    /// Keras's `evaluate(x, y, sample_weight=w)`: the loss is `sum(w_i * loss_i) / rows` (the
+    /// weighted sum over the rows, as Keras's batches of sum_over_batch_size averaged by size);
+    /// the metrics are weighted means with [`Sequential::weighted_metrics`], else plain means.
+    /// One weight per row, finite, at least 0.
+    pub fn evaluate_weighted(
+        &mut self,
+        x: &(impl AsMatrix + ?Sized),
+        y: &(impl AsMatrix + ?Sized),
+        sample_weight: &[f32],
+    ) -> Result<Vec<(String, f32)>> {
+        let (x, y) = (&*x.as_matrix()?, &*y.as_matrix()?);
+        self.evaluate_matrix(x, y, Some(sample_weight))
+    }
+
+    fn evaluate_matrix(&mut self, x: &Matrix, y: &Matrix, weights: Option<&[f32]>) -> Result<Vec<(String, f32)>> {
         self.ready(x, "evaluate")?;
         self.check_xy(x, y, "evaluate")?;
+        if let Some(w) = weights {
+            crate::weights::check_sample_weights("evaluate sample_weight", w, x.rows())?;
+        }
         let compiled = self.compiled.as_ref().expect("checked by ready");
         let plan = self.plan.as_mut().expect("built by ready");
         let batch = x.rows().min(1024);
         plan.ensure_capacity(batch)?;
         plan.prepare_metrics(&compiled.metrics)?;
-        let data = plan.upload(DataRole::Eval, x.data(), Some(y.data()), x.rows())?;
+        let data = plan.upload(DataRole::Eval, x.data(), Some(y.data()), weights, x.rows())?;
         let mut launches = Vec::new();
-        trainer::eval_launches(plan, &data, batch, compiled.loss, &compiled.metrics, false, &mut launches);
+        let (loss, metrics, wm) = (compiled.loss, &compiled.metrics, compiled.weighted_metrics);
+        trainer::eval_launches(plan, &data, batch, loss, metrics, wm, false, &mut launches);
         let sums = plan.run_for_sums(&launches)?;
         let mut logs = Logs::new();
-        trainer::record(&mut logs, &compiled.metrics, &sums[0], AccSlot::Eval, x.rows(), "");
+        let weighting = Weighting { rows: data.weighted, metrics: wm };
+        trainer::record(&mut logs, metrics, &sums[0], AccSlot::Eval, x.rows(), weighting, "");
         Ok(logs.iter().map(|(k, v)| (k.to_string(), v)).collect())
     }
 
@@ -434,12 +488,27 @@ impl Sequential {
     /// with `seed`), without updating anything: the test suite's finite-difference checks use it.
     #[doc(hidden)]
     pub fn loss_gradients(&mut self, x: &Matrix, y: &Matrix, seed: u32) -> Result<Vec<f32>> {
+        self.loss_gradients_weighted(x, y, None, seed)
+    }
+
+    /// [`Sequential::loss_gradients`] of the loss weighted by `weights` (one per row).
+    #[doc(hidden)]
+    pub fn loss_gradients_weighted(
+        &mut self,
+        x: &Matrix,
+        y: &Matrix,
+        weights: Option<&[f32]>,
+        seed: u32,
+    ) -> Result<Vec<f32>> {
         self.ready(x, "loss_gradients")?;
         self.check_xy(x, y, "loss_gradients")?;
+        if let Some(w) = weights {
+            crate::weights::check_sample_weights("sample_weight", w, x.rows())?;
+        }
         let compiled = self.compiled.as_ref().expect("checked by ready");
         let plan = self.plan.as_mut().expect("built by ready");
         plan.ensure_capacity(x.rows())?;
-        let data = plan.upload(DataRole::Eval, x.data(), Some(y.data()), x.rows())?;
+        let data = plan.upload(DataRole::Eval, x.data(), Some(y.data()), weights, x.rows())?;
         let settings = MemberSettings {
             optimizer: compiled.optimizer.clone(),
             seed: seed as u64,
@@ -451,7 +520,8 @@ impl Sequential {
         let mut launches = Vec::new();
         plan.gather(&data, 0, x.rows(), false, &mut launches);
         plan.forward(x.rows(), true, 0, &mut launches);
-        plan.loss(compiled.loss, &compiled.metrics, x.rows(), true, false, AccSlot::Train, &mut launches);
+        let weighting = Weighting { rows: data.weighted, metrics: false };
+        plan.loss(compiled.loss, &compiled.metrics, x.rows(), true, false, AccSlot::Train, weighting, &mut launches);
         plan.backward(x.rows(), 0, &mut launches);
         Ok(plan.backend.run(&launches, &[(plan.grads, 0..plan.n_params)])?.pop().unwrap_or_default())
     }

@@ -47,6 +47,20 @@ struct Confusion {
     op: OpId,
 }
 
+/// Values per accumulator slot: the loss kernel's sums and, after them, a weighted pass's sum of
+/// weights.
+const ACC_SLOT_VALUES: usize = LOSS_KERNEL_VALUES + 1;
+
+/// How a loss pass weighs its rows (Keras's `sample_weight`, `class_weight`,
+/// `weighted_metrics`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Weighting {
+    /// The rows carry weights (the dataset was uploaded with them): the loss is weighted.
+    pub rows: bool,
+    /// The metrics are weighted means too.
+    pub metrics: bool,
+}
+
 /// One layer of the plan: its settings and where its numbers live.
 pub(crate) struct LayerSlots {
     pub layer: Layer,
@@ -59,6 +73,8 @@ pub(crate) struct DeviceData {
     pub rows: usize,
     pub x_w: usize,
     pub y_w: usize,
+    /// Each row of y carries its sample weight after the targets (`Plan::upload`'s weights).
+    pub weighted: bool,
     pub order: BufId,
     /// Values per member of `order`.
     order_stride: usize,
@@ -258,7 +274,7 @@ impl Plan {
         let norms = backend.create_member_buffer(variables, "gradient norms")?;
         let var_offsets = backend.create_buffer(offsets.len(), "weight tensor offsets")?;
         backend.write_u32(var_offsets, 0, &offsets)?;
-        let acc = backend.create_member_buffer(2 * LOSS_KERNEL_VALUES, "loss and metric sums")?;
+        let acc = backend.create_member_buffer(2 * ACC_SLOT_VALUES, "loss and metric sums")?;
         let table = backend.create_member_buffer(member_table::width(layers.len()), "member table")?;
         let dummy_r = backend.create_member_buffer(1, "unused (read)")?;
         let dummy_w = backend.create_member_buffer(1, "unused (write)")?;
@@ -379,7 +395,8 @@ impl Plan {
         let belows: Vec<Below> = (0..self.layers.len()).map(|l| self.below(l)).collect();
         let b = &mut self.backend;
         let x_batch = b.create_member_buffer(rows * self.input_w, "input batch")?;
-        let y_batch = b.create_member_buffer(rows * self.output_w, "target batch")?;
+        // One more value per row: a weighted dataset's sample weight travels with its targets.
+        let y_batch = b.create_member_buffer(rows * (self.output_w + 1), "target batch")?;
         let mut out = Vec::new();
         let mut grad = Vec::new();
         let mut scratch = Vec::new();
@@ -495,7 +512,16 @@ impl Plan {
 
     /// Uploads a dataset (x and, for training or evaluation, y; all members read it) into `role`'s
     /// buffers, makes a row order of `rows` rows per member and binds the gather kernel.
-    pub fn upload(&mut self, role: DataRole, x: &[f32], y: Option<&[f32]>, rows: usize) -> Result<DeviceData> {
+    /// `weights` (one per dataset row, with y): each row of y is stored with its weight after the
+    /// targets, so the gather copies it with the batch and the loss kernel reads it there.
+    pub fn upload(
+        &mut self,
+        role: DataRole,
+        x: &[f32],
+        y: Option<&[f32]>,
+        weights: Option<&[f32]>,
+        rows: usize,
+    ) -> Result<DeviceData> {
         let batch = self.batch.as_ref().ok_or_else(|| Error::Internal("upload before ensure_capacity".into()))?;
         let (x_batch, y_batch) = (batch.x_batch, batch.y_batch);
         // The loss's target width: the output's, or one column of class indices (sparse loss).
@@ -521,18 +547,33 @@ impl Plan {
         let [x_name, y_name, order_name] = role.names();
         let x_buf = self.scratch(x_name, x.len(), false)?;
         self.backend.write(x_buf, 0, x)?;
-        let y_buf = match y {
-            Some(y) => {
+        let weighted = weights.is_some() && y.is_some();
+        let y_buf = match (y, weights) {
+            (Some(y), Some(w)) => {
+                let yw = y_w.max(1);
+                if w.len() * yw != y.len() {
+                    return Err(Error::Internal(format!("{} weights for {} target rows", w.len(), y.len() / yw)));
+                }
+                let mut rows_w = Vec::with_capacity(y.len() + w.len());
+                for (t, &wv) in y.chunks(yw).zip(w) {
+                    rows_w.extend_from_slice(t);
+                    rows_w.push(wv);
+                }
+                let buf = self.scratch(y_name, rows_w.len(), false)?;
+                self.backend.write(buf, 0, &rows_w)?;
+                buf
+            }
+            (Some(y), None) => {
                 let buf = self.scratch(y_name, y.len(), false)?;
                 self.backend.write(buf, 0, y)?;
                 buf
             }
-            None => self.dummy_r,
+            (None, _) => self.dummy_r,
         };
         let order = self.scratch(order_name, rows, true)?;
         let gather = self.bind_once(Kernel::Gather, &[x_buf, y_buf, order, x_batch, y_batch])?;
         let order_stride = self.scratch_stride(order_name);
-        Ok(DeviceData { rows, x_w: self.input_w, y_w, order, order_stride, gather })
+        Ok(DeviceData { rows, x_w: self.input_w, y_w, weighted, order, order_stride, gather })
     }
 
     /// Writes each member's row order of `data` (dataset row indices, `data.rows` per member).
@@ -559,7 +600,8 @@ impl Plan {
 
     /// Copies rows `start..start + rows` of `data` (in `order` when `shuffled`) into the batch buffers.
     pub fn gather(&self, data: &DeviceData, start: usize, rows: usize, shuffled: bool, out: &mut Vec<Launch>) {
-        let args = GatherArgs { rows: u(rows), x_cols: u(data.x_w), y_cols: u(data.y_w), start: u(start), shuffled };
+        let y_cols = u(data.y_w + usize::from(data.weighted));
+        let args = GatherArgs { rows: u(rows), x_cols: u(data.x_w), y_cols, start: u(start), shuffled };
         out.push(Launch::Run { op: data.gather, args: Args::Gather(args) });
     }
 
@@ -595,7 +637,7 @@ impl Plan {
     pub fn predict(&mut self, x: &[f32], rows: usize) -> Result<Vec<Vec<f32>>> {
         let batch = rows.clamp(1, 1024);
         self.ensure_capacity(batch)?;
-        let data = self.upload(DataRole::Eval, x, None, rows)?;
+        let data = self.upload(DataRole::Eval, x, None, None, rows)?;
         let len = rows * self.output_w;
         let preds = self.scratch("predictions", len, true)?;
         let mut launches = Vec::new();
@@ -615,7 +657,8 @@ impl Plan {
     pub fn acc_offset(metrics: &MetricSet, slot: AccSlot) -> usize {
         match slot {
             AccSlot::Train => 0,
-            AccSlot::Eval => metrics.values(),
+            // The training sums, then the training weights' sum.
+            AccSlot::Eval => metrics.values() + 1,
         }
     }
 
@@ -652,7 +695,7 @@ impl Plan {
 
     /// The reads of every member's loss and metric sums, and of the confusion counts.
     pub fn sums_read(&self) -> Vec<(BufId, std::ops::Range<usize>)> {
-        let mut reads = vec![(self.acc, 0..member_stride(2 * LOSS_KERNEL_VALUES) * self.members)];
+        let mut reads = vec![(self.acc, 0..member_stride(2 * ACC_SLOT_VALUES) * self.members)];
         if let Some(c) = &self.confusion {
             reads.push((c.counts, 0..c.stride * self.members));
         }
@@ -661,7 +704,7 @@ impl Plan {
 
     /// The values of [`Plan::sums_read`], one block per member.
     pub fn split_sums(&self, all: &[Vec<f32>]) -> Vec<MemberSums> {
-        let stride = member_stride(2 * LOSS_KERNEL_VALUES);
+        let stride = member_stride(2 * ACC_SLOT_VALUES);
         (0..self.members)
             .map(|m| {
                 let sums = all.first().and_then(|a| a.get(m * stride..(m + 1) * stride)).unwrap_or_default().to_vec();
@@ -684,7 +727,9 @@ impl Plan {
         }
     }
 
-    /// Loss and metrics of the current batch into the accumulators at `slot` (the gradient too when training).
+    /// Loss and metrics of the current batch into the accumulators at `slot` (the gradient too
+    /// when training), weighted as `weighting` says (its rows only when the batch was gathered
+    /// from a weighted upload).
     #[allow(clippy::too_many_arguments)]
     pub fn loss(
         &self,
@@ -694,6 +739,7 @@ impl Plan {
         training: bool,
         accumulate: bool,
         slot: AccSlot,
+        weighting: Weighting,
         out: &mut Vec<Launch>,
     ) {
         let output_activation = self.layers.last().map_or(Activation::Linear, |l| l.layer.output_activation());
@@ -713,6 +759,8 @@ impl Plan {
             write_gradient: training,
             accumulate,
             slot: u(Plan::acc_offset(metrics, slot)),
+            weighted: weighting.rows,
+            weighted_metrics: weighting.rows && weighting.metrics,
         };
         out.push(Launch::Run { op: self.batch().loss, args: Args::Loss(args) });
         if let Some(op) = separate {
@@ -726,6 +774,8 @@ impl Plan {
                 thresholds: u(c.thresholds),
                 slot: u(Plan::counts_offset(metrics, slot)),
                 accumulate,
+                weighted: weighting.rows,
+                weight_counts: weighting.rows && weighting.metrics,
             };
             out.push(Launch::Run { op: c.op, args: Args::Confusion(args) });
         }

@@ -322,7 +322,14 @@ impl<'a> Sweep<'a> {
         }
         if let (Some(fraction), None) = (opts.validation_split, opts.validation) {
             let (xt, yt, xv, yv) = crate::model::split_last_rows(x, y, fraction)?;
-            return self.fit(&xt, &yt, Fit { validation_split: None, ..opts }.validation_data(&xv, &yv));
+            let (wt, wv) = crate::weights::split_weights(opts.sample_weight, xt.rows(), x.rows())?;
+            let mut fit = Fit { validation_split: None, sample_weight: None, ..opts };
+            fit.sample_weight = wt.as_deref();
+            fit = match &wv {
+                Some(w) => fit.validation_data_weighted(&xv, &yv, w),
+                None => fit.validation_data(&xv, &yv),
+            };
+            return self.fit(&xt, &yt, fit);
         }
         if opts.batch_size == Some(0) {
             return Err(Error::invalid("batch_size", 0, "must be at least 1"));
@@ -345,6 +352,9 @@ impl<'a> Sweep<'a> {
                 }
                 check_rows(rows, vrows, i, "valid_rows")?;
             }
+        }
+        if let (Some(w), Some((vx, _))) = (opts.validation_weights, opts.validation) {
+            crate::weights::check_sample_weights("validation sample_weight", w, vx.rows())?;
         }
         let groups = self.groups(x.cols(), opts.validation.map(|(vx, _)| vx.rows()))?;
         let total = self.members.len();
@@ -441,10 +451,17 @@ impl<'a> Sweep<'a> {
             plans.push(plan);
             fits.push(members);
         }
+        // Every member reads the same weights; the metrics are weighted when every member's are.
+        let out_w = self.members.first().map_or(y.cols(), |m| m.model.output_width(x.cols()));
+        let weights = crate::weights::training_weights(opts.sample_weight, opts.class_weight.as_deref(), y, out_w)?;
+        let weighted_metrics = self.members.iter().all(|m| m.model.uses_weighted_metrics());
         let data = FitData {
             x,
             y,
             validation: opts.validation,
+            weights: weights.as_deref(),
+            val_weights: opts.validation_weights,
+            weighted_metrics,
             batch_size: opts.batch_size.unwrap_or(32),
             epochs: opts.epochs.unwrap_or(1),
             shuffle: opts.shuffle.unwrap_or(true),
@@ -581,7 +598,12 @@ pub fn cross_validate(
         let train: Vec<usize> = (0..lo).chain(hi..n).collect();
         Ok(Member::new(make(f)?).label(format!("fold {f}")).train_rows(train).valid_rows((lo..hi).collect()))
     })?;
-    let report = sweep.fit(x, y, opts.validation_data(x, y))?;
+    // A fold's validation rows keep their sample weights (class weights train only, as Keras).
+    let opts = match opts.sample_weight {
+        Some(w) => opts.validation_data_weighted(x, y, w),
+        None => opts.validation_data(x, y),
+    };
+    let report = sweep.fit(x, y, opts)?;
     let board = report.leaderboard(monitor)?;
     let mut best = vec![f32::NAN; folds];
     for r in &board {

@@ -20,7 +20,7 @@ use crate::losses::Loss;
 use crate::matrix::Matrix;
 use crate::metrics::MetricSet;
 use crate::optimizers::Optimizer;
-use crate::plan::{AccSlot, DataRole, DeviceData, MemberSettings, MemberSums, Plan};
+use crate::plan::{AccSlot, DataRole, DeviceData, MemberSettings, MemberSums, Plan, Weighting};
 
 /// The settings of one `fit` call (Keras's keyword arguments).
 #[derive(Default)]
@@ -34,6 +34,9 @@ pub struct Fit<'a> {
     pub(crate) callbacks: Vec<Box<dyn Callback + 'a>>,
     pub(crate) validation_split: Option<f32>,
     pub(crate) validation_freq: Option<usize>,
+    pub(crate) sample_weight: Option<&'a [f32]>,
+    pub(crate) class_weight: Option<Vec<(usize, f32)>>,
+    pub(crate) validation_weights: Option<&'a [f32]>,
 }
 
 impl<'a> Fit<'a> {
@@ -45,6 +48,35 @@ impl<'a> Fit<'a> {
     /// Data to evaluate at the end of every epoch (`val_loss`, `val_<metric>`).
     pub fn validation_data(mut self, x: &'a Matrix, y: &'a Matrix) -> Self {
         self.validation = Some((x, y));
+        self
+    }
+
+    /// Keras's `validation_data=(x, y, sample_weight)`: validation data whose rows weigh
+    /// `weights` (one per row, finite, at least 0) in `val_loss` (and in the `val_` metrics with
+    /// [`Sequential::weighted_metrics`](crate::Sequential::weighted_metrics)).
+    pub fn validation_data_weighted(mut self, x: &'a Matrix, y: &'a Matrix, weights: &'a [f32]) -> Self {
+        self.validation = Some((x, y));
+        self.validation_weights = Some(weights);
+        self
+    }
+
+    /// Keras's `sample_weight`: one weight per training row (finite, at least 0). A batch's loss
+    /// becomes `sum(w_i * loss_i) / batch_rows`, and so its gradient: a weight of 2 counts a row
+    /// twice, 0 ignores it. With `validation_split` the held-out rows keep their weights for the
+    /// validation pass, as in Keras. Not with [`Fit::class_weight`] (Keras's ValueError).
+    pub fn sample_weight(mut self, weights: &'a [f32]) -> Self {
+        self.sample_weight = Some(weights);
+        self
+    }
+
+    /// Keras's `class_weight`: (class, weight) pairs; each training row weighs its class's weight
+    /// (1 for a class not listed, as Keras). A row's class is its target's argmax (one-hot or
+    /// several outputs), else the target rounded (0/1 labels, class indices). A class the model
+    /// does not have, a class listed twice or a weight that is negative or not finite is an
+    /// error. Validation data is not class-weighted (Keras). See
+    /// [`balanced_class_weights`](crate::balanced_class_weights) for scikit-learn's "balanced".
+    pub fn class_weight(mut self, weights: impl IntoIterator<Item = (usize, f32)>) -> Self {
+        self.class_weight = Some(weights.into_iter().collect());
         self
     }
 
@@ -116,6 +148,8 @@ pub(crate) struct Compiled {
     pub optimizer: Optimizer,
     pub loss: Loss,
     pub metrics: MetricSet,
+    /// The metrics are Keras's `weighted_metrics` (`Sequential::weighted_metrics`).
+    pub weighted_metrics: bool,
 }
 
 /// The data and shared settings of one fit of a plan's members.
@@ -123,6 +157,11 @@ pub(crate) struct FitData<'d> {
     pub x: &'d Matrix,
     pub y: &'d Matrix,
     pub validation: Option<(&'d Matrix, &'d Matrix)>,
+    /// One weight per training row, per validation row (checked).
+    pub weights: Option<&'d [f32]>,
+    pub val_weights: Option<&'d [f32]>,
+    /// The metrics are weighted means (Keras's `weighted_metrics`).
+    pub weighted_metrics: bool,
     pub batch_size: usize,
     pub epochs: usize,
     pub shuffle: bool,
@@ -334,9 +373,11 @@ impl<'a, 'p> PlanFit<'a, 'p> {
         let keys = log_keys(&metrics, data.validation.is_some());
         plan.ensure_capacity(batch.max(val_rows.min(batch_size)))?;
         plan.prepare_metrics(&metrics)?;
-        let train = plan.upload(DataRole::Train, data.x.data(), Some(data.y.data()), n)?;
+        let train = plan.upload(DataRole::Train, data.x.data(), Some(data.y.data()), data.weights, n)?;
         let valid = match data.validation {
-            Some((vx, vy)) => Some(plan.upload(DataRole::Valid, vx.data(), Some(vy.data()), val_rows)?),
+            Some((vx, vy)) => {
+                Some(plan.upload(DataRole::Valid, vx.data(), Some(vy.data()), data.val_weights, val_rows)?)
+            }
             None => None,
         };
         let mut runs: Vec<Run<'a>> = Vec::with_capacity(members.len());
@@ -436,32 +477,35 @@ impl<'a, 'p> PlanFit<'a, 'p> {
         plan.write_table(&settings)?;
         let optimizer = self.runs[0].optimizer.clone();
         let (loss, metrics) = (self.loss, &self.metrics);
+        let weighting = Weighting { rows: self.train.weighted, metrics: data.weighted_metrics };
         for s in 0..self.steps_per_epoch {
             let start = s * self.batch;
             let rows = self.batch.min(n - start);
             plan.gather(&self.train, start, rows, true, launches);
             plan.forward(rows, true, s as u32, launches);
-            plan.loss(loss, metrics, rows, true, s > 0, AccSlot::Train, launches);
+            plan.loss(loss, metrics, rows, true, s > 0, AccSlot::Train, weighting, launches);
             plan.backward(rows, s as u32, launches);
             plan.update(&optimizer, s, self.lrs, launches)?;
         }
         if let Some(v) = self.valid.as_ref().filter(|_| data.validates(epoch)) {
-            eval_launches(plan, v, data.batch_size, loss, metrics, true, launches);
+            eval_launches(plan, v, data.batch_size, loss, metrics, data.weighted_metrics, true, launches);
         }
         Ok(())
     }
 
     /// Ends an epoch with its loss and metric sums (one block per member): logs, callbacks,
     /// History, stops and divergences.
-    fn epoch_end(&mut self, epoch: usize, validated: bool, sums: &[MemberSums]) -> Result<()> {
+    fn epoch_end(&mut self, epoch: usize, validated: bool, sums: &[MemberSums], weighted_metrics: bool) -> Result<()> {
         let metrics = &self.metrics;
+        let train_w = Weighting { rows: self.train.weighted, metrics: weighted_metrics };
+        let valid_w = Weighting { rows: self.valid.as_ref().is_some_and(|v| v.weighted), metrics: weighted_metrics };
         for run in self.runs.iter_mut().filter(|r| r.active) {
             run.steps += self.steps_per_epoch as u64;
             let mut logs = Logs::new();
             let member_sums = &sums[run.member];
-            record(&mut logs, metrics, member_sums, AccSlot::Train, self.n, "");
+            record(&mut logs, metrics, member_sums, AccSlot::Train, self.n, train_w, "");
             if let Some(v) = self.valid.as_ref().filter(|_| validated) {
-                record(&mut logs, metrics, member_sums, AccSlot::Eval, v.rows, "val_");
+                record(&mut logs, metrics, member_sums, AccSlot::Eval, v.rows, valid_w, "val_");
             }
             let result = run.each(|cb, ctx| {
                 // The History records what is there after every callback but the display ran: its
@@ -600,7 +644,7 @@ pub(crate) fn fit_plans<'a>(
         };
         for (&g, read) in live.iter().zip(sums) {
             let per_member = fits[g].plan.split_sums(&read);
-            fits[g].epoch_end(epoch, data.validates(epoch), &per_member)?;
+            fits[g].epoch_end(epoch, data.validates(epoch), &per_member, data.weighted_metrics)?;
         }
         let shown: Vec<Vec<MemberLogs<'_>>> = fits
             .iter()
@@ -613,40 +657,49 @@ pub(crate) fn fit_plans<'a>(
 }
 
 /// The launches of a validation/evaluation pass over `data`: forward in inference mode and the
-/// loss into the evaluation accumulators. `through_order`: each member's rows are its row order
-/// (validation rows per member), else the dataset's rows in sequence.
+/// loss into the evaluation accumulators (weighted when `data` carries weights; the metrics too
+/// with `weighted_metrics`). `through_order`: each member's rows are its row order (validation
+/// rows per member), else the dataset's rows in sequence.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn eval_launches(
     plan: &Plan,
     data: &DeviceData,
     batch: usize,
     loss: Loss,
     metrics: &MetricSet,
+    weighted_metrics: bool,
     through_order: bool,
     out: &mut Vec<Launch>,
 ) {
+    let weighting = Weighting { rows: data.weighted, metrics: weighted_metrics };
     for (i, start) in (0..data.rows).step_by(batch).enumerate() {
         let rows = batch.min(data.rows - start);
         plan.gather(data, start, rows, through_order, out);
         plan.forward(rows, false, 0, out);
-        plan.loss(loss, metrics, rows, false, i > 0, AccSlot::Eval, out);
+        plan.loss(loss, metrics, rows, false, i > 0, AccSlot::Eval, weighting, out);
     }
 }
 
-/// Adds one pass's mean loss and metrics (sums / rows; confusion metrics from the pass's
-/// counts) to the logs.
+/// Adds one pass's mean loss and metrics to the logs: the loss is sums / rows (Keras's loss,
+/// weighted or not, is the batch losses' mean weighted by batch size: the weighted sum over the
+/// rows); the metrics of a pass weighted as `weighting` says are divided by the weights' sum
+/// instead (0 when it is 0, Keras's divide_no_nan); confusion metrics come from the pass's counts.
 pub(crate) fn record(
     logs: &mut Logs,
     metrics: &MetricSet,
     read: &MemberSums,
     slot: AccSlot,
     rows: usize,
+    weighting: Weighting,
     prefix: &str,
 ) {
     let sums = read.sums.get(Plan::acc_offset(metrics, slot)..).unwrap_or_default();
     let counts = read.counts.get(Plan::counts_offset(metrics, slot)..).unwrap_or_default();
     let loss = sums.first().copied().unwrap_or(f32::NAN) as f64 / rows as f64;
     logs.insert(&format!("{prefix}loss"), loss as f32);
-    for (key, value) in metrics.values_of(sums, counts, rows) {
+    let weight_sum =
+        (weighting.rows && weighting.metrics).then(|| sums.get(metrics.values()).copied().unwrap_or(f32::NAN) as f64);
+    for (key, value) in metrics.values_of(sums, counts, weight_sum.unwrap_or(rows as f64)) {
         logs.insert(&format!("{prefix}{key}"), value);
     }
 }

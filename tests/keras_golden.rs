@@ -93,6 +93,8 @@ fn loss_kernel(device: &wgfit::Device, loss: u32, metrics: u32, pred: &[f32], y:
         write_gradient: true,
         accumulate: false,
         slot: 0,
+        weighted: false,
+        weighted_metrics: false,
     };
     h.run(&ids, Args::Loss(p)).unwrap();
     let sums = h.read(ids[3]).unwrap();

@@ -360,6 +360,8 @@ fn loss_case(loss: u32, act: u32, rows: usize, n: usize, metrics: u32, training:
         write_gradient: training,
         accumulate: true,
         slot: 4,
+        weighted: false,
+        weighted_metrics: false,
     };
     let grad0 = if training { nan(rows * n) } else { vec![0.0; rows * n] };
     let (g, c) = both(&[pred.clone(), y.clone(), grad0, acc0.clone()], Args::Loss(p));
@@ -829,6 +831,8 @@ fn kernels_run_each_member_independently() {
         write_gradient: true,
         accumulate: true,
         slot: 4,
+        weighted: false,
+        weighted_metrics: false,
     };
     let members: Vec<Vec<Vec<f32>>> =
         (0..k).map(|m| vec![pred[m].clone(), target[m].clone(), nan(rows), vec![0.25; 8]]).collect();
@@ -1102,6 +1106,7 @@ fn confusion_matches_twin_and_a_direct_count() {
                 thresholds: t as u32,
                 slot: slot as u32,
                 accumulate,
+                ..Default::default()
             };
             let (g, c) = both(&[pred.clone(), y.clone(), thr.clone(), acc0.clone()], Args::Confusion(args));
             let what = format!("confusion {rows}x{cols}, {n} AUC + {plain:?} thresholds, accumulate {accumulate}");
@@ -1142,7 +1147,7 @@ fn confusion_matches_twin_and_a_direct_count() {
             vec![pred, y, threshold_pairs(200, &[0.5]), nan(4 * 201 + 8)]
         })
         .collect();
-    let args = ConfusionArgs { rows: 40, cols: 2, thresholds: 201, slot: 8, accumulate: false };
+    let args = ConfusionArgs { rows: 40, cols: 2, thresholds: 201, slot: 8, accumulate: false, ..Default::default() };
     let per_member: Vec<Vec<Vec<f32>>> = members
         .into_iter()
         .map(|mut m| {
@@ -1151,4 +1156,46 @@ fn confusion_matches_twin_and_a_direct_count() {
         })
         .collect();
     check_members("confusion", &per_member, Args::Confusion(args), common::Tol { rel: 0.0, abs: 0.0 });
+}
+
+/// A weighted dataset's target rows carry the sample weight after the targets: the confusion
+/// kernel reads the targets past it, and with weight_counts each value adds its row's weight
+/// (Keras's weighted_metrics), against the twin and a weighted count in f64.
+#[test]
+fn confusion_reads_weighted_rows() {
+    let mut r = rng(7);
+    let (rows, cols) = (53usize, 3usize);
+    let (pred, targets) = confusion_inputs(&mut r, rows * cols);
+    let weights = random_vec(&mut r, rows, 0.0, 2.0);
+    let y: Vec<f32> =
+        (0..rows).flat_map(|i| targets[i * cols..(i + 1) * cols].iter().copied().chain([weights[i]])).collect();
+    let thr = threshold_pairs(0, &[0.5, 0.1]);
+    for weight_counts in [false, true] {
+        let args = ConfusionArgs {
+            rows: rows as u32,
+            cols: cols as u32,
+            thresholds: 2,
+            slot: 0,
+            accumulate: false,
+            weighted: true,
+            weight_counts,
+        };
+        let (g, c) = both(&[pred.clone(), y.clone(), thr.clone(), nan(8)], Args::Confusion(args));
+        let what = format!("weighted confusion, weight_counts {weight_counts}");
+        common::Tol { rel: 1e-6, abs: 1e-6 }.check(&format!("{what}: GPU vs CPU"), &g[3], &c[3]);
+        let mut want = vec![0.0f64; 8];
+        for (i, t) in [0.5f32, 0.1].iter().enumerate() {
+            for (e, &p) in pred.iter().enumerate() {
+                let w = if weight_counts { weights[e / cols] as f64 } else { 1.0 };
+                let k = match (p > *t, targets[e] != 0.0) {
+                    (true, true) => 0,
+                    (true, false) => 1,
+                    (false, false) => 2,
+                    (false, true) => 3,
+                };
+                want[4 * i + k] += w;
+            }
+        }
+        common::Tol { rel: 1e-5, abs: 1e-5 }.check64(&format!("{what}: CPU vs f64"), &c[3], &want);
+    }
 }

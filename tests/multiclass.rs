@@ -121,6 +121,8 @@ fn row_loss_kernel_matches_twin_and_f64() {
                     write_gradient: true,
                     accumulate: true,
                     slot: 2,
+                    weighted: false,
+                    weighted_metrics: false,
                 };
                 let acc0 = random_vec(&mut r, 16, 0.0, 1.0);
                 let inputs = [pred.clone(), y.clone(), vec![f32::NAN; rows * n], acc0.clone()];
@@ -198,6 +200,8 @@ fn keras_case(device: &Device, loss: Loss, metrics: u32, pred: &[f32], y: &[f32]
         write_gradient: true,
         accumulate: false,
         slot: 0,
+        weighted: false,
+        weighted_metrics: false,
     };
     let out = run(device, &[pred.to_vec(), y.to_vec(), vec![f32::NAN; pred.len()], vec![f32::NAN; 8]], Args::Loss(p));
     let count = 1 + metrics.count_ones() as usize;
@@ -272,6 +276,8 @@ fn losses_gradients_and_accuracies_match_keras() {
             write_gradient: true,
             accumulate: false,
             slot: 0,
+            weighted: false,
+            weighted_metrics: false,
         };
         let out = run(&device, &[y, onehot_l.clone(), vec![f32::NAN; logits.len()], vec![f32::NAN; 8]], Args::Loss(p));
         let sc = &g["softmax_cce"];
@@ -493,6 +499,8 @@ fn row_kernels_run_each_member_independently() {
                 write_gradient: true,
                 accumulate: true,
                 slot: 8,
+                weighted: false,
+                weighted_metrics: false,
             }),
             (0..k)
                 .map(|_| {

@@ -265,8 +265,9 @@ pub struct BatchNormArgs {
     pub derivative: Activation,
 }
 
-/// Values the loss kernel sums per pass: the loss and up to seven metrics (shaders/loss.wgsl's
-/// VALUES; every kind of metric at once fits).
+/// Values the loss kernel sums per pass: the loss and up to seven metrics (every kind of metric
+/// at once fits). A weighted pass adds the weights' sum after them (shaders/loss.wgsl's VALUES
+/// is this plus one).
 pub const LOSS_KERNEL_VALUES: usize = 8;
 
 /// A row pass of softmax over `rows` x `cols` values per member, in place: forward turns logits
@@ -299,13 +300,19 @@ pub struct LossArgs {
     pub accumulate: bool,
     /// Where in the member's accumulators the sums go.
     pub slot: u32,
+    /// Each row of y ends with its sample weight: the loss and its gradient are weighted and the
+    /// weights' sum follows the metrics' sums (Keras's `sample_weight`).
+    pub weighted: bool,
+    /// The metrics are weighted too (Keras's `weighted_metrics`; needs `weighted`).
+    pub weighted_metrics: bool,
 }
 
 /// Bits of the metrics that compare whole rows (argmax, top k): `Metric::code()` 3 and up.
 const ROW_METRIC_BITS: u32 = !0b111;
 
 impl LossArgs {
-    /// Columns of y: one (class indices) for the sparse loss, else the output's.
+    /// Columns of the targets: one (class indices) for the sparse loss, else the output's (a
+    /// weighted row of y holds one more: its weight).
     pub fn y_cols(&self) -> u32 {
         self.loss.target_width(self.cols as usize) as u32
     }
@@ -386,6 +393,11 @@ pub struct ConfusionArgs {
     pub slot: u32,
     /// Add to the counts (else overwrite them: a pass's first batch).
     pub accumulate: bool,
+    /// The target rows carry their sample weight after the targets (a weighted dataset: the
+    /// rows of y are `cols + 1` values).
+    pub weighted: bool,
+    /// Each value counts its row's weight instead of 1 (Keras's weighted_metrics).
+    pub weight_counts: bool,
 }
 
 /// Mirrors `struct P_confusion` in shaders/confusion.wgsl.
@@ -397,6 +409,8 @@ struct ConfusionRecord {
     thresholds: u32,
     slot: u32,
     accumulate: u32,
+    weighted: u32,
+    weight_counts: u32,
 }
 
 /// Mirrors `struct P_gather` in shaders/gather.wgsl.
@@ -466,6 +480,8 @@ struct LossRecord {
     fused_softmax: u32,
     top_k: u32,
     label_smoothing: f32,
+    weighted: u32,
+    weighted_metrics: u32,
 }
 
 /// Mirrors `struct P_softmax` in shaders/softmax.wgsl.
@@ -596,6 +612,8 @@ impl Args {
                 fused_softmax: flag(a.fused_softmax()),
                 top_k: crate::metrics::Metric::TOP_K,
                 label_smoothing: a.loss.label_smoothing(),
+                weighted: flag(a.weighted),
+                weighted_metrics: flag(a.weighted && a.weighted_metrics),
             }),
             Args::Penalty(a) => Uniform::of(&PenaltyRecord {
                 offset: a.offset,
@@ -612,6 +630,8 @@ impl Args {
                 thresholds: a.thresholds,
                 slot: a.slot,
                 accumulate: flag(a.accumulate),
+                weighted: flag(a.weighted),
+                weight_counts: flag(a.weight_counts),
             }),
             Args::SoftmaxForward(a) | Args::SoftmaxBackward(a) => {
                 Uniform::of(&SoftmaxRecord { rows: a.rows, cols: a.cols })

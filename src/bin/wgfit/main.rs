@@ -134,6 +134,15 @@ struct TrainArgs {
     /// Hidden layer sizes, comma-separated ("none" for no hidden layer).
     #[arg(long, default_value = "512,512,512")]
     layers: String,
+    /// Keras's class_weight: "balanced" (n_rows / (n_classes * rows of the class), scikit-learn's)
+    /// or LABEL:WEIGHT pairs, comma-separated, keyed by the target's class labels or 0/1 values;
+    /// unlisted classes weigh 1. The loss is weighted, the metrics are not (Keras's `metrics`).
+    #[arg(long, value_name = "SPEC", conflicts_with = "sample_weight")]
+    class_weight: Option<String>,
+    /// Keras's sample_weight: a numeric column of the data (and of --valid) holding each row's
+    /// weight (at least 0); it is not a feature.
+    #[arg(long, value_name = "COLUMN")]
+    sample_weight: Option<String>,
     /// Dropout rate after every hidden layer.
     #[arg(long)]
     dropout: Option<f32>,

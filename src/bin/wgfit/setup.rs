@@ -20,11 +20,22 @@ pub(crate) struct Prepared {
     pub x: Matrix,
     pub y: Matrix,
     pub valid: Option<(Matrix, Matrix)>,
+    /// The training and validation rows' sample weights (`--sample-weight COLUMN`).
+    pub weights: Option<Vec<f32>>,
+    pub valid_weights: Option<Vec<f32>>,
+}
+
+/// The numbers of column `name` of `table`, one per row (a typed error naming the row for a
+/// cell that is not a number).
+fn column_values(table: &RawTable, name: &str) -> CliResult<Vec<f32>> {
+    let c = table.column_index(name)?;
+    Ok((0..table.len()).map(|r| table.number(r, c)).collect::<wgfit::Result<Vec<f32>>>()?)
 }
 
 /// Reads `data` (and `--valid`), holds out `--validation-split`, fits the preprocessing on the
-/// training rows and applies it to both; says on stderr what it got.
-pub(crate) fn prepare(data: &Path, d: &DataArgs) -> CliResult<Prepared> {
+/// training rows and applies it to both; says on stderr what it got. `weight_column`: a column
+/// of sample weights, read from both tables and dropped from the features.
+pub(crate) fn prepare(data: &Path, d: &DataArgs, weight_column: Option<&str>) -> CliResult<Prepared> {
     if let Some(f) = d.validation_split {
         if !(f > 0.0 && f < 1.0) {
             return Err(usage(format!("--validation-split must be in (0, 1), got {f}")));
@@ -40,9 +51,21 @@ pub(crate) fn prepare(data: &Path, d: &DataArgs) -> CliResult<Prepared> {
         }
         (None, None) => (table, None),
     };
+    let mut drop = d.drop.clone();
+    let (mut weights, mut valid_weights) = (None, None);
+    if let Some(col) = weight_column {
+        if d.target.as_deref() == Some(col)
+            || (d.target.is_none() && train_raw.columns().last().is_some_and(|c| c == col))
+        {
+            return Err(usage(format!("--sample-weight {col:?} is the target column")));
+        }
+        weights = Some(column_values(&train_raw, col)?);
+        valid_weights = valid_raw.as_ref().map(|v| column_values(v, col)).transpose()?;
+        drop.push(col.to_string());
+    }
     let opts = CsvOptions {
         target: d.target.clone(),
-        drop: d.drop.clone(),
+        drop,
         categorical: d.categorical.clone(),
         scale,
         multiclass: d.task == "multiclass",
@@ -60,7 +83,7 @@ pub(crate) fn prepare(data: &Path, d: &DataArgs) -> CliResult<Prepared> {
         x.cols(),
         pre.target()
     );
-    Ok(Prepared { pre, x, y, valid })
+    Ok(Prepared { pre, x, y, valid, weights, valid_weights })
 }
 
 /// Loss, output activation and metrics: as given, else chosen from the target (class labels get

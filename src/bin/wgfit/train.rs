@@ -25,14 +25,28 @@ pub(crate) fn train(a: TrainArgs, started: Instant) -> CliResult<()> {
         extras: OptimizerExtras { rho: a.rho, weight_decay: a.weight_decay, clipnorm: a.clipnorm },
     };
     let fit = setup::fit_settings(&a.run)?;
-    let setup::Prepared { pre, x, y, valid } = setup::prepare(&a.data, &a.data_opts)?;
+    let setup::Prepared { pre, x, y, valid, weights, valid_weights } =
+        setup::prepare(&a.data, &a.data_opts, a.sample_weight.as_deref())?;
+    let class_weight = match &a.class_weight {
+        Some(spec) => Some(parse_class_weight(spec, &y, pre.classes())?),
+        None => None,
+    };
     let compile = Compile::for_target(&y, &a.model, pre.classes().map(<[String]>::len));
     let device = pick_device(a.run.device.as_deref())?;
     let mut model = spec.build(&device, &compile, &a.model.activation, a.seed, Some(x.cols()))?;
 
     let mut fit = fit.seed(a.seed);
-    if let Some((vx, vy)) = &valid {
-        fit = fit.validation_data(vx, vy);
+    match (&valid, &valid_weights) {
+        (Some((vx, vy)), Some(vw)) => fit = fit.validation_data_weighted(vx, vy, vw),
+        (Some((vx, vy)), None) => fit = fit.validation_data(vx, vy),
+        _ => {}
+    }
+    if let Some(w) = &weights {
+        fit = fit.sample_weight(w);
+    }
+    if let Some(cw) = &class_weight {
+        eprintln!("wgfit: class weights {cw:?}");
+        fit = fit.class_weight(cw.iter().copied());
     }
     if let Some(early) = setup::early_stopping(&a.run, valid.is_some()) {
         fit = fit.callback(early);
@@ -52,10 +66,18 @@ pub(crate) fn train(a: TrainArgs, started: Instant) -> CliResult<()> {
     let fit_s = fit_started.elapsed().as_secs_f64();
     let epochs_run = history.epochs();
 
-    // In History order: loss, metrics, then val_ keys.
-    let mut scores: Vec<(String, f32)> = model.evaluate(&x, &y)?;
+    // In History order: loss, metrics, then val_ keys; weighted as the fit was (the training
+    // rows by their sample weights, not their class weights: Keras's evaluate takes no class_weight).
+    let mut scores: Vec<(String, f32)> = match &weights {
+        Some(w) => model.evaluate_weighted(&x, &y, w)?,
+        None => model.evaluate(&x, &y)?,
+    };
     if let Some((vx, vy)) = &valid {
-        scores.extend(model.evaluate(vx, vy)?.into_iter().map(|(k, v)| (format!("val_{k}"), v)));
+        let val = match &valid_weights {
+            Some(w) => model.evaluate_weighted(vx, vy, w)?,
+            None => model.evaluate(vx, vy)?,
+        };
+        scores.extend(val.into_iter().map(|(k, v)| (format!("val_{k}"), v)));
     }
     let fin: Map<String, Value> = scores.iter().map(|(k, v)| (k.clone(), json_f32(*v))).collect();
     if let Some(path) = &a.run.plot {
@@ -100,4 +122,40 @@ pub(crate) fn train(a: TrainArgs, started: Instant) -> CliResult<()> {
         }
     }
     Ok(())
+}
+
+/// `--class-weight`: "balanced" (scikit-learn's n_samples / (n_classes * count) over the training
+/// rows) or LABEL:WEIGHT pairs, comma-separated, keyed by the target's class labels (a text or
+/// `--task multiclass` target) or its values (0 and 1 for a binary target).
+fn parse_class_weight(spec: &str, y: &wgfit::Matrix, classes: Option<&[String]>) -> CliResult<Vec<(usize, f32)>> {
+    if spec == "balanced" {
+        return Ok(wgfit::balanced_class_weights(y)?);
+    }
+    let mut out = Vec::new();
+    for pair in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (label, weight) = pair
+            .rsplit_once(':')
+            .ok_or_else(|| usage(format!("--class-weight: {pair:?} is not LABEL:WEIGHT (or use \"balanced\")")))?;
+        let weight: f32 =
+            weight.trim().parse().map_err(|_| usage(format!("--class-weight: weight {weight:?} is not a number")))?;
+        let label = label.trim();
+        let class = match classes {
+            Some(names) => names.iter().position(|n| n == label).ok_or_else(|| {
+                usage(format!("--class-weight: {label:?} is not a class of the target (classes: {})", names.join(", ")))
+            })?,
+            None => match label.parse::<f64>() {
+                Ok(v) if v >= 0.0 && v.fract() == 0.0 && v < u32::MAX as f64 => v as usize,
+                _ => {
+                    return Err(usage(format!(
+                        "--class-weight: {label:?} is not a class value of the target (0, 1, ... for a numeric target)"
+                    )))
+                }
+            },
+        };
+        out.push((class, weight));
+    }
+    if out.is_empty() {
+        return Err(usage("--class-weight needs \"balanced\" or LABEL:WEIGHT pairs"));
+    }
+    Ok(out)
 }

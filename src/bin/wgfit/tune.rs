@@ -59,7 +59,7 @@ pub(crate) fn tune(a: TuneArgs) -> CliResult<()> {
         ));
     }
     let fit = setup::fit_settings(&a.run)?;
-    let prepared = setup::prepare(data, &a.data_opts)?;
+    let prepared = setup::prepare(data, &a.data_opts, None)?;
     let (x, y) = (&prepared.x, &prepared.y);
     if let Some(k) = a.folds.filter(|k| *k > x.rows()) {
         return Err(usage(format!("--folds {k}: more folds than the {} training rows", x.rows())));

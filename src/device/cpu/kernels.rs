@@ -266,7 +266,7 @@ fn elementwise_loss(code: u32, pv: f32, t: f32) -> (f32, f32) {
 
 /// The kernel's sums of one invocation: the loss, then each requested metric in bit order.
 struct Sums<'a> {
-    sums: &'a mut [f32; 8],
+    sums: &'a mut [f32; 9],
     slot: usize,
     metrics: u32,
 }
@@ -283,7 +283,7 @@ impl Sums<'_> {
 /// The layout and the two paths are documented in shaders/loss.wgsl.
 pub(crate) fn loss(p: &LossArgs, pred: &[f32], y: &[f32], grad: &mut [f32], acc: &mut [f32]) {
     // Same summation order as the kernel: 256 strided partial sums, then a tree.
-    let mut partial = [[0.0f32; 8]; 256];
+    let mut partial = [[0.0f32; 9]; 256];
     let row_path = p.row_path();
     for (tid, sums) in partial.iter_mut().enumerate() {
         if row_path {
@@ -313,6 +313,27 @@ pub(crate) fn loss(p: &LossArgs, pred: &[f32], y: &[f32], grad: &mut [f32], acc:
             acc[slot + j] = per_sample;
         }
     }
+    if p.weighted {
+        let wsum = partial[0][WEIGHT_SUM] / divisor;
+        if p.accumulate {
+            acc[slot + nvals] += wsum;
+        } else {
+            acc[slot + nvals] = wsum;
+        }
+    }
+}
+
+/// Where the weight sum waits in the partial sums (after the loss and seven metrics).
+const WEIGHT_SUM: usize = 8;
+
+/// A row's sample weight (1 unweighted) and the weight its metric values take.
+fn row_weight(p: &LossArgs, y: &[f32], r: usize) -> (f32, f32) {
+    if !p.weighted {
+        return (1.0, 1.0);
+    }
+    let yw = p.y_cols() as usize;
+    let w = y[r * (yw + 1) + yw];
+    (w, if p.weighted_metrics { w } else { 1.0 })
 }
 
 /// The twin of `penalty` (shaders/penalty.wgsl), in its summation order.
@@ -351,20 +372,24 @@ pub(crate) fn penalty(p: &PenaltyArgs, param: &[f32], grad: &mut [f32], acc: &mu
 /// at `acc[slot + 4 i..]`, every value counted in order (f32 counts, exact per batch).
 pub(crate) fn confusion(p: &ConfusionArgs, pred: &[f32], y: &[f32], thr: &[f32], acc: &mut [f32]) {
     let count = (p.rows * p.cols) as usize;
+    let cols = p.cols as usize;
+    let y_stride = cols + usize::from(p.weighted);
     for i in 0..p.thresholds as usize {
         let (t, s) = (thr[2 * i], thr[2 * i + 1]);
         let mut c = [0.0f32; 4];
-        for (&v, &target) in pred[..count].iter().zip(&y[..count]) {
+        for (e, &v) in pred[..count].iter().enumerate() {
+            let r = e / cols;
             // As clip(p, 0, 1) * (n - 1) > i: Keras's bucket rule for evenly spaced thresholds.
             let above = if s > 0.0 { v.clamp(0.0, 1.0) * s > t } else { v > t };
-            let positive = target != 0.0;
+            let positive = y[r * y_stride + e % cols] != 0.0;
+            let w = if p.weight_counts { y[r * y_stride + cols] } else { 1.0 };
             let k = match (above, positive) {
                 (true, true) => 0,
                 (true, false) => 1,
                 (false, false) => 2,
                 (false, true) => 3,
             };
-            c[k] += 1.0;
+            c[k] += w;
         }
         let a = &mut acc[p.slot as usize + 4 * i..p.slot as usize + 4 * i + 4];
         for (dst, v) in a.iter_mut().zip(c) {
@@ -373,30 +398,35 @@ pub(crate) fn confusion(p: &ConfusionArgs, pred: &[f32], y: &[f32], thr: &[f32],
     }
 }
 
-fn loss_elements(p: &LossArgs, tid: usize, pred: &[f32], y: &[f32], grad: &mut [f32], sums: &mut [f32; 8]) {
+fn loss_elements(p: &LossArgs, tid: usize, pred: &[f32], y: &[f32], grad: &mut [f32], sums: &mut [f32; 9]) {
     let count = (p.rows * p.cols) as usize;
     let loss = p.loss.code();
     let inv = 1.0 / count as f32;
+    let cols = p.cols as usize;
     for e in (tid..count).step_by(256) {
-        let (pv, t) = (pred[e], y[e]);
+        let (r, c) = (e / cols, e % cols);
+        let (w, mw) = row_weight(p, y, r);
+        let t = if p.weighted { y[r * (cols + 1) + c] } else { y[e] };
+        let pv = pred[e];
         let d = pv - t;
         let (l, g) = elementwise_loss(loss, pv, t);
         if p.write_gradient {
-            let mut gz = g * inv;
+            let mut gz = g * inv * w;
             if loss != 3 {
                 gz *= act_grad_from_output(pv, p.output_activation.code());
             }
             grad[e] = gz;
         }
-        sums[0] += l;
+        sums[0] += l * w;
+        sums[WEIGHT_SUM] += w;
         let mut s = Sums { sums: &mut *sums, slot: 1, metrics: p.metrics };
-        s.metric(1, d.abs());
-        s.metric(2, d * d);
-        s.metric(4, if (if pv > 0.5 { 1.0 } else { 0.0 }) == t { 1.0 } else { 0.0 });
+        s.metric(1, d.abs() * mw);
+        s.metric(2, d * d * mw);
+        s.metric(4, (if (if pv > 0.5 { 1.0 } else { 0.0 }) == t { 1.0 } else { 0.0 }) * mw);
     }
 }
 
-fn loss_rows(p: &LossArgs, tid: usize, pred: &[f32], y: &[f32], grad: &mut [f32], sums: &mut [f32; 8]) {
+fn loss_rows(p: &LossArgs, tid: usize, pred: &[f32], y: &[f32], grad: &mut [f32], sums: &mut [f32; 9]) {
     const EPS: f32 = 1e-7;
     let (n, yw) = (p.cols as usize, p.y_cols() as usize);
     let code = p.loss.code();
@@ -406,7 +436,9 @@ fn loss_rows(p: &LossArgs, tid: usize, pred: &[f32], y: &[f32], grad: &mut [f32]
     let clip = |v: f32| v.clamp(EPS, 1.0 - EPS);
     for r in (tid..p.rows as usize).step_by(256) {
         let pr = &pred[r * n..(r + 1) * n];
-        let yr = &y[r * yw..(r + 1) * yw];
+        let ys = yw + usize::from(p.weighted);
+        let yr = &y[r * ys..r * ys + yw];
+        let (w, mw) = row_weight(p, y, r);
         let smoothed = |j: usize| yr[j] * (1.0 - ls) + ls / n as f32;
         let (mut mx, mut am) = (pr[0], 0usize);
         for (j, &v) in pr.iter().enumerate().skip(1) {
@@ -489,7 +521,7 @@ fn loss_rows(p: &LossArgs, tid: usize, pred: &[f32], y: &[f32], grad: &mut [f32]
                         elementwise_loss(code, v, yr[j]).1
                     }
                 };
-                let mut gz = g * scale;
+                let mut gz = g * scale * w;
                 if !fused && code != 3 {
                     gz *= act_grad_from_output(v, p.output_activation.code());
                 }
@@ -499,15 +531,16 @@ fn loss_rows(p: &LossArgs, tid: usize, pred: &[f32], y: &[f32], grad: &mut [f32]
         let above = pr.iter().filter(|&&v| v > pt).count() as u32;
         let in_top_k = if above < crate::metrics::Metric::TOP_K { 1.0 } else { 0.0 };
         let nf = n as f32;
-        sums[0] += l;
+        sums[0] += l * w;
+        sums[WEIGHT_SUM] += w;
         let mut s = Sums { sums: &mut *sums, slot: 1, metrics: p.metrics };
-        s.metric(1, emae / nf);
-        s.metric(2, emse / nf);
-        s.metric(4, ebin / nf);
-        s.metric(8, if am == target { 1.0 } else { 0.0 });
-        s.metric(16, if am as f32 == yr[0] { 1.0 } else { 0.0 });
-        s.metric(32, in_top_k);
-        s.metric(64, in_top_k);
+        s.metric(1, emae / nf * mw);
+        s.metric(2, emse / nf * mw);
+        s.metric(4, ebin / nf * mw);
+        s.metric(8, (if am == target { 1.0 } else { 0.0 }) * mw);
+        s.metric(16, (if am as f32 == yr[0] { 1.0 } else { 0.0 }) * mw);
+        s.metric(32, in_top_k * mw);
+        s.metric(64, in_top_k * mw);
     }
 }
 
