@@ -51,7 +51,7 @@ pub use error::{Error, Result};
 pub use history::History;
 pub use layers::{
     Activation, ActivationConfig, ActivationLayer, BatchNormConfig, BatchNormalization, Dense, DenseConfig, Dropout,
-    DropoutConfig, Initializer, Input, Layer, LayerKind,
+    DropoutConfig, Initializer, Input, Layer, LayerKind, Normalization, NormalizationConfig,
 };
 pub use losses::{IntoLoss, Loss};
 pub use matrix::{AsMatrix, Matrix};

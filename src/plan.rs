@@ -252,6 +252,7 @@ impl Plan {
         }
         for (index, layer) in layer_cfgs.iter().enumerate() {
             let width = layer_cfgs[..index].iter().fold(input_w, |w, l| l.output_width(w));
+            layer.spec().check_input(index, width)?;
             if count_weights(&layer.spec().weights(width)).0 == usize::MAX {
                 let out_w = layer.output_width(width);
                 return Err(Error::invalid("units", out_w, format!("{width} x {out_w} weights overflow")));

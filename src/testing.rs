@@ -4,7 +4,8 @@
 use crate::device::{member_stride, Backend, Device, DeviceInner, Launch};
 pub use crate::device::{
     member_table, ActivationArgs, ActivationGradArgs, Args, BatchNormArgs, BufId, ConfusionArgs, DropoutArgs, Family,
-    GatherArgs, GradNormsArgs, Kernel, LossArgs, MatmulArgs, Ones, PenaltyArgs, SoftmaxArgs, UpdateArgs,
+    GatherArgs, GradNormsArgs, Kernel, LossArgs, MatmulArgs, NormalizationArgs, Ones, PenaltyArgs, SoftmaxArgs,
+    UpdateArgs,
 };
 use crate::error::Result;
 

@@ -391,3 +391,21 @@ fn multiclass_models_export_softmax_and_labels() {
     let err = wgfit::io::onnx_bytes(&mut model, &OnnxOptions::new().class_labels(&["a", "b"])).unwrap_err();
     assert!(err.to_string().contains("3 distinct labels"), "{err}");
 }
+
+/// Normalization (adapted, and inverted) exports as Sub/Div (Mul/Add) with its statistics.
+#[test]
+fn normalization_layers_match_predict() {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+    let data = random_matrix(&mut rng, 30, 4, -50.0, 50.0);
+    for invert in [false, true] {
+        let model = Sequential::new(
+            &Device::cpu(),
+            vec![
+                wgfit::Normalization::new().adapt(&data).invert(invert).input_shape(4),
+                Dense::new(3).activation("relu"),
+                Dense::new(1),
+            ],
+        );
+        check_model(&format!("normalization invert {invert}"), model, "mse", 4);
+    }
+}

@@ -280,6 +280,34 @@ pub struct SoftmaxArgs {
     pub cols: u32,
 }
 
+/// Normalization over `len` values (`width` features per row) of each member, its mean and
+/// variance at `state_off` of the state; backward multiplies in the derivative of the layer
+/// below's activation.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct NormalizationArgs {
+    /// Values (rows x width).
+    pub len: u32,
+    /// Features per row.
+    pub width: u32,
+    /// The mean's offset in the state (the variance follows it).
+    pub state_off: u32,
+    /// `mean + x * std` instead of `(x - mean) / std`.
+    pub invert: bool,
+    /// Backward: the layer below's activation, whose derivative multiplies dX.
+    pub derivative: Activation,
+}
+
+/// Mirrors `struct P_normalization` in shaders/normalization.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct NormalizationRecord {
+    len: u32,
+    width: u32,
+    state_off: u32,
+    invert: u32,
+    derivative: u32,
+}
+
 /// The loss (and its gradient when training) and the metrics of one batch, summed into the
 /// accumulators at `slot`: the loss first, then the metrics in `metrics` bit order.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -554,6 +582,10 @@ pub enum Args {
     SoftmaxForward(SoftmaxArgs),
     /// The gradient through a softmax, in place.
     SoftmaxBackward(SoftmaxArgs),
+    /// Normalization forward.
+    NormalizationForward(NormalizationArgs),
+    /// Normalization backward.
+    NormalizationBackward(NormalizationArgs),
 }
 
 impl Args {
@@ -578,6 +610,8 @@ impl Args {
             Args::BatchNormBackward(_) => Kernel::BatchNormBackward,
             Args::SoftmaxForward(_) => Kernel::SoftmaxForward,
             Args::SoftmaxBackward(_) => Kernel::SoftmaxBackward,
+            Args::NormalizationForward(_) => Kernel::NormalizationForward,
+            Args::NormalizationBackward(_) => Kernel::NormalizationBackward,
         }
     }
 
@@ -633,6 +667,13 @@ impl Args {
                 weighted: flag(a.weighted),
                 weight_counts: flag(a.weight_counts),
             }),
+            Args::NormalizationForward(a) | Args::NormalizationBackward(a) => Uniform::of(&NormalizationRecord {
+                len: a.len,
+                width: a.width,
+                state_off: a.state_off,
+                invert: flag(a.invert),
+                derivative: a.derivative.code(),
+            }),
             Args::SoftmaxForward(a) | Args::SoftmaxBackward(a) => {
                 Uniform::of(&SoftmaxRecord { rows: a.rows, cols: a.cols })
             }
@@ -686,6 +727,7 @@ impl Args {
             Args::BatchNormTrain(a) | Args::BatchNormBackward(a) => Grid::Flat(a.width),
             Args::BatchNormInfer(a) => Grid::Flat(a.rows * a.width),
             Args::SoftmaxForward(a) | Args::SoftmaxBackward(a) => Grid::Flat(a.rows),
+            Args::NormalizationForward(a) | Args::NormalizationBackward(a) => Grid::Flat(a.len),
         }
     }
 }

@@ -25,6 +25,8 @@ pub enum Family {
     BatchNorm,
     /// shaders/softmax.wgsl
     Softmax,
+    /// shaders/normalization.wgsl
+    Normalization,
 }
 
 impl Family {
@@ -44,6 +46,7 @@ impl Family {
             Family::Dropout => include_str!("../../shaders/dropout.wgsl"),
             Family::BatchNorm => include_str!("../../shaders/batchnorm.wgsl"),
             Family::Softmax => include_str!("../../shaders/softmax.wgsl"),
+            Family::Normalization => include_str!("../../shaders/normalization.wgsl"),
         };
         format!("{COMMON}\n{body}")
     }
@@ -97,6 +100,10 @@ pub enum Kernel {
     SoftmaxForward,
     /// `softmax_backward`
     SoftmaxBackward,
+    /// `normalization_forward`
+    NormalizationForward,
+    /// `normalization_backward`
+    NormalizationBackward,
 }
 
 /// How a kernel's launch is sized.
@@ -113,7 +120,7 @@ pub enum Grid {
 
 impl Kernel {
     /// Every kernel.
-    pub const ALL: [Kernel; 18] = [
+    pub const ALL: [Kernel; 20] = [
         Kernel::Gather,
         Kernel::Matmul,
         Kernel::ActivationForward,
@@ -132,6 +139,8 @@ impl Kernel {
         Kernel::BatchNormBackward,
         Kernel::SoftmaxForward,
         Kernel::SoftmaxBackward,
+        Kernel::NormalizationForward,
+        Kernel::NormalizationBackward,
     ];
 
     /// The WGSL family (file) it lives in.
@@ -147,6 +156,7 @@ impl Kernel {
             Kernel::DropoutForward | Kernel::DropoutBackward => Family::Dropout,
             Kernel::BatchNormTrain | Kernel::BatchNormInfer | Kernel::BatchNormBackward => Family::BatchNorm,
             Kernel::SoftmaxForward | Kernel::SoftmaxBackward => Family::Softmax,
+            Kernel::NormalizationForward | Kernel::NormalizationBackward => Family::Normalization,
         }
     }
 
@@ -171,6 +181,8 @@ impl Kernel {
             Kernel::BatchNormBackward => "batchnorm_backward",
             Kernel::SoftmaxForward => "softmax_forward",
             Kernel::SoftmaxBackward => "softmax_backward",
+            Kernel::NormalizationForward => "normalization_forward",
+            Kernel::NormalizationBackward => "normalization_backward",
         }
     }
 
@@ -208,6 +220,10 @@ impl Kernel {
             Kernel::SoftmaxForward => &[(1, W)],
             // gradient (in place), the softmax's output
             Kernel::SoftmaxBackward => &[(1, W), (2, R)],
+            // x, state (mean, variance), y
+            Kernel::NormalizationForward => &[(1, R), (2, R), (3, W)],
+            // dy, state, dx, aux (the layer below's derivative source)
+            Kernel::NormalizationBackward => &[(1, R), (2, R), (3, W), (4, R)],
         }
     }
 }

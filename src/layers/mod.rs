@@ -8,6 +8,7 @@ mod batchnorm;
 mod dense;
 mod dropout;
 mod initializers;
+mod normalization;
 
 use crate::device::{Args, Backend, BufId, OpId};
 use crate::error::{Error, Result};
@@ -18,6 +19,7 @@ pub use batchnorm::BatchNormConfig;
 pub use dense::DenseConfig;
 pub use dropout::DropoutConfig;
 pub use initializers::Initializer;
+pub use normalization::NormalizationConfig;
 
 /// What a layer does, with its settings (read through each config's accessors; set through
 /// [`Layer`]'s builder methods). Saved as `{"type": "Dense", "units": ..}` in model files.
@@ -33,6 +35,8 @@ pub enum LayerKind {
     Dropout(DropoutConfig),
     /// Batch normalization.
     BatchNormalization(BatchNormConfig),
+    /// Keras's Normalization: fixed per-feature standardization learned by `adapt`.
+    Normalization(NormalizationConfig),
 }
 
 impl LayerKind {
@@ -43,6 +47,7 @@ impl LayerKind {
             LayerKind::Activation(c) => c,
             LayerKind::Dropout(c) => c,
             LayerKind::BatchNormalization(c) => c,
+            LayerKind::Normalization(c) => c,
         }
     }
 }
@@ -161,6 +166,10 @@ pub(crate) trait LayerSpec {
     fn type_name(&self) -> &'static str;
     /// Keras's default name prefix ("dense", then "dense_1", ...).
     fn name_prefix(&self) -> &'static str;
+    /// The layer fits an input of `in_w` features (Normalization's statistics).
+    fn check_input(&self, _index: usize, _in_w: usize) -> Result<()> {
+        Ok(())
+    }
     /// The hyperparameters are within range (`index`: the layer's position, for messages).
     fn validate(&self, _index: usize) -> Result<()> {
         Ok(())
@@ -393,6 +402,38 @@ impl Layer {
         })
     }
 
+    /// Normalization's statistics learned from `data` (Keras's `adapt`: each column's mean and
+    /// population variance); bad data is reported by `compile`.
+    pub fn adapt(self, data: &(impl crate::AsMatrix + ?Sized)) -> Self {
+        let matrix = match data.as_matrix() {
+            Ok(m) => m,
+            Err(e) => return self.defer(format!("adapt: {e}")),
+        };
+        let mut failure = None;
+        let layer = self.configure("adapt", |k| match k {
+            LayerKind::Normalization(c) => {
+                failure = c.adapt(&matrix).err();
+                true
+            }
+            _ => false,
+        });
+        match failure {
+            Some(e) => layer.defer(format!("adapt: {e}")),
+            None => layer,
+        }
+    }
+
+    /// Normalization: `mean + x * std` instead (Keras's `invert=True`). Default false.
+    pub fn invert(self, on: bool) -> Self {
+        self.configure("invert", |k| match k {
+            LayerKind::Normalization(c) => {
+                c.invert = on;
+                true
+            }
+            _ => false,
+        })
+    }
+
     /// The layer's hyperparameters are within range.
     pub(crate) fn validate(&self, index: usize) -> Result<()> {
         if let Some(msg) = &self.deferred_error {
@@ -497,6 +538,41 @@ impl Dropout {
     #[allow(clippy::new_ret_no_self)]
     pub fn new(rate: f32) -> Layer {
         Layer::of(LayerKind::Dropout(DropoutConfig { rate, seed: None }))
+    }
+}
+
+/// Keras's Normalization layer: `(x - mean) / max(sqrt(variance), 1e-7)` per feature, with the
+/// statistics learned from data by [`Layer::adapt`] (or given) and saved with the model.
+///
+/// ```
+/// use wgfit::{Dense, Device, Matrix, Normalization, Sequential};
+/// # fn main() -> wgfit::Result<()> {
+/// let x = Matrix::from_rows(&[[1.0, 200.0], [2.0, 400.0], [3.0, 300.0]])?;
+/// let layers = vec![Normalization::new().adapt(&x), Dense::new(4).activation("relu"), Dense::new(1)];
+/// let mut model = Sequential::new(&Device::cpu(), layers);
+/// model.compile("adam", "mse", &[])?;
+/// # Ok(())
+/// # }
+/// ```
+pub struct Normalization;
+
+impl Normalization {
+    /// A Normalization layer without statistics: give it some with [`Layer::adapt`] (or
+    /// [`Normalization::with_stats`]) before compiling.
+    #[allow(clippy::new_ret_no_self)]
+    pub fn new() -> Layer {
+        Layer::of(LayerKind::Normalization(NormalizationConfig::default()))
+    }
+
+    /// A Normalization layer with given per-feature means and variances (Keras's `mean=` and
+    /// `variance=` arguments).
+    pub fn with_stats(mean: &[f32], variance: &[f32]) -> Layer {
+        Layer::of(LayerKind::Normalization(NormalizationConfig {
+            mean: Some(mean.to_vec()),
+            variance: Some(variance.to_vec()),
+            count: 0,
+            invert: false,
+        }))
     }
 }
 

@@ -5,7 +5,7 @@
 
 use crate::device::args::{
     member_table as mt, ActivationArgs, ActivationGradArgs, BatchNormArgs, ConfusionArgs, DropoutArgs, GatherArgs,
-    GradNormsArgs, LossArgs, MatmulArgs, Ones, PenaltyArgs, SoftmaxArgs, UpdateArgs,
+    GradNormsArgs, LossArgs, MatmulArgs, NormalizationArgs, Ones, PenaltyArgs, SoftmaxArgs, UpdateArgs,
 };
 
 // Keras's selu constants, written as shaders/common.wgsl writes them (the same f32 values).
@@ -951,4 +951,27 @@ pub(crate) fn batchnorm_backward(
 thread_local! {
     /// batchnorm_backward's per-column sums, reused across calls (no allocation per step).
     static BN_SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The feature's (mean, std) as shaders/normalization.wgsl reads them.
+fn norm_stats(p: &NormalizationArgs, state: &[f32], c: usize) -> (f32, f32) {
+    let (off, w) = (p.state_off as usize, p.width as usize);
+    (state[off + c], state[off + w + c].sqrt().max(1e-7))
+}
+
+/// Twin of `normalization_forward`.
+pub(crate) fn normalization_forward(p: &NormalizationArgs, src: &[f32], state: &[f32], dst: &mut [f32]) {
+    for i in 0..p.len as usize {
+        let (mean, std) = norm_stats(p, state, i % p.width as usize);
+        dst[i] = if p.invert { mean + src[i] * std } else { (src[i] - mean) / std };
+    }
+}
+
+/// Twin of `normalization_backward`.
+pub(crate) fn normalization_backward(p: &NormalizationArgs, src: &[f32], state: &[f32], dst: &mut [f32], aux: &[f32]) {
+    for i in 0..p.len as usize {
+        let (_, std) = norm_stats(p, state, i % p.width as usize);
+        let dx = if p.invert { src[i] * std } else { src[i] / std };
+        dst[i] = dx * act_grad_from_output(aux[i], p.derivative.code());
+    }
 }

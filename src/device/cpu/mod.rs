@@ -135,6 +135,8 @@ impl MemberView<'_> {
                     k::batchnorm_backward(p, reads[0], reads[1], saved, reads[2], dx, grads, reads[3])
                 }
                 Args::SoftmaxForward(p) => k::softmax_forward(p, &mut w[0]),
+                Args::NormalizationForward(p) => k::normalization_forward(p, reads[0], reads[1], &mut w[0]),
+                Args::NormalizationBackward(p) => k::normalization_backward(p, reads[0], reads[1], &mut w[0], reads[2]),
                 Args::SoftmaxBackward(p) => k::softmax_backward(p, &mut w[0], reads[0]),
             }
         }

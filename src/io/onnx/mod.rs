@@ -225,6 +225,22 @@ fn layer(g: &mut Graph, kind: &LayerKind, weights: &[WeightEntry], x: &str, pref
             let attrs = [("epsilon", Attr::Float(c.epsilon()))];
             g.node("BatchNormalization", &inputs, &format!("{prefix}/BatchNormalization"), &attrs)
         }
+        // (x - mean) / std, or mean + x * std inverted, std = max(sqrt(variance), 1e-7) computed here.
+        LayerKind::Normalization(c) => {
+            let mean = weight("mean")?;
+            let variance = weight("variance")?;
+            let width = mean.values.len();
+            let std: Vec<f32> = variance.values.iter().map(|v| v.sqrt().max(1e-7)).collect();
+            let m = g.floats(&format!("{prefix}/mean"), &[width], &mean.values);
+            let s = g.floats(&format!("{prefix}/std"), &[width], &std);
+            if c.invert() {
+                let scaled = g.node("Mul", &[x, &s], &format!("{prefix}/Mul"), &[]);
+                g.node("Add", &[&scaled, &m], &format!("{prefix}/Add"), &[])
+            } else {
+                let centred = g.node("Sub", &[x, &m], &format!("{prefix}/Sub"), &[]);
+                g.node("Div", &[&centred, &s], &format!("{prefix}/Div"), &[])
+            }
+        }
     })
 }
 
