@@ -394,6 +394,7 @@ impl Plan {
         // Bound to the batch buffers replaced below: `prepare_metrics` binds it again.
         self.confusion = None;
         let belows: Vec<Below> = (0..self.layers.len()).map(|l| self.below(l)).collect();
+        let needs_grad: Vec<bool> = (0..self.layers.len()).map(|l| self.needs_grad(l)).collect();
         let b = &mut self.backend;
         let x_batch = b.create_member_buffer(rows * self.input_w, "input batch")?;
         // One more value per row: a weighted dataset's sample weight travels with its targets.
@@ -416,13 +417,14 @@ impl Plan {
         let mut pre = Vec::new();
         let mut derivative_src = Vec::new();
         for (l, slots) in self.layers.iter().enumerate() {
-            let own = match slots.layer.spec().derivative_source() {
+            let source = slots.layer.spec().derivative_source();
+            let own = match source {
                 DerivativeSource::OwnBuffer => {
                     Some(b.create_member_buffer(rows * slots.at.out_w, &format!("layer {l} pre-activation"))?)
                 }
                 _ => None,
             };
-            derivative_src.push(match slots.layer.spec().derivative_source() {
+            derivative_src.push(match source {
                 DerivativeSource::Output => out[l],
                 DerivativeSource::Input if l == 0 => x_batch,
                 DerivativeSource::Input => out[l - 1],
@@ -460,9 +462,8 @@ impl Plan {
         for (l, slots) in self.layers.iter().enumerate() {
             softmax.push(if slots.layer.output_activation().is_row_wise() {
                 let forward = b.bind(Kernel::SoftmaxForward, &[out[l]])?;
-                let needs_grad = self.layers[..=l].iter().any(|s| s.at.param_len > 0);
                 let backward =
-                    if needs_grad { Some(b.bind(Kernel::SoftmaxBackward, &[grad[l], out[l]])?) } else { None };
+                    if needs_grad[l] { Some(b.bind(Kernel::SoftmaxBackward, &[grad[l], out[l]])?) } else { None };
                 Some((forward, backward))
             } else {
                 None
