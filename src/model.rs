@@ -12,7 +12,7 @@ use crate::losses::{IntoLoss, Loss};
 use crate::matrix::{AsMatrix, Matrix};
 use crate::metrics::MetricSet;
 use crate::optimizers::{IntoOptimizer, Optimizer};
-use crate::plan::{AccSlot, DataRole, MemberSettings, Moments, Plan, Weighting};
+use crate::plan::{AccSlot, DataRole, HostData, MemberSettings, Moments, Plan, Weighting};
 use crate::trainer::{self, Compiled, Fit, FitData, MemberFit};
 
 /// Updates applied so far, and the optimizer's moments, flat in parameter order.
@@ -388,11 +388,12 @@ impl Sequential {
         let batch = x.rows().min(1024);
         plan.ensure_capacity(batch)?;
         plan.prepare_metrics(&compiled.metrics)?;
-        let data = plan.upload(DataRole::Eval, x.data(), Some(y.data()), weights, x.rows())?;
+        let data = plan.upload(DataRole::Eval, x.data(), Some(y.data()), weights, x.rows(), batch)?;
         let mut launches = Vec::new();
         let (loss, metrics, wm) = (compiled.loss, &compiled.metrics, compiled.weighted_metrics);
-        trainer::eval_launches(plan, &data, batch, loss, metrics, wm, false, &mut launches);
-        let sums = plan.run_for_sums(&launches)?;
+        trainer::eval_launches(plan, &data, data.batch, loss, metrics, wm, false, &mut launches);
+        let host = HostData { x: x.data(), y: Some(y.data()), weights };
+        let sums = plan.run_for_sums(&launches, &[(&data, host)])?;
         let mut logs = Logs::new();
         let weighting = Weighting { rows: data.weighted, metrics: wm };
         trainer::record(&mut logs, metrics, &sums[0], AccSlot::Eval, x.rows(), weighting, "");
@@ -478,6 +479,12 @@ pub(crate) fn split_last_rows(x: &Matrix, y: &Matrix, fraction: f32) -> Result<(
 }
 
 impl Sequential {
+    /// Bytes of device memory this model's buffers take (0 before it is built).
+    #[doc(hidden)]
+    pub fn device_bytes(&self) -> usize {
+        self.plan.as_ref().map_or(0, |p| p.device_bytes())
+    }
+
     /// How many device buffers this model has allocated (0 before it is built).
     #[doc(hidden)]
     pub fn device_buffer_count(&self) -> usize {
@@ -508,7 +515,7 @@ impl Sequential {
         let compiled = self.compiled.as_ref().expect("checked by ready");
         let plan = self.plan.as_mut().expect("built by ready");
         plan.ensure_capacity(x.rows())?;
-        let data = plan.upload(DataRole::Eval, x.data(), Some(y.data()), weights, x.rows())?;
+        let data = plan.upload(DataRole::Eval, x.data(), Some(y.data()), weights, x.rows(), x.rows())?;
         let settings = MemberSettings {
             optimizer: compiled.optimizer.clone(),
             seed: seed as u64,
@@ -523,7 +530,8 @@ impl Sequential {
         let weighting = Weighting { rows: data.weighted, metrics: false };
         plan.loss(compiled.loss, &compiled.metrics, x.rows(), true, false, AccSlot::Train, weighting, &mut launches);
         plan.backward(x.rows(), 0, &mut launches);
-        Ok(plan.backend.run(&launches, &[(plan.grads, 0..plan.n_params)])?.pop().unwrap_or_default())
+        let (host, grads) = (HostData { x: x.data(), y: Some(y.data()), weights }, plan.grads);
+        Ok(plan.run_recording(&launches, &[(grads, 0..plan.n_params)], &[(&data, host)])?.pop().unwrap_or_default())
     }
 }
 

@@ -57,6 +57,7 @@ impl MemberView<'_> {
                     };
                     to[dst_off..dst_off + len].copy_from_slice(&from[src_off..src_off + len]);
                 }
+                Launch::Fill { .. } => return Err(Error::Internal("a chunk fill reached the CPU backend".into())),
             }
         }
         Ok(())

@@ -55,6 +55,8 @@ pub(crate) struct GpuContext {
     pub(crate) hardware: bool,
     /// Time each dispatch on its own (`GpuOptions::profile`).
     pub(crate) profile: bool,
+    /// The most device memory one dataset may take (`GpuOptions::max_data_bytes`).
+    pub(crate) max_data_bytes: Option<u64>,
     /// Submissions made so far (the tests count them: one per epoch however many plans).
     submissions: std::sync::atomic::AtomicU64,
     /// The replacement for shaders/dense.wgsl (`GpuOptions::dense_wgsl`), read when the device opened.
@@ -69,6 +71,7 @@ impl GpuContext {
     /// Opens the best adapter the options allow.
     pub(crate) fn new(options: &GpuOptions) -> Result<GpuContext> {
         let timeout = options.timeout_value()?;
+        let max_data_bytes = options.max_data_bytes_value()?;
         let dense_override = options.dense_wgsl_text()?;
         let adapters = candidates(options)?;
         let Some(adapter) = adapters.into_iter().next() else {
@@ -126,6 +129,7 @@ impl GpuContext {
                 wgpu::DeviceType::DiscreteGpu | wgpu::DeviceType::IntegratedGpu | wgpu::DeviceType::VirtualGpu
             ),
             profile: options.profile_on(),
+            max_data_bytes,
             submissions: std::sync::atomic::AtomicU64::new(0),
             dense_override,
             timeout: Mutex::new(timeout),

@@ -83,6 +83,8 @@ pub(crate) struct GpuBackend {
     pub(crate) force_tiled: bool,
     /// With `GpuOptions::profile`: (dispatches, seconds) per kernel entry point.
     profile: HashMap<&'static str, (u64, f64)>,
+    /// Submissions made by `Backend::submit` and not yet waited for, oldest first.
+    in_flight: std::collections::VecDeque<wgpu::SubmissionIndex>,
 }
 
 impl Drop for GpuBackend {
@@ -124,6 +126,7 @@ impl GpuBackend {
             no_texture: false,
             force_tiled: false,
             profile: HashMap::new(),
+            in_flight: std::collections::VecDeque::new(),
         }
     }
 
@@ -278,6 +281,7 @@ impl GpuBackend {
                         }
                     }
                 }
+                Launch::Fill { .. } => return Err(Error::Internal("a chunk fill reached the GPU backend".into())),
             }
         }
         Ok(())
@@ -539,7 +543,26 @@ impl Backend for GpuBackend {
     fn run(&mut self, launches: &[Launch], reads: &[(BufId, Range<usize>)]) -> Result<Vec<Vec<f32>>> {
         let commands = self.prepare(launches, reads)?;
         let submission = self.ctx.submit([commands]);
+        // The queue runs in order: this wait covers everything submitted before.
+        self.in_flight.clear();
         self.collect(submission, reads)
+    }
+
+    fn submit(&mut self, launches: &[Launch]) -> Result<()> {
+        let commands = self.prepare(launches, &[])?;
+        self.in_flight.push_back(self.ctx.submit([commands]));
+        // One running and one queued: the device stays busy while the host gathers the next
+        // chunk, and no more staged chunks than that are held at once.
+        while self.in_flight.len() > 2 {
+            if let Some(oldest) = self.in_flight.pop_front() {
+                self.ctx.wait(oldest)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn max_data_bytes(&self) -> Option<usize> {
+        self.ctx.max_data_bytes.map(|b| usize::try_from(b).unwrap_or(usize::MAX))
     }
 
     fn gpu(&mut self) -> Option<&mut GpuBackend> {
