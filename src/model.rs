@@ -187,7 +187,9 @@ impl Sequential {
     ///
     /// Each epoch is one recording (every batch's gather, forward, loss, backward and update, then
     /// validation) run as one submission with one readback of the loss and metric sums; callbacks
-    /// see those sums as the epoch's logs. A non-finite loss ends fit with [`Error::Diverged`] (after
+    /// see those sums as the epoch's logs. Data larger than the GPU's largest buffer binding (or
+    /// than [`GpuOptions::max_data_bytes`](crate::GpuOptions::max_data_bytes)) streams through a
+    /// chunk buffer, one submission per chunk, with the same History as a whole upload. A non-finite loss ends fit with [`Error::Diverged`] (after
     /// the callbacks' `on_train_end`, so EarlyStopping still puts back its best weights), unless a
     /// callback (e.g. [`TerminateOnNaN`](crate::TerminateOnNaN)) stopped training at that epoch.
     pub fn fit(
