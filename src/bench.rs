@@ -216,6 +216,10 @@ pub fn run_one(workload: &str, device: &str, opts: &Options) -> Result<Record> {
     let mut want = opts.epochs.unwrap_or(s.epochs.saturating_sub(1)).max(1);
     // Bound the run: estimate the epoch time from one epoch when the full count would be long.
     let mut note = s.note.clone();
+    if let Some(cap) = std::env::var("WGFIT_MAX_DATA_BYTES").ok().filter(|_| dev.is_gpu()) {
+        // Comparisons of streamed data against a whole upload run the same workload both ways.
+        note = join(&note, &format!("data streamed in chunks of at most {cap} bytes (WGFIT_MAX_DATA_BYTES)"));
+    }
     let mut f = Fit::new().batch_size(s.batch).verbose(0).callback(EpochClock { ends: ends.clone() });
     if let Some((vx, vy)) = valid {
         f = f.validation_data(vx, vy);
