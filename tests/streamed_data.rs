@@ -192,3 +192,50 @@ fn a_chunk_limit_below_one_batch_is_an_error_naming_the_sizes() {
     }
     common::F32.check("predict", m.predict(&x).unwrap().data(), whole.predict(&x).unwrap().data());
 }
+
+/// One-hot targets of three classes with class weights (the widest y a chunk holds: every output
+/// and a weight), and validation_split: streamed as the whole upload, bit for bit.
+#[test]
+fn class_weighted_softmax_targets_stream_as_the_whole_upload() {
+    let (x, _, _) = data(ROWS / 2, 6);
+    let onehot: Vec<f32> = x
+        .data()
+        .chunks(COLS)
+        .flat_map(|r| {
+            let class = if r[0] > 0.3 {
+                0
+            } else if r[1] > 0.0 {
+                1
+            } else {
+                2
+            };
+            (0..3).map(move |c| if c == class { 1.0 } else { 0.0 })
+        })
+        .collect();
+    let y = Matrix::new(ROWS / 2, 3, onehot).unwrap();
+    let run = |device: &Device| {
+        let mut m = Sequential::new(
+            device,
+            vec![Dense::new(8).activation("relu").input_shape(COLS), Dense::new(3).activation("softmax")],
+        );
+        m.compile("adam", "categorical_crossentropy", &["accuracy"]).unwrap();
+        let fit = Fit::new()
+            .validation_split(0.25)
+            .class_weight([(0, 0.5), (2, 3.0)])
+            .batch_size(50)
+            .epochs(2)
+            .seed(3)
+            .verbose(0);
+        let h = m.fit(&x, &y, fit).unwrap();
+        let mut keys: Vec<_> = h.keys().map(|k| (k.to_string(), bits(h.get(k).unwrap()))).collect();
+        keys.sort();
+        keys
+    };
+    let whole = run(&device_with(GpuOptions::from_env()));
+    assert!(whole.iter().any(|(k, _)| k == "val_accuracy"));
+    let small = lowered();
+    let before = wgfit::testing::gpu_submissions(&small);
+    assert_eq!(run(&small), whole);
+    let submissions = wgfit::testing::gpu_submissions(&small) - before;
+    assert!(submissions >= 8, "{submissions} submissions: the data did not stream");
+}
