@@ -50,6 +50,9 @@ pub(crate) struct GpuContext {
     /// Every Matmul launch runs the workgroup-tiled kernel (Some(true)), none does (Some(false)),
     /// or by adapter and shape (`GpuOptions::tiled_matmul`).
     pub(crate) tiled_matmul: Option<bool>,
+    /// The tiled configuration every tiled product runs (`WGFIT_MATMUL=tiled64|tiled128`), or
+    /// None: [`MatmulVariant::tiled_for`] chooses by shape.
+    pub(crate) tile: Option<MatmulVariant>,
     /// A hardware GPU (discrete, integrated or virtual): large products run the workgroup-tiled
     /// kernel (`MatmulVariant::Tiled`).
     pub(crate) hardware: bool,
@@ -121,6 +124,11 @@ impl GpuContext {
             textures,
             scalar_matmul: options.scalar_matmul_on(),
             tiled_matmul: options.tiled_matmul_choice(),
+            tile: match options.tile_choice() {
+                Some(64) => Some(MatmulVariant::Tiled),
+                Some(128) => Some(MatmulVariant::Tiled128),
+                _ => None,
+            },
             hardware: matches!(
                 adapter_info.device_type,
                 wgpu::DeviceType::DiscreteGpu | wgpu::DeviceType::IntegratedGpu | wgpu::DeviceType::VirtualGpu

@@ -41,6 +41,8 @@ pub struct GpuOptions {
     scalar_matmul: bool,
     /// Some(true): every product tiled; Some(false): never; None: by adapter and shape.
     tiled_matmul: Option<bool>,
+    /// Which tiled configuration when a product is tiled (64 or 128 per side); None: by shape.
+    tile: Option<u32>,
     profile: bool,
     /// A WGSL file that replaces shaders/dense.wgsl, and who set it.
     dense_wgsl: Option<(PathBuf, &'static str)>,
@@ -60,6 +62,7 @@ impl Default for GpuOptions {
             subgroups: true,
             scalar_matmul: false,
             tiled_matmul: None,
+            tile: None,
             profile: false,
             dense_wgsl: None,
             max_buffer_size: None,
@@ -78,7 +81,8 @@ impl GpuOptions {
     /// - `WGFIT_SUBGROUPS=0`: no subgroup kernels ([`GpuOptions::subgroups`]);
     /// - `WGFIT_MATMUL=scalar`: the reference matmul only ([`GpuOptions::scalar_matmul`]);
     /// - `WGFIT_MATMUL=tiled` / `untiled`: the workgroup-tiled matmul for every product / for
-    ///   none ([`GpuOptions::tiled_matmul`]);
+    ///   none ([`GpuOptions::tiled_matmul`]); `tiled64` / `tiled128`: every product tiled, in
+    ///   that configuration (64 or 128 of C per side per workgroup; otherwise chosen by shape);
     /// - `WGFIT_DENSE_WGSL=<path>`: replaces shaders/dense.wgsl ([`GpuOptions::dense_wgsl`]);
     /// - `WGFIT_PROFILE=1`: time every kernel ([`GpuOptions::profile`]).
     pub fn from_env() -> Self {
@@ -95,8 +99,13 @@ impl GpuOptions {
             subgroups: var("WGFIT_SUBGROUPS").is_none_or(|v| v != "0"),
             scalar_matmul: var("WGFIT_MATMUL").is_some_and(|v| v.eq_ignore_ascii_case("scalar")),
             tiled_matmul: match var("WGFIT_MATMUL").map(|v| v.to_ascii_lowercase()).as_deref() {
-                Some("tiled") => Some(true),
+                Some("tiled" | "tiled64" | "tiled128") => Some(true),
                 Some("untiled") => Some(false),
+                _ => None,
+            },
+            tile: match var("WGFIT_MATMUL").map(|v| v.to_ascii_lowercase()).as_deref() {
+                Some("tiled64") => Some(64),
+                Some("tiled128") => Some(128),
                 _ => None,
             },
             dense_wgsl: std::env::var_os("WGFIT_DENSE_WGSL").map(|p| (PathBuf::from(p), "WGFIT_DENSE_WGSL")),
@@ -221,6 +230,11 @@ impl GpuOptions {
 
     pub(crate) fn tiled_matmul_choice(&self) -> Option<bool> {
         self.tiled_matmul
+    }
+
+    /// The tiled configuration `WGFIT_MATMUL` asked for, if one (64 or 128 per side).
+    pub(crate) fn tile_choice(&self) -> Option<u32> {
+        self.tile
     }
 
     /// Time every kernel: each dispatch is submitted and waited for on its own (so the times are

@@ -79,8 +79,8 @@ pub(crate) struct GpuBackend {
     pub(crate) no_subgroup: bool,
     /// Matmul launches never use the texture-operand variants (tests, to cover the others).
     pub(crate) no_texture: bool,
-    /// Every Matmul launch (not scalar) runs the workgroup-tiled variant (tests, on lavapipe).
-    pub(crate) force_tiled: bool,
+    /// Every Matmul launch (not scalar) runs this workgroup-tiled variant (tests, on lavapipe).
+    pub(crate) force_tiled: Option<super::matmul::MatmulVariant>,
     /// With `GpuOptions::profile`: (dispatches, seconds) per kernel entry point.
     profile: HashMap<&'static str, (u64, f64)>,
 }
@@ -122,7 +122,7 @@ impl GpuBackend {
             record_bytes: Vec::new(),
             no_subgroup: false,
             no_texture: false,
-            force_tiled: false,
+            force_tiled: None,
             profile: HashMap::new(),
         }
     }
