@@ -11,6 +11,16 @@ const TILED_M: u32 = 64u;
 const TILED_N: u32 = 64u;
 const TILED_K: u32 = 16u;
 
+// Element `idx` of an operand block `len` long (rows of A, columns of B) and `depth` deep (k), as
+// (position along len, k): consecutive elements run along k when the operand is contiguous along
+// k, else along len, so consecutive invocations load consecutive addresses either way.
+fn block_coord(idx: u32, len: u32, depth: u32, along_k: bool) -> vec2<u32> {
+    if (along_k) {
+        return vec2<u32>(idx / depth, idx % depth);
+    }
+    return vec2<u32>(idx % len, idx / len);
+}
+
 // [k][m / 4] and [k][n / 4]: 16 x 16 vec4 each.
 var<workgroup> tiled_a: array<vec4<f32>, 256>;
 var<workgroup> tiled_b: array<vec4<f32>, 256>;
@@ -25,22 +35,10 @@ fn matmul_tiled(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup
     for (var k0 = 0u; k0 < P.k; k0 = k0 + TILED_K) {
         for (var e = 0u; e < 4u; e = e + 1u) {
             let idx = e * 256u + tid;
-            // A's block: along k when rows are contiguous (a_cs = 1), else along m.
-            var i = idx % TILED_M;
-            var ka = idx / TILED_M;
-            if (P.a_cs == 1u) {
-                i = idx / TILED_K;
-                ka = idx % TILED_K;
-            }
-            tiled_a[ka * 16u + (i >> 2u)][i & 3u] = load_a(m0 + i, k0 + ka);
-            // B's block: along n when rows are contiguous (b_cs = 1), else along k.
-            var j = idx / TILED_K;
-            var kb = idx % TILED_K;
-            if (P.b_cs == 1u) {
-                j = idx % TILED_N;
-                kb = idx / TILED_N;
-            }
-            tiled_b[kb * 16u + (j >> 2u)][j & 3u] = load_b(k0 + kb, n0 + j);
+            let a = block_coord(idx, TILED_M, TILED_K, P.a_cs == 1u);
+            tiled_a[a.y * 16u + (a.x >> 2u)][a.x & 3u] = load_a(m0 + a.x, k0 + a.y);
+            let b = block_coord(idx, TILED_N, TILED_K, P.b_cs != 1u);
+            tiled_b[b.y * 16u + (b.x >> 2u)][b.x & 3u] = load_b(k0 + b.y, n0 + b.x);
         }
         workgroupBarrier();
         for (var kk = 0u; kk < TILED_K; kk = kk + 1u) {
@@ -87,20 +85,10 @@ fn matmul_tiled128(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgr
         // addresses of the operand's own layout.
         for (var e = 0u; e < 4u; e = e + 1u) {
             let idx = e * 256u + tid;
-            var i = idx % T128_MN;
-            var ka = idx / T128_MN;
-            if (P.a_cs == 1u) {
-                i = idx / T128_K;
-                ka = idx % T128_K;
-            }
-            t128_a[ka * 32u + (i >> 2u)][i & 3u] = load_a(m0 + i, k0 + ka);
-            var j = idx / T128_K;
-            var kb = idx % T128_K;
-            if (P.b_cs == 1u) {
-                j = idx % T128_MN;
-                kb = idx / T128_MN;
-            }
-            t128_b[kb * 32u + (j >> 2u)][j & 3u] = load_b(k0 + kb, n0 + j);
+            let a = block_coord(idx, T128_MN, T128_K, P.a_cs == 1u);
+            t128_a[a.y * 32u + (a.x >> 2u)][a.x & 3u] = load_a(m0 + a.x, k0 + a.y);
+            let b = block_coord(idx, T128_MN, T128_K, P.b_cs != 1u);
+            t128_b[b.y * 32u + (b.x >> 2u)][b.x & 3u] = load_b(k0 + b.y, n0 + b.x);
         }
         workgroupBarrier();
         for (var kk = 0u; kk < T128_K; kk = kk + 1u) {
