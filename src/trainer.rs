@@ -660,6 +660,23 @@ pub(crate) fn fit_plans<'a>(
     for f in fits.iter_mut() {
         f.plan.backend.set_profiling(profiling);
     }
+    // Profiling ends with the epochs, also when one fails (evaluate and predict are not profiled).
+    let trained = run_epochs(&mut fits, &data, on_epoch, profiling);
+    for f in fits.iter_mut() {
+        f.plan.backend.set_profiling(false);
+    }
+    trained?;
+    fits.into_iter().map(PlanFit::finish).collect()
+}
+
+/// The epochs of [`fit_plans`]: each one recording per live plan, one submission, then each
+/// plan's epoch end (and, when `profiling`, the epoch's profile printed and kept).
+fn run_epochs(
+    fits: &mut [PlanFit<'_, '_>],
+    data: &FitData<'_>,
+    on_epoch: &mut dyn FnMut(usize, &[&[MemberLogs<'_>]]),
+    profiling: bool,
+) -> Result<()> {
     let mut launches: Vec<Vec<Launch>> = vec![Vec::new(); fits.len()];
     for epoch in 0..data.epochs {
         let live: Vec<usize> = (0..fits.len()).filter(|&g| fits[g].active()).collect();
@@ -669,7 +686,7 @@ pub(crate) fn fit_plans<'a>(
         let started = profiling.then(Instant::now);
         for &g in &live {
             launches[g].clear();
-            fits[g].epoch_launches(epoch, &data, &mut launches[g])?;
+            fits[g].epoch_launches(epoch, data, &mut launches[g])?;
         }
         let recorded = started.map(|s| s.elapsed().as_secs_f64());
         let sums = {
@@ -683,7 +700,7 @@ pub(crate) fn fit_plans<'a>(
             run_together(&mut jobs)?
         };
         let profile = match (started, recorded) {
-            (Some(started), Some(recorded)) => epoch_profile(&mut fits, &live, epoch, started, recorded),
+            (Some(started), Some(recorded)) => epoch_profile(fits, &live, epoch, started, recorded),
             _ => None,
         };
         for (&g, read) in live.iter().zip(sums) {
@@ -703,10 +720,7 @@ pub(crate) fn fit_plans<'a>(
         let views: Vec<&[MemberLogs<'_>]> = shown.iter().map(Vec::as_slice).collect();
         on_epoch(epoch, &views);
     }
-    for f in fits.iter_mut() {
-        f.plan.backend.set_profiling(false);
-    }
-    fits.into_iter().map(PlanFit::finish).collect()
+    Ok(())
 }
 
 /// The epoch's profile: the kernel times of every plan that ran (one submission: their rows

@@ -156,3 +156,37 @@ fn cpu_profile_times_each_kernel_call() {
     assert!(plain.profile.is_empty());
     assert_eq!(plain.get("loss"), history.get("loss"));
 }
+
+#[test]
+fn a_sweep_of_two_architectures_is_one_profile() {
+    let _ = common::gpu();
+    let device = Device::gpu_with(GpuOptions::from_env().profile(true)).unwrap();
+    let (x, y) = data(256, 3);
+    // Two widths: two plans of two members each, recorded into one submission per epoch.
+    let mut sweep = wgfit::Sweep::from_fn(4, |i| {
+        let mut m = Sequential::new(
+            &device,
+            vec![Dense::new(8 + 8 * (i % 2)).activation("relu").input_shape(8), Dense::new(1)],
+        );
+        m.compile("sgd", "mse", &[])?;
+        Ok(wgfit::Member::new(m))
+    })
+    .unwrap();
+    let report = sweep.fit(&x, &y, Fit::new().batch_size(32).epochs(2).verbose(0)).unwrap();
+    assert_eq!(report.plans, 2);
+    let first = &report.members[0].history.profile;
+    assert_eq!(first.len(), 2);
+    for member in &report.members {
+        assert_eq!(&member.history.profile, first, "every member holds the fit's profile");
+    }
+    // 8 steps per epoch in each plan: one gather per step and plan, whatever the members.
+    for p in first {
+        eprintln!("{p}");
+        assert_eq!(p.kernel("gather").map(|k| k.dispatches), Some(16), "{p}");
+        assert_eq!(p.kernel("sgd").map(|k| k.dispatches), Some(16), "{p}");
+        assert!(p.kernel_ms() > 0.0 && p.remainder_ms() >= 0.0 && p.span_ms <= p.wall_ms, "{p}");
+    }
+    // Fit::profile(false) overrides the device.
+    let again = sweep.fit(&x, &y, Fit::new().batch_size(32).epochs(1).verbose(0).profile(false)).unwrap();
+    assert!(again.members.iter().all(|m| m.history.profile.is_empty()));
+}
