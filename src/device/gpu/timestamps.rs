@@ -252,6 +252,7 @@ mod tests {
         let Some(mode) = ctx.timestamps else {
             panic!("{} has no timestamp queries: this test needs them", ctx.info().adapter)
         };
+        eprintln!("{}: {mode:?}, {} ns per tick", ctx.info().adapter, ctx.timestamp_period);
         let modes = match mode {
             TimestampMode::InsidePasses => vec![TimestampMode::InsidePasses, TimestampMode::PassPerDispatch],
             TimestampMode::PassPerDispatch => vec![TimestampMode::PassPerDispatch],
