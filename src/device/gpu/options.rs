@@ -84,7 +84,7 @@ impl GpuOptions {
     ///   none ([`GpuOptions::tiled_matmul`]); `tiled64` / `tiled128`: every product tiled, in
     ///   that configuration (64 or 128 of C per side per workgroup; otherwise chosen by shape);
     /// - `WGFIT_DENSE_WGSL=<path>`: replaces shaders/dense.wgsl ([`GpuOptions::dense_wgsl`]);
-    /// - `WGFIT_PROFILE=1`: time every kernel ([`GpuOptions::profile`]).
+    /// - `WGFIT_PROFILE=1`: profile every fit, from timestamp queries ([`GpuOptions::profile`]).
     pub fn from_env() -> Self {
         let var = |name: &str| std::env::var(name).ok();
         let timeout = match var("WGFIT_GPU_TIMEOUT_S").filter(|t| !t.trim().is_empty()) {
@@ -237,10 +237,14 @@ impl GpuOptions {
         self.tile
     }
 
-    /// Time every kernel: each dispatch is submitted and waited for on its own (so the times are
-    /// the kernels' wall time on the device plus one submission each, and training runs slower),
-    /// summed per kernel entry point and printed to stderr when the model's buffers are dropped.
-    /// Meant for finding where an epoch's time goes, not for timing epochs.
+    /// Profile every fit on this device ([`Fit::profile`](crate::Fit::profile) for one fit): after
+    /// each epoch, the time per kernel, the epoch's wall time and the remainder go to stderr and
+    /// into [`History::profile`](crate::History::profile). The device is opened with the
+    /// adapter's timestamp-query features (asked for only here, so an unprofiled device is opened
+    /// as before): timestamps are written between the dispatches of the epoch's own recording and
+    /// read back with its results, one submission as without the profiler. An adapter without
+    /// them is said so once, and each dispatch is then submitted, waited for and timed alone
+    /// (slower epochs, and every time includes a submission).
     pub fn profile(mut self, on: bool) -> Self {
         self.profile = on;
         self
