@@ -1,7 +1,8 @@
 //! GFLOP/s of the Matmul kernel on the GPU and CPU paths: 1024^3, and the training shapes of W1
 //! (721 rows, 512 -> 512): forward X·W, dX = dZ·Wᵀ and dW = Xᵀ·dZ (the two transposed forms).
 //! `cargo bench --bench matmul [-- gpu,cpu]`; WGFIT_MATMUL=scalar runs the GPU reference kernel,
-//! WGFIT_MATMUL=tiled the workgroup-tiled one everywhere, WGFIT_MATMUL=untiled never;
+//! WGFIT_MATMUL=tiled the workgroup-tiled one everywhere (tiled64 / tiled128: in that configuration),
+//! WGFIT_MATMUL=untiled never;
 //! WGFIT_BENCH_4096=1 adds a 4096^3 product.
 
 use std::time::Instant;

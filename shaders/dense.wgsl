@@ -107,14 +107,18 @@ fn tile_scalar(row0: u32, col0: u32, k0: u32, acc_in: Acc) -> Acc {
     return acc;
 }
 
+// The less common activations go through the scalar functions of common.wgsl in a loop rather
+// than four inlined calls: every call site inlines the whole switch (erf included), and compile
+// time on llvmpipe grew with their count.
 fn act4(x: vec4<f32>) -> vec4<f32> {
     switch P.activation {
         case 1u: { return max(x, vec4<f32>(0.0)); }
         case 2u: { return 1.0 / (1.0 + exp(-x)); }
         case 0u: { return x; }
         default: {
-            return vec4<f32>(act_forward(x.x, P.activation), act_forward(x.y, P.activation),
-                             act_forward(x.z, P.activation), act_forward(x.w, P.activation));
+            var v = x;
+            for (var j = 0u; j < TILE; j = j + 1u) { v[j] = act_forward(x[j], P.activation); }
+            return v;
         }
     }
 }
@@ -125,42 +129,32 @@ fn dact4(y: vec4<f32>) -> vec4<f32> {
         case 2u: { return y * (1.0 - y); }
         case 0u: { return vec4<f32>(1.0); }
         default: {
-            return vec4<f32>(act_grad_from_output(y.x, P.derivative), act_grad_from_output(y.y, P.derivative),
-                             act_grad_from_output(y.z, P.derivative), act_grad_from_output(y.w, P.derivative));
+            var d = y;
+            for (var j = 0u; j < TILE; j = j + 1u) { d[j] = act_grad_from_output(y[j], P.derivative); }
+            return d;
         }
     }
 }
 
-// Row r of the tile, columns col0..col0+3 (those inside C), through the epilogue.
+// Row r of the tile, columns col0..col0+3 (those inside C), through the epilogue: computed once
+// as a vec4 for a full and a partial tile alike (one inlined epilogue per row, not two).
 fn store_row(r: u32, col0: u32, acc: vec4<f32>) {
-    if (r >= P.m) { return; }
+    if (r >= P.m || col0 >= P.n) { return; }
     let base = r * P.n + col0;
-    if (col0 + TILE <= P.n) {
-        var v = act4(acc);
-        if (P.derivative != 0u) {
-            v = v * dact4(vec4<f32>(aux[X0 + base], aux[X0 + base + 1u], aux[X0 + base + 2u], aux[X0 + base + 3u]));
-        }
-        c[C0 + base] = v.x;
-        c[C0 + base + 1u] = v.y;
-        c[C0 + base + 2u] = v.z;
-        c[C0 + base + 3u] = v.w;
-        return;
+    let cols = min(P.n - col0, TILE);
+    var v = act4(acc);
+    if (P.derivative != 0u) {
+        var y = vec4<f32>(0.0);
+        for (var j = 0u; j < cols; j = j + 1u) { y[j] = aux[X0 + base + j]; }
+        v = v * dact4(y);
     }
-    for (var j = 0u; j < TILE; j = j + 1u) {
-        if (col0 + j >= P.n) { break; }
-        var v = act_forward(acc[j], P.activation);
-        if (P.derivative != 0u) {
-            v = v * act_grad_from_output(aux[X0 + base + j], P.derivative);
-        }
-        c[C0 + base + j] = v;
-    }
+    for (var j = 0u; j < cols; j = j + 1u) { c[C0 + base + j] = v[j]; }
 }
 
+// The tile's rows in a loop for the same reason as act4's.
 fn store_tile(row0: u32, col0: u32, acc: Acc) {
-    store_row(row0, col0, acc.r0);
-    store_row(row0 + 1u, col0, acc.r1);
-    store_row(row0 + 2u, col0, acc.r2);
-    store_row(row0 + 3u, col0, acc.r3);
+    var rows = array<vec4<f32>, 4>(acc.r0, acc.r1, acc.r2, acc.r3);
+    for (var i = 0u; i < TILE; i = i + 1u) { store_row(row0 + i, col0, rows[i]); }
 }
 
 fn zero() -> Acc {

@@ -21,6 +21,11 @@ pub struct History {
     /// Why training stopped early (the callback's words, naming the epoch), when it did.
     #[serde(default)]
     pub stop_reason: Option<String>,
+    /// Where each epoch's time went, when the fit was profiled ([`Fit::profile`](crate::Fit::profile),
+    /// `WGFIT_PROFILE=1`); empty otherwise. A sweep's members share their plans' dispatches, so
+    /// each holds the whole fit's profile. Not written by `to_json` / `to_csv`.
+    #[serde(skip)]
+    pub profile: Vec<crate::profile::EpochProfile>,
 }
 
 impl History {
@@ -129,6 +134,7 @@ impl History {
             best_epoch: h.best_epoch,
             stopped_epoch: h.stopped_epoch,
             stop_reason: h.stop_reason,
+            profile: Vec::new(),
         })
     }
 

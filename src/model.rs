@@ -241,6 +241,7 @@ impl Sequential {
             epochs: opts.epochs.unwrap_or(1),
             shuffle: opts.shuffle.unwrap_or(true),
             validation_freq: opts.validation_freq.unwrap_or(1),
+            profile: opts.profile,
         };
         let member = MemberFit {
             optimizer: compiled.optimizer.clone(),

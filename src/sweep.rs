@@ -466,6 +466,7 @@ impl<'a> Sweep<'a> {
             epochs: opts.epochs.unwrap_or(1),
             shuffle: opts.shuffle.unwrap_or(true),
             validation_freq: opts.validation_freq.unwrap_or(1),
+            profile: opts.profile,
         };
         let work: Vec<PlanMembers> = plans
             .iter_mut()

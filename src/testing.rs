@@ -113,6 +113,15 @@ pub fn gpu_submissions(device: &Device) -> u64 {
     }
 }
 
+/// Whether the GPU device writes the profiler's timestamp queries (opened with
+/// `GpuOptions::profile` on an adapter that has them). False on the CPU.
+pub fn gpu_timestamps(device: &Device) -> bool {
+    match &device.inner {
+        DeviceInner::Gpu(ctx) => ctx.timestamps.is_some(),
+        DeviceInner::Cpu => false,
+    }
+}
+
 /// Changes the longest wait of a GPU device from now on (tests of the timeout, then recovery).
 pub fn set_gpu_timeout(device: &Device, timeout: std::time::Duration) {
     if let DeviceInner::Gpu(ctx) = &device.inner {

@@ -8,6 +8,8 @@
 //! that stops (EarlyStopping, TerminateOnNaN, a diverged loss) is masked on the device and the
 //! others go on.
 
+use std::time::Instant;
+
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
@@ -21,6 +23,7 @@ use crate::matrix::Matrix;
 use crate::metrics::MetricSet;
 use crate::optimizers::Optimizer;
 use crate::plan::{AccSlot, DataRole, DeviceData, Feed, HostData, MemberSettings, MemberSums, Plan, Weighting};
+use crate::profile::EpochProfile;
 
 /// The settings of one `fit` call (Keras's keyword arguments).
 #[derive(Default)]
@@ -37,6 +40,7 @@ pub struct Fit<'a> {
     pub(crate) sample_weight: Option<&'a [f32]>,
     pub(crate) class_weight: Option<Vec<(usize, f32)>>,
     pub(crate) validation_weights: Option<&'a [f32]>,
+    pub(crate) profile: Option<bool>,
 }
 
 impl<'a> Fit<'a> {
@@ -129,6 +133,34 @@ impl<'a> Fit<'a> {
         self
     }
 
+    /// Profiles this fit (or, with `false`, does not, whatever the device says): after each
+    /// epoch a table of the time per kernel goes to stderr and into
+    /// [`History::profile`](crate::History::profile), with the epoch's wall time and what the
+    /// kernels leave unaccounted ([`EpochProfile`](crate::EpochProfile)). On a GPU opened with
+    /// [`GpuOptions::profile`](crate::GpuOptions::profile) (`WGFIT_PROFILE=1`) every fit is
+    /// profiled from GPU timestamp queries; on a GPU opened without it there are no timestamp
+    /// queries to read, so each dispatch is timed alone (slower, and said so once); on the CPU
+    /// path each kernel call is timed on the host. Default: what the device says (off on the CPU).
+    ///
+    /// ```
+    /// use wgfit::{Dense, Device, Fit, Matrix, Sequential};
+    /// # fn main() -> wgfit::Result<()> {
+    /// let x = Matrix::from_rows(&[[0.0f32, 1.0], [1.0, 0.0], [1.0, 1.0], [0.0, 0.0]])?;
+    /// let y = Matrix::column(vec![1.0, 1.0, 0.0, 0.0]);
+    /// let mut model = Sequential::new(&Device::cpu(), vec![Dense::new(4).activation("relu").input_shape(2), Dense::new(1)]);
+    /// model.compile("adam", "mse", &[])?;
+    /// let history = model.fit(&x, &y, Fit::new().epochs(2).verbose(0).profile(true))?;
+    /// let epoch = &history.profile[1];
+    /// assert!(epoch.kernel("matmul").is_some_and(|k| k.dispatches > 0));
+    /// assert!(epoch.kernel_ms() <= epoch.wall_ms);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn profile(mut self, on: bool) -> Self {
+        self.profile = Some(on);
+        self
+    }
+
     /// Adds callbacks (Keras's `callbacks=[...]`), run in order at every hook.
     pub fn callbacks(mut self, list: Vec<Box<dyn Callback + 'a>>) -> Self {
         self.callbacks.extend(list);
@@ -167,6 +199,8 @@ pub(crate) struct FitData<'d> {
     pub shuffle: bool,
     /// Validate after every `validation_freq`-th epoch (Keras's int form, >= 1).
     pub validation_freq: usize,
+    /// Profile the epochs (`Fit::profile`); None: as the device says.
+    pub profile: Option<bool>,
 }
 
 impl FitData<'_> {
@@ -639,22 +673,45 @@ pub(crate) fn fit_plans<'a>(
     for g in groups {
         fits.push(PlanFit::start(g, &data)?);
     }
+    let profiling = data.profile.unwrap_or_else(|| fits.iter().any(|f| f.plan.backend.profiles_every_fit()));
+    for f in fits.iter_mut() {
+        f.plan.backend.set_profiling(profiling);
+    }
+    // Profiling ends with the epochs, also when one fails (evaluate and predict are not profiled).
+    let trained = run_epochs(&mut fits, &data, on_epoch, profiling);
+    for f in fits.iter_mut() {
+        f.plan.backend.set_profiling(false);
+    }
+    trained?;
+    fits.into_iter().map(PlanFit::finish).collect()
+}
+
+/// The epochs of [`fit_plans`]: each one recording per live plan, one submission, then each
+/// plan's epoch end (and, when `profiling`, the epoch's profile printed and kept).
+fn run_epochs(
+    fits: &mut [PlanFit<'_, '_>],
+    data: &FitData<'_>,
+    on_epoch: &mut dyn FnMut(usize, &[&[MemberLogs<'_>]]),
+    profiling: bool,
+) -> Result<()> {
     let mut launches: Vec<Vec<Launch>> = vec![Vec::new(); fits.len()];
     for epoch in 0..data.epochs {
         let live: Vec<usize> = (0..fits.len()).filter(|&g| fits[g].active()).collect();
         if live.is_empty() {
             break;
         }
+        let started = profiling.then(Instant::now);
         for &g in &live {
             launches[g].clear();
-            fits[g].epoch_launches(epoch, &data, &mut launches[g])?;
+            fits[g].epoch_launches(epoch, data, &mut launches[g])?;
         }
+        let recorded = started.map(|s| s.elapsed().as_secs_f64());
         // Plans with streamed data run one after another, each in pieces; the others together.
         let streams = |g: &usize| launches[*g].iter().any(|l| matches!(l, Launch::Fill { .. }));
         let sums = if live.iter().any(streams) {
             let mut all = Vec::with_capacity(live.len());
             for &g in &live {
-                all.push(fits[g].run_streamed(&launches[g], &data)?);
+                all.push(fits[g].run_streamed(&launches[g], data)?);
             }
             all
         } else {
@@ -667,9 +724,19 @@ pub(crate) fn fit_plans<'a>(
             }
             run_together(&mut jobs)?
         };
+        let profile = match (started, recorded) {
+            (Some(started), Some(recorded)) => epoch_profile(fits, &live, epoch, started, recorded),
+            _ => None,
+        };
         for (&g, read) in live.iter().zip(sums) {
             let per_member = fits[g].plan.split_sums(&read);
             fits[g].epoch_end(epoch, data.validates(epoch), &per_member, data.weighted_metrics)?;
+        }
+        if let Some(profile) = profile {
+            eprintln!("{profile}");
+            for run in fits.iter_mut().flat_map(|f| f.runs.iter_mut()).filter(|r| r.history.epochs() > epoch) {
+                run.history.profile.push(profile.clone());
+            }
         }
         let shown: Vec<Vec<MemberLogs<'_>>> = fits
             .iter()
@@ -678,7 +745,33 @@ pub(crate) fn fit_plans<'a>(
         let views: Vec<&[MemberLogs<'_>]> = shown.iter().map(Vec::as_slice).collect();
         on_epoch(epoch, &views);
     }
-    fits.into_iter().map(PlanFit::finish).collect()
+    Ok(())
+}
+
+/// The epoch's profile: the kernel times of every plan that ran (one submission: their rows
+/// and spans add up), the wall time since `started`, and the host's recording time (`recorded`
+/// seconds of building launches, plus each backend's own).
+fn epoch_profile(
+    fits: &mut [PlanFit<'_, '_>],
+    live: &[usize],
+    epoch: usize,
+    started: Instant,
+    recorded: f64,
+) -> Option<EpochProfile> {
+    let wall_ms = started.elapsed().as_secs_f64() * 1e3;
+    let mut all: Option<EpochProfile> = None;
+    for &g in live {
+        let Some(p) = fits[g].plan.backend.take_profile() else { continue };
+        match all.as_mut() {
+            None => all = Some(p),
+            Some(a) => a.absorb(p),
+        }
+    }
+    let mut profile = all?;
+    profile.epoch = epoch;
+    profile.wall_ms = wall_ms;
+    profile.host_ms += recorded * 1e3;
+    Some(profile)
 }
 
 /// The launches of a validation/evaluation pass over `data`: forward in inference mode and the

@@ -239,3 +239,22 @@ fn class_weighted_softmax_targets_stream_as_the_whole_upload() {
     let submissions = wgfit::testing::gpu_submissions(&small) - before;
     assert!(submissions >= 8, "{submissions} submissions: the data did not stream");
 }
+
+/// The profiler sees every piece of a streamed epoch: the same dispatches per kernel as the
+/// whole upload's epoch.
+#[test]
+fn a_profiled_streamed_epoch_counts_every_piece() {
+    let (x, y, _) = data(ROWS / 2, 7);
+    let run = |device: &Device| {
+        let mut m = model(device);
+        let h = m.fit(&x, &y, Fit::new().batch_size(64).epochs(1).profile(true).verbose(0)).unwrap();
+        assert_eq!(h.profile.len(), 1);
+        let mut rows: Vec<(String, u64)> =
+            h.profile[0].kernels.iter().map(|k| (k.kernel.to_string(), k.dispatches)).collect();
+        rows.sort();
+        (rows, bits(h.get("loss").unwrap()))
+    };
+    let whole = run(&device_with(GpuOptions::from_env()));
+    assert!(whole.0.iter().any(|(k, n)| k == "gather" && *n == (ROWS / 2).div_ceil(64) as u64), "{:?}", whole.0);
+    assert_eq!(run(&lowered()), whole);
+}

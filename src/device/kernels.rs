@@ -30,6 +30,23 @@ pub enum Family {
 }
 
 impl Family {
+    /// The file's stem (`shaders/<name>.wgsl`), as the profiler's table names the family.
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::Gather => "gather",
+            Family::Dense => "dense",
+            Family::Elementwise => "elementwise",
+            Family::Loss => "loss",
+            Family::Penalty => "penalty",
+            Family::Confusion => "confusion",
+            Family::Optim => "optim",
+            Family::Dropout => "dropout",
+            Family::BatchNorm => "batchnorm",
+            Family::Softmax => "softmax",
+            Family::Normalization => "normalization",
+        }
+    }
+
     /// The WGSL source: the shared prelude followed by the family's kernels.
     pub fn source(self) -> String {
         const COMMON: &str = include_str!("../../shaders/common.wgsl");
@@ -225,6 +242,15 @@ impl Kernel {
             // dy, state, dx, aux (the layer below's derivative source)
             Kernel::NormalizationBackward => &[(1, R), (2, R), (3, W), (4, R)],
         }
+    }
+}
+
+#[cfg(test)]
+#[test]
+fn all_lists_kernels_in_declaration_order() {
+    // The CPU profiler tallies by `kernel as usize` into arrays in `Kernel::ALL` order.
+    for (i, k) in Kernel::ALL.iter().enumerate() {
+        assert_eq!(*k as usize, i, "{k:?}");
     }
 }
 

@@ -243,6 +243,14 @@ pub(crate) trait Backend: Send {
     fn gpu(&mut self) -> Option<&mut gpu::GpuBackend> {
         None
     }
+    /// Profiles each run from now on, or stops (a fit's epochs: `Fit::profile`).
+    fn set_profiling(&mut self, on: bool);
+    /// Whether the device asks for every fit to be profiled (`GpuOptions::profile`).
+    fn profiles_every_fit(&self) -> bool {
+        false
+    }
+    /// The last profiled run's kernel times (its wall time and epoch are the caller's to fill).
+    fn take_profile(&mut self) -> Option<crate::profile::EpochProfile>;
 }
 
 /// Runs each job's launches and reads on its backend: GPU backends of one device record into

@@ -3,11 +3,17 @@
 pub(crate) mod kernels;
 
 use std::ops::Range;
+use std::time::Instant;
 
 use super::args::{Args, MatmulArgs, Ones};
 use super::kernels::{Access, Kernel};
 use super::{check_bindings, member_stride, Backend, BufId, Launch, OpId};
 use crate::error::{Error, Result};
+use crate::profile::{EpochProfile, ProfileClock};
+
+/// The profiler's tally on the CPU path: (calls, seconds) per kernel (in `Kernel::ALL` order),
+/// copies last. One per thread, summed after the run.
+type Tally = [(u64, f64); Kernel::ALL.len() + 1];
 
 /// Buffers of a plan of `members` models: a shared buffer is one vector; a member buffer is one
 /// vector per member, kept in that member's *bank*, so that a thread can own a range of members
@@ -22,6 +28,9 @@ pub(crate) struct CpuBackend {
     /// `banks[m][buf]`: member m's block of each member buffer (empty for shared buffers).
     banks: Vec<Vec<Vec<f32>>>,
     ops: Vec<(Kernel, Vec<BufId>)>,
+    /// Profile each run (`Backend::set_profiling`), and the last run's tally until taken.
+    profiling: bool,
+    profiled: Option<(Tally, f64)>,
 }
 
 /// What one member's launches read and write: its bank, and everything shared.
@@ -32,11 +41,22 @@ struct MemberView<'a> {
 }
 
 impl MemberView<'_> {
-    /// Runs `launches` for member `member`, whose bank is `bank`.
-    fn run(&self, member: usize, bank: &mut [Vec<f32>], launches: &[Launch]) -> Result<()> {
+    /// Runs `launches` for member `member`, whose bank is `bank`; with a `tally` (profiling),
+    /// each launch timed into it.
+    fn run(
+        &self,
+        member: usize,
+        bank: &mut [Vec<f32>],
+        launches: &[Launch],
+        mut tally: Option<&mut Tally>,
+    ) -> Result<()> {
         for l in launches {
-            match *l {
-                Launch::Run { op, args } => self.launch(bank, op, &args)?,
+            let started = tally.is_some().then(Instant::now);
+            let slot = match *l {
+                Launch::Run { op, args } => {
+                    self.launch(bank, op, &args)?;
+                    self.ops[op.0].0 as usize
+                }
                 Launch::Copy { src, src_off, dst, dst_off, len, member: only } => {
                     if only.is_some_and(|m| m != member) {
                         continue;
@@ -56,8 +76,13 @@ impl MemberView<'_> {
                         (&hi[0], &mut lo[d])
                     };
                     to[dst_off..dst_off + len].copy_from_slice(&from[src_off..src_off + len]);
+                    Kernel::ALL.len()
                 }
                 Launch::Fill { .. } => return Err(Error::Internal("a chunk fill reached the CPU backend".into())),
+            };
+            if let (Some(t), Some(started)) = (tally.as_deref_mut(), started) {
+                t[slot].0 += 1;
+                t[slot].1 += started.elapsed().as_secs_f64();
             }
         }
         Ok(())
@@ -160,6 +185,8 @@ impl CpuBackend {
             shared: Vec::new(),
             banks: vec![Vec::new(); members],
             ops: Vec::new(),
+            profiling: false,
+            profiled: None,
         }
     }
 
@@ -251,12 +278,15 @@ impl Backend for CpuBackend {
     }
 
     fn run(&mut self, launches: &[Launch], reads: &[(BufId, Range<usize>)]) -> Result<Vec<Vec<f32>>> {
+        let started = self.profiling.then(Instant::now);
+        let mut tally: Tally = [(0, 0.0); Kernel::ALL.len() + 1];
         if !launches.is_empty() {
             let view = MemberView { strides: &self.strides, shared: &self.shared, ops: &self.ops };
             let threads = self.threads();
+            let profiling = self.profiling;
             if threads <= 1 {
                 for (m, bank) in self.banks.iter_mut().enumerate() {
-                    view.run(m, bank, launches)?;
+                    view.run(m, bank, launches, profiling.then_some(&mut tally))?;
                 }
             } else {
                 let per = self.members.div_ceil(threads);
@@ -267,19 +297,29 @@ impl Backend for CpuBackend {
                         .chunks_mut(per)
                         .enumerate()
                         .map(|(t, banks)| {
-                            scope.spawn(move || -> Result<()> {
+                            scope.spawn(move || -> Result<Tally> {
+                                let mut mine: Tally = [(0, 0.0); Kernel::ALL.len() + 1];
                                 for (i, bank) in banks.iter_mut().enumerate() {
-                                    view.run(t * per + i, bank, launches)?;
+                                    view.run(t * per + i, bank, launches, profiling.then_some(&mut mine))?;
                                 }
-                                Ok(())
+                                Ok(mine)
                             })
                         })
                         .collect();
                     handles.into_iter().try_for_each(|h| {
-                        h.join().unwrap_or_else(|_| Err(Error::Internal("a CPU worker thread panicked".into())))
+                        let mine =
+                            h.join().unwrap_or_else(|_| Err(Error::Internal("a CPU worker thread panicked".into())))?;
+                        for (sum, (n, s)) in tally.iter_mut().zip(mine) {
+                            sum.0 += n;
+                            sum.1 += s;
+                        }
+                        Ok::<(), Error>(())
                     })
                 })?;
             }
+        }
+        if let Some(started) = started {
+            self.profiled = Some((tally, started.elapsed().as_secs_f64()));
         }
         reads
             .iter()
@@ -309,6 +349,27 @@ impl Backend for CpuBackend {
                 }
             })
             .collect()
+    }
+
+    fn set_profiling(&mut self, on: bool) {
+        self.profiling = on;
+        self.profiled = None;
+    }
+
+    fn take_profile(&mut self) -> Option<EpochProfile> {
+        let (tally, run_s) = self.profiled.take()?;
+        let mut profile = EpochProfile {
+            epoch: 0,
+            clock: ProfileClock::Host,
+            device: "cpu reference".into(),
+            wall_ms: 0.0,
+            host_ms: 0.0,
+            span_ms: run_s * 1e3,
+            kernels: Vec::new(),
+        };
+        let names = Kernel::ALL.iter().map(|k| (k.family().name(), k.entry())).chain([("(copies)", "copy")]);
+        profile.add_kernels(names.zip(tally).filter(|(_, (n, _))| *n > 0).map(|((f, k), (n, s))| (f, k, n, s)));
+        Some(profile)
     }
 
     fn buffer_count(&self) -> usize {

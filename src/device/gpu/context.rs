@@ -9,6 +9,7 @@ use super::adapter::{candidates, describe};
 use super::matmul::texture::{textures_supported, TextureKernels, PACK_ENTRIES};
 use super::matmul::{family_source, subgroup8, DenseModule, MatmulVariant};
 use super::options::GpuOptions;
+use super::timestamps::TimestampMode;
 use crate::device::args::Uniform;
 use crate::device::kernels::{Access, Family, Kernel};
 use crate::device::DeviceInfo;
@@ -50,13 +51,25 @@ pub(crate) struct GpuContext {
     /// Every Matmul launch runs the workgroup-tiled kernel (Some(true)), none does (Some(false)),
     /// or by adapter and shape (`GpuOptions::tiled_matmul`).
     pub(crate) tiled_matmul: Option<bool>,
+    /// The tiled configuration every tiled product runs (`WGFIT_MATMUL=tiled64|tiled128`), or
+    /// None: [`MatmulVariant::tiled_for`] chooses by shape.
+    pub(crate) tile: Option<MatmulVariant>,
     /// A hardware GPU (discrete, integrated or virtual): large products run the workgroup-tiled
     /// kernel (`MatmulVariant::Tiled`).
     pub(crate) hardware: bool,
-    /// Time each dispatch on its own (`GpuOptions::profile`).
+    /// Profile every fit on this device (`GpuOptions::profile`, `WGFIT_PROFILE=1`).
     pub(crate) profile: bool,
     /// The most device memory one dataset may take (`GpuOptions::max_data_bytes`).
     pub(crate) max_data_bytes: Option<u64>,
+    /// How the profiler places timestamps: the timestamp features were requested (only with
+    /// `GpuOptions::profile`) and the adapter has them. None: dispatches are timed alone.
+    pub(crate) timestamps: Option<TimestampMode>,
+    /// Whether the adapter has timestamp queries (for the profiler's note when they are off).
+    adapter_timestamps: bool,
+    /// Nanoseconds per timestamp tick (`Queue::get_timestamp_period`).
+    pub(crate) timestamp_period: f32,
+    /// The profiler said once that it times dispatches alone.
+    said_no_timestamps: std::sync::atomic::AtomicBool,
     /// Submissions made so far (the tests count them: one per epoch however many plans).
     submissions: std::sync::atomic::AtomicU64,
     /// The replacement for shaders/dense.wgsl (`GpuOptions::dense_wgsl`), read when the device opened.
@@ -79,14 +92,19 @@ impl GpuContext {
         };
         let adapter_info = adapter.get_info();
         let required_limits = options.limits(&adapter.limits());
+        // The profiler's timestamp queries: asked for only when profiling, so an unprofiled
+        // device is opened exactly as before.
+        let adapter_timestamps = TimestampMode::of(adapter.features()).is_some();
+        let timestamps = TimestampMode::of(adapter.features()).filter(|_| options.profile_on());
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("wgfit"),
             // Subgroup operations where the adapter has them (the llvmpipe matmul variant shares
             // rows between SIMD lanes with subgroupShuffle).
             // and storage textures readable in every format the adapter allows (the llvmpipe matmul
             // reads its operands from rgba32float textures).
-            required_features: adapter.features()
-                & (wgpu::Features::SUBGROUP | wgpu::Features::TEXTURE_ADAPTER_SPECIFIC_FORMAT_FEATURES),
+            required_features: (adapter.features()
+                & (wgpu::Features::SUBGROUP | wgpu::Features::TEXTURE_ADAPTER_SPECIFIC_FORMAT_FEATURES))
+                | timestamps.map_or(wgpu::Features::empty(), TimestampMode::features),
             required_limits: required_limits.clone(),
             experimental_features: wgpu::ExperimentalFeatures::disabled(),
             memory_hints: wgpu::MemoryHints::Performance,
@@ -124,12 +142,21 @@ impl GpuContext {
             textures,
             scalar_matmul: options.scalar_matmul_on(),
             tiled_matmul: options.tiled_matmul_choice(),
+            tile: match options.tile_choice() {
+                Some(64) => Some(MatmulVariant::Tiled),
+                Some(128) => Some(MatmulVariant::Tiled128),
+                _ => None,
+            },
             hardware: matches!(
                 adapter_info.device_type,
                 wgpu::DeviceType::DiscreteGpu | wgpu::DeviceType::IntegratedGpu | wgpu::DeviceType::VirtualGpu
             ),
             profile: options.profile_on(),
             max_data_bytes,
+            timestamps,
+            adapter_timestamps,
+            timestamp_period: queue.get_timestamp_period(),
+            said_no_timestamps: std::sync::atomic::AtomicBool::new(false),
             submissions: std::sync::atomic::AtomicU64::new(0),
             dense_override,
             timeout: Mutex::new(timeout),
@@ -263,7 +290,23 @@ impl GpuContext {
         Ok(names)
     }
 
-    /// Blocks until the queue's work is done, at most the GPU timeout.
+    /// Says once per device, on stderr, why a profile times each dispatch alone.
+    pub(crate) fn note_no_timestamps(&self) {
+        if self.said_no_timestamps.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
+        let why = if self.adapter_timestamps {
+            "this device was opened without them (GpuOptions::profile(true) or WGFIT_PROFILE=1 asks for them)"
+        } else {
+            "the adapter has none"
+        };
+        eprintln!(
+            "wgfit profile: no timestamp queries on {}: {why}; timing each dispatch alone instead (a submission \
+             and a wait each, so epochs run slower and the times include that overhead)",
+            self.adapter_info.name
+        );
+    }
+
     /// Submits command buffers to the queue: the one place wgfit submits, counted.
     pub(crate) fn submit(&self, commands: impl IntoIterator<Item = wgpu::CommandBuffer>) -> wgpu::SubmissionIndex {
         self.submissions.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -275,6 +318,7 @@ impl GpuContext {
         self.submissions.load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// Blocks until the queue's work is done, at most the GPU timeout.
     pub(crate) fn wait(&self, index: wgpu::SubmissionIndex) -> Result<()> {
         let timeout = *self.timeout.lock().unwrap_or_else(|p| p.into_inner());
         self.device.poll(wgpu::PollType::Wait { submission_index: Some(index), timeout: Some(timeout) }).map_err(

@@ -41,6 +41,8 @@ pub struct GpuOptions {
     scalar_matmul: bool,
     /// Some(true): every product tiled; Some(false): never; None: by adapter and shape.
     tiled_matmul: Option<bool>,
+    /// Which tiled configuration when a product is tiled (64 or 128 per side); None: by shape.
+    tile: Option<u32>,
     profile: bool,
     /// A WGSL file that replaces shaders/dense.wgsl, and who set it.
     dense_wgsl: Option<(PathBuf, &'static str)>,
@@ -63,6 +65,7 @@ impl Default for GpuOptions {
             subgroups: true,
             scalar_matmul: false,
             tiled_matmul: None,
+            tile: None,
             profile: false,
             dense_wgsl: None,
             max_buffer_size: None,
@@ -82,9 +85,10 @@ impl GpuOptions {
     /// - `WGFIT_SUBGROUPS=0`: no subgroup kernels ([`GpuOptions::subgroups`]);
     /// - `WGFIT_MATMUL=scalar`: the reference matmul only ([`GpuOptions::scalar_matmul`]);
     /// - `WGFIT_MATMUL=tiled` / `untiled`: the workgroup-tiled matmul for every product / for
-    ///   none ([`GpuOptions::tiled_matmul`]);
+    ///   none ([`GpuOptions::tiled_matmul`]); `tiled64` / `tiled128`: every product tiled, in
+    ///   that configuration (64 or 128 of C per side per workgroup; otherwise chosen by shape);
     /// - `WGFIT_DENSE_WGSL=<path>`: replaces shaders/dense.wgsl ([`GpuOptions::dense_wgsl`]);
-    /// - `WGFIT_PROFILE=1`: time every kernel ([`GpuOptions::profile`]);
+    /// - `WGFIT_PROFILE=1`: profile every fit, from timestamp queries ([`GpuOptions::profile`]).
     /// - `WGFIT_MAX_DATA_BYTES=<bytes>`: stream larger datasets in chunks
     ///   ([`GpuOptions::max_data_bytes`]; a whole number, optionally with KiB, MiB or GiB).
     pub fn from_env() -> Self {
@@ -101,8 +105,13 @@ impl GpuOptions {
             subgroups: var("WGFIT_SUBGROUPS").is_none_or(|v| v != "0"),
             scalar_matmul: var("WGFIT_MATMUL").is_some_and(|v| v.eq_ignore_ascii_case("scalar")),
             tiled_matmul: match var("WGFIT_MATMUL").map(|v| v.to_ascii_lowercase()).as_deref() {
-                Some("tiled") => Some(true),
+                Some("tiled" | "tiled64" | "tiled128") => Some(true),
                 Some("untiled") => Some(false),
+                _ => None,
+            },
+            tile: match var("WGFIT_MATMUL").map(|v| v.to_ascii_lowercase()).as_deref() {
+                Some("tiled64") => Some(64),
+                Some("tiled128") => Some(128),
                 _ => None,
             },
             dense_wgsl: std::env::var_os("WGFIT_DENSE_WGSL").map(|p| (PathBuf::from(p), "WGFIT_DENSE_WGSL")),
@@ -266,10 +275,19 @@ impl GpuOptions {
         self.tiled_matmul
     }
 
-    /// Time every kernel: each dispatch is submitted and waited for on its own (so the times are
-    /// the kernels' wall time on the device plus one submission each, and training runs slower),
-    /// summed per kernel entry point and printed to stderr when the model's buffers are dropped.
-    /// Meant for finding where an epoch's time goes, not for timing epochs.
+    /// The tiled configuration `WGFIT_MATMUL` asked for, if one (64 or 128 per side).
+    pub(crate) fn tile_choice(&self) -> Option<u32> {
+        self.tile
+    }
+
+    /// Profile every fit on this device ([`Fit::profile`](crate::Fit::profile) for one fit): after
+    /// each epoch, the time per kernel, the epoch's wall time and the remainder go to stderr and
+    /// into [`History::profile`](crate::History::profile). The device is opened with the
+    /// adapter's timestamp-query features (asked for only here, so an unprofiled device is opened
+    /// as before): timestamps are written between the dispatches of the epoch's own recording and
+    /// read back with its results, one submission as without the profiler. An adapter without
+    /// them is said so once, and each dispatch is then submitted, waited for and timed alone
+    /// (slower epochs, and every time includes a submission).
     pub fn profile(mut self, on: bool) -> Self {
         self.profile = on;
         self

@@ -5,14 +5,17 @@
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 use std::sync::Arc;
+use std::time::Instant;
 
 use super::context::{GpuContext, Pipeline};
 use super::matmul::texture::{OperandKey, OperandTexture};
 use super::matmul::DenseModule;
+use super::timestamps::{self, Mark, QuerySets, TimestampMode};
 use crate::device::args::{Args, Uniform};
-use crate::device::kernels::{Access, Kernel};
+use crate::device::kernels::{Access, Family, Kernel};
 use crate::device::{check_bindings, member_stride, Backend, BufId, Launch, OpId};
 use crate::error::{Error, Result};
+use crate::profile::{EpochProfile, ProfileClock};
 
 /// Bytes between two launch records in the params buffer (the dynamic-offset alignment WebGPU
 /// guarantees to be enough).
@@ -41,8 +44,9 @@ pub(crate) enum Step {
         group: wgpu::BindGroup,
         params: Uniform,
         groups: [u32; 3],
-        /// The kernel entry point (or Matmul variant), for the profiler.
+        /// The kernel entry point (or Matmul variant) and its family, for the profiler.
         name: &'static str,
+        family: Family,
     },
     Copy {
         src: BufId,
@@ -79,38 +83,38 @@ pub(crate) struct GpuBackend {
     pub(crate) no_subgroup: bool,
     /// Matmul launches never use the texture-operand variants (tests, to cover the others).
     pub(crate) no_texture: bool,
-    /// Every Matmul launch (not scalar) runs the workgroup-tiled variant (tests, on lavapipe).
-    pub(crate) force_tiled: bool,
-    /// With `GpuOptions::profile`: (dispatches, seconds) per kernel entry point.
-    profile: HashMap<&'static str, (u64, f64)>,
+    /// Every Matmul launch (not scalar) runs this workgroup-tiled variant (tests, on lavapipe).
+    pub(crate) force_tiled: Option<super::matmul::MatmulVariant>,
+    /// Profile each run (`Backend::set_profiling`: a fit's epochs).
+    profiling: bool,
+    /// How this backend's profiled runs place timestamps: the device's mode (tests force
+    /// `PassPerDispatch` on adapters that have both); None: each dispatch timed alone.
+    pub(crate) timestamp_mode: Option<TimestampMode>,
+    /// The profiler's query sets and resolve buffer (made on the first profiled run).
+    pub(crate) queries: QuerySets,
+    /// The run in flight's timed dispatches, between `prepare` and `collect`.
+    stamps: Option<Stamps>,
+    /// The last profiled run's profile, until taken.
+    profiled: Option<EpochProfile>,
     /// Submissions made by `Backend::submit` and not yet waited for, oldest first.
     in_flight: std::collections::VecDeque<wgpu::SubmissionIndex>,
+    /// A profiled run's pieces before its last (`Backend::submit`: streamed data), merged.
+    pieces: Option<EpochProfile>,
 }
 
-impl Drop for GpuBackend {
-    /// Prints the profile, if one was taken.
-    fn drop(&mut self) {
-        if self.profile.is_empty() {
-            return;
-        }
-        let mut rows: Vec<_> = self.profile.iter().collect();
-        rows.sort_by(|a, b| b.1 .1.total_cmp(&a.1 .1));
-        let total: f64 = rows.iter().map(|r| r.1 .1).sum();
-        eprintln!("wgfit profile ({} members; each dispatch timed alone, submission included):", self.members);
-        for (name, (n, s)) in rows {
-            eprintln!(
-                "  {name:<22} {n:>8} dispatches {:>10.2} ms {:>6.1}% {:>9.1} us each",
-                s * 1e3,
-                100.0 * s / total,
-                s * 1e6 / *n as f64
-            );
-        }
-    }
+/// A profiled run's timestamps in flight: the dispatches they time, how many queries, where in
+/// the readback buffer they land, and the host's recording time.
+struct Stamps {
+    marks: Vec<Mark>,
+    queries: u32,
+    at: u64,
+    host_s: f64,
 }
 
 impl GpuBackend {
     pub(crate) fn new(ctx: Arc<GpuContext>, members: usize) -> Self {
         GpuBackend {
+            timestamp_mode: ctx.timestamps,
             scalar_matmul: ctx.scalar_matmul,
             ctx,
             members: members.max(1),
@@ -124,9 +128,13 @@ impl GpuBackend {
             record_bytes: Vec::new(),
             no_subgroup: false,
             no_texture: false,
-            force_tiled: false,
-            profile: HashMap::new(),
+            force_tiled: None,
+            profiling: false,
+            queries: QuerySets::default(),
+            stamps: None,
+            profiled: None,
             in_flight: std::collections::VecDeque::new(),
+            pieces: None,
         }
     }
 
@@ -228,7 +236,14 @@ impl GpuBackend {
                             self.ops[op.0].group.clone()
                         };
                         let [x, y, _] = v.workgroups(&matmul);
-                        steps.push(Step::Dispatch { pipeline, group, params, groups: [x, y, z], name: v.entry() });
+                        steps.push(Step::Dispatch {
+                            pipeline,
+                            group,
+                            params,
+                            groups: [x, y, z],
+                            name: v.entry(),
+                            family: Family::Dense,
+                        });
                     } else {
                         let bound = &self.ops[op.0];
                         let [x, y, _] = args.grid().workgroups();
@@ -238,6 +253,7 @@ impl GpuBackend {
                             params,
                             groups: [x, y, z],
                             name: kernel.entry(),
+                            family: kernel.family(),
                         });
                     }
                     for (&(_, access), buf) in kernel.bindings().iter().zip(&self.ops[op.0].buffers) {
@@ -290,13 +306,21 @@ impl GpuBackend {
     /// Records the steps into one submission: launch records uploaded in one write, a compute pass
     /// per run of dispatches, copies between passes, then the copies of `reads` to the staging buffer.
     fn record(&mut self, steps: &[Step], reads: &[(BufId, Range<usize>)]) -> Result<wgpu::SubmissionIndex> {
-        let commands = self.encode(steps, reads)?;
+        let (commands, _) = self.encode(steps, reads, None)?;
         Ok(self.ctx.submit([commands]))
     }
 
     /// Records the steps and the copies of `reads` into one command buffer, not yet submitted
-    /// (the launch records are written to the queue first).
-    fn encode(&mut self, steps: &[Step], reads: &[(BufId, Range<usize>)]) -> Result<wgpu::CommandBuffer> {
+    /// (the launch records are written to the queue first). With `stamp` (the profiler's
+    /// timestamp mode, the queries the steps need, and where they go in the staging buffer),
+    /// timestamps are written around every dispatch, resolved and copied after the reads; the
+    /// marks returned say which queries time which dispatch.
+    fn encode(
+        &mut self,
+        steps: &[Step],
+        reads: &[(BufId, Range<usize>)],
+        stamp: Option<(TimestampMode, u32, u64)>,
+    ) -> Result<(wgpu::CommandBuffer, Vec<Mark>)> {
         let records = steps.iter().filter(|s| matches!(s, Step::Dispatch { .. })).count();
         self.params_for(records as u64)?;
         self.record_bytes.clear();
@@ -310,29 +334,79 @@ impl GpuBackend {
             }
         }
         let ctx = self.ctx.clone();
+        if let Some((_, queries, _)) = stamp {
+            let sets = &mut self.queries;
+            ctx.scoped("allocating the profiler's timestamp queries", || sets.ensure(&ctx.device, queries))?;
+        }
         let (params_buf, params_group, _) = self.params.as_ref().expect("made above");
-        ctx.scoped("recording the launches", || -> Result<wgpu::CommandBuffer> {
+        let dispatch = |pass: &mut wgpu::ComputePass<'_>, step: &Step, record: u64| {
+            let Step::Dispatch { pipeline, group, groups: [x, y, z], .. } = step else {
+                unreachable!("counted dispatches")
+            };
+            pass.set_pipeline(pipeline);
+            pass.set_bind_group(0, group, &[]);
+            pass.set_bind_group(1, params_group, &[(record * RECORD_STRIDE) as u32]);
+            pass.dispatch_workgroups(*x, *y, *z);
+        };
+        let mark = |step: &Step, begin: u32, end: u32| match step {
+            Step::Dispatch { name, family, .. } => Mark { family: *family, kernel: name, begin, end },
+            _ => unreachable!("counted dispatches"),
+        };
+        ctx.scoped("recording the launches", || -> Result<(wgpu::CommandBuffer, Vec<Mark>)> {
             if !self.record_bytes.is_empty() {
                 ctx.queue.write_buffer(params_buf, 0, &self.record_bytes);
             }
             let mut encoder =
                 ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("epoch") });
+            let sets = &self.queries.sets;
+            let mut marks = Vec::with_capacity(if stamp.is_some() { records } else { 0 });
+            // The next global query (`timestamps::slot` says which set and index).
+            let mut next = 0u32;
             let mut record = 0u64;
             let mut pending = steps;
             while !pending.is_empty() {
                 let runs = pending.iter().take_while(|s| matches!(s, Step::Dispatch { .. })).count();
                 if runs > 0 {
-                    let mut pass = encoder
-                        .begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes: None });
-                    for step in &pending[..runs] {
-                        let Step::Dispatch { pipeline, group, groups: [x, y, z], .. } = step else {
-                            unreachable!("counted dispatches")
+                    if let Some((TimestampMode::PassPerDispatch, ..)) = stamp {
+                        for step in &pending[..runs] {
+                            let (set, at) = timestamps::slot(next);
+                            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                                label: None,
+                                timestamp_writes: Some(wgpu::ComputePassTimestampWrites {
+                                    query_set: &sets[set],
+                                    beginning_of_pass_write_index: Some(at),
+                                    end_of_pass_write_index: Some(at + 1),
+                                }),
+                            });
+                            dispatch(&mut pass, step, record);
+                            marks.push(mark(step, next, next + 1));
+                            next += 2;
+                            record += 1;
+                        }
+                    } else {
+                        let inside = stamp.is_some();
+                        let mut pass = encoder
+                            .begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes: None });
+                        let mut write = |pass: &mut wgpu::ComputePass<'_>| {
+                            let (set, at) = timestamps::slot(next);
+                            pass.write_timestamp(&sets[set], at);
+                            next += 1;
                         };
-                        pass.set_pipeline(pipeline);
-                        pass.set_bind_group(0, group, &[]);
-                        pass.set_bind_group(1, params_group, &[(record * RECORD_STRIDE) as u32]);
-                        pass.dispatch_workgroups(*x, *y, *z);
-                        record += 1;
+                        if inside {
+                            write(&mut pass);
+                        }
+                        for step in &pending[..runs] {
+                            dispatch(&mut pass, step, record);
+                            record += 1;
+                            if inside {
+                                write(&mut pass);
+                            }
+                        }
+                        drop(pass);
+                        if inside {
+                            let first = next - runs as u32 - 1;
+                            marks.extend((0..runs).map(|i| mark(&pending[i], first + i as u32, first + i as u32 + 1)));
+                        }
                     }
                     pending = &pending[runs..];
                 } else {
@@ -365,8 +439,18 @@ impl GpuBackend {
                     }
                     at += bytes;
                 }
+                if let (Some((_, queries, stamps_at)), Some((resolve, _))) = (stamp, &self.queries.resolve) {
+                    if next != queries {
+                        return Err(Error::Internal(format!("{next} timestamps written, {queries} counted")));
+                    }
+                    if queries > 0 {
+                        self.queries.resolve(&mut encoder, queries);
+                        let bytes = u64::from(queries) * u64::from(wgpu::QUERY_SIZE);
+                        encoder.copy_buffer_to_buffer(resolve, 0, staging, stamps_at, bytes);
+                    }
+                }
             }
-            Ok(encoder.finish())
+            Ok((encoder.finish(), marks))
         })?
     }
 }
@@ -400,12 +484,15 @@ impl GpuBackend {
 impl GpuBackend {
     /// The first half of a run: checks the reads, plans the steps and encodes them with the
     /// readback copies into a command buffer for the caller to submit (alone, or with other
-    /// backends' in one submission: `device::run_together`).
+    /// backends' in one submission: `device::run_together`). A profiled run writes timestamps
+    /// into the same command buffer, or, on a device without them, runs each step alone first.
     pub(crate) fn prepare(
         &mut self,
         launches: &[Launch],
         reads: &[(BufId, Range<usize>)],
     ) -> Result<wgpu::CommandBuffer> {
+        let started = self.profiling.then(Instant::now);
+        self.stamps = None;
         self.ctx.check_fault()?;
         for (b, r) in reads {
             let buf = self.buffer(*b)?;
@@ -413,47 +500,83 @@ impl GpuBackend {
                 return Err(Error::Internal(format!("read {r:?} past a buffer of {}", buf.len)));
             }
         }
-        let read_bytes: u64 = reads.iter().map(|(_, r)| (r.len() * 4) as u64).sum();
-        if read_bytes > 0 {
-            self.staging_for(read_bytes)?;
-        }
         let mut steps = std::mem::take(&mut self.steps);
         steps.clear();
         let planned = self.plan_steps(launches, &mut steps);
-        if self.ctx.profile && planned.is_ok() {
-            // Each step in a submission of its own, timed; the reads ride on the caller's.
-            for step in std::mem::take(&mut steps) {
-                let name = match &step {
-                    Step::Dispatch { name, .. } => *name,
-                    _ => "(copy)",
-                };
-                let started = std::time::Instant::now();
-                let submission = self.record(std::slice::from_ref(&step), &[])?;
-                self.ctx.wait(submission)?;
-                let e = self.profile.entry(name).or_insert((0, 0.0));
-                e.0 += 1;
-                e.1 += started.elapsed().as_secs_f64();
-            }
+        let mode = self.timestamp_mode.filter(|_| self.profiling);
+        if let (Some(started), None, Ok(())) = (started, mode, &planned) {
+            self.time_alone(std::mem::take(&mut steps), started.elapsed().as_secs_f64())?;
         }
-        let encoded = planned.and_then(|()| self.encode(&steps, reads));
+        let queries = mode.map_or(0, |m| m.queries(steps.iter().map(|s| matches!(s, Step::Dispatch { .. }))));
+        let read_bytes: u64 = reads.iter().map(|(_, r)| (r.len() * 4) as u64).sum();
+        let stamps_at = read_bytes.next_multiple_of(u64::from(wgpu::QUERY_SIZE));
+        let staged =
+            if queries > 0 { stamps_at + u64::from(queries) * u64::from(wgpu::QUERY_SIZE) } else { read_bytes };
+        if staged > 0 {
+            self.staging_for(staged)?;
+        }
+        let stamp = mode.filter(|_| queries > 0).map(|m| (m, queries, stamps_at));
+        let encoded = planned.and_then(|()| self.encode(&steps, reads, stamp));
         self.steps = steps;
-        encoded
+        let (commands, marks) = encoded?;
+        if let (Some(started), Some(_)) = (started, stamp) {
+            self.stamps = Some(Stamps { marks, queries, at: stamps_at, host_s: started.elapsed().as_secs_f64() });
+        }
+        Ok(commands)
     }
 
-    /// The second half: waits for `submission` and reads back what `prepare` copied.
+    /// The profiler without timestamp queries: each step submitted, waited for and timed alone
+    /// (the old `WGFIT_PROFILE`), into the run's profile. `host_s`: planning the steps.
+    fn time_alone(&mut self, steps: Vec<Step>, host_s: f64) -> Result<()> {
+        self.ctx.note_no_timestamps();
+        let mut profile = self.empty_profile(ProfileClock::DispatchesAlone, host_s);
+        let mut rows = Vec::with_capacity(steps.len());
+        for step in steps {
+            let (family, kernel) = match &step {
+                Step::Dispatch { name, family, .. } => (family.name(), *name),
+                Step::Copy { .. } => ("(copies)", "copy"),
+                Step::Refresh { .. } => ("(copies)", "texture refresh"),
+            };
+            let started = Instant::now();
+            let submission = self.record(std::slice::from_ref(&step), &[])?;
+            self.ctx.wait(submission)?;
+            rows.push((family, kernel, 1, started.elapsed().as_secs_f64()));
+        }
+        profile.add_kernels(rows);
+        profile.span_ms = profile.kernel_ms();
+        self.profiled = Some(profile);
+        Ok(())
+    }
+
+    fn empty_profile(&self, clock: ProfileClock, host_s: f64) -> EpochProfile {
+        EpochProfile {
+            epoch: 0,
+            clock,
+            device: self.ctx.info().adapter,
+            wall_ms: 0.0,
+            host_ms: host_s * 1e3,
+            span_ms: 0.0,
+            kernels: Vec::new(),
+        }
+    }
+
+    /// The second half: waits for `submission` and reads back what `prepare` copied (and a
+    /// profiled run's timestamps, into its profile).
     pub(crate) fn collect(
         &mut self,
         submission: wgpu::SubmissionIndex,
         reads: &[(BufId, Range<usize>)],
     ) -> Result<Vec<Vec<f32>>> {
         let read_bytes: u64 = reads.iter().map(|(_, r)| (r.len() * 4) as u64).sum();
+        let stamps = self.stamps.take();
+        let staged = stamps.as_ref().map_or(read_bytes, |s| s.at + u64::from(s.queries) * u64::from(wgpu::QUERY_SIZE));
         let ctx = self.ctx.clone();
-        if read_bytes == 0 {
+        if staged == 0 {
             ctx.wait(submission)?;
             return Ok(reads.iter().map(|_| Vec::new()).collect());
         }
         let (staging, _) = self.staging.as_ref().expect("made above");
-        let slice = staging.slice(0..read_bytes);
+        let slice = staging.slice(0..staged);
         let (sender, receiver) = futures_intrusive::channel::shared::oneshot_channel();
         slice.map_async(wgpu::MapMode::Read, move |r| {
             sender.send(r).ok();
@@ -469,9 +592,13 @@ impl GpuBackend {
             self.staging = None;
             return Err(e);
         }
+        let mut ticks = Vec::new();
         let out = {
             let view = slice.get_mapped_range().map_err(|e| Error::Gpu(format!("reading results back: {e:?}")))?;
-            let values: &[f32] = bytemuck::cast_slice(&view);
+            let values: &[f32] = bytemuck::cast_slice(&view[..read_bytes as usize]);
+            if let Some(s) = &stamps {
+                ticks.extend(view[s.at as usize..].chunks_exact(8).map(bytemuck::pod_read_unaligned::<u64>));
+            }
             let mut at = 0;
             reads
                 .iter()
@@ -483,6 +610,11 @@ impl GpuBackend {
                 .collect()
         };
         staging.unmap();
+        if let Some(s) = stamps {
+            let mut profile = self.empty_profile(ProfileClock::Timestamps, s.host_s);
+            timestamps::decode(&s.marks, &ticks, self.ctx.timestamp_period, &mut profile);
+            self.profiled = Some(profile);
+        }
         Ok(out)
     }
 }
@@ -549,6 +681,17 @@ impl Backend for GpuBackend {
     }
 
     fn submit(&mut self, launches: &[Launch]) -> Result<()> {
+        if self.profiling {
+            // Each piece's timestamps are read back with it, and its profile kept for the run's.
+            self.run(launches, &[])?;
+            if let Some(p) = self.profiled.take() {
+                match self.pieces.as_mut() {
+                    Some(all) => all.absorb(p),
+                    None => self.pieces = Some(p),
+                }
+            }
+            return Ok(());
+        }
         let commands = self.prepare(launches, &[])?;
         self.in_flight.push_back(self.ctx.submit([commands]));
         // One running and one queued: the device stays busy while the host gathers the next
@@ -567,6 +710,27 @@ impl Backend for GpuBackend {
 
     fn gpu(&mut self) -> Option<&mut GpuBackend> {
         Some(self)
+    }
+
+    fn set_profiling(&mut self, on: bool) {
+        self.profiling = on;
+        self.profiled = None;
+        self.pieces = None;
+    }
+
+    fn profiles_every_fit(&self) -> bool {
+        self.ctx.profile
+    }
+
+    fn take_profile(&mut self) -> Option<EpochProfile> {
+        let last = self.profiled.take();
+        match (self.pieces.take(), last) {
+            (Some(mut all), Some(p)) => {
+                all.absorb(p);
+                Some(all)
+            }
+            (all, last) => all.or(last),
+        }
     }
 
     fn buffer_count(&self) -> usize {

@@ -37,6 +37,9 @@ pub(crate) enum MatmulVariant {
     /// (shaders/dense_tiled.wgsl): for hardware GPUs, where a workgroup sharing its loads saves
     /// memory traffic (on llvmpipe, barriers and workgroup memory are slow: never chosen there).
     Tiled,
+    /// The same with 128 x 128 of C per workgroup, 8 x 8 per invocation, k blocks of 8: for
+    /// products with enough such blocks to fill a large GPU ([`MatmulVariant::tiled_for`]).
+    Tiled128,
 }
 
 /// Which shader module a Matmul variant's entry point lives in.
@@ -48,7 +51,7 @@ pub(crate) enum DenseModule {
 }
 
 impl MatmulVariant {
-    pub(crate) const ALL: [MatmulVariant; 9] = [
+    pub(crate) const ALL: [MatmulVariant; 10] = [
         MatmulVariant::Scalar,
         MatmulVariant::Nn,
         MatmulVariant::Nt,
@@ -58,6 +61,7 @@ impl MatmulVariant {
         MatmulVariant::TnSubgroup,
         MatmulVariant::Texture,
         MatmulVariant::Tiled,
+        MatmulVariant::Tiled128,
     ];
 
     pub(crate) fn entry(self) -> &'static str {
@@ -71,6 +75,7 @@ impl MatmulVariant {
             MatmulVariant::TnSubgroup => "matmul_tn_sg",
             MatmulVariant::Texture => "matmul_tex",
             MatmulVariant::Tiled => "matmul_tiled",
+            MatmulVariant::Tiled128 => "matmul_tiled128",
         }
     }
 
@@ -104,7 +109,21 @@ impl MatmulVariant {
             | MatmulVariant::TnSubgroup
             | MatmulVariant::Texture => [p.n.div_ceil(32).max(1), p.m.div_ceil(128).max(1), 1],
             MatmulVariant::Tiled => [p.n.div_ceil(64).max(1), p.m.div_ceil(64).max(1), 1],
+            MatmulVariant::Tiled128 => [p.n.div_ceil(128).max(1), p.m.div_ceil(128).max(1), 1],
             _ => Grid::Tiles { m: p.m, n: p.n }.workgroups(),
+        }
+    }
+
+    /// The workgroup-tiled configuration for a product: 128 x 128 blocks once there are at least
+    /// 256 of them (two per streaming multiprocessor of the largest GPUs), else 64 x 64, whose
+    /// four times as many workgroups keep a large GPU busy on mid-sized products. A first guess,
+    /// not yet measured on hardware (`scripts/gpu-proof` times both; `WGFIT_MATMUL=tiled64` /
+    /// `tiled128` force one).
+    pub(crate) fn tiled_for(p: &MatmulArgs) -> MatmulVariant {
+        if (p.m / 128) * (p.n / 128) >= 256 {
+            MatmulVariant::Tiled128
+        } else {
+            MatmulVariant::Tiled
         }
     }
 
@@ -224,10 +243,13 @@ impl GpuBackend {
         if self.scalar_matmul {
             return MatmulVariant::Scalar;
         }
+        if let Some(v) = self.force_tiled {
+            return v;
+        }
         // Hardware GPUs tile through workgroup memory once C has a whole 64 x 64 block.
         let by_shape = self.ctx.hardware && p.m >= 64 && p.n >= 64;
-        if self.force_tiled || self.ctx.tiled_matmul.unwrap_or(by_shape) {
-            return MatmulVariant::Tiled;
+        if self.ctx.tiled_matmul.unwrap_or(by_shape) {
+            return self.ctx.tile.unwrap_or_else(|| MatmulVariant::tiled_for(p));
         }
         let v = MatmulVariant::choose(p);
         // The subgroup kernels only pay where a whole subgroup's 32 columns and 16 rows fit in C;
@@ -273,7 +295,9 @@ mod tests {
         };
         let mut rng = rand::rngs::StdRng::seed_from_u64(11);
         let sizes = [1usize, 7, 33, 513];
-        let modes = [(0u32, 0u32), (1, 0), (2, 0), (0, 1), (0, 2), (1, 1)];
+        // (activation, derivative) codes: the fast vec4 arms (0-2) and the scalar loop of the rest.
+        let modes =
+            [(0u32, 0u32), (1, 0), (2, 0), (0, 1), (0, 2), (1, 1), (3, 0), (9, 4), (10, 7), (0, 8), (7, 10), (8, 9)];
         let mut seen = std::collections::HashSet::new();
         let mut case = 0usize;
         for &m in &sizes {
@@ -319,11 +343,12 @@ mod tests {
                             let mut want = vec![7.0f32; 3 + m * n + 1];
                             twin::matmul(&p, &a, &b, &mut want, &aux);
                             for (scalar, no_subgroup, no_texture, tiled) in [
-                                (false, false, false, false),
-                                (false, false, true, false),
-                                (false, true, true, false),
-                                (true, false, false, false),
-                                (false, false, false, true),
+                                (false, false, false, None),
+                                (false, false, true, None),
+                                (false, true, true, None),
+                                (true, false, false, None),
+                                (false, false, false, Some(MatmulVariant::Tiled)),
+                                (false, false, false, Some(MatmulVariant::Tiled128)),
                             ] {
                                 let mut g = GpuBackend::new(ctx.clone(), 1);
                                 g.scalar_matmul = scalar;
@@ -372,14 +397,20 @@ mod tests {
         assert_eq!(seen.len(), expected, "variants exercised: {seen:?}");
     }
 
-    /// The tiled kernel with several members: each member's product is its own (workgroup z is
-    /// the member), against the twin per member.
+    /// The tiled kernels with several members: each member's product is its own (workgroup z is
+    /// the member), against the twin per member; shapes past one 128 block with ragged edges.
     #[test]
     fn tiled_matmul_runs_each_member_on_its_own_blocks() {
+        for variant in [MatmulVariant::Tiled, MatmulVariant::Tiled128] {
+            tiled_members_match_twin(variant);
+        }
+    }
+
+    fn tiled_members_match_twin(variant: MatmulVariant) {
         let ctx = Arc::new(
             GpuContext::new(&GpuOptions::from_env()).expect("a wgpu adapter (scripts/test installs lavapipe)"),
         );
-        let (k_members, m, n, k) = (3usize, 70usize, 67usize, 45usize);
+        let (k_members, m, n, k) = (3usize, 150usize, 133usize, 45usize);
         let p = MatmulArgs {
             m: m as u32,
             n: n as u32,
@@ -398,8 +429,8 @@ mod tests {
         };
         let (a, b, aux) = (vecs(m * k), vecs((k + 1) * n), vecs(m * n));
         let mut g = GpuBackend::new(ctx, k_members);
-        g.force_tiled = true;
-        assert_eq!(g.matmul_variant_for(&p), MatmulVariant::Tiled);
+        g.force_tiled = Some(variant);
+        assert_eq!(g.matmul_variant_for(&p), variant);
         let stride = |len: usize| crate::device::member_stride(len);
         let mut member_buffer = |data: &[Vec<f32>], len: usize| {
             let id = g.create_member_buffer(len, "t").unwrap();
@@ -428,7 +459,7 @@ mod tests {
             twin::matmul(&p, &a[mem], &b[mem], &mut want, &aux[mem]);
             let block = &got[0][mem * stride(m * n)..mem * stride(m * n) + m * n];
             for (i, (x, w)) in block.iter().zip(&want).enumerate() {
-                assert!((x - w).abs() <= 1e-4 * (w.abs() + 1.0), "member {mem} at {i}: got {x}, want {w}");
+                assert!((x - w).abs() <= 1e-4 * (w.abs() + 1.0), "{variant:?} member {mem} at {i}: got {x}, want {w}");
             }
         }
     }

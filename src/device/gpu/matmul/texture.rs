@@ -9,6 +9,7 @@ use super::dense_texture_source;
 use crate::device::args::{MatmulArgs, Ones, Uniform};
 use crate::device::gpu::context::GpuContext;
 use crate::device::gpu::recorder::{GpuBackend, Step};
+use crate::device::kernels::Family;
 use crate::device::BufId;
 use crate::error::{Error, Result};
 
@@ -198,7 +199,8 @@ impl GpuBackend {
     /// the pack kernel.
     pub(crate) fn pack_step(&mut self, key: OperandKey) -> Result<Step> {
         let transposed = key.rs == 1 && key.cs != 1 && key.off.is_multiple_of(4) && key.cs.is_multiple_of(4);
-        let pack = self.ctx.texture_pipeline(if transposed { PACK_ENTRIES[1] } else { PACK_ENTRIES[0] })?;
+        let entry = if transposed { PACK_ENTRIES[1] } else { PACK_ENTRIES[0] };
+        let pack = self.ctx.texture_pipeline(entry)?;
         let operand = self.operands_entry(key)?;
         if operand.packed && key.copyable() {
             return Ok(Step::Refresh { key });
@@ -211,7 +213,8 @@ impl GpuBackend {
             group: operand.pack_group.clone(),
             params: key.pack_params(),
             groups,
-            name: "pack",
+            name: entry,
+            family: Family::Dense,
         })
     }
 
