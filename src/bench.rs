@@ -223,6 +223,10 @@ pub fn run_one(workload: &str, device: &str, opts: &Options) -> Result<Record> {
     let ends = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
     let want = opts.epochs.unwrap_or(s.epochs.saturating_sub(1)).max(1);
     let mut note = s.note.clone();
+    if let Some(cap) = std::env::var("WGFIT_MAX_DATA_BYTES").ok().filter(|_| dev.is_gpu()) {
+        // Comparisons of streamed data against a whole upload run the same workload both ways.
+        note = join(&note, &format!("data streamed in chunks of at most {cap} bytes (WGFIT_MAX_DATA_BYTES)"));
+    }
     // The timed fit ends itself when the time budget is spent (not W4, whose early stopping is
     // the workload): the first epoch's time, compile time included, says nothing about the rest.
     let budget = (workload != "W4").then(|| Duration::from_secs_f64(opts.seconds));

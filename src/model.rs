@@ -12,7 +12,7 @@ use crate::losses::{IntoLoss, Loss};
 use crate::matrix::{AsMatrix, Matrix};
 use crate::metrics::MetricSet;
 use crate::optimizers::{IntoOptimizer, Optimizer};
-use crate::plan::{AccSlot, DataRole, MemberSettings, Moments, Plan, Weighting};
+use crate::plan::{AccSlot, DataRole, HostData, MemberSettings, Moments, Plan, Weighting};
 use crate::trainer::{self, Compiled, Fit, FitData, MemberFit};
 
 /// Updates applied so far, and the optimizer's moments, flat in parameter order.
@@ -187,7 +187,9 @@ impl Sequential {
     ///
     /// Each epoch is one recording (every batch's gather, forward, loss, backward and update, then
     /// validation) run as one submission with one readback of the loss and metric sums; callbacks
-    /// see those sums as the epoch's logs. A non-finite loss ends fit with [`Error::Diverged`] (after
+    /// see those sums as the epoch's logs. Data larger than the GPU's largest buffer binding (or
+    /// than [`GpuOptions::max_data_bytes`](crate::GpuOptions::max_data_bytes)) streams through a
+    /// chunk buffer, one submission per chunk, with the same History as a whole upload. A non-finite loss ends fit with [`Error::Diverged`] (after
     /// the callbacks' `on_train_end`, so EarlyStopping still puts back its best weights), unless a
     /// callback (e.g. [`TerminateOnNaN`](crate::TerminateOnNaN)) stopped training at that epoch.
     pub fn fit(
@@ -389,11 +391,12 @@ impl Sequential {
         let batch = x.rows().min(1024);
         plan.ensure_capacity(batch)?;
         plan.prepare_metrics(&compiled.metrics)?;
-        let data = plan.upload(DataRole::Eval, x.data(), Some(y.data()), weights, x.rows())?;
+        let data = plan.upload(DataRole::Eval, x.data(), Some(y.data()), weights, x.rows(), batch)?;
         let mut launches = Vec::new();
         let (loss, metrics, wm) = (compiled.loss, &compiled.metrics, compiled.weighted_metrics);
-        trainer::eval_launches(plan, &data, batch, loss, metrics, wm, false, &mut launches);
-        let sums = plan.run_for_sums(&launches)?;
+        trainer::eval_launches(plan, &data, data.batch, loss, metrics, wm, false, &mut launches);
+        let host = HostData { x: x.data(), y: Some(y.data()), weights };
+        let sums = plan.run_for_sums(&launches, &[(&data, host)])?;
         let mut logs = Logs::new();
         let weighting = Weighting { rows: data.weighted, metrics: wm };
         trainer::record(&mut logs, metrics, &sums[0], AccSlot::Eval, x.rows(), weighting, "");
@@ -479,6 +482,12 @@ pub(crate) fn split_last_rows(x: &Matrix, y: &Matrix, fraction: f32) -> Result<(
 }
 
 impl Sequential {
+    /// Bytes of device memory this model's buffers take (0 before it is built).
+    #[doc(hidden)]
+    pub fn device_bytes(&self) -> usize {
+        self.plan.as_ref().map_or(0, |p| p.device_bytes())
+    }
+
     /// How many device buffers this model has allocated (0 before it is built).
     #[doc(hidden)]
     pub fn device_buffer_count(&self) -> usize {
@@ -509,7 +518,7 @@ impl Sequential {
         let compiled = self.compiled.as_ref().expect("checked by ready");
         let plan = self.plan.as_mut().expect("built by ready");
         plan.ensure_capacity(x.rows())?;
-        let data = plan.upload(DataRole::Eval, x.data(), Some(y.data()), weights, x.rows())?;
+        let data = plan.upload(DataRole::Eval, x.data(), Some(y.data()), weights, x.rows(), x.rows())?;
         let settings = MemberSettings {
             optimizer: compiled.optimizer.clone(),
             seed: seed as u64,
@@ -524,7 +533,8 @@ impl Sequential {
         let weighting = Weighting { rows: data.weighted, metrics: false };
         plan.loss(compiled.loss, &compiled.metrics, x.rows(), true, false, AccSlot::Train, weighting, &mut launches);
         plan.backward(x.rows(), 0, &mut launches);
-        Ok(plan.backend.run(&launches, &[(plan.grads, 0..plan.n_params)])?.pop().unwrap_or_default())
+        let (host, grads) = (HostData { x: x.data(), y: Some(y.data()), weights }, plan.grads);
+        Ok(plan.run_recording(&launches, &[(grads, 0..plan.n_params)], &[(&data, host)])?.pop().unwrap_or_default())
     }
 }
 

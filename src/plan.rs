@@ -67,10 +67,16 @@ pub(crate) struct LayerSlots {
     pub at: Placement,
 }
 
-/// A dataset uploaded to the device, with its gather kernel bound. `rows` rows per member (its
-/// row order, `order`, lists that many dataset rows for each member).
+/// A dataset on the device, with its gather kernel bound: uploaded whole, or streamed through a
+/// chunk buffer (`chunk`). `rows` rows per member (its row order lists that many dataset rows for
+/// each member).
 pub(crate) struct DeviceData {
+    pub role: DataRole,
     pub rows: usize,
+    /// Rows per batch of the passes over it: as `Plan::upload` was asked, or for evaluation data
+    /// streamed through a chunk smaller than that, the chunk's rows (wgfit chose that size, not
+    /// the user).
+    pub batch: usize,
     pub x_w: usize,
     pub y_w: usize,
     /// Each row of y carries its sample weight after the targets (`Plan::upload`'s weights).
@@ -79,7 +85,43 @@ pub(crate) struct DeviceData {
     /// Values per member of `order`.
     order_stride: usize,
     gather: OpId,
+    /// Streamed from the host rather than uploaded whole.
+    chunk: Option<Chunk>,
 }
+
+/// A dataset too large for one binding (or for `GpuOptions::max_data_bytes`), streamed: the
+/// host writes the rows of `rows` consecutive positions of every member's order into the chunk
+/// buffers (`Launch::Fill`), and the gathers of those positions read them there in sequence. The
+/// batches are the same rows in the same order as from a whole upload, so training is
+/// bit-identical; only where the gather reads from differs.
+struct Chunk {
+    /// Positions per fill: a whole number of the pass's batches, so no batch spans two fills.
+    rows: usize,
+    x: BufId,
+    y: BufId,
+    x_stride: usize,
+    y_stride: usize,
+    /// Each member's row order (dataset rows by position), kept on the host; empty until
+    /// [`Plan::write_orders`]: the rows in sequence.
+    orders: Vec<Vec<u32>>,
+}
+
+/// The host's copy of a dataset, which the fills of a streamed [`DeviceData`] read from: x, and
+/// y with one weight per row when the upload had them.
+#[derive(Clone, Copy)]
+pub(crate) struct HostData<'d> {
+    pub x: &'d [f32],
+    pub y: Option<&'d [f32]>,
+    pub weights: Option<&'d [f32]>,
+}
+
+/// A dataset as a recording's fills need it: where it is on the device, and its host copy.
+pub(crate) type Feed<'d> = (&'d DeviceData, HostData<'d>);
+
+/// The chunk budget when the data exceeds a binding and `GpuOptions::max_data_bytes` is not set:
+/// large enough that a chunk's submission is long against its cost, small enough to leave the
+/// device's memory to the model.
+const DEFAULT_CHUNK_BYTES: usize = 256 << 20;
 
 /// Buffers and kernels that depend on the batch capacity.
 struct BatchBuffers {
@@ -173,6 +215,8 @@ pub(crate) struct Plan {
     /// binding list: repeated calls allocate nothing new unless their data outgrows the last.
     scratch: HashMap<String, (BufId, usize)>,
     bound: HashMap<(Kernel, Vec<BufId>), OpId>,
+    /// Host buffers of one member's rows of a chunk fill (x, y), kept between fills.
+    fill_rows: (Vec<f32>, Vec<f32>),
 }
 
 /// Every layer's initial weights for `input_w` features, drawn in layer order from one
@@ -222,7 +266,7 @@ fn variable_offsets(layers: &[LayerSlots]) -> Vec<u32> {
 }
 
 /// Which dataset an upload holds: each role keeps its own buffers between calls.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum DataRole {
     Train,
     Valid,
@@ -308,6 +352,7 @@ impl Plan {
             update: None,
             scratch: HashMap::new(),
             bound: HashMap::new(),
+            fill_rows: (Vec::new(), Vec::new()),
         })
     }
 
@@ -481,13 +526,20 @@ impl Plan {
     /// A buffer of at least `len` values (for each member when `per_member`) kept under
     /// `name`: reused while it is large enough, replaced by one of the next power-of-two size when not.
     pub fn scratch(&mut self, name: &str, len: usize, per_member: bool) -> Result<BufId> {
+        self.scratch_sized(name, len, per_member, false)
+    }
+
+    /// [`Plan::scratch`], and with `exact` a new buffer of exactly `len` (a chunk, whose size is a
+    /// promise about device memory).
+    fn scratch_sized(&mut self, name: &str, len: usize, per_member: bool, exact: bool) -> Result<BufId> {
         if let Some(&(id, cap)) = self.scratch.get(name) {
             if cap >= len {
                 return Ok(id);
             }
         }
         let most = self.backend.max_binding_values() / if per_member { self.members } else { 1 };
-        let cap = len.max(1).checked_next_power_of_two().unwrap_or(len).min(most.max(len));
+        let grown = len.max(1).checked_next_power_of_two().unwrap_or(len).min(most.max(len));
+        let cap = if exact { len.max(1) } else { grown };
         let id = if per_member {
             self.backend.create_member_buffer(cap, name)?
         } else {
@@ -512,10 +564,14 @@ impl Plan {
         Ok(op)
     }
 
-    /// Uploads a dataset (x and, for training or evaluation, y; all members read it) into `role`'s
-    /// buffers, makes a row order of `rows` rows per member and binds the gather kernel.
+    /// Puts a dataset (x and, for training or evaluation, y; all members read it) on the device
+    /// for `role`, makes a row order of `rows` rows per member and binds the gather kernel.
     /// `weights` (one per dataset row, with y): each row of y is stored with its weight after the
     /// targets, so the gather copies it with the batch and the loss kernel reads it there.
+    ///
+    /// The dataset is uploaded whole when it fits one binding and `GpuOptions::max_data_bytes`;
+    /// otherwise it streams through the chunk buffers (see [`Chunk`]) in fills of a whole number of
+    /// `batch`-row batches (the batch size of the passes that will gather it).
     pub fn upload(
         &mut self,
         role: DataRole,
@@ -523,9 +579,10 @@ impl Plan {
         y: Option<&[f32]>,
         weights: Option<&[f32]>,
         rows: usize,
+        batch: usize,
     ) -> Result<DeviceData> {
-        let batch = self.batch.as_ref().ok_or_else(|| Error::Internal("upload before ensure_capacity".into()))?;
-        let (x_batch, y_batch) = (batch.x_batch, batch.y_batch);
+        let batch_bufs = self.batch.as_ref().ok_or_else(|| Error::Internal("upload before ensure_capacity".into()))?;
+        let (x_batch, y_batch) = (batch_bufs.x_batch, batch_bufs.y_batch);
         // The loss's target width: the output's, or one column of class indices (sparse loss).
         let y_w = match y {
             Some(y) if !x.is_empty() => y.len() / (x.len() / self.input_w.max(1)).max(1),
@@ -535,27 +592,45 @@ impl Plan {
         if y_w > self.output_w {
             return Err(Error::Internal(format!("targets of {y_w} columns for {} outputs", self.output_w)));
         }
-        let max = self.backend.max_binding_values();
-        if x.len() > max {
-            return Err(Error::Gpu(format!(
-                "the data ({} rows x {} columns, {} bytes) exceeds the adapter's largest buffer binding \
-                 ({} bytes)",
-                x.len() / self.input_w.max(1),
-                self.input_w,
-                x.len() * 4,
-                max * 4
-            )));
+        let weighted = weights.is_some() && y.is_some();
+        if let (Some(y), Some(w)) = (y, weights) {
+            if w.len() * y_w.max(1) != y.len() {
+                return Err(Error::Internal(format!("{} weights for {} target rows", w.len(), y.len() / y_w.max(1))));
+            }
         }
         let [x_name, y_name, order_name] = role.names();
+        let y_len = y.map_or(0, |y| y.len() + if weighted { y.len() / y_w.max(1) } else { 0 });
+        let order_len = member_stride(rows).saturating_mul(self.members);
+        let max = self.backend.max_binding_values();
+        let whole_bytes = x.len().saturating_add(y_len).saturating_add(order_len).saturating_mul(4);
+        let fits = x.len() <= max && y_len <= max && order_len <= max;
+        if !fits || self.backend.max_data_bytes().is_some_and(|most| whole_bytes > most) {
+            let data_rows = x.len() / self.input_w.max(1);
+            // Evaluation's batch size is wgfit's choice: it shrinks to fit the chunk.
+            let batch = match self.chunk_capacity() {
+                Some(c) if role == DataRole::Eval && c > 0 => batch.min(c),
+                _ => batch,
+            };
+            let chunk = self.chunk(data_rows, rows, batch)?;
+            let gather = self.bind_once(Kernel::Gather, &[chunk.x, chunk.y, self.dummy_r, x_batch, y_batch])?;
+            return Ok(DeviceData {
+                role,
+                rows,
+                batch,
+                x_w: self.input_w,
+                y_w,
+                weighted,
+                order: self.dummy_r,
+                order_stride: 0,
+                gather,
+                chunk: Some(chunk),
+            });
+        }
         let x_buf = self.scratch(x_name, x.len(), false)?;
         self.backend.write(x_buf, 0, x)?;
-        let weighted = weights.is_some() && y.is_some();
         let y_buf = match (y, weights) {
             (Some(y), Some(w)) => {
                 let yw = y_w.max(1);
-                if w.len() * yw != y.len() {
-                    return Err(Error::Internal(format!("{} weights for {} target rows", w.len(), y.len() / yw)));
-                }
                 let mut rows_w = Vec::with_capacity(y.len() + w.len());
                 for (t, &wv) in y.chunks(yw).zip(w) {
                     rows_w.extend_from_slice(t);
@@ -575,20 +650,166 @@ impl Plan {
         let order = self.scratch(order_name, rows, true)?;
         let gather = self.bind_once(Kernel::Gather, &[x_buf, y_buf, order, x_batch, y_batch])?;
         let order_stride = self.scratch_stride(order_name);
-        Ok(DeviceData { rows, x_w: self.input_w, y_w, weighted, order, order_stride, gather })
+        Ok(DeviceData { role, rows, batch, x_w: self.input_w, y_w, weighted, order, order_stride, gather, chunk: None })
     }
 
-    /// Writes each member's row order of `data` (dataset row indices, `data.rows` per member).
-    pub fn write_orders(&mut self, data: &DeviceData, orders: &[Vec<u32>]) -> Result<()> {
-        let stride = data.order_stride;
-        let mut flat = vec![0u32; stride * self.members];
+    /// The chunk budget in bytes (`max_data_bytes`, else the default within one binding), and
+    /// whether the user set it.
+    fn chunk_budget(&self) -> (usize, Option<usize>) {
+        let set = self.backend.max_data_bytes();
+        (set.unwrap_or(DEFAULT_CHUNK_BYTES.min(self.backend.max_binding_values().saturating_mul(4))), set)
+    }
+
+    /// Device bytes of chunk buffers holding `rows` rows per member (x, and y with a weight), and
+    /// the larger buffer's values.
+    fn chunk_bytes(&self, rows: usize) -> (usize, usize) {
+        let k = self.members;
+        let (xw, yw) = (self.input_w.max(1), self.output_w + 1);
+        let (xs, ys) = (member_stride(rows * xw).saturating_mul(k), member_stride(rows * yw).saturating_mul(k));
+        (xs.saturating_add(ys).saturating_mul(4), xs.max(ys))
+    }
+
+    /// Rows per member the chunk buffers hold within the budget (and one binding each); None
+    /// when not one row fits.
+    fn chunk_capacity(&self) -> Option<usize> {
+        let (budget, _) = self.chunk_budget();
+        let max_values = self.backend.max_binding_values();
+        let (xw, yw, k) = (self.input_w.max(1), self.output_w + 1, self.members.max(1));
+        let mut capacity = (budget / 4 / k / (xw + yw)).min(max_values / k / xw.max(yw));
+        while capacity > 0 {
+            let (bytes, widest) = self.chunk_bytes(capacity);
+            if bytes <= budget && widest <= max_values {
+                return Some(capacity);
+            }
+            capacity -= 1;
+        }
+        None
+    }
+
+    /// The chunk buffers for a streamed dataset of `data_rows` rows (`rows` positions per member,
+    /// gathered `batch` at a time). The buffers are sized by the budget alone, for the widest y
+    /// a batch holds, so that every role of the plan shares one pair: as many rows per member as
+    /// `max_data_bytes` (or the default) holds for all members, x and y (and a weight) together.
+    fn chunk(&mut self, data_rows: usize, rows: usize, batch: usize) -> Result<Chunk> {
+        let capacity = self.chunk_capacity().unwrap_or(0);
+        let part = if capacity >= rows { rows } else { capacity / batch.max(1) * batch.max(1) };
+        if part == 0 {
+            let (budget, set) = self.chunk_budget();
+            let one = batch.min(rows).max(1);
+            let (xw, yw) = (self.input_w.max(1), self.output_w + 1);
+            let what = format!(
+                "at least {} bytes: a chunk of the data holds one batch of {one} rows x {} values (x {xw}, y and \
+                 weight {yw}) for {} model(s)",
+                self.chunk_bytes(one).0,
+                xw + yw,
+                self.members
+            );
+            return Err(match set {
+                Some(b) => Error::invalid("max_data_bytes (GpuOptions::max_data_bytes, WGFIT_MAX_DATA_BYTES)", b, what),
+                None => Error::Gpu(format!(
+                    "the data ({data_rows} rows) exceeds the adapter's largest buffer binding and streams in chunks of \
+                     at most {budget} bytes, but a chunk needs {what}; use a smaller batch_size or fewer models at once"
+                )),
+            });
+        }
+        let (xw, yw) = (self.input_w.max(1), self.output_w + 1);
+        let x = self.scratch_sized("data chunk x", capacity * xw, true, true)?;
+        let y = self.scratch_sized("data chunk y", capacity * yw, true, true)?;
+        Ok(Chunk {
+            rows: part,
+            x,
+            y,
+            x_stride: self.scratch_stride("data chunk x"),
+            y_stride: self.scratch_stride("data chunk y"),
+            orders: Vec::new(),
+        })
+    }
+
+    /// Writes each member's row order of `data` (dataset row indices, `data.rows` per member):
+    /// to the device, or for a streamed dataset kept on the host for its fills.
+    pub fn write_orders(&mut self, data: &mut DeviceData, orders: &[Vec<u32>]) -> Result<()> {
         for (m, order) in orders.iter().enumerate().take(self.members) {
             if order.len() != data.rows {
                 return Err(Error::Internal(format!("member {m}'s order has {} rows, not {}", order.len(), data.rows)));
             }
+        }
+        if let Some(c) = data.chunk.as_mut() {
+            c.orders.resize(self.members, Vec::new());
+            for (kept, order) in c.orders.iter_mut().zip(orders) {
+                kept.clear();
+                kept.extend_from_slice(order);
+            }
+            return Ok(());
+        }
+        let stride = data.order_stride;
+        let mut flat = vec![0u32; stride * self.members];
+        for (m, order) in orders.iter().enumerate().take(self.members) {
             flat[m * stride..m * stride + order.len()].copy_from_slice(order);
         }
         self.backend.write_u32(data.order, 0, &flat)
+    }
+
+    /// Writes positions `start..start + rows` of `data` into its chunk buffers: each member's rows
+    /// (through its order when `shuffled`, else in sequence) gathered on the host from `host`.
+    fn fill(&mut self, data: &DeviceData, host: HostData<'_>, start: usize, rows: usize, shuffled: bool) -> Result<()> {
+        let c = data.chunk.as_ref().ok_or_else(|| Error::Internal("a fill of data uploaded whole".into()))?;
+        let (xw, yw) = (data.x_w, data.y_w);
+        let (mut xs, mut ys) = std::mem::take(&mut self.fill_rows);
+        let out_of = || Error::Internal(format!("a fill of rows {start}.. past the data"));
+        for m in 0..self.members {
+            xs.clear();
+            ys.clear();
+            for p in start..start + rows {
+                let r = match (shuffled, c.orders.get(m)) {
+                    (true, Some(order)) => *order.get(p).ok_or_else(out_of)? as usize,
+                    (true, None) => return Err(Error::Internal("a shuffled fill before its row order".into())),
+                    (false, _) => p,
+                };
+                xs.extend_from_slice(host.x.get(r * xw..(r + 1) * xw).ok_or_else(out_of)?);
+                if let Some(y) = host.y {
+                    ys.extend_from_slice(y.get(r * yw..(r + 1) * yw).ok_or_else(out_of)?);
+                    if data.weighted {
+                        ys.push(*host.weights.and_then(|w| w.get(r)).ok_or_else(out_of)?);
+                    }
+                }
+            }
+            self.backend.write(c.x, m * c.x_stride, &xs)?;
+            if !ys.is_empty() {
+                self.backend.write(c.y, m * c.y_stride, &ys)?;
+            }
+        }
+        self.fill_rows = (xs, ys);
+        Ok(())
+    }
+
+    /// Runs a recording and reads back `reads`: in one submission, or, when it holds fills of
+    /// streamed data, in one submission per fill, each fill written from `feeds` (the datasets
+    /// the recording gathers, by role) just before the launches that read it. The device runs
+    /// one piece while the host gathers the next (`Backend::submit`).
+    pub fn run_recording(
+        &mut self,
+        launches: &[Launch],
+        reads: &[(BufId, std::ops::Range<usize>)],
+        feeds: &[Feed<'_>],
+    ) -> Result<Vec<Vec<f32>>> {
+        let mut rest = launches;
+        loop {
+            while let Some(&Launch::Fill { role, start, rows, shuffled }) = rest.first() {
+                let &(data, host) = feeds
+                    .iter()
+                    .find(|(d, _)| d.role == role)
+                    .ok_or_else(|| Error::Internal(format!("a fill of {role:?} data with no host copy given")))?;
+                self.fill(data, host, start, rows, shuffled)?;
+                rest = &rest[1..];
+            }
+            match rest.iter().position(|l| matches!(l, Launch::Fill { .. })) {
+                Some(next) => {
+                    self.backend.submit(&rest[..next])?;
+                    rest = &rest[next..];
+                }
+                None => return self.backend.run(rest, reads),
+            }
+        }
     }
 
     fn batch(&self) -> &BatchBuffers {
@@ -600,8 +821,21 @@ impl Plan {
         *self.batch().out.last().expect("at least one layer")
     }
 
-    /// Copies rows `start..start + rows` of `data` (in `order` when `shuffled`) into the batch buffers.
+    /// Copies rows `start..start + rows` of `data` (in `order` when `shuffled`) into the batch
+    /// buffers. For streamed data, a gather at the start of a fill's positions first marks the
+    /// fill (`Launch::Fill`): a pass gathers its positions in increasing order from 0.
     pub fn gather(&self, data: &DeviceData, start: usize, rows: usize, shuffled: bool, out: &mut Vec<Launch>) {
+        let (start, shuffled) = match &data.chunk {
+            Some(c) => {
+                let first = start - start % c.rows;
+                if first == start {
+                    let rows = c.rows.min(data.rows - start);
+                    out.push(Launch::Fill { role: data.role, start, rows, shuffled });
+                }
+                (start - first, false)
+            }
+            None => (start, shuffled),
+        };
         let y_cols = u(data.y_w + usize::from(data.weighted));
         let args = GatherArgs { rows: u(rows), x_cols: u(data.x_w), y_cols, start: u(start), shuffled };
         out.push(Launch::Run { op: data.gather, args: Args::Gather(args) });
@@ -635,24 +869,42 @@ impl Plan {
     }
 
     /// Every member's outputs for every row of `x` (inference mode), flat row-major per member:
-    /// one recording of batches of up to 1024 rows, one readback.
+    /// one recording of batches of up to 1024 rows and one readback, or for streamed data (or
+    /// outputs larger than one binding) one per part of the rows.
     pub fn predict(&mut self, x: &[f32], rows: usize) -> Result<Vec<Vec<f32>>> {
-        let batch = rows.clamp(1, 1024);
-        self.ensure_capacity(batch)?;
-        let data = self.upload(DataRole::Eval, x, None, None, rows)?;
-        let len = rows * self.output_w;
-        let preds = self.scratch("predictions", len, true)?;
-        let mut launches = Vec::new();
-        for start in (0..rows).step_by(batch) {
-            let n = batch.min(rows - start);
-            self.gather(&data, start, n, false, &mut launches);
-            self.forward(n, false, 0, &mut launches);
-            let (src, w) = (self.output_buffer(), self.output_w);
-            launches.push(Launch::Copy { src, src_off: 0, dst: preds, dst_off: start * w, len: n * w, member: None });
+        self.ensure_capacity(rows.clamp(1, 1024))?;
+        let data = self.upload(DataRole::Eval, x, None, None, rows, rows.clamp(1, 1024))?;
+        let (w, k, batch) = (self.output_w, self.members, data.batch);
+        let part = match &data.chunk {
+            Some(c) => c.rows,
+            None => {
+                let most = (self.backend.max_binding_values() / k).saturating_sub(4) / w.max(1);
+                rows.min((most / batch * batch).max(batch))
+            }
         }
+        .max(1);
+        let preds = self.scratch("predictions", part * w, true)?;
         let stride = self.scratch_stride("predictions");
-        let all = self.backend.run(&launches, &[(preds, 0..stride * self.members)])?.pop().unwrap_or_default();
-        Ok(all.chunks(stride).map(|c| c[..len].to_vec()).collect())
+        let host = HostData { x, y: None, weights: None };
+        let mut out: Vec<Vec<f32>> = (0..k).map(|_| Vec::with_capacity(rows * w)).collect();
+        let mut launches = Vec::new();
+        for first in (0..rows).step_by(part) {
+            let in_part = part.min(rows - first);
+            launches.clear();
+            for start in (first..first + in_part).step_by(batch) {
+                let n = batch.min(rows - start);
+                self.gather(&data, start, n, false, &mut launches);
+                self.forward(n, false, 0, &mut launches);
+                let (src, dst_off) = (self.output_buffer(), (start - first) * w);
+                launches.push(Launch::Copy { src, src_off: 0, dst: preds, dst_off, len: n * w, member: None });
+            }
+            let read = [(preds, 0..stride * k)];
+            let all = self.run_recording(&launches, &read, &[(&data, host)])?.pop().unwrap_or_default();
+            for (m, block) in all.chunks(stride.max(1)).take(k).enumerate() {
+                out[m].extend_from_slice(&block[..in_part * w]);
+            }
+        }
+        Ok(out)
     }
 
     /// The accumulator index where `slot`'s sums start.
@@ -687,11 +939,11 @@ impl Plan {
         Ok(())
     }
 
-    /// Runs `launches` (one submission) and reads back the loss and metric sums of both slots,
-    /// one block per member.
-    pub fn run_for_sums(&mut self, launches: &[Launch]) -> Result<Vec<MemberSums>> {
+    /// Runs `launches` (one submission, or one per fill of the streamed data in `feeds`) and
+    /// reads back the loss and metric sums of both slots, one block per member.
+    pub fn run_for_sums(&mut self, launches: &[Launch], feeds: &[Feed<'_>]) -> Result<Vec<MemberSums>> {
         let reads = self.sums_read();
-        let all = self.backend.run(launches, &reads)?;
+        let all = self.run_recording(launches, &reads, feeds)?;
         Ok(self.split_sums(&all))
     }
 

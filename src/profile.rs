@@ -77,6 +77,14 @@ impl EpochProfile {
         self.kernels.iter().find(|k| k.kernel == kernel)
     }
 
+    /// Adds `other`'s host time, device span and kernel rows to this one's: two plans' runs in one
+    /// submission, or the pieces of an epoch of streamed data.
+    pub(crate) fn absorb(&mut self, other: EpochProfile) {
+        self.host_ms += other.host_ms;
+        self.span_ms += other.span_ms;
+        self.add_kernels(other.kernels.into_iter().map(|k| (k.family, k.kernel, k.dispatches, k.ms * 1e-3)));
+    }
+
     /// Adds rows of (family, kernel, dispatches, seconds), merging those of one kernel, and
     /// sorts the rows (the recorders and the merge of several plans' profiles share it).
     pub(crate) fn add_kernels(&mut self, rows: impl IntoIterator<Item = (&'static str, &'static str, u64, f64)>) {

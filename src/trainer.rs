@@ -22,7 +22,7 @@ use crate::losses::Loss;
 use crate::matrix::Matrix;
 use crate::metrics::MetricSet;
 use crate::optimizers::Optimizer;
-use crate::plan::{AccSlot, DataRole, DeviceData, MemberSettings, MemberSums, Plan, Weighting};
+use crate::plan::{AccSlot, DataRole, DeviceData, Feed, HostData, MemberSettings, MemberSums, Plan, Weighting};
 use crate::profile::EpochProfile;
 
 /// The settings of one `fit` call (Keras's keyword arguments).
@@ -407,11 +407,16 @@ impl<'a, 'p> PlanFit<'a, 'p> {
         let keys = log_keys(&metrics, data.validation.is_some());
         plan.ensure_capacity(batch.max(val_rows.min(batch_size)))?;
         plan.prepare_metrics(&metrics)?;
-        let train = plan.upload(DataRole::Train, data.x.data(), Some(data.y.data()), data.weights, n)?;
-        let valid = match data.validation {
-            Some((vx, vy)) => {
-                Some(plan.upload(DataRole::Valid, vx.data(), Some(vy.data()), data.val_weights, val_rows)?)
-            }
+        let train = plan.upload(DataRole::Train, data.x.data(), Some(data.y.data()), data.weights, n, batch)?;
+        let mut valid = match data.validation {
+            Some((vx, vy)) => Some(plan.upload(
+                DataRole::Valid,
+                vx.data(),
+                Some(vy.data()),
+                data.val_weights,
+                val_rows,
+                batch_size,
+            )?),
             None => None,
         };
         let mut runs: Vec<Run<'a>> = Vec::with_capacity(members.len());
@@ -440,7 +445,7 @@ impl<'a, 'p> PlanFit<'a, 'p> {
                 due: Vec::new(),
             });
         }
-        if let Some(v) = &valid {
+        if let Some(v) = &mut valid {
             let orders: Vec<Vec<u32>> = runs.iter().map(|r| r.valid_rows.clone()).collect();
             plan.write_orders(v, &orders)?;
         }
@@ -475,6 +480,18 @@ impl<'a, 'p> PlanFit<'a, 'p> {
         self.runs.iter().any(|r| r.active)
     }
 
+    /// Runs an epoch's launches alone (streamed data: one submission per fill, from `data`'s
+    /// host copies) and reads back its sums.
+    fn run_streamed(&mut self, launches: &[Launch], data: &FitData<'_>) -> Result<Vec<Vec<f32>>> {
+        let mut feeds: Vec<Feed<'_>> =
+            vec![(&self.train, HostData { x: data.x.data(), y: Some(data.y.data()), weights: data.weights })];
+        if let (Some(v), Some((vx, vy))) = (&self.valid, data.validation) {
+            feeds.push((v, HostData { x: vx.data(), y: Some(vy.data()), weights: data.val_weights }));
+        }
+        let reads = self.plan.sums_read();
+        self.plan.run_recording(launches, &reads, &feeds)
+    }
+
     /// Starts an epoch for the members still training (callbacks, row orders, learning rates,
     /// member table) and appends the epoch's launches: requested copies, every batch, validation.
     fn epoch_launches(&mut self, epoch: usize, data: &FitData<'_>, launches: &mut Vec<Launch>) -> Result<()> {
@@ -505,7 +522,7 @@ impl<'a, 'p> PlanFit<'a, 'p> {
             }
         }
         let plan = &mut *self.plan;
-        plan.write_orders(&self.train, &self.orders)?;
+        plan.write_orders(&mut self.train, &self.orders)?;
         plan.backend.write(self.lrs, 0, &self.rates)?;
         let settings: Vec<MemberSettings> = self.runs.iter().map(Run::settings).collect();
         plan.write_table(&settings)?;
@@ -689,7 +706,15 @@ fn run_epochs(
             fits[g].epoch_launches(epoch, data, &mut launches[g])?;
         }
         let recorded = started.map(|s| s.elapsed().as_secs_f64());
-        let sums = {
+        // Plans with streamed data run one after another, each in pieces; the others together.
+        let streams = |g: &usize| launches[*g].iter().any(|l| matches!(l, Launch::Fill { .. }));
+        let sums = if live.iter().any(streams) {
+            let mut all = Vec::with_capacity(live.len());
+            for &g in &live {
+                all.push(fits[g].run_streamed(&launches[g], data)?);
+            }
+            all
+        } else {
             let mut jobs: Vec<RunJob<'_>> = Vec::with_capacity(live.len());
             for (g, fit) in fits.iter_mut().enumerate() {
                 if live.contains(&g) {
@@ -739,11 +764,7 @@ fn epoch_profile(
         let Some(p) = fits[g].plan.backend.take_profile() else { continue };
         match all.as_mut() {
             None => all = Some(p),
-            Some(a) => {
-                a.host_ms += p.host_ms;
-                a.span_ms += p.span_ms;
-                a.add_kernels(p.kernels.into_iter().map(|k| (k.family, k.kernel, k.dispatches, k.ms * 1e-3)));
-            }
+            Some(a) => a.absorb(p),
         }
     }
     let mut profile = all?;

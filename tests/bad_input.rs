@@ -189,7 +189,7 @@ fn misuse_and_unknown_names() {
 }
 
 #[test]
-fn data_too_large_for_a_gpu_binding_is_an_error_not_a_panic() {
+fn a_batch_too_large_for_a_gpu_binding_is_an_error_not_a_panic() {
     let options = wgfit::GpuOptions::from_env().max_storage_buffer_binding_size(64 * 1024).max_buffer_size(64 * 1024);
     let device = match Device::gpu_with(options) {
         Ok(d) => d,
@@ -199,9 +199,9 @@ fn data_too_large_for_a_gpu_binding_is_an_error_not_a_panic() {
     m.compile("adam", "mse", &[]).unwrap();
     let (x, y) = xy(1000, 64); // 256 KB of x: four times the largest binding
     let gpu_err = |e: &Error| matches!(e, Error::Gpu(_));
-    expect_err("oversized data", m.fit(&x, &y, Fit::new().batch_size(32).verbose(0)), gpu_err, &["bytes", "binding"]);
     expect_err("oversized batch", m.fit(&x, &y, Fit::new().batch_size(1000).verbose(0)), gpu_err, &["batch"]);
-    // Within the limits, the same device trains.
+    // Data larger than a binding streams in chunks (tests/streamed_data.rs); small data trains.
+    assert!(m.fit(&x, &y, Fit::new().batch_size(32).verbose(0)).is_ok());
     let (x, y) = xy(100, 64);
     assert!(m.fit(&x, &y, Fit::new().batch_size(32).epochs(2).verbose(0)).is_ok());
 }

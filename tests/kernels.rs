@@ -774,6 +774,17 @@ fn kernels_run_each_member_independently() {
         .collect();
     let gather = GatherArgs { rows: 4, x_cols: inw as u32, y_cols: 1, start: 3, shuffled: true };
     check_members("gather", &members, Args::Gather(gather), common::Tol { rel: 0.0, abs: 0.0 });
+    // Gather in sequence from each member's own rows (a chunk of streamed data, Plan::fill):
+    // the source is a member buffer whose blocks differ.
+    let members: Vec<Vec<Vec<f32>>> = (0..k)
+        .map(|m| {
+            let xs = random_vec(&mut rng(20 + m as u64), data_rows * inw, -1.0, 1.0);
+            let ys = random_vec(&mut rng(40 + m as u64), data_rows * 2, -1.0, 1.0);
+            vec![xs, ys, vec![0.0], nan(5 * inw), nan(5 * 2)]
+        })
+        .collect();
+    let gather = GatherArgs { rows: 5, x_cols: inw as u32, y_cols: 2, start: 6, shuffled: false };
+    check_members("gather from member rows", &members, Args::Gather(gather), common::Tol { rel: 0.0, abs: 0.0 });
 
     // Elementwise.
     let len = rows * outw;

@@ -175,6 +175,16 @@ pub(crate) enum Launch {
         len: usize,
         member: Option<usize>,
     },
+    /// A streamed dataset's next rows are due: the host writes positions `start..start + rows` of
+    /// `role`'s data (through each member's row order when `shuffled`) into its chunk buffers
+    /// before the launches after this one run (`Plan::run_recording`, which submits a recording
+    /// in pieces at these marks). Never reaches a backend.
+    Fill {
+        role: crate::plan::DataRole,
+        start: usize,
+        rows: usize,
+        shuffled: bool,
+    },
 }
 
 /// Values per member in a member buffer of `len` values: whole vec4s, so that every member's
@@ -207,6 +217,18 @@ pub(crate) trait Backend: Send {
     /// Runs the launches in order, then reads back the given ranges (in values): on the GPU one
     /// submission and one mapping, however many launches.
     fn run(&mut self, launches: &[Launch], reads: &[(BufId, Range<usize>)]) -> Result<Vec<Vec<f32>>>;
+    /// Starts the launches without waiting for them or reading anything back; the next `run`,
+    /// `submit` or `write` is ordered after them. The GPU keeps at most one submission queued
+    /// behind the one running (each holds a staged chunk of data), so the host prepares the next
+    /// chunk while the device works and memory stays bounded.
+    fn submit(&mut self, launches: &[Launch]) -> Result<()> {
+        self.run(launches, &[]).map(|_| ())
+    }
+    /// The most device memory one dataset may take (`GpuOptions::max_data_bytes`); None: no
+    /// limit of its own.
+    fn max_data_bytes(&self) -> Option<usize> {
+        None
+    }
     /// Reads ranges without launching anything.
     fn read(&mut self, reads: &[(BufId, Range<usize>)]) -> Result<Vec<Vec<f32>>> {
         self.run(&[], reads)

@@ -78,6 +78,7 @@ impl MemberView<'_> {
                     to[dst_off..dst_off + len].copy_from_slice(&from[src_off..src_off + len]);
                     Kernel::ALL.len()
                 }
+                Launch::Fill { .. } => return Err(Error::Internal("a chunk fill reached the CPU backend".into())),
             };
             if let (Some(t), Some(started)) = (tally.as_deref_mut(), started) {
                 t[slot].0 += 1;

@@ -59,6 +59,8 @@ pub(crate) struct GpuContext {
     pub(crate) hardware: bool,
     /// Profile every fit on this device (`GpuOptions::profile`, `WGFIT_PROFILE=1`).
     pub(crate) profile: bool,
+    /// The most device memory one dataset may take (`GpuOptions::max_data_bytes`).
+    pub(crate) max_data_bytes: Option<u64>,
     /// How the profiler places timestamps: the timestamp features were requested (only with
     /// `GpuOptions::profile`) and the adapter has them. None: dispatches are timed alone.
     pub(crate) timestamps: Option<TimestampMode>,
@@ -82,6 +84,7 @@ impl GpuContext {
     /// Opens the best adapter the options allow.
     pub(crate) fn new(options: &GpuOptions) -> Result<GpuContext> {
         let timeout = options.timeout_value()?;
+        let max_data_bytes = options.max_data_bytes_value()?;
         let dense_override = options.dense_wgsl_text()?;
         let adapters = candidates(options)?;
         let Some(adapter) = adapters.into_iter().next() else {
@@ -149,6 +152,7 @@ impl GpuContext {
                 wgpu::DeviceType::DiscreteGpu | wgpu::DeviceType::IntegratedGpu | wgpu::DeviceType::VirtualGpu
             ),
             profile: options.profile_on(),
+            max_data_bytes,
             timestamps,
             adapter_timestamps,
             timestamp_period: queue.get_timestamp_period(),

@@ -48,6 +48,9 @@ pub struct GpuOptions {
     dense_wgsl: Option<(PathBuf, &'static str)>,
     max_buffer_size: Option<u64>,
     max_storage_buffer_binding_size: Option<u64>,
+    /// The most device memory one dataset may take, or the unreadable value of
+    /// `WGFIT_MAX_DATA_BYTES`.
+    max_data_bytes: std::result::Result<Option<u64>, String>,
 }
 
 impl Default for GpuOptions {
@@ -67,6 +70,7 @@ impl Default for GpuOptions {
             dense_wgsl: None,
             max_buffer_size: None,
             max_storage_buffer_binding_size: None,
+            max_data_bytes: Ok(None),
         }
     }
 }
@@ -85,6 +89,8 @@ impl GpuOptions {
     ///   that configuration (64 or 128 of C per side per workgroup; otherwise chosen by shape);
     /// - `WGFIT_DENSE_WGSL=<path>`: replaces shaders/dense.wgsl ([`GpuOptions::dense_wgsl`]);
     /// - `WGFIT_PROFILE=1`: profile every fit, from timestamp queries ([`GpuOptions::profile`]).
+    /// - `WGFIT_MAX_DATA_BYTES=<bytes>`: stream larger datasets in chunks
+    ///   ([`GpuOptions::max_data_bytes`]; a whole number, optionally with KiB, MiB or GiB).
     pub fn from_env() -> Self {
         let var = |name: &str| std::env::var(name).ok();
         let timeout = match var("WGFIT_GPU_TIMEOUT_S").filter(|t| !t.trim().is_empty()) {
@@ -112,6 +118,10 @@ impl GpuOptions {
             profile: var("WGFIT_PROFILE").is_some_and(|v| v == "1"),
             max_buffer_size: None,
             max_storage_buffer_binding_size: None,
+            max_data_bytes: match var("WGFIT_MAX_DATA_BYTES").filter(|v| !v.trim().is_empty()) {
+                Some(v) => parse_bytes(&v).map(Some).ok_or(v),
+                None => Ok(None),
+            },
         }
     }
 
@@ -177,6 +187,39 @@ impl GpuOptions {
     pub fn max_storage_buffer_binding_size(mut self, bytes: u64) -> Self {
         self.max_storage_buffer_binding_size = Some(bytes);
         self
+    }
+
+    /// The most device memory one dataset (training, validation, or the rows given to evaluate or
+    /// predict) may take. A dataset whose device copy would be larger is not uploaded whole: it
+    /// streams through one chunk buffer of at most `bytes` (all of a sweep's models' rows
+    /// together), refilled from host memory between groups of steps, each group's rows gathered
+    /// on the host in the epoch's shuffled order. The batches, and so the History, are
+    /// bit-identical to an upload of the whole dataset; the cost is one submission per chunk and
+    /// the host's copy of the rows. A chunk must hold at least one batch: a smaller limit is an
+    /// [`Error::InvalidValue`](crate::Error::InvalidValue) naming both sizes.
+    ///
+    /// Default: no limit of its own; data larger than the adapter's largest buffer binding streams
+    /// anyway, through chunks of at most that binding (and at most 256 MiB). Use this when the data
+    /// fits one binding but not the device's memory, or to leave memory to other work.
+    ///
+    /// ```no_run
+    /// use wgfit::{Device, GpuOptions};
+    /// # fn main() -> wgfit::Result<()> {
+    /// // At most 64 MiB of device memory for the data, whatever its size.
+    /// let device = Device::gpu_with(GpuOptions::from_env().max_data_bytes(64 << 20))?;
+    /// # let _ = device;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn max_data_bytes(mut self, bytes: u64) -> Self {
+        self.max_data_bytes = Ok(Some(bytes));
+        self
+    }
+
+    pub(crate) fn max_data_bytes_value(&self) -> Result<Option<u64>> {
+        self.max_data_bytes.clone().map_err(|value| {
+            Error::invalid("WGFIT_MAX_DATA_BYTES", value, "a whole number of bytes, optionally with KiB, MiB or GiB")
+        })
     }
 
     /// The backends to search, or an error naming who set an unknown one.
@@ -275,6 +318,22 @@ impl GpuOptions {
     }
 }
 
+/// A byte count as `WGFIT_MAX_DATA_BYTES` takes it: a whole number, optionally followed by KiB,
+/// MiB or GiB (K, M, G, KB, MB, GB mean the same binary units).
+fn parse_bytes(text: &str) -> Option<u64> {
+    let t = text.trim();
+    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let n: u64 = t[..digits].parse().ok()?;
+    let shift = match t[digits..].trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        _ => return None,
+    };
+    n.checked_mul(1u64 << shift)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -295,5 +354,19 @@ mod tests {
         assert_eq!(o.timeout_value().unwrap(), Duration::ZERO);
         let e = GpuOptions::default().dense_wgsl("/nonexistent/dense.wgsl").dense_wgsl_text().unwrap_err();
         assert!(e.to_string().contains("GpuOptions::dense_wgsl"), "{e}");
+        let o = GpuOptions { max_data_bytes: Err("lots".into()), ..GpuOptions::default() };
+        assert!(o.max_data_bytes_value().unwrap_err().to_string().contains("WGFIT_MAX_DATA_BYTES"));
+        assert_eq!(o.max_data_bytes(7).max_data_bytes_value().unwrap(), Some(7));
+    }
+
+    #[test]
+    fn byte_counts_take_binary_units() {
+        assert_eq!(parse_bytes("4096"), Some(4096));
+        assert_eq!(parse_bytes(" 64 MiB "), Some(64 << 20));
+        assert_eq!(parse_bytes("2G"), Some(2 << 30));
+        assert_eq!(parse_bytes("3kb"), Some(3072));
+        assert_eq!(parse_bytes("1.5G"), None);
+        assert_eq!(parse_bytes("MiB"), None);
+        assert_eq!(parse_bytes("99999999999999999999G"), None);
     }
 }

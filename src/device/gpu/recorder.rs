@@ -96,6 +96,10 @@ pub(crate) struct GpuBackend {
     stamps: Option<Stamps>,
     /// The last profiled run's profile, until taken.
     profiled: Option<EpochProfile>,
+    /// Submissions made by `Backend::submit` and not yet waited for, oldest first.
+    in_flight: std::collections::VecDeque<wgpu::SubmissionIndex>,
+    /// A profiled run's pieces before its last (`Backend::submit`: streamed data), merged.
+    pieces: Option<EpochProfile>,
 }
 
 /// A profiled run's timestamps in flight: the dispatches they time, how many queries, where in
@@ -129,6 +133,8 @@ impl GpuBackend {
             queries: QuerySets::default(),
             stamps: None,
             profiled: None,
+            in_flight: std::collections::VecDeque::new(),
+            pieces: None,
         }
     }
 
@@ -291,6 +297,7 @@ impl GpuBackend {
                         }
                     }
                 }
+                Launch::Fill { .. } => return Err(Error::Internal("a chunk fill reached the GPU backend".into())),
             }
         }
         Ok(())
@@ -668,7 +675,37 @@ impl Backend for GpuBackend {
     fn run(&mut self, launches: &[Launch], reads: &[(BufId, Range<usize>)]) -> Result<Vec<Vec<f32>>> {
         let commands = self.prepare(launches, reads)?;
         let submission = self.ctx.submit([commands]);
+        // The queue runs in order: this wait covers everything submitted before.
+        self.in_flight.clear();
         self.collect(submission, reads)
+    }
+
+    fn submit(&mut self, launches: &[Launch]) -> Result<()> {
+        if self.profiling {
+            // Each piece's timestamps are read back with it, and its profile kept for the run's.
+            self.run(launches, &[])?;
+            if let Some(p) = self.profiled.take() {
+                match self.pieces.as_mut() {
+                    Some(all) => all.absorb(p),
+                    None => self.pieces = Some(p),
+                }
+            }
+            return Ok(());
+        }
+        let commands = self.prepare(launches, &[])?;
+        self.in_flight.push_back(self.ctx.submit([commands]));
+        // One running and one queued: the device stays busy while the host gathers the next
+        // chunk, and no more staged chunks than that are held at once.
+        while self.in_flight.len() > 2 {
+            if let Some(oldest) = self.in_flight.pop_front() {
+                self.ctx.wait(oldest)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn max_data_bytes(&self) -> Option<usize> {
+        self.ctx.max_data_bytes.map(|b| usize::try_from(b).unwrap_or(usize::MAX))
     }
 
     fn gpu(&mut self) -> Option<&mut GpuBackend> {
@@ -678,6 +715,7 @@ impl Backend for GpuBackend {
     fn set_profiling(&mut self, on: bool) {
         self.profiling = on;
         self.profiled = None;
+        self.pieces = None;
     }
 
     fn profiles_every_fit(&self) -> bool {
@@ -685,7 +723,14 @@ impl Backend for GpuBackend {
     }
 
     fn take_profile(&mut self) -> Option<EpochProfile> {
-        self.profiled.take()
+        let last = self.profiled.take();
+        match (self.pieces.take(), last) {
+            (Some(mut all), Some(p)) => {
+                all.absorb(p);
+                Some(all)
+            }
+            (all, last) => all.or(last),
+        }
     }
 
     fn buffer_count(&self) -> usize {
