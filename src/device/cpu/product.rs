@@ -46,12 +46,12 @@ pub enum Engine {
 
 impl Engine {
     /// The engine for an m x k x n product: `WGFIT_CPU_GEMM=gemm|matrixmultiply` forces one (for
-    /// side-by-side measurements); otherwise the faster on this kind of shape, as measured.
+    /// side-by-side measurements); otherwise `gemm`, the faster on every shape class measured
+    /// (benches/gemm_crates.rs on the 2-core AVX-512 machine: 1.1-1.3x on the square and
+    /// transposed training products of W1 and W3, 5-15x on the thin ones: k or n of 1 or 8).
+    /// matrixmultiply stays as the fallback to measure against and to force.
     pub(crate) fn choose(_m: usize, _k: usize, _n: usize) -> Engine {
-        if let Some(e) = forced() {
-            return e;
-        }
-        Engine::Gemm
+        forced().unwrap_or(Engine::Gemm)
     }
 }
 
@@ -66,10 +66,17 @@ fn forced() -> Option<Engine> {
     })
 }
 
+/// The cores, asked once: `available_parallelism` reads cgroup files on Linux, which costs more
+/// than a small product.
+fn cores() -> usize {
+    static CORES: OnceLock<usize> = OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
 thread_local! {
     /// Threads one product may use from this thread: the cores, or 1 inside the CPU backend's
     /// member workers (which already keep every core busy; nested pools would only contend).
-    static THREADS: Cell<usize> = Cell::new(std::thread::available_parallelism().map_or(1, |n| n.get()));
+    static THREADS: Cell<usize> = Cell::new(cores());
 }
 
 /// Runs `f` with products on this thread limited to one thread each.
@@ -79,16 +86,18 @@ pub(crate) fn single_threaded<R>(f: impl FnOnce() -> R) -> R {
 
 /// Runs `f` with products on this thread using at most `threads` threads (0: the cores).
 pub(crate) fn with_threads<R>(threads: usize, f: impl FnOnce() -> R) -> R {
-    let threads = if threads == 0 { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { threads };
+    let threads = if threads == 0 { cores() } else { threads };
     let before = THREADS.with(|t| t.replace(threads));
     let r = f();
     THREADS.with(|t| t.set(before));
     r
 }
 
-/// Below this many multiply-adds a product runs on one thread: handing work to a pool costs
-/// more than the second core saves (measured: see `Engine::choose`).
-const PARALLEL_MIN_WORK: usize = 48 * 48 * 256;
+/// Below this many multiply-adds a product runs on one thread: waking a pool costs more than the
+/// second core saves. Measured on the 2-core machine (benches/gemm_crates.rs): W1's 1M multiply-add
+/// products (256x8x512 forward, 8x256x512 dW) ran at 146 and 186 GFLOP/s on one thread, 88 and 57
+/// on two; its 67M ones gain from two.
+const PARALLEL_MIN_WORK: usize = 1 << 22;
 
 /// C = A · B for A m x k and B k x n strided views, C row-major m x n with row stride n (the
 /// first m * n values of `c`), by `engine`. False (nothing written) when a view reaches past its
