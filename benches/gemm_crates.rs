@@ -82,7 +82,7 @@ fn main() {
             r.sort_by(|x, y| x.total_cmp(y));
             print!(" {:.0} |", r[r.len() / 2]);
         }
-        println!(" {:?} |", wgfit::testing::cpu_engine_choice(m, k, n));
+        println!(" {:?} |", wgfit::testing::cpu_engine_choice(m, k, n, (b_rs, b_cs)));
     }
     println!("load average after: {}", load());
 }

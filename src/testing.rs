@@ -180,11 +180,13 @@ pub fn cpu_product(
     use crate::device::cpu::product::{product, with_threads, Engine, View};
     let av = View { off: 0, rs: a_strides.0, cs: a_strides.1 };
     let bv = View { off: 0, rs: b_strides.0, cs: b_strides.1 };
-    let engine = engine.unwrap_or_else(|| Engine::choose(m, k, n));
+    let engine = engine.unwrap_or_else(|| Engine::choose(m, k, n, bv));
     with_threads(threads, || product(engine, m, k, n, a, av, b, bv, c))
 }
 
-/// The engine the CPU path picks for an m x k x n product.
-pub fn cpu_engine_choice(m: usize, k: usize, n: usize) -> CpuEngine {
-    crate::device::cpu::product::Engine::choose(m, k, n)
+/// The engine the CPU path picks for an m x k x n product whose B has (row, column) strides
+/// `b_strides`.
+pub fn cpu_engine_choice(m: usize, k: usize, n: usize, b_strides: (usize, usize)) -> CpuEngine {
+    use crate::device::cpu::product::{Engine, View};
+    Engine::choose(m, k, n, View { off: 0, rs: b_strides.0, cs: b_strides.1 })
 }

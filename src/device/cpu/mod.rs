@@ -467,7 +467,7 @@ fn matmul_blocked(p: &MatmulArgs, a: &[f32], b: &[f32], c: &mut [f32], aux: &[f3
     let c_off = p.c_off as usize;
     let out = &mut c[c_off..c_off + m * n];
     let (av, bv) = (View::of_a(p), View::of_b(p));
-    if !product::product(product::Engine::choose(mm, kk, n), mm, kk, n, a, av, b, bv, out) {
+    if !product::product(product::Engine::choose(mm, kk, n, bv), mm, kk, n, a, av, b, bv, out) {
         return false;
     }
     if p.ones == Ones::LastRow {

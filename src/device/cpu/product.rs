@@ -45,13 +45,17 @@ pub enum Engine {
 }
 
 impl Engine {
-    /// The engine for an m x k x n product: `WGFIT_CPU_GEMM=gemm|matrixmultiply` forces one (for
-    /// side-by-side measurements); otherwise `gemm`, the faster on every shape class measured
-    /// (benches/gemm_crates.rs on the 2-core AVX-512 machine: 1.1-1.3x on the square and
-    /// transposed training products of W1 and W3, 5-15x on the thin ones: k or n of 1 or 8).
-    /// matrixmultiply stays as the fallback to measure against and to force.
-    pub(crate) fn choose(_m: usize, _k: usize, _n: usize) -> Engine {
-        forced().unwrap_or(Engine::Gemm)
+    /// The engine for an m x k x n product whose B view is `b`: `WGFIT_CPU_GEMM=gemm|matrixmultiply`
+    /// forces one (for side-by-side measurements); otherwise the faster on this shape class, as
+    /// measured by benches/gemm_crates.rs on the 2-core AVX-512 machine (3 quiet runs): `gemm`
+    /// on every class (1.1-1.3x on the square and Xᵀ products of W1 and W3, 5-15x on the thin
+    /// ones, k or n of 1 or 8), except B transposed (Wᵀ, a dX product) of W1's size, where
+    /// matrixmultiply was ahead (263-274 against 234-240 GFLOP/s on 256x512x512; level at 1024³).
+    pub(crate) fn choose(m: usize, k: usize, n: usize, b: View) -> Engine {
+        let transposed_b = b.rs == 1 && b.cs != 1;
+        // Only the sizes measured: below, gemm led on every small shape tried.
+        let w1_sized = (1 << 24..=1 << 27).contains(&(m * k * n));
+        forced().unwrap_or(if transposed_b && w1_sized { Engine::MatrixMultiply } else { Engine::Gemm })
     }
 }
 
