@@ -166,3 +166,36 @@ pub fn erf(x: f32) -> f32 {
 pub fn erfc(x: f32) -> f32 {
     crate::device::cpu::kernels::erfc(x)
 }
+
+/// The GEMM crates the CPU path can run a product on (benches/gemm_crates.rs).
+pub use crate::device::cpu::product::Engine as CpuEngine;
+
+/// The CPU path's product C = A · B (A m x k with (row, column) strides `a_strides`, B k x n
+/// likewise, C row-major m x n): on `engine` with at most `threads` threads (0: the cores), or
+/// as the CPU path chooses (`None`). False when a view reaches past its slice.
+#[allow(clippy::too_many_arguments)]
+pub fn cpu_product(
+    engine: Option<CpuEngine>,
+    threads: usize,
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[f32],
+    a_strides: (usize, usize),
+    b: &[f32],
+    b_strides: (usize, usize),
+    c: &mut [f32],
+) -> bool {
+    use crate::device::cpu::product::{product, with_threads, Engine, View};
+    let av = View { off: 0, rs: a_strides.0, cs: a_strides.1 };
+    let bv = View { off: 0, rs: b_strides.0, cs: b_strides.1 };
+    let engine = engine.unwrap_or_else(|| Engine::choose(m, k, n, bv));
+    with_threads(threads, || product(engine, m, k, n, a, av, b, bv, c))
+}
+
+/// The engine the CPU path picks for an m x k x n product whose B has (row, column) strides
+/// `b_strides`.
+pub fn cpu_engine_choice(m: usize, k: usize, n: usize, b_strides: (usize, usize)) -> CpuEngine {
+    use crate::device::cpu::product::{Engine, View};
+    Engine::choose(m, k, n, View { off: 0, rs: b_strides.0, cs: b_strides.1 })
+}

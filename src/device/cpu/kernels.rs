@@ -148,15 +148,25 @@ fn mix32(x: u32) -> u32 {
 
 /// Counter-based random bits, identical to `random_bits` in shaders/common.wgsl.
 pub(crate) fn random_bits(seed: u32, step: u32, layer: u32, index: u32) -> u32 {
+    mix32(random_prefix(seed, step, layer) ^ index)
+}
+
+/// `random_bits`' state before the index: its first three rounds, which a launch shares by all
+/// its values (so a loop over them hashes once per value, not four times).
+fn random_prefix(seed: u32, step: u32, layer: u32) -> u32 {
     let mut h = mix32(seed ^ 0x9e3779b9);
     h = mix32(h ^ step);
-    h = mix32(h ^ layer.wrapping_mul(0x85ebca6b));
-    mix32(h ^ index)
+    mix32(h ^ layer.wrapping_mul(0x85ebca6b))
+}
+
+/// Uniform in [0, 1) from the top 24 bits of random bits, as `random_unit` in shaders/common.wgsl.
+fn unit_from_bits(bits: u32) -> f32 {
+    (bits >> 8) as f32 * (1.0 / 16777216.0)
 }
 
 /// Uniform in [0, 1) from the top 24 bits, identical to `random_unit` in shaders/common.wgsl.
 pub(crate) fn random_unit(seed: u32, step: u32, layer: u32, index: u32) -> f32 {
-    (random_bits(seed, step, layer, index) >> 8) as f32 * (1.0 / 16777216.0)
+    unit_from_bits(random_bits(seed, step, layer, index))
 }
 
 pub(crate) fn gather(
@@ -802,31 +812,53 @@ pub(crate) fn grad_norms(p: &GradNormsArgs, grad: &mut [f32], norms: &mut [f32],
     }
 }
 
-/// The member's dropout mask value at `i`: 0 or 1 / (1 - rate), from its table row.
-fn keep_scale(p: &DropoutArgs, table: &[f32], i: usize) -> f32 {
-    if !p.apply_mask {
-        return 1.0;
+/// The member's dropout mask of one launch, read once from its table row: value i is 0 or
+/// 1 / (1 - rate), or 1 without a mask. W3's profile had the per-value table reads and the four
+/// hash rounds of `random_unit` at 30% of an epoch; the same bits now cost one round.
+struct Mask {
+    apply: bool,
+    prefix: u32,
+    rate: f32,
+    scale: f32,
+}
+
+impl Mask {
+    fn new(p: &DropoutArgs, table: &[f32]) -> Mask {
+        if !p.apply_mask {
+            return Mask { apply: false, prefix: 0, rate: 0.0, scale: 1.0 };
+        }
+        let seed = p.own_seed.unwrap_or(table[mt::SEED].to_bits());
+        let at = mt::DROPOUT + 2 * p.layer as usize;
+        let step = table[mt::STEP].to_bits().wrapping_add(p.step);
+        Mask { apply: true, prefix: random_prefix(seed, step, p.layer), rate: table[at], scale: table[at + 1] }
     }
-    let seed = p.own_seed.unwrap_or(table[mt::SEED].to_bits());
-    let at = mt::DROPOUT + 2 * p.layer as usize;
-    let (rate, scale) = (table[at], table[at + 1]);
-    let step = table[mt::STEP].to_bits().wrapping_add(p.step);
-    if random_unit(seed, step, p.layer, i as u32) >= rate {
-        scale
-    } else {
-        0.0
+
+    #[inline]
+    fn at(&self, i: usize) -> f32 {
+        if !self.apply {
+            return 1.0;
+        }
+        if unit_from_bits(mix32(self.prefix ^ i as u32)) >= self.rate {
+            self.scale
+        } else {
+            0.0
+        }
     }
 }
 
 pub(crate) fn dropout_forward(p: &DropoutArgs, src: &[f32], dst: &mut [f32], table: &[f32]) {
-    for i in 0..p.len as usize {
-        dst[i] = src[i] * keep_scale(p, table, i);
+    let mask = Mask::new(p, table);
+    let n = p.len as usize;
+    for (i, (d, &s)) in dst[..n].iter_mut().zip(&src[..n]).enumerate() {
+        *d = s * mask.at(i);
     }
 }
 
 pub(crate) fn dropout_backward(p: &DropoutArgs, src: &[f32], dst: &mut [f32], aux: &[f32], table: &[f32]) {
-    for i in 0..p.len as usize {
-        dst[i] = src[i] * keep_scale(p, table, i) * act_grad_from_output(aux[i], p.derivative.code());
+    let mask = Mask::new(p, table);
+    let (n, code) = (p.len as usize, p.derivative.code());
+    for (i, ((d, &s), &y)) in dst[..n].iter_mut().zip(&src[..n]).zip(&aux[..n]).enumerate() {
+        *d = s * mask.at(i) * act_grad_from_output(y, code);
     }
 }
 

@@ -1,6 +1,7 @@
 //! The CPU reference backend: buffers are vectors, launches call the twins in `kernels`.
 
 pub(crate) mod kernels;
+pub(crate) mod product;
 
 use std::ops::Range;
 use std::time::Instant;
@@ -10,6 +11,7 @@ use super::kernels::{Access, Kernel};
 use super::{check_bindings, member_stride, Backend, BufId, Launch, OpId};
 use crate::error::{Error, Result};
 use crate::profile::{EpochProfile, ProfileClock};
+use product::View;
 
 /// The profiler's tally on the CPU path: (calls, seconds) per kernel (in `Kernel::ALL` order),
 /// copies last. One per thread, summed after the run.
@@ -298,11 +300,13 @@ impl Backend for CpuBackend {
                         .enumerate()
                         .map(|(t, banks)| {
                             scope.spawn(move || -> Result<Tally> {
-                                let mut mine: Tally = [(0, 0.0); Kernel::ALL.len() + 1];
-                                for (i, bank) in banks.iter_mut().enumerate() {
-                                    view.run(t * per + i, bank, launches, profiling.then_some(&mut mine))?;
-                                }
-                                Ok(mine)
+                                product::single_threaded(|| {
+                                    let mut mine: Tally = [(0, 0.0); Kernel::ALL.len() + 1];
+                                    for (i, bank) in banks.iter_mut().enumerate() {
+                                        view.run(t * per + i, bank, launches, profiling.then_some(&mut mine))?;
+                                    }
+                                    Ok(mine)
+                                })
                             })
                         })
                         .collect();
@@ -390,17 +394,9 @@ impl Backend for CpuBackend {
 /// Below this many multiply-adds the plain loop beats packing for a blocked GEMM.
 const GEMM_MIN_WORK: usize = 8 * 1024;
 
-/// Largest index a strided `rows` x `cols` view at `off` touches, or None when it is empty.
-fn view_end(off: u32, rows: usize, rs: u32, cols: usize, cs: u32) -> Option<usize> {
-    if rows == 0 || cols == 0 {
-        return None;
-    }
-    Some(off as usize + (rows - 1) * rs as usize + (cols - 1) * cs as usize)
-}
-
 /// The Matmul launch: `kernels::matmul`'s semantics (strided views, implicit ones via `aug`,
 /// activation / activation-derivative epilogue) on a blocked, multithreaded GEMM
-/// (`matrixmultiply`). Small products and views that would reach past a buffer take the plain loop.
+/// (`product::product`). Small products and views that would reach past a buffer take the plain loop.
 pub(crate) fn matmul(p: &MatmulArgs, a: &[f32], b: &[f32], c: &mut [f32], aux: &[f32]) {
     let small = (p.m as usize) * (p.n as usize) * (p.k as usize) < GEMM_MIN_WORK;
     let done = if small { matmul_small(p, a, b, c, aux) } else { matmul_blocked(p, a, b, c, aux) };
@@ -517,12 +513,11 @@ fn stored_shape(p: &MatmulArgs, a: &[f32], b: &[f32], c: &[f32], aux: &[f32]) ->
         Ones::LastRow => (m.saturating_sub(1), k),
         Ones::None => (m, k),
     };
-    let fits = |end: Option<usize>, len: usize| end.is_none_or(|e| e < len);
     let ok = m > 0
         && n > 0
         && c.len() >= p.c_off as usize + m * n
-        && fits(view_end(p.a_off, mm, p.a_rs, kk, p.a_cs), a.len())
-        && fits(view_end(p.b_off, k, p.b_rs, n, p.b_cs), b.len())
+        && View::of_a(p).end(mm, kk) <= a.len()
+        && View::of_b(p).end(k, n) <= b.len()
         && (p.derivative.code() == 0 || aux.len() >= m * n);
     ok.then_some((mm, kk))
 }
@@ -533,55 +528,47 @@ fn matmul_blocked(p: &MatmulArgs, a: &[f32], b: &[f32], c: &mut [f32], aux: &[f3
     let Some((mm, kk)) = stored_shape(p, a, b, c, aux) else { return false };
     let c_off = p.c_off as usize;
     let out = &mut c[c_off..c_off + m * n];
-    let brow = |r: usize, j: usize| b[p.b_off as usize + r * p.b_rs as usize + j * p.b_cs as usize];
-    let mut beta = 0.0f32;
-    if p.ones == Ones::LastColumn && k > 0 {
-        // The implicit ones column of A picks B's last row: the bias, added to every row.
-        for i in 0..m {
-            for (j, v) in out[i * n..(i + 1) * n].iter_mut().enumerate() {
-                *v = brow(k - 1, j);
-            }
-        }
-        beta = 1.0;
+    let (av, bv) = (View::of_a(p), View::of_b(p));
+    if !product::product(product::Engine::choose(mm, kk, n, bv), mm, kk, n, a, av, b, bv, out) {
+        return false;
     }
-    if p.ones == Ones::LastRow && m > 0 {
+    if p.ones == Ones::LastRow {
         // The implicit ones row of A: the last output row is B's column sums.
         let last = &mut out[(m - 1) * n..m * n];
         last.fill(0.0);
         for r in 0..k {
-            for (j, v) in last.iter_mut().enumerate() {
-                *v += brow(r, j);
+            let at = bv.off + r * bv.rs;
+            if bv.cs == 1 {
+                last.iter_mut().zip(&b[at..at + n]).for_each(|(v, x)| *v += x);
+            } else {
+                last.iter_mut().enumerate().for_each(|(j, v)| *v += b[at + j * bv.cs]);
             }
         }
     }
-    if mm > 0 && kk > 0 {
-        // SAFETY: every index the views touch was checked against the slices above; `out` is a
-        // distinct, exclusively borrowed buffer of mm x n (row stride n) values at least.
-        // Tried the `gemm` crate (0.18) in place of this call: 150-205 GFLOP/s on the matmul
-        // bench, no faster than matrixmultiply's 170-210 here, so matrixmultiply stays.
-        unsafe {
-            matrixmultiply::sgemm(
-                mm,
-                kk,
-                n,
-                1.0,
-                a.as_ptr().add(p.a_off as usize),
-                p.a_rs as isize,
-                p.a_cs as isize,
-                b.as_ptr().add(p.b_off as usize),
-                p.b_rs as isize,
-                p.b_cs as isize,
-                beta,
-                out.as_mut_ptr(),
-                n as isize,
-                1,
-            );
-        }
-    } else if p.ones != Ones::LastColumn {
-        out[..mm * n].fill(0.0);
-    }
-    kernels::epilogue(p, out, aux);
+    // The implicit ones column of A picks B's last row: the bias, added to every row after the
+    // product (as the twin's sum ends with it), in the same pass as the epilogue.
+    let bias = (p.ones == Ones::LastColumn).then(|| View { off: bv.off + (k - 1) * bv.rs, ..bv });
+    fused_epilogue(p, out, aux, b, bias);
     true
+}
+
+/// The blocked product's output pass, row by row while the row is in L1: the bias (B's row at
+/// `bias`, when there is one), the activation, then the derivative factor from `aux`; the same
+/// operations in the same order as the twin's `kernels::epilogue` after its sum.
+fn fused_epilogue(p: &MatmulArgs, out: &mut [f32], aux: &[f32], b: &[f32], bias: Option<View>) {
+    let n = p.n as usize;
+    let derivative = p.derivative.code() != 0;
+    if bias.is_none() && p.activation.code() == 0 && !derivative {
+        return;
+    }
+    for (i, row) in out.chunks_exact_mut(n).enumerate() {
+        match bias {
+            Some(v) if v.cs == 1 => row.iter_mut().zip(&b[v.off..v.off + n]).for_each(|(x, y)| *x += y),
+            Some(v) => row.iter_mut().enumerate().for_each(|(j, x)| *x += b[v.off + j * v.cs]),
+            None => {}
+        }
+        kernels::epilogue(p, row, if derivative { &aux[i * n..(i + 1) * n] } else { &[] });
+    }
 }
 
 #[cfg(test)]
