@@ -846,6 +846,29 @@ impl Mask {
     }
 }
 
+/// Expands `$body` with `$d` bound to the derivative of activation `$code` as a closure the
+/// compiler inlines: none and relu (the common cases) get loops of their own, which vectorise,
+/// where a match per value would not; the rest take the general function. Same values as
+/// `act_grad_from_output` in every arm.
+macro_rules! by_derivative {
+    ($code:expr, |$d:ident| $body:expr) => {
+        match $code {
+            0 => {
+                let $d = |_: f32| 1.0f32;
+                $body
+            }
+            1 => {
+                let $d = |y: f32| if y > 0.0 { 1.0f32 } else { 0.0 };
+                $body
+            }
+            c => {
+                let $d = |y: f32| act_grad_from_output(y, c);
+                $body
+            }
+        }
+    };
+}
+
 pub(crate) fn dropout_forward(p: &DropoutArgs, src: &[f32], dst: &mut [f32], table: &[f32]) {
     let mask = Mask::new(p, table);
     let n = p.len as usize;
@@ -857,9 +880,11 @@ pub(crate) fn dropout_forward(p: &DropoutArgs, src: &[f32], dst: &mut [f32], tab
 pub(crate) fn dropout_backward(p: &DropoutArgs, src: &[f32], dst: &mut [f32], aux: &[f32], table: &[f32]) {
     let mask = Mask::new(p, table);
     let (n, code) = (p.len as usize, p.derivative.code());
-    for (i, ((d, &s), &y)) in dst[..n].iter_mut().zip(&src[..n]).zip(&aux[..n]).enumerate() {
-        *d = s * mask.at(i) * act_grad_from_output(y, code);
-    }
+    by_derivative!(code, |dact| {
+        for (i, ((d, &s), &y)) in dst[..n].iter_mut().zip(&src[..n]).zip(&aux[..n]).enumerate() {
+            *d = s * mask.at(i) * dact(y);
+        }
+    })
 }
 
 fn bn_gamma(p: &BatchNormArgs, param: &[f32], j: usize) -> f32 {
@@ -967,15 +992,24 @@ pub(crate) fn batchnorm_backward(
         }
         if p.grad_below {
             let rows_f = rows as f32;
-            for r in 0..rows {
-                for j in 0..n {
-                    let (mean, inv) = (saved[j], saved[n + j]);
-                    let scale = bn_gamma(p, param, j) * inv / rows_f;
-                    let xhat = (x[r * n + j] - mean) * inv;
-                    let d = scale * (rows_f * dy[r * n + j] - dbeta[j] - xhat * dgamma[j]);
-                    dx[r * n + j] = d * act_grad_from_output(aux[r * n + j], p.derivative.code());
+            // Each column's scale once (the same expression as per value before), so the row
+            // loop is straight arithmetic over slices.
+            let mut scale = BN_SCALE.with(|c| std::mem::take(&mut *c.borrow_mut()));
+            scale.clear();
+            scale.extend((0..n).map(|j| bn_gamma(p, param, j) * saved[n + j] / rows_f));
+            let (mean, inv) = saved[..2 * n].split_at(n);
+            by_derivative!(p.derivative.code(), |dact| {
+                for r in 0..rows {
+                    let row = r * n..(r + 1) * n;
+                    let (xr, dyr, auxr) = (&x[row.clone()], &dy[row.clone()], &aux[row.clone()]);
+                    for (j, d_out) in dx[row].iter_mut().enumerate() {
+                        let xhat = (xr[j] - mean[j]) * inv[j];
+                        let d = scale[j] * (rows_f * dyr[j] - dbeta[j] - xhat * dgamma[j]);
+                        *d_out = d * dact(auxr[j]);
+                    }
                 }
-            }
+            });
+            BN_SCALE.with(|c| *c.borrow_mut() = scale);
         }
     });
 }
@@ -983,6 +1017,8 @@ pub(crate) fn batchnorm_backward(
 thread_local! {
     /// batchnorm_backward's per-column sums, reused across calls (no allocation per step).
     static BN_SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// batchnorm_backward's per-column scales, likewise.
+    static BN_SCALE: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// The feature's (mean, std) as shaders/normalization.wgsl reads them.
