@@ -97,19 +97,21 @@ impl GpuOptions {
             Some(t) => t.trim().parse::<u64>().map(Duration::from_secs).map_err(|_| t),
             None => Ok(DEFAULT_TIMEOUT),
         };
+        // One reading of WGFIT_MATMUL for the three choices it makes.
+        let matmul = var("WGFIT_MATMUL").map(|v| v.to_ascii_lowercase());
         GpuOptions {
             adapter: var("WGFIT_ADAPTER").map(|a| (a, "WGFIT_ADAPTER")),
             backend: var("WGFIT_BACKEND").map(|b| (b, "WGFIT_BACKEND")),
             timeout,
             textures: var("WGFIT_TEXTURES").is_none_or(|v| v != "0"),
             subgroups: var("WGFIT_SUBGROUPS").is_none_or(|v| v != "0"),
-            scalar_matmul: var("WGFIT_MATMUL").is_some_and(|v| v.eq_ignore_ascii_case("scalar")),
-            tiled_matmul: match var("WGFIT_MATMUL").map(|v| v.to_ascii_lowercase()).as_deref() {
+            scalar_matmul: matmul.as_deref() == Some("scalar"),
+            tiled_matmul: match matmul.as_deref() {
                 Some("tiled" | "tiled64" | "tiled128") => Some(true),
                 Some("untiled") => Some(false),
                 _ => None,
             },
-            tile: match var("WGFIT_MATMUL").map(|v| v.to_ascii_lowercase()).as_deref() {
+            tile: match matmul.as_deref() {
                 Some("tiled64") => Some(64),
                 Some("tiled128") => Some(128),
                 _ => None,
