@@ -1,7 +1,8 @@
 //! GFLOP/s of the GEMM crates the CPU path can use (src/device/cpu/product.rs), called directly on
 //! the stored shapes of every product a training step of W1 and W3 runs (a Dense layer's forward
 //! X·W, dX = dZ·Wᵀ and dW = Xᵀ·dZ, with their real m, k, n and transposes) and on 1024³:
-//! `matrixmultiply` (its pool, MATMUL_NUM_THREADS or the cores), `gemm` on 1 and 2 threads, and
+//! `matrixmultiply` (its pool, MATMUL_NUM_THREADS or the cores), `faer` on 1 thread and in two
+//! halves on 2 threads (the Faer engine), `gemm` on 1 and 2 threads, and
 //! `wgfit`'s own choice (`product`, what the CPU path runs). Rounds alternate the candidates, and
 //! each figure is the median over rounds of each round's median; the load average is printed
 //! before and after, since the machine may be shared.
@@ -49,8 +50,10 @@ const SHAPES: [Shape; 18] = [
 fn main() {
     let filter: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
     let rounds: usize = std::env::var("WGFIT_GEMM_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(5).max(1);
-    let candidates: [(&str, Option<CpuEngine>, usize); 4] = [
+    let candidates: [(&str, Option<CpuEngine>, usize); 6] = [
         ("matrixmultiply", Some(CpuEngine::MatrixMultiply), 0),
+        ("faer 1 thread", Some(CpuEngine::Faer), 1),
+        ("faer 2 halves", Some(CpuEngine::Faer), 2),
         ("gemm 1 thread", Some(CpuEngine::Gemm), 1),
         ("gemm 2 threads", Some(CpuEngine::Gemm), 2),
         ("wgfit's choice", None, 0),

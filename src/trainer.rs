@@ -140,7 +140,8 @@ impl<'a> Fit<'a> {
     /// [`GpuOptions::profile`](crate::GpuOptions::profile) (`WGFIT_PROFILE=1`) every fit is
     /// profiled from GPU timestamp queries; on a GPU opened without it there are no timestamp
     /// queries to read, so each dispatch is timed alone (slower, and said so once); on the CPU
-    /// path each kernel call is timed on the host. Default: what the device says (off on the CPU).
+    /// path each kernel call is timed on the host. Default: what the device says (on a GPU its
+    /// `GpuOptions::profile`, on the CPU path `WGFIT_PROFILE=1`; off otherwise).
     ///
     /// ```
     /// use wgfit::{Dense, Device, Fit, Matrix, Sequential};

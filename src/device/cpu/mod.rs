@@ -355,6 +355,12 @@ impl Backend for CpuBackend {
             .collect()
     }
 
+    /// `WGFIT_PROFILE=1` profiles every fit on the CPU path too (read once), as it does on a GPU.
+    fn profiles_every_fit(&self) -> bool {
+        static EVERY_FIT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *EVERY_FIT.get_or_init(|| std::env::var("WGFIT_PROFILE").is_ok_and(|v| v == "1"))
+    }
+
     fn set_profiling(&mut self, on: bool) {
         self.profiling = on;
         self.profiled = None;

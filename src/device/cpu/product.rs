@@ -1,6 +1,7 @@
-//! The one place the CPU path multiplies large matrices: `product` picks the GEMM crate and the
-//! thread count by shape class (`Engine::choose`), from figures measured on the training shapes
-//! (`cargo bench --bench gemm_crates`, BENCHMARKS.md).
+//! The one place the CPU path multiplies large matrices: `product` runs `faer`'s AVX-512 kernels
+//! one thread per half of C (`Engine::choose`), from figures measured on the training shapes
+//! (`cargo bench --bench gemm_crates`, BENCHMARKS.md); `gemm` and `matrixmultiply` stay
+//! selectable for side-by-side measurements.
 
 use std::cell::Cell;
 use std::sync::OnceLock;
@@ -38,24 +39,25 @@ impl View {
 /// Which crate computes a product.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Engine {
-    /// `gemm` (AVX-512 kernels through its `x86-v4` feature; rayon threads).
+    /// `faer` (its x86 AVX-512/AVX2 kernels, packing into thread-local space, so no allocation
+    /// per call), one thread per half of C, the halves on rayon's pool.
+    Faer,
+    /// `gemm` (AVX-512 kernels through its `x86-v4` feature; rayon threads; allocates its
+    /// packing space on every call).
     Gemm,
-    /// `matrixmultiply` (its own thread pool).
+    /// `matrixmultiply` (its own thread pool; allocates its packing space on every call).
     MatrixMultiply,
 }
 
 impl Engine {
-    /// The engine for an m x k x n product whose B view is `b`: `WGFIT_CPU_GEMM=gemm|matrixmultiply`
-    /// forces one (for side-by-side measurements); otherwise the faster on this shape class, as
-    /// measured by benches/gemm_crates.rs on the 2-core AVX-512 machine (3 quiet runs): `gemm`
-    /// on every class (1.1-1.3x on the square and Xᵀ products of W1 and W3, 5-15x on the thin
-    /// ones, k or n of 1 or 8), except B transposed (Wᵀ, a dX product) of W1's size, where
-    /// matrixmultiply was ahead (263-274 against 234-240 GFLOP/s on 256x512x512; level at 1024³).
-    pub(crate) fn choose(m: usize, k: usize, n: usize, b: View) -> Engine {
-        let transposed_b = b.rs == 1 && b.cs != 1;
-        // Only the sizes measured: below, gemm led on every small shape tried.
-        let w1_sized = (1 << 24..=1 << 27).contains(&(m * k * n));
-        forced().unwrap_or(if transposed_b && w1_sized { Engine::MatrixMultiply } else { Engine::Gemm })
+    /// The engine for an m x k x n product whose B view is `b`: `WGFIT_CPU_GEMM=faer|gemm|
+    /// matrixmultiply` forces one (for side-by-side measurements); otherwise `faer`. Measured by
+    /// benches/gemm_crates.rs on the 2-core AVX-512 machine (alternated rounds): level with
+    /// `gemm` on forward and most dW products, 1.25-1.7x on every dX (B transposed: 400-415
+    /// GFLOP/s where gemm ran 240-335), about 5% behind on W3's 1024³ dW; and it allocates
+    /// nothing per call, which neither other crate manages.
+    pub(crate) fn choose(_m: usize, _k: usize, _n: usize, _b: View) -> Engine {
+        forced().unwrap_or(Engine::Faer)
     }
 }
 
@@ -64,6 +66,7 @@ impl Engine {
 fn forced() -> Option<Engine> {
     static FORCED: OnceLock<Option<Engine>> = OnceLock::new();
     *FORCED.get_or_init(|| match std::env::var("WGFIT_CPU_GEMM").ok()?.to_ascii_lowercase().as_str() {
+        "faer" => Some(Engine::Faer),
         "gemm" => Some(Engine::Gemm),
         "matrixmultiply" => Some(Engine::MatrixMultiply),
         _ => None,
@@ -135,6 +138,7 @@ pub(crate) fn product(
     unsafe {
         let (a, b) = (a.as_ptr().add(av.off), b.as_ptr().add(bv.off));
         match engine {
+            Engine::Faer => faer_product(m, k, n, a, av, b, bv, c.as_mut_ptr(), threads),
             Engine::Gemm => gemm::gemm(
                 m,
                 n,
@@ -177,6 +181,74 @@ pub(crate) fn product(
     true
 }
 
+/// `faer`'s product on one thread, or, with `threads` > 1, C split in two along its longer side
+/// and each half on one thread of rayon's pool (`rayon::join` keeps its jobs on the stack, so
+/// this allocates nothing; faer's own parallel product allocates its task tree on every call).
+/// Every output is summed by the same kernel in the same order either way (the split only
+/// chooses which thread computes it), so the threads never change the bits.
+///
+/// # Safety
+/// `a` and `b` point at the views' first elements and every element the views reach is
+/// readable; `c` points at m x n writable values (row stride n) that nothing else accesses.
+#[allow(clippy::too_many_arguments)]
+unsafe fn faer_product(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: *const f32,
+    av: View,
+    b: *const f32,
+    bv: View,
+    c: *mut f32,
+    threads: usize,
+) {
+    use faer::linalg::matmul::matmul;
+    use faer::{Accum, MatMut, MatRef, Par};
+    // SAFETY: the caller's contract; strides fit isize (they come from u32 launch fields).
+    let (lhs, rhs, dst) = unsafe {
+        (
+            MatRef::<f32>::from_raw_parts(a, m, k, av.rs as isize, av.cs as isize),
+            MatRef::<f32>::from_raw_parts(b, k, n, bv.rs as isize, bv.cs as isize),
+            MatMut::<f32>::from_raw_parts_mut(c, m, n, n as isize, 1),
+        )
+    };
+    let seq = |dst: MatMut<'_, f32>, lhs: MatRef<'_, f32>, rhs: MatRef<'_, f32>| {
+        matmul(dst, Accum::Replace, lhs, rhs, 1.0, Par::Seq);
+        clean_upper_vector_state();
+    };
+    if threads <= 1 {
+        seq(dst, lhs, rhs);
+    } else if m >= n {
+        // Halves a multiple of 16 rows, so neither splits a micro-kernel's row block.
+        let half = (m / 2).next_multiple_of(16).min(m);
+        let ((d0, d1), (l0, l1)) = (dst.split_at_row_mut(half), lhs.split_at_row(half));
+        rayon::join(|| seq(d0, l0, rhs), || seq(d1, l1, rhs));
+    } else {
+        let half = (n / 2).next_multiple_of(16).min(n);
+        let ((d0, d1), (r0, r1)) = (dst.split_at_col_mut(half), rhs.split_at_col(half));
+        rayon::join(|| seq(d0, lhs, r0), || seq(d1, lhs, r1));
+    }
+}
+
+/// faer's AVX-512 kernels return with the upper halves of the vector registers in use (no
+/// `vzeroupper`), and the code after them (the CPU twins, built for baseline x86-64 SSE) then
+/// ran up to 5x slower on this machine: an Adam step of W1's 530k weights took 1.6 ms after a
+/// product on the same thread, 0.28 ms after `vzeroupper` (measured in a scratch program; W1's
+/// Adam per epoch 4.97 ms against 0.86 with `gemm`, whose kernels clear the state).
+fn clean_upper_vector_state() {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx") {
+        // SAFETY: the CPU has AVX (checked just above), all `vzeroupper` needs.
+        unsafe { zero_upper() }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+fn zero_upper() {
+    std::arch::x86_64::_mm256_zeroupper();
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -216,7 +288,7 @@ mod tests {
                             .sum()
                     })
                     .collect();
-                for engine in [Engine::Gemm, Engine::MatrixMultiply] {
+                for engine in [Engine::Faer, Engine::Gemm, Engine::MatrixMultiply] {
                     for threads in [1, 2] {
                         let mut c = vec![f32::NAN; m * n + 4];
                         assert!(with_threads(threads, || product(engine, m, k, n, &a, av, &b, bv, &mut c)));
@@ -233,27 +305,30 @@ mod tests {
                 }
             }
         }
-        assert_eq!(cases, 7 * 3 * 2 * 2);
+        assert_eq!(cases, 7 * 3 * 3 * 2);
     }
 
-    /// `gemm` splits the outputs, never a sum, between threads: one thread and two give the same
-    /// bits, and so do repeated runs (the CPU path's histories are reproducible on a machine).
+    /// `faer` (split in halves) and `gemm` split the outputs, never a sum, between threads: one
+    /// thread and two give the same bits, and so do repeated runs (the CPU path's histories are
+    /// reproducible on a machine, and a sweep's one-thread members equal lone fits).
     #[test]
-    fn gemm_threads_do_not_change_bits() {
+    fn threads_do_not_change_bits() {
         let mut rng = rand::rngs::StdRng::seed_from_u64(16);
         for &(m, k, n) in &[(256, 512, 512), (513, 256, 512), (300, 1030, 200)] {
             for layout in 0..3 {
                 let (av, bv) = views(layout, m, k, n);
                 let a: Vec<f32> = (0..av.end(m, k)).map(|_| rng.random_range(-1.0..1.0)).collect();
                 let b: Vec<f32> = (0..bv.end(k, n)).map(|_| rng.random_range(-1.0..1.0)).collect();
-                let run = |threads: usize| {
-                    let mut c = vec![0.0f32; m * n];
-                    assert!(with_threads(threads, || product(Engine::Gemm, m, k, n, &a, av, &b, bv, &mut c)));
-                    c.iter().map(|v| v.to_bits()).collect::<Vec<u32>>()
-                };
-                let one = run(1);
-                assert!(one == run(2), "{m}x{k}x{n} layout {layout}: 2 threads differ from 1");
-                assert!(one == run(2), "{m}x{k}x{n} layout {layout}: a rerun differs");
+                for engine in [Engine::Faer, Engine::Gemm] {
+                    let run = |threads: usize| {
+                        let mut c = vec![0.0f32; m * n];
+                        assert!(with_threads(threads, || product(engine, m, k, n, &a, av, &b, bv, &mut c)));
+                        c.iter().map(|v| v.to_bits()).collect::<Vec<u32>>()
+                    };
+                    let one = run(1);
+                    assert!(one == run(2), "{engine:?} {m}x{k}x{n} layout {layout}: 2 threads differ from 1");
+                    assert!(one == run(2), "{engine:?} {m}x{k}x{n} layout {layout}: a rerun differs");
+                }
             }
         }
     }

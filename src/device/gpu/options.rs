@@ -88,7 +88,8 @@ impl GpuOptions {
     ///   none ([`GpuOptions::tiled_matmul`]); `tiled64` / `tiled128`: every product tiled, in
     ///   that configuration (64 or 128 of C per side per workgroup; otherwise chosen by shape);
     /// - `WGFIT_DENSE_WGSL=<path>`: replaces shaders/dense.wgsl ([`GpuOptions::dense_wgsl`]);
-    /// - `WGFIT_PROFILE=1`: profile every fit, from timestamp queries ([`GpuOptions::profile`]).
+    /// - `WGFIT_PROFILE=1`: profile every fit, from timestamp queries ([`GpuOptions::profile`];
+    ///   the CPU path reads it too and times its kernels on the host).
     /// - `WGFIT_MAX_DATA_BYTES=<bytes>`: stream larger datasets in chunks
     ///   ([`GpuOptions::max_data_bytes`]; a whole number, optionally with KiB, MiB or GiB).
     pub fn from_env() -> Self {
