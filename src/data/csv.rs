@@ -245,24 +245,43 @@ struct Normalized<R> {
     /// The last byte given out came from a CR: an LF right after it is dropped.
     after_cr: bool,
     text: bool,
+    /// The first bytes, read to look for a byte-order mark, still to give out.
+    head: Vec<u8>,
 }
 
 impl<R: BufRead> Normalized<R> {
     fn new(inner: R) -> Self {
-        Normalized { inner, started: false, after_cr: false, text: false }
+        Normalized { inner, started: false, after_cr: false, text: false, head: Vec::new() }
     }
 }
 
 impl<R: BufRead> std::io::Read for Normalized<R> {
     fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
         if !self.started {
+            // The first three bytes, however the input comes in pieces: a byte-order mark is
+            // dropped, anything else given out first.
             self.started = true;
-            if self.inner.fill_buf()?.starts_with(b"\xEF\xBB\xBF") {
-                self.inner.consume(3);
+            let mut head = [0u8; 3];
+            let mut got = 0;
+            while got < 3 {
+                match self.inner.read(&mut head[got..])? {
+                    0 => break,
+                    n => got += n,
+                }
+            }
+            if head[..got] != *b"\xEF\xBB\xBF" {
+                self.head = head[..got].to_vec();
             }
         }
         loop {
-            let n = self.inner.read(out)?;
+            let n = if self.head.is_empty() {
+                self.inner.read(out)?
+            } else {
+                let n = self.head.len().min(out.len());
+                out[..n].copy_from_slice(&self.head[..n]);
+                self.head.drain(..n);
+                n
+            };
             if n == 0 {
                 return Ok(0);
             }
@@ -386,5 +405,49 @@ pub(crate) fn target_index(columns: &[String], target: Option<&str>) -> Result<u
                 columns.iter().map(|c| cut(c)).collect::<Vec<_>>().join(", ")
             ))
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The columns, and each record's line and cells.
+    type Records = (Vec<String>, Vec<(usize, Vec<String>)>);
+
+    /// Every record and line of `bytes` as the reader gives them, read through a buffer of
+    /// `capacity` bytes (1: a CR and its LF always arrive in separate reads).
+    fn records(bytes: &[u8], capacity: usize) -> Result<Records> {
+        let (mut reader, columns) =
+            CsvRecords::new(std::io::BufReader::with_capacity(capacity, bytes), Path::new("t"))?;
+        let mut out = Vec::new();
+        while let Some((line, record)) = reader.next_record()? {
+            out.push((line, record.iter().map(str::to_string).collect()));
+        }
+        Ok((columns, out))
+    }
+
+    #[test]
+    fn line_endings_and_a_byte_order_mark_read_alike_in_any_piece_size() {
+        let lf = records(b"a,b\n1,2\n3,4\n", 1 << 10).unwrap();
+        assert_eq!(lf.1, [(2, vec!["1".to_string(), "2".into()]), (3, vec!["3".into(), "4".into()])]);
+        for text in [&b"\xEF\xBB\xBFa,b\r\n1,2\r\n3,4\r\n"[..], b"a,b\r1,2\r3,4", b"a,b\n1,2\r\n3,4"] {
+            for capacity in [1, 2, 3, 1 << 10] {
+                assert_eq!(records(text, capacity).unwrap(), lf, "{text:?} read {capacity} bytes at a time");
+            }
+        }
+        for (text, message) in [
+            (&b" \r\n \n"[..], "a header row and data rows are needed"),
+            (b"\xEF\xBB\xBF", "a header row and data rows are needed"),
+            (b" \nx,y\n1,2\n", "the file is empty: a header row is needed"),
+            (b"a,b\r\n", "a header but no data rows"),
+            (b"a,b\r\n1,2\r\n3\r\n", "line 3: 1 fields, but the header has 2"),
+        ] {
+            for capacity in [1, 1 << 10] {
+                let e = records(text, capacity).unwrap_err().to_string();
+                assert!(e.contains(message), "{text:?}: {e}");
+                assert_eq!(e, RawTable::parse_csv(text, Path::new("t")).unwrap_err().to_string());
+            }
+        }
     }
 }
