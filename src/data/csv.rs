@@ -107,7 +107,7 @@ impl RawTable {
 
     /// The number in row `r`, column `c`; an error naming line, column and value otherwise.
     pub fn number(&self, r: usize, c: usize) -> Result<f32> {
-        parse_number(&self.rows[r][c], &self.place(r), c, &self.columns[c], &self.source)
+        parse_number(&self.rows[r][c], || self.place(r), c, &self.columns[c], &self.source)
     }
 
     /// Every row as numbers (all cells must be numeric).
@@ -154,17 +154,28 @@ impl RawTable {
 
 /// A numeric cell (trimmed) as an f32: the one rule every loader applies (a CSV table, an Arrow
 /// or Parquet table's cells, a [`DataFile`](super::DataFile) read in pieces). A cell that is not a
-/// finite number is an [`Error::Format`] naming `place` ("line 7", "row 6"), the 1-based column,
-/// its name and the value.
-pub(crate) fn parse_number(cell: &str, place: &str, c: usize, column: &str, source: &Path) -> Result<f32> {
+/// finite number is an [`Error::Format`] naming `place()` ("line 7", "row 6"; only called then),
+/// the 1-based column, its name and the value.
+pub(crate) fn parse_number(
+    cell: &str,
+    place: impl FnOnce() -> String,
+    c: usize,
+    column: &str,
+    source: &Path,
+) -> Result<f32> {
     let err = |detail: String| Error::Format { path: source.to_path_buf(), detail };
     match cell.parse::<f32>() {
         Ok(v) if v.is_finite() => Ok(v),
-        Ok(_) => {
-            Err(err(format!("{place}, column {} ({}): {} is not a finite number", c + 1, quoted(column), quoted(cell))))
-        }
+        Ok(_) => Err(err(format!(
+            "{}, column {} ({}): {} is not a finite number",
+            place(),
+            c + 1,
+            quoted(column),
+            quoted(cell)
+        ))),
         Err(_) => Err(err(format!(
-            "{place}, column {} ({}): {} is not a number{}",
+            "{}, column {} ({}): {} is not a number{}",
+            place(),
             c + 1,
             quoted(column),
             quoted(cell),

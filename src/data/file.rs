@@ -166,30 +166,19 @@ impl<'f> Pass<'f> {
 
     /// One row of cells (`place`: "line 7", "row 6"): parsed, its features written to the spill
     /// file and its target kept. After a bad value only the count goes on.
-    fn row<'c>(&mut self, place: impl FnOnce() -> String, cells: impl Iterator<Item = &'c str>) -> Result<()> {
+    fn row<'c>(&mut self, place: impl Fn() -> String, cells: impl Iterator<Item = &'c str>) -> Result<()> {
         self.rows += 1;
         if self.bad_value.is_some() {
             return Ok(());
         }
         let target = *self.target.as_ref().unwrap_or(&usize::MAX);
         self.row.clear();
-        let mut place = Some(place);
-        let mut at = String::new();
         for (c, cell) in cells.enumerate() {
-            let cell = cell.trim();
-            let v = match cell.parse::<f32>() {
-                Ok(v) if v.is_finite() => v,
-                _ => {
-                    if let Some(p) = place.take() {
-                        at = p();
-                    }
-                    match parse_number(cell, &at, c, &self.columns[c], self.source) {
-                        Ok(v) => v,
-                        Err(e) => {
-                            self.bad_value = Some(e);
-                            return Ok(());
-                        }
-                    }
+            let v = match parse_number(cell.trim(), &place, c, &self.columns[c], self.source) {
+                Ok(v) => v,
+                Err(e) => {
+                    self.bad_value = Some(e);
+                    return Ok(());
                 }
             };
             if c == target {
