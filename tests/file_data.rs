@@ -333,7 +333,8 @@ fn bad_parquet_files_fail_at_open_with_the_in_memory_loaders_errors() {
 }
 
 /// The spill file lives as long as the `DataFile`; the source may go once it is open; a spill
-/// file truncated under the dataset is an I/O error naming it, from fit, evaluate and predict.
+/// file truncated under the dataset is an I/O error naming it, from fit, evaluate and predict;
+/// one deleted under it (unix) is still read through the open handle.
 #[test]
 fn the_spill_file_goes_with_the_data_file_and_a_truncated_one_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
@@ -366,6 +367,21 @@ fn the_spill_file_goes_with_the_data_file_and_a_truncated_one_is_an_error() {
     }
     is_spill_io(file.read_rows(300..400).unwrap_err());
     assert_eq!(file.read_rows(0..100).unwrap().0.rows(), 100);
+    drop(file);
+
+    // On unix a spill file deleted under the dataset is still read through the handle held open
+    // since open: training goes on, with the same rows.
+    #[cfg(unix)]
+    {
+        let file = DataFile::open_in(&path, Some("y"), spill_dir.path()).unwrap();
+        let before = file.read_rows(0..400).unwrap();
+        std::fs::remove_file(file.spill_path()).unwrap();
+        assert_eq!(file.read_rows(0..400).unwrap(), before);
+        let fit = || Fit::new().batch_size(32).epochs(1).verbose(0);
+        let (x, y) = Table::read_csv(&path).unwrap().features_target(Some("y")).unwrap();
+        let want = history_bits(&model(&Device::cpu()).fit(&x, &y, fit()).unwrap());
+        assert_eq!(history_bits(&model(&cpu_capped()).fit_file(&file, fit()).unwrap()), want);
+    }
 }
 
 /// What a file-backed fit refuses, with typed errors.
