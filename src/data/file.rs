@@ -29,8 +29,9 @@ use crate::matrix::Matrix;
 /// (a CSV row's place depends on every row before it; Parquet decodes whole pages). So the pass at
 /// open writes the features as f32, one fixed-width row after another, to a *spill file* (in
 /// [`std::env::temp_dir`], or the directory given to [`DataFile::open_in`]); a fill of the
-/// training's chunk buffer then reads exactly its rows there by offset, in file order (the
-/// fill's rows sorted, nearby rows read in one go), and places them in the epoch's order. The
+/// training's chunk buffer then reads its rows there by offset, in file order (the fill's rows
+/// grouped by the 4 MiB span of the file they are in, a span read in one go where its rows are
+/// dense, else in runs of nearby rows), and places them in the epoch's order. The
 /// spill file is made with `create_new` under a fresh name, removed if open fails part way, and
 /// removed when the `DataFile` is dropped; it is a snapshot, so the source file may change or go
 /// away after open. The target column (4 bytes a row) stays in memory
@@ -86,9 +87,13 @@ impl std::fmt::Debug for DataFile {
 /// The spill file, open for reading, and the scratch of reads from it.
 struct Spill {
     file: SpillFile,
-    bytes: Vec<u8>,
-    /// A read's rows in file order: (row, place in the read).
-    sorted: Vec<(u32, u32)>,
+    /// One read's values (f32 read as their little-endian bytes).
+    values: Vec<f32>,
+    /// A read's rows grouped by the span of the file they are in: the row in the high 32 bits,
+    /// its place in the read below.
+    grouped: Vec<u64>,
+    /// Where each group starts in `grouped`.
+    starts: Vec<usize>,
 }
 
 /// The spill file on disk: removed when dropped (also when open fails part way).
@@ -241,7 +246,7 @@ impl DataFile {
             target: columns[target].clone(),
             features,
             targets: Matrix::column(targets),
-            spill: Mutex::new(Spill { file: spill, bytes: Vec::new(), sorted: Vec::new() }),
+            spill: Mutex::new(Spill { file: spill, values: Vec::new(), grouped: Vec::new(), starts: Vec::new() }),
             spill_path,
         })
     }
@@ -293,8 +298,26 @@ impl DataFile {
     }
 
     /// Appends the features of rows `first + r` for each `r` of `rows`, in that order, to `out`:
-    /// the rows read in file order (nearby rows in one read), then placed.
+    /// the rows read in file order, then placed.
     pub(crate) fn read_features(&self, first: usize, rows: &[u32], out: &mut Vec<f32>) -> Result<()> {
+        self.read_features_in(first, rows, out, READ_GAP_BYTES, READ_SPAN_BYTES)
+    }
+
+    /// [`DataFile::read_features`] in reads of at most `span_bytes` (rounded to whole rows),
+    /// reading the gaps between wanted rows where they average at most `gap_bytes`.
+    ///
+    /// The wanted rows are grouped by the span of the file they are in (a counting sort: one
+    /// pass, as a fill of a whole epoch's rows would otherwise spend longer sorting than
+    /// reading). A dense group is one read from its first row to its last; a sparse one is
+    /// sorted and read in runs of nearby rows.
+    fn read_features_in(
+        &self,
+        first: usize,
+        rows: &[u32],
+        out: &mut Vec<f32>,
+        gap_bytes: usize,
+        span_bytes: usize,
+    ) -> Result<()> {
         let w = self.features.len();
         let row_bytes = w * 4;
         let base = out.len();
@@ -304,42 +327,70 @@ impl DataFile {
         }
         let mut guard =
             self.spill.lock().map_err(|_| Error::State("a DataFile's reader panicked in another thread".into()))?;
-        let Spill { file, bytes, sorted } = &mut *guard;
-        sorted.clear();
-        for (i, &r) in rows.iter().enumerate() {
+        let Spill { file, values, grouped, starts } = &mut *guard;
+        let span_rows = (span_bytes / row_bytes).max(1);
+        let groups = self.rows().div_ceil(span_rows);
+        starts.clear();
+        starts.resize(groups + 1, 0);
+        for &r in rows {
             let r = first + r as usize;
             if r >= self.rows() {
                 return Err(Error::Internal(format!("row {r} of a DataFile of {} rows", self.rows())));
             }
-            sorted.push((r as u32, i as u32));
+            starts[r / span_rows + 1] += 1;
         }
-        sorted.sort_unstable();
-        let io = |source| Error::Io { path: file.path.clone(), source };
-        let gap_rows = (READ_GAP_BYTES / row_bytes).max(1);
-        let span_rows = (READ_SPAN_BYTES / row_bytes).max(1);
-        let mut i = 0;
-        while i < sorted.len() {
-            let start = sorted[i].0 as usize;
-            let mut j = i + 1;
-            while j < sorted.len() {
-                let r = sorted[j].0 as usize;
-                if r - sorted[j - 1].0 as usize > gap_rows || r + 1 - start > span_rows {
-                    break;
-                }
-                j += 1;
-            }
-            let end = sorted[j - 1].0 as usize + 1;
-            bytes.resize((end - start) * row_bytes, 0);
-            (&file.file).seek(SeekFrom::Start((start * row_bytes) as u64)).map_err(io)?;
-            (&file.file).read_exact(bytes).map_err(io)?;
-            for &(r, place) in &sorted[i..j] {
-                let from = &bytes[(r as usize - start) * row_bytes..][..row_bytes];
-                let to = &mut out[base + place as usize * w..][..w];
-                for (v, b) in to.iter_mut().zip(from.chunks_exact(4)) {
-                    *v = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+        for g in 0..groups {
+            starts[g + 1] += starts[g];
+        }
+        grouped.resize(rows.len(), 0);
+        for (i, &r) in rows.iter().enumerate() {
+            let r = first + r as usize;
+            let at = &mut starts[r / span_rows];
+            grouped[*at] = (r as u64) << 32 | i as u64;
+            *at += 1;
+        }
+        // `starts[g]` is now where group g ends (and g + 1 begins).
+        let (row_of, place_of) = (|k: u64| (k >> 32) as usize, |k: u64| (k & 0xffff_ffff) as usize);
+        let mut read = |lo: usize, hi: usize, keys: &[u64]| -> Result<()> {
+            let io = |source| Error::Io { path: file.path.clone(), source };
+            values.resize((hi - lo) * w, 0.0);
+            (&file.file).seek(SeekFrom::Start((lo * row_bytes) as u64)).map_err(io)?;
+            (&file.file).read_exact(bytemuck::cast_slice_mut(values.as_mut_slice())).map_err(io)?;
+            if cfg!(target_endian = "big") {
+                for v in values.iter_mut() {
+                    *v = f32::from_bits(u32::from_le(v.to_bits()));
                 }
             }
-            i = j;
+            for &k in keys {
+                out[base + place_of(k) * w..][..w].copy_from_slice(&values[(row_of(k) - lo) * w..][..w]);
+            }
+            Ok(())
+        };
+        let gap_rows = (gap_bytes / row_bytes).max(1);
+        let mut begin = 0;
+        for g in 0..groups {
+            let group = &mut grouped[begin..starts[g]];
+            begin = starts[g];
+            let Some((lo, hi)) = group.iter().fold(None, |b: Option<(usize, usize)>, &k| {
+                let r = row_of(k);
+                Some(b.map_or((r, r), |(lo, hi)| (lo.min(r), hi.max(r))))
+            }) else {
+                continue;
+            };
+            if (hi + 1 - lo).saturating_sub(group.len()) <= group.len() * gap_rows {
+                read(lo, hi + 1, group)?;
+                continue;
+            }
+            group.sort_unstable();
+            let mut i = 0;
+            while i < group.len() {
+                let mut j = i + 1;
+                while j < group.len() && row_of(group[j]) - row_of(group[j - 1]) <= gap_rows {
+                    j += 1;
+                }
+                read(row_of(group[i]), row_of(group[j - 1]) + 1, &group[i..j])?;
+                i = j;
+            }
         }
         Ok(())
     }
@@ -401,4 +452,42 @@ fn read_parquet(
     _target: Option<&str>,
 ) -> Result<(Vec<String>, usize, Vec<f32>, usize)> {
     Err(super::without_parquet(path))
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::{Rng, SeedableRng};
+
+    /// Every way a read goes (dense groups read whole, sparse ones in runs, rows in several
+    /// spans, rows repeated, an offset) places each row's features where it was asked for.
+    #[test]
+    fn rows_read_in_any_order_land_in_place() {
+        let dir = std::env::temp_dir().join(format!("wgfit-read-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("rows.csv");
+        let mut text = String::from("a,b,y\n");
+        for i in 0..5000 {
+            text += &format!("{i},{},{}\n", -(i as f32) / 8.0, i % 3);
+        }
+        std::fs::write(&path, text).unwrap();
+        let file = super::DataFile::open_in(&path, None, &dir).unwrap();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+        // (rows asked for, gap bytes, span bytes): 8-byte rows, so a span of 800 bytes is 100 rows.
+        for (n, gap, span) in [(4000, 64, 800), (30, 64, 800), (30, 8, 1 << 20), (5000, 1 << 15, 1 << 22), (1, 8, 8)] {
+            for first in [0, 17] {
+                let rows: Vec<u32> = (0..n).map(|_| rng.random_range(0..5000 - first as u32)).collect();
+                let mut out = vec![7.0];
+                file.read_features_in(first, &rows, &mut out, gap, span).unwrap();
+                let want: Vec<f32> = std::iter::once(7.0)
+                    .chain(rows.iter().flat_map(|&r| {
+                        let r = r as usize + first;
+                        [r as f32, -(r as f32) / 8.0]
+                    }))
+                    .collect();
+                assert_eq!(out, want, "{n} rows from {first}, gap {gap}, span {span}");
+            }
+        }
+        drop(file);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -1,7 +1,7 @@
 //! The cost of training from a file (`DataFile`, `Sequential::fit_file`) against the same table
 //! fit in memory, on data that fits: W1's data (concrete.csv, 1030 x 8) repeated to a few MB.
 //!
-//! `cargo bench --bench file_data -- <cpu|gpu> [repeats] [w1|tiny] [epochs] [rounds]`
+//! `cargo bench --bench file_fit -- <cpu|gpu> [repeats] [w1|tiny] [epochs] [rounds]`
 //! (defaults: cpu 100 w1 3 3). Each round times one in-memory fit and one file-backed fit of
 //! fresh models with the same seed, alternating which goes first; the first epoch of each fit is
 //! a warm-up and not counted. Prints each fit's ms per epoch (median of epochs 2..N) and the
@@ -102,6 +102,8 @@ fn main() -> wgfit::Result<()> {
         epochs,
         device.info().adapter
     );
+    let mut ratios = Vec::new();
+    let (mut all_memory, mut all_file) = (Vec::new(), Vec::new());
     for round in 0..rounds {
         let mut memory = EpochTimes::default();
         let mut from_file = EpochTimes::default();
@@ -113,12 +115,22 @@ fn main() -> wgfit::Result<()> {
             }
         }
         let (m, f) = (median(&memory.ms[1..]), median(&from_file.ms[1..]));
+        ratios.push(f / m);
+        all_memory.extend_from_slice(&memory.ms[1..]);
+        all_file.extend_from_slice(&from_file.ms[1..]);
         println!(
             "round {round} ({} first): in memory {m:.1} ms/epoch, from the file {f:.1} ms/epoch: {:+.1}%",
             if round % 2 == 0 { "memory" } else { "file" },
             (f / m - 1.0) * 100.0
         );
     }
+    println!(
+        "median over {rounds} rounds: in memory {:.1} ms/epoch, from the file {:.1} ms/epoch; median of the \
+         rounds' ratios {:+.1}%",
+        median(&all_memory),
+        median(&all_file),
+        (median(&ratios) - 1.0) * 100.0
+    );
     drop(file);
     let _ = std::fs::remove_file(&path);
     Ok(())
