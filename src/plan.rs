@@ -715,9 +715,10 @@ impl Plan {
     }
 
     /// The chunk buffers for a streamed dataset of `data_rows` rows (`rows` positions per member,
-    /// gathered `batch` at a time). The buffers are sized by the budget alone, for the widest y
-    /// a batch holds, so that every role of the plan shares one pair: as many rows per member as
-    /// `max_data_bytes` (or the default) holds for all members, x and y (and a weight) together.
+    /// gathered `batch` at a time). The buffers are sized by the budget, for the widest y a batch
+    /// holds, so that every role of the plan shares one pair: as many rows per member as
+    /// `max_data_bytes` (or the default) holds for all members, x and y (and a weight) together;
+    /// or, for data that fits one fill, its rows (a larger dataset later makes the budget's pair).
     fn chunk(&mut self, data_rows: usize, rows: usize, batch: usize) -> Result<Chunk> {
         let capacity = self.chunk_capacity().unwrap_or(0);
         let part = if capacity >= rows { rows } else { capacity / batch.max(1) * batch.max(1) };
@@ -740,9 +741,11 @@ impl Plan {
                 )),
             });
         }
+        // Data that fits one fill (a small DataFile, which always streams) takes only its rows.
+        let held = if capacity >= rows { rows } else { capacity };
         let (xw, yw) = (self.input_w.max(1), self.output_w + 1);
-        let x = self.scratch_sized("data chunk x", capacity * xw, true, true)?;
-        let y = self.scratch_sized("data chunk y", capacity * yw, true, true)?;
+        let x = self.scratch_sized("data chunk x", held * xw, true, true)?;
+        let y = self.scratch_sized("data chunk y", held * yw, true, true)?;
         Ok(Chunk {
             rows: part,
             x,

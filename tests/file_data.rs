@@ -348,6 +348,12 @@ fn the_spill_file_goes_with_the_data_file_and_a_truncated_one_is_an_error() {
     std::fs::remove_file(&path).unwrap();
     let h = model(&cpu_capped()).fit_file(&file, Fit::new().batch_size(32).epochs(1).verbose(0)).unwrap();
     assert!(h.get("loss").unwrap()[0].is_finite());
+    // A small file streams through a chunk of its own size, not the default budget's (256 MiB).
+    for device in [common::gpu(), Device::cpu()] {
+        let mut m = model(&device);
+        m.fit_file(&file, Fit::new().batch_size(32).epochs(1).verbose(0)).unwrap();
+        assert!(m.device_bytes() < 1 << 20, "{} device bytes for a file of 400 rows", m.device_bytes());
+    }
     drop(file);
     assert!(!spill.exists(), "the spill file outlived its DataFile");
     assert_eq!(std::fs::read_dir(spill_dir.path()).unwrap().count(), 0);
