@@ -442,7 +442,10 @@ impl Sequential {
     }
 
     /// Loss and metrics over every row of a [`DataFile`] (its target column as y), its features
-    /// streamed from the spill file as [`Sequential::fit_file`] streams them.
+    /// streamed from the spill file as [`Sequential::fit_file`] streams them. When the file is
+    /// larger than one chunk, its batches are the chunk's size where that is under
+    /// `evaluate`'s 1024 rows, so the sums may round differently from `evaluate` on the whole
+    /// matrices (as for data that streams in memory); otherwise the values are the same bits.
     pub fn evaluate_file(&mut self, file: &DataFile) -> Result<Vec<(String, f32)>> {
         self.evaluate_features(Features::File { file, first: 0, rows: file.rows() }, file.targets(), None)
     }

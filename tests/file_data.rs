@@ -348,11 +348,16 @@ fn the_spill_file_goes_with_the_data_file_and_a_truncated_one_is_an_error() {
     std::fs::remove_file(&path).unwrap();
     let h = model(&cpu_capped()).fit_file(&file, Fit::new().batch_size(32).epochs(1).verbose(0)).unwrap();
     assert!(h.get("loss").unwrap()[0].is_finite());
-    // A small file streams through a chunk of its own size, not the default budget's (256 MiB).
+    // A small file streams through a chunk of its own size, not the default budget's (256 MiB),
+    // in one fill: evaluate and predict batch it as the whole matrices, bit for bit.
+    let (x, y) = file.read_rows(0..400).unwrap();
     for device in [common::gpu(), Device::cpu()] {
         let mut m = model(&device);
         m.fit_file(&file, Fit::new().batch_size(32).epochs(1).verbose(0)).unwrap();
         assert!(m.device_bytes() < 1 << 20, "{} device bytes for a file of 400 rows", m.device_bytes());
+        let as_bits = |e: Vec<(String, f32)>| e.into_iter().map(|(k, v)| (k, v.to_bits())).collect::<Vec<_>>();
+        assert_eq!(as_bits(m.evaluate_file(&file).unwrap()), as_bits(m.evaluate(&x, &y).unwrap()));
+        assert_eq!(bits(m.predict_file(&file).unwrap().data()), bits(m.predict(&x).unwrap().data()));
     }
     drop(file);
     assert!(!spill.exists(), "the spill file outlived its DataFile");
