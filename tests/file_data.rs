@@ -10,7 +10,9 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use rand::{Rng, SeedableRng};
-use wgfit::data::{DataFile, RawTable, Table};
+#[cfg(feature = "parquet")]
+use wgfit::data::RawTable;
+use wgfit::data::{DataFile, Table};
 use wgfit::{BatchNormalization, Dense, Device, Dropout, Error, Fit, GpuOptions, Matrix, Member, Sequential, Sweep};
 
 /// Feature columns of the generated files, and their rows.
