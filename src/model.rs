@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use crate::callbacks::Logs;
+use crate::data::DataFile;
 use crate::data::Preprocessor;
 use crate::device::Device;
 use crate::error::{Error, Result};
@@ -12,7 +13,7 @@ use crate::losses::{IntoLoss, Loss};
 use crate::matrix::{AsMatrix, Matrix};
 use crate::metrics::MetricSet;
 use crate::optimizers::{IntoOptimizer, Optimizer};
-use crate::plan::{AccSlot, DataRole, HostData, MemberSettings, Moments, Plan, Weighting};
+use crate::plan::{AccSlot, DataRole, Features, HostData, MemberSettings, Moments, Plan, Weighting};
 use crate::trainer::{self, Compiled, Fit, FitData, MemberFit};
 
 /// Updates applied so far, and the optimizer's moments, flat in parameter order.
@@ -108,8 +109,8 @@ impl Sequential {
         Ok(())
     }
 
-    /// The compiled settings and a plan for `input_w` features, building it on first use.
-    fn ready(&mut self, x: &Matrix, what: &str) -> Result<()> {
+    /// The compiled settings and a plan for `x`'s features, building it on first use.
+    fn ready(&mut self, x: Features<'_>, what: &str) -> Result<()> {
         if self.compiled.is_none() {
             return Err(Error::State(format!("{what} needs a compiled model: call compile() first")));
         }
@@ -130,7 +131,9 @@ impl Sequential {
         }
     }
 
-    fn check_xy(&self, x: &Matrix, y: &Matrix, what: &str) -> Result<()> {
+    /// The checks of data for fit and evaluate: shapes, finite values (a [`DataFile`]'s were
+    /// checked at open), and targets the loss can take.
+    fn check_xy(&self, x: Features<'_>, y: &Matrix, what: &str) -> Result<()> {
         if x.rows() == 0 || x.cols() == 0 {
             return Err(Error::shape(what, "x with rows and columns", format!("x of {} x {}", x.rows(), x.cols())));
         }
@@ -161,7 +164,9 @@ impl Sequential {
                 format!("y with {} columns", y.cols()),
             ));
         }
-        x.check_finite(&format!("{what} x"))?;
+        if let Features::Memory(x) = x {
+            x.check_finite(&format!("{what} x"))?;
+        }
         y.check_finite(&format!("{what} y"))?;
         match &loss {
             Some(l) if l.is_sparse() => check_class_indices(y, out_w, what),
@@ -203,7 +208,7 @@ impl Sequential {
     }
 
     fn fit_matrix(&mut self, x: &Matrix, y: &Matrix, opts: Fit<'_>) -> Result<History> {
-        if let (Some(fraction), None) = (opts.validation_split, opts.validation) {
+        if let (Some(fraction), None, None) = (opts.validation_split, opts.validation, opts.validation_file) {
             let (xt, yt, xv, yv) = split_last_rows(x, y, fraction)?;
             let (wt, wv) = crate::weights::split_weights(opts.sample_weight, xt.rows(), x.rows())?;
             let mut fit = Fit { validation_split: None, sample_weight: None, ..opts };
@@ -214,8 +219,55 @@ impl Sequential {
             };
             return self.fit_matrix(&xt, &yt, fit);
         }
+        let validation = validation_of(&opts)?;
+        self.fit_features(Features::Memory(x), y, validation, opts)
+    }
+
+    /// Trains on the rows of a [`DataFile`], streamed from its spill file: Keras's `fit` on a
+    /// dataset read from a file, with the same [`Fit`] settings as [`Sequential::fit`] (epochs,
+    /// batch_size, shuffle, seed, callbacks, validation). The same seed gives the same History
+    /// and weights, bit for bit, as `fit` on the file's table in memory (`Table::read_csv(path)?
+    /// .features_target(target)`).
+    ///
+    /// The features are never all on the host or the device: every epoch's batches are copied
+    /// into a chunk buffer a group of whole batches at a time, each group's rows read from the
+    /// spill file in the epoch's shuffled global order (as data larger than a binding streams;
+    /// [`GpuOptions::max_data_bytes`](crate::GpuOptions::max_data_bytes) sets the chunk's size),
+    /// on the GPU and the CPU path alike.
+    ///
+    /// - `validation_split`: the file's last rows validate (taken before any shuffle, as Keras).
+    /// - [`Fit::validation_data`] (in memory) or [`Fit::validation_file`] (another file):
+    ///   validation data as with `fit`.
+    /// - `class_weight`: as with `fit` (the file's target column gives each row's class).
+    ///   `sample_weight`: one weight per row of the file, in memory (split with
+    ///   `validation_split` as Keras does).
+    pub fn fit_file(&mut self, file: &DataFile, opts: Fit<'_>) -> Result<History> {
+        let n = file.rows();
+        if let (Some(fraction), None, None) = (opts.validation_split, opts.validation, opts.validation_file) {
+            let at = crate::data::split_point(n, fraction)?;
+            let (head, tail): (Vec<usize>, Vec<usize>) = ((0..at).collect(), (at..n).collect());
+            let (yt, yv) = (file.targets().select_rows(&head)?, file.targets().select_rows(&tail)?);
+            let (wt, wv) = crate::weights::split_weights(opts.sample_weight, at, n)?;
+            let validation_weights = wv.as_deref();
+            let fit = Fit { validation_split: None, sample_weight: wt.as_deref(), validation_weights, ..opts };
+            let train = Features::File { file, first: 0, rows: at };
+            let valid = Features::File { file, first: at, rows: n - at };
+            return self.fit_features(train, &yt, Some((valid, &yv)), fit);
+        }
+        let validation = validation_of(&opts)?;
+        self.fit_features(Features::File { file, first: 0, rows: n }, file.targets(), validation, opts)
+    }
+
+    /// The fit of every kind of data, once its validation data is chosen.
+    fn fit_features(
+        &mut self,
+        x: Features<'_>,
+        y: &Matrix,
+        validation: Option<(Features<'_>, &Matrix)>,
+        opts: Fit<'_>,
+    ) -> Result<History> {
         self.ready(x, "fit")?;
-        self.check_fit_data(x, y, opts.validation)?;
+        self.check_fit_features(x, y, validation)?;
         if opts.batch_size == Some(0) {
             return Err(Error::invalid("batch_size", 0, "must be at least 1"));
         }
@@ -227,13 +279,13 @@ impl Sequential {
         let plan = self.plan.as_mut().expect("built by ready");
         let weights =
             crate::weights::training_weights(opts.sample_weight, opts.class_weight.as_deref(), y, plan.output_w)?;
-        if let (Some(w), Some((vx, _))) = (opts.validation_weights, opts.validation) {
+        if let (Some(w), Some((vx, _))) = (opts.validation_weights, validation) {
             crate::weights::check_sample_weights("validation sample_weight", w, vx.rows())?;
         }
         let data = FitData {
             x,
             y,
-            validation: opts.validation,
+            validation,
             weights: weights.as_deref(),
             val_weights: opts.validation_weights,
             weighted_metrics: compiled.weighted_metrics,
@@ -273,6 +325,15 @@ impl Sequential {
         x: &Matrix,
         y: &Matrix,
         validation: Option<(&Matrix, &Matrix)>,
+    ) -> Result<()> {
+        self.check_fit_features(Features::Memory(x), y, validation.map(|(vx, vy)| (Features::Memory(vx), vy)))
+    }
+
+    fn check_fit_features(
+        &mut self,
+        x: Features<'_>,
+        y: &Matrix,
+        validation: Option<(Features<'_>, &Matrix)>,
     ) -> Result<()> {
         if self.compiled.is_none() {
             return Err(Error::State("fit needs a compiled model: call compile() first".into()));
@@ -380,7 +441,25 @@ impl Sequential {
         self.evaluate_matrix(x, y, Some(sample_weight))
     }
 
+    /// Loss and metrics over every row of a [`DataFile`] (its target column as y), its features
+    /// streamed from the spill file as [`Sequential::fit_file`] streams them. When the file is
+    /// larger than one chunk, its batches are the chunk's size where that is under
+    /// `evaluate`'s 1024 rows, so the sums may round differently from `evaluate` on the whole
+    /// matrices (as for data that streams in memory); otherwise the values are the same bits.
+    pub fn evaluate_file(&mut self, file: &DataFile) -> Result<Vec<(String, f32)>> {
+        self.evaluate_features(Features::File { file, first: 0, rows: file.rows() }, file.targets(), None)
+    }
+
     fn evaluate_matrix(&mut self, x: &Matrix, y: &Matrix, weights: Option<&[f32]>) -> Result<Vec<(String, f32)>> {
+        self.evaluate_features(Features::Memory(x), y, weights)
+    }
+
+    fn evaluate_features(
+        &mut self,
+        x: Features<'_>,
+        y: &Matrix,
+        weights: Option<&[f32]>,
+    ) -> Result<Vec<(String, f32)>> {
         self.ready(x, "evaluate")?;
         self.check_xy(x, y, "evaluate")?;
         if let Some(w) = weights {
@@ -391,11 +470,11 @@ impl Sequential {
         let batch = x.rows().min(1024);
         plan.ensure_capacity(batch)?;
         plan.prepare_metrics(&compiled.metrics)?;
-        let data = plan.upload(DataRole::Eval, x.data(), Some(y.data()), weights, x.rows(), batch)?;
+        let host = HostData { x, y: Some(y.data()), weights };
+        let data = plan.upload(DataRole::Eval, host, x.rows(), batch)?;
         let mut launches = Vec::new();
         let (loss, metrics, wm) = (compiled.loss, &compiled.metrics, compiled.weighted_metrics);
         trainer::eval_launches(plan, &data, data.batch, loss, metrics, wm, false, &mut launches);
-        let host = HostData { x: x.data(), y: Some(y.data()), weights };
         let sums = plan.run_for_sums(&launches, &[(&data, host)])?;
         let mut logs = Logs::new();
         let weighting = Weighting { rows: data.weighted, metrics: wm };
@@ -406,11 +485,22 @@ impl Sequential {
     /// The model's outputs for every row of `x` (inference mode: no dropout, moving statistics).
     pub fn predict(&mut self, x: &(impl AsMatrix + ?Sized)) -> Result<Matrix> {
         let x = &*x.as_matrix()?;
-        self.ready(x, "predict")?;
+        self.ready(Features::Memory(x), "predict")?;
         x.check_finite("predict x")?;
+        self.predict_features(Features::Memory(x))
+    }
+
+    /// The model's outputs for every row of a [`DataFile`] (its target column unused), its
+    /// features streamed from the spill file. The outputs are one matrix in memory.
+    pub fn predict_file(&mut self, file: &DataFile) -> Result<Matrix> {
+        self.predict_features(Features::File { file, first: 0, rows: file.rows() })
+    }
+
+    fn predict_features(&mut self, x: Features<'_>) -> Result<Matrix> {
+        self.ready(x, "predict")?;
         let plan = self.plan.as_mut().expect("built by ready");
         let out_w = plan.output_w;
-        let values = plan.predict(x.data(), x.rows())?.pop().unwrap_or_default();
+        let values = plan.predict(x)?.pop().unwrap_or_default();
         Matrix::new(x.rows(), out_w, values)
     }
 
@@ -467,6 +557,21 @@ impl Sequential {
     }
 }
 
+/// The validation data a fit was given: in memory ([`Fit::validation_data`]) or a file
+/// ([`Fit::validation_file`]), not both.
+fn validation_of<'v>(opts: &Fit<'v>) -> Result<Option<(Features<'v>, &'v Matrix)>> {
+    match (opts.validation, opts.validation_file) {
+        (Some(_), Some(file)) => Err(Error::invalid(
+            "validation_file",
+            file.source().display(),
+            "one kind of validation data: validation_data or validation_file, not both",
+        )),
+        (Some((vx, vy)), None) => Ok(Some((Features::Memory(vx), vy))),
+        (None, Some(file)) => Ok(Some((Features::File { file, first: 0, rows: file.rows() }, file.targets()))),
+        (None, None) => Ok(None),
+    }
+}
+
 /// Keras's validation_split: the first `ceil(n * (1 - fraction))` rows train, the rest validate.
 pub(crate) fn split_last_rows(x: &Matrix, y: &Matrix, fraction: f32) -> Result<(Matrix, Matrix, Matrix, Matrix)> {
     if x.rows() != y.rows() {
@@ -510,15 +615,16 @@ impl Sequential {
         weights: Option<&[f32]>,
         seed: u32,
     ) -> Result<Vec<f32>> {
-        self.ready(x, "loss_gradients")?;
-        self.check_xy(x, y, "loss_gradients")?;
+        self.ready(Features::Memory(x), "loss_gradients")?;
+        self.check_xy(Features::Memory(x), y, "loss_gradients")?;
         if let Some(w) = weights {
             crate::weights::check_sample_weights("sample_weight", w, x.rows())?;
         }
         let compiled = self.compiled.as_ref().expect("checked by ready");
         let plan = self.plan.as_mut().expect("built by ready");
         plan.ensure_capacity(x.rows())?;
-        let data = plan.upload(DataRole::Eval, x.data(), Some(y.data()), weights, x.rows(), x.rows())?;
+        let host = HostData { x: Features::Memory(x), y: Some(y.data()), weights };
+        let data = plan.upload(DataRole::Eval, host, x.rows(), x.rows())?;
         let settings = MemberSettings {
             optimizer: compiled.optimizer.clone(),
             seed: seed as u64,
@@ -533,7 +639,7 @@ impl Sequential {
         let weighting = Weighting { rows: data.weighted, metrics: false };
         plan.loss(compiled.loss, &compiled.metrics, x.rows(), true, false, AccSlot::Train, weighting, &mut launches);
         plan.backward(x.rows(), 0, &mut launches);
-        let (host, grads) = (HostData { x: x.data(), y: Some(y.data()), weights }, plan.grads);
+        let grads = plan.grads;
         Ok(plan.run_recording(&launches, &[(grads, 0..plan.n_params)], &[(&data, host)])?.pop().unwrap_or_default())
     }
 }

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 
 use rand::SeedableRng;
 
+use crate::data::DataFile;
 use crate::device::{
     member_stride, member_table, ActivationGradArgs, Args, Backend, BufId, ConfusionArgs, Device, GatherArgs, Kernel,
     Launch, LossArgs, OpId, SoftmaxArgs, LOSS_KERNEL_VALUES,
@@ -19,6 +20,7 @@ use crate::layers::{
     count_weights, Activation, Below, DerivativeSource, Layer, LayerBuffers, LayerKind, LayerOps, Pass, Placement,
 };
 use crate::losses::Loss;
+use crate::matrix::Matrix;
 use crate::metrics::{MetricSet, COUNTS};
 use crate::optimizers::{Clip, Optimizer};
 
@@ -106,11 +108,35 @@ struct Chunk {
     orders: Vec<Vec<u32>>,
 }
 
+/// Where a dataset's features are on the host: a matrix, or `rows` rows of a [`DataFile`] from
+/// row `first` (read from its spill file by each fill; such data always streams).
+#[derive(Clone, Copy)]
+pub(crate) enum Features<'d> {
+    Memory(&'d Matrix),
+    File { file: &'d DataFile, first: usize, rows: usize },
+}
+
+impl Features<'_> {
+    pub fn rows(&self) -> usize {
+        match self {
+            Features::Memory(m) => m.rows(),
+            Features::File { rows, .. } => *rows,
+        }
+    }
+
+    pub fn cols(&self) -> usize {
+        match self {
+            Features::Memory(m) => m.cols(),
+            Features::File { file, .. } => file.features().len(),
+        }
+    }
+}
+
 /// The host's copy of a dataset, which the fills of a streamed [`DeviceData`] read from: x, and
 /// y with one weight per row when the upload had them.
 #[derive(Clone, Copy)]
 pub(crate) struct HostData<'d> {
-    pub x: &'d [f32],
+    pub x: Features<'d>,
     pub y: Option<&'d [f32]>,
     pub weights: Option<&'d [f32]>,
 }
@@ -215,8 +241,9 @@ pub(crate) struct Plan {
     /// binding list: repeated calls allocate nothing new unless their data outgrows the last.
     scratch: HashMap<String, (BufId, usize)>,
     bound: HashMap<(Kernel, Vec<BufId>), OpId>,
-    /// Host buffers of one member's rows of a chunk fill (x, y), kept between fills.
-    fill_rows: (Vec<f32>, Vec<f32>),
+    /// Host buffers of one member's rows of a chunk fill (x, y, the dataset rows), kept between
+    /// fills.
+    fill_rows: (Vec<f32>, Vec<f32>, Vec<u32>),
 }
 
 /// Every layer's initial weights for `input_w` features, drawn in layer order from one
@@ -352,7 +379,7 @@ impl Plan {
             update: None,
             scratch: HashMap::new(),
             bound: HashMap::new(),
-            fill_rows: (Vec::new(), Vec::new()),
+            fill_rows: (Vec::new(), Vec::new(), Vec::new()),
         })
     }
 
@@ -570,22 +597,17 @@ impl Plan {
     /// targets, so the gather copies it with the batch and the loss kernel reads it there.
     ///
     /// The dataset is uploaded whole when it fits one binding and `GpuOptions::max_data_bytes`;
-    /// otherwise it streams through the chunk buffers (see [`Chunk`]) in fills of a whole number of
-    /// `batch`-row batches (the batch size of the passes that will gather it).
-    pub fn upload(
-        &mut self,
-        role: DataRole,
-        x: &[f32],
-        y: Option<&[f32]>,
-        weights: Option<&[f32]>,
-        rows: usize,
-        batch: usize,
-    ) -> Result<DeviceData> {
+    /// otherwise (and always for the rows of a [`DataFile`]) it streams through the chunk buffers
+    /// (see [`Chunk`]) in fills of a whole number of `batch`-row batches (the batch size of the
+    /// passes that will gather it).
+    pub fn upload(&mut self, role: DataRole, host: HostData<'_>, rows: usize, batch: usize) -> Result<DeviceData> {
         let batch_bufs = self.batch.as_ref().ok_or_else(|| Error::Internal("upload before ensure_capacity".into()))?;
         let (x_batch, y_batch) = (batch_bufs.x_batch, batch_bufs.y_batch);
+        let HostData { x: features, y, weights } = host;
+        let data_rows = features.rows();
         // The loss's target width: the output's, or one column of class indices (sparse loss).
         let y_w = match y {
-            Some(y) if !x.is_empty() => y.len() / (x.len() / self.input_w.max(1)).max(1),
+            Some(y) if data_rows > 0 => y.len() / data_rows,
             Some(_) => self.output_w,
             None => 0,
         };
@@ -599,13 +621,19 @@ impl Plan {
             }
         }
         let [x_name, y_name, order_name] = role.names();
+        let x_len = data_rows.saturating_mul(features.cols());
         let y_len = y.map_or(0, |y| y.len() + if weighted { y.len() / y_w.max(1) } else { 0 });
         let order_len = member_stride(rows).saturating_mul(self.members);
         let max = self.backend.max_binding_values();
-        let whole_bytes = x.len().saturating_add(y_len).saturating_add(order_len).saturating_mul(4);
-        let fits = x.len() <= max && y_len <= max && order_len <= max;
-        if !fits || self.backend.max_data_bytes().is_some_and(|most| whole_bytes > most) {
-            let data_rows = x.len() / self.input_w.max(1);
+        let whole_bytes = x_len.saturating_add(y_len).saturating_add(order_len).saturating_mul(4);
+        let fits = x_len <= max && y_len <= max && order_len <= max;
+        let whole = match features {
+            Features::Memory(m) if fits && self.backend.max_data_bytes().is_none_or(|most| whole_bytes <= most) => {
+                Some(m.data())
+            }
+            _ => None,
+        };
+        let Some(x) = whole else {
             // Evaluation's batch size is wgfit's choice: it shrinks to fit the chunk.
             let batch = match self.chunk_capacity() {
                 Some(c) if role == DataRole::Eval && c > 0 => batch.min(c),
@@ -625,7 +653,7 @@ impl Plan {
                 gather,
                 chunk: Some(chunk),
             });
-        }
+        };
         let x_buf = self.scratch(x_name, x.len(), false)?;
         self.backend.write(x_buf, 0, x)?;
         let y_buf = match (y, weights) {
@@ -687,9 +715,10 @@ impl Plan {
     }
 
     /// The chunk buffers for a streamed dataset of `data_rows` rows (`rows` positions per member,
-    /// gathered `batch` at a time). The buffers are sized by the budget alone, for the widest y
-    /// a batch holds, so that every role of the plan shares one pair: as many rows per member as
-    /// `max_data_bytes` (or the default) holds for all members, x and y (and a weight) together.
+    /// gathered `batch` at a time). The buffers are sized by the budget, for the widest y a batch
+    /// holds, so that every role of the plan shares one pair: as many rows per member as
+    /// `max_data_bytes` (or the default) holds for all members, x and y (and a weight) together;
+    /// or, for data that fits one fill, its rows (a larger dataset later makes the budget's pair).
     fn chunk(&mut self, data_rows: usize, rows: usize, batch: usize) -> Result<Chunk> {
         let capacity = self.chunk_capacity().unwrap_or(0);
         let part = if capacity >= rows { rows } else { capacity / batch.max(1) * batch.max(1) };
@@ -712,9 +741,11 @@ impl Plan {
                 )),
             });
         }
+        // Data that fits one fill (a small DataFile, which always streams) takes only its rows.
+        let held = if capacity >= rows { rows } else { capacity };
         let (xw, yw) = (self.input_w.max(1), self.output_w + 1);
-        let x = self.scratch_sized("data chunk x", capacity * xw, true, true)?;
-        let y = self.scratch_sized("data chunk y", capacity * yw, true, true)?;
+        let x = self.scratch_sized("data chunk x", held * xw, true, true)?;
+        let y = self.scratch_sized("data chunk y", held * yw, true, true)?;
         Ok(Chunk {
             rows: part,
             x,
@@ -754,19 +785,36 @@ impl Plan {
     fn fill(&mut self, data: &DeviceData, host: HostData<'_>, start: usize, rows: usize, shuffled: bool) -> Result<()> {
         let c = data.chunk.as_ref().ok_or_else(|| Error::Internal("a fill of data uploaded whole".into()))?;
         let (xw, yw) = (data.x_w, data.y_w);
-        let (mut xs, mut ys) = std::mem::take(&mut self.fill_rows);
+        let (mut xs, mut ys, mut picked) = std::mem::take(&mut self.fill_rows);
         let out_of = || Error::Internal(format!("a fill of rows {start}.. past the data"));
         for m in 0..self.members {
             xs.clear();
             ys.clear();
+            picked.clear();
             for p in start..start + rows {
-                let r = match (shuffled, c.orders.get(m)) {
-                    (true, Some(order)) => *order.get(p).ok_or_else(out_of)? as usize,
+                picked.push(match (shuffled, c.orders.get(m)) {
+                    (true, Some(order)) => *order.get(p).ok_or_else(out_of)?,
                     (true, None) => return Err(Error::Internal("a shuffled fill before its row order".into())),
-                    (false, _) => p,
-                };
-                xs.extend_from_slice(host.x.get(r * xw..(r + 1) * xw).ok_or_else(out_of)?);
-                if let Some(y) = host.y {
+                    (false, _) => u32::try_from(p).map_err(|_| out_of())?,
+                });
+            }
+            match host.x {
+                Features::Memory(x) => {
+                    for &r in &picked {
+                        let r = r as usize;
+                        xs.extend_from_slice(x.data().get(r * xw..(r + 1) * xw).ok_or_else(out_of)?);
+                    }
+                }
+                Features::File { file, first, rows: n } => {
+                    if picked.iter().any(|&r| r as usize >= n) || file.features().len() != xw {
+                        return Err(out_of());
+                    }
+                    file.read_features(first, &picked, &mut xs)?;
+                }
+            }
+            if let Some(y) = host.y {
+                for &r in &picked {
+                    let r = r as usize;
                     ys.extend_from_slice(y.get(r * yw..(r + 1) * yw).ok_or_else(out_of)?);
                     if data.weighted {
                         ys.push(*host.weights.and_then(|w| w.get(r)).ok_or_else(out_of)?);
@@ -778,7 +826,7 @@ impl Plan {
                 self.backend.write(c.y, m * c.y_stride, &ys)?;
             }
         }
-        self.fill_rows = (xs, ys);
+        self.fill_rows = (xs, ys, picked);
         Ok(())
     }
 
@@ -871,9 +919,11 @@ impl Plan {
     /// Every member's outputs for every row of `x` (inference mode), flat row-major per member:
     /// one recording of batches of up to 1024 rows and one readback, or for streamed data (or
     /// outputs larger than one binding) one per part of the rows.
-    pub fn predict(&mut self, x: &[f32], rows: usize) -> Result<Vec<Vec<f32>>> {
+    pub fn predict(&mut self, x: Features<'_>) -> Result<Vec<Vec<f32>>> {
+        let rows = x.rows();
         self.ensure_capacity(rows.clamp(1, 1024))?;
-        let data = self.upload(DataRole::Eval, x, None, None, rows, rows.clamp(1, 1024))?;
+        let host = HostData { x, y: None, weights: None };
+        let data = self.upload(DataRole::Eval, host, rows, rows.clamp(1, 1024))?;
         let (w, k, batch) = (self.output_w, self.members, data.batch);
         let part = match &data.chunk {
             Some(c) => c.rows,
@@ -885,7 +935,6 @@ impl Plan {
         .max(1);
         let preds = self.scratch("predictions", part * w, true)?;
         let stride = self.scratch_stride("predictions");
-        let host = HostData { x, y: None, weights: None };
         let mut out: Vec<Vec<f32>> = (0..k).map(|_| Vec::with_capacity(rows * w)).collect();
         let mut launches = Vec::new();
         for first in (0..rows).step_by(part) {

@@ -37,7 +37,7 @@ use crate::history::History;
 use crate::layers::{Layer, LayerKind};
 use crate::matrix::Matrix;
 use crate::model::{ModelState, Sequential};
-use crate::plan::{MemberSettings, Plan};
+use crate::plan::{Features, MemberSettings, Plan};
 use crate::trainer::{self, Fit, FitData, MemberFit, PlanMembers};
 
 /// One model of a sweep: a compiled [`Sequential`] with its own fit settings.
@@ -308,7 +308,7 @@ impl<'a> Sweep<'a> {
                 }
             }
         }
-        plan.predict(x.data(), x.rows())
+        plan.predict(Features::Memory(x))
     }
 
     /// Trains every member on `x`, `y` with the shared settings of `opts` (epochs, batch size,
@@ -318,6 +318,14 @@ impl<'a> Sweep<'a> {
         if !opts.callbacks.is_empty() {
             return Err(Error::State(
                 "a sweep's callbacks belong to its members (Member::callback); Fit::callbacks was given".into(),
+            ));
+        }
+        if let Some(file) = opts.validation_file {
+            return Err(Error::invalid(
+                "validation_file",
+                file.source().display(),
+                "validation data in memory for a Sweep (Fit::validation_data); a DataFile is for one model's \
+                 fit (Sequential::fit, Sequential::fit_file)",
             ));
         }
         if let (Some(fraction), None) = (opts.validation_split, opts.validation) {
@@ -456,9 +464,9 @@ impl<'a> Sweep<'a> {
         let weights = crate::weights::training_weights(opts.sample_weight, opts.class_weight.as_deref(), y, out_w)?;
         let weighted_metrics = self.members.iter().all(|m| m.model.uses_weighted_metrics());
         let data = FitData {
-            x,
+            x: Features::Memory(x),
             y,
-            validation: opts.validation,
+            validation: opts.validation.map(|(vx, vy)| (Features::Memory(vx), vy)),
             weights: weights.as_deref(),
             val_weights: opts.validation_weights,
             weighted_metrics,
@@ -590,7 +598,7 @@ pub fn cross_validate(
     if folds > n {
         return Err(Error::invalid("folds", folds, format!("more folds than the {n} rows")));
     }
-    if opts.validation.is_some() || opts.validation_split.is_some() {
+    if opts.validation.is_some() || opts.validation_file.is_some() || opts.validation_split.is_some() {
         return Err(Error::State("cross_validate makes its own validation folds; give no validation data".into()));
     }
     let bounds = fold_bounds(n, folds);

@@ -93,7 +93,7 @@ impl KernelHarness {
 pub fn compile_all_pipelines(device: &Device) -> Result<Vec<String>> {
     match &device.inner {
         DeviceInner::Gpu(ctx) => ctx.compile_all(),
-        DeviceInner::Cpu => Ok(Vec::new()),
+        DeviceInner::Cpu { .. } => Ok(Vec::new()),
     }
 }
 
@@ -101,7 +101,7 @@ pub fn compile_all_pipelines(device: &Device) -> Result<Vec<String>> {
 pub fn gpu_matmul_paths(device: &Device) -> (bool, bool) {
     match &device.inner {
         DeviceInner::Gpu(ctx) => (ctx.subgroup8, ctx.textures),
-        DeviceInner::Cpu => (false, false),
+        DeviceInner::Cpu { .. } => (false, false),
     }
 }
 
@@ -109,7 +109,7 @@ pub fn gpu_matmul_paths(device: &Device) -> (bool, bool) {
 pub fn gpu_submissions(device: &Device) -> u64 {
     match &device.inner {
         DeviceInner::Gpu(ctx) => ctx.submissions(),
-        DeviceInner::Cpu => 0,
+        DeviceInner::Cpu { .. } => 0,
     }
 }
 
@@ -118,7 +118,7 @@ pub fn gpu_submissions(device: &Device) -> u64 {
 pub fn gpu_timestamps(device: &Device) -> bool {
     match &device.inner {
         DeviceInner::Gpu(ctx) => ctx.timestamps.is_some(),
-        DeviceInner::Cpu => false,
+        DeviceInner::Cpu { .. } => false,
     }
 }
 
@@ -198,4 +198,11 @@ pub fn cpu_product(
 pub fn cpu_engine_choice(m: usize, k: usize, n: usize, b_strides: (usize, usize)) -> CpuEngine {
     use crate::device::cpu::product::{Engine, View};
     Engine::choose(m, k, n, View { off: 0, rs: b_strides.0, cs: b_strides.1 })
+}
+
+/// The CPU path with a limit on the memory one dataset may take, as
+/// [`GpuOptions::max_data_bytes`](crate::GpuOptions::max_data_bytes) sets it on a GPU: larger data
+/// streams through a chunk buffer on the CPU path too (the tests hold it against a whole upload).
+pub fn cpu_with_max_data_bytes(bytes: usize) -> Device {
+    Device { inner: DeviceInner::Cpu { max_data_bytes: Some(bytes) } }
 }

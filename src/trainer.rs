@@ -14,6 +14,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
 use crate::callbacks::{Callback, Logs, ProgbarLogger, SaveRequest, SnapshotOp, TrainContext};
+use crate::data::DataFile;
 use crate::device::{run_together, BufId, Launch, RunJob};
 use crate::error::{Error, Result};
 use crate::history::History;
@@ -22,13 +23,16 @@ use crate::losses::Loss;
 use crate::matrix::Matrix;
 use crate::metrics::MetricSet;
 use crate::optimizers::Optimizer;
-use crate::plan::{AccSlot, DataRole, DeviceData, Feed, HostData, MemberSettings, MemberSums, Plan, Weighting};
+use crate::plan::{
+    AccSlot, DataRole, DeviceData, Features, Feed, HostData, MemberSettings, MemberSums, Plan, Weighting,
+};
 use crate::profile::EpochProfile;
 
 /// The settings of one `fit` call (Keras's keyword arguments).
 #[derive(Default)]
 pub struct Fit<'a> {
     pub(crate) validation: Option<(&'a Matrix, &'a Matrix)>,
+    pub(crate) validation_file: Option<&'a DataFile>,
     pub(crate) batch_size: Option<usize>,
     pub(crate) epochs: Option<usize>,
     pub(crate) seed: u64,
@@ -52,6 +56,16 @@ impl<'a> Fit<'a> {
     /// Data to evaluate at the end of every epoch (`val_loss`, `val_<metric>`).
     pub fn validation_data(mut self, x: &'a Matrix, y: &'a Matrix) -> Self {
         self.validation = Some((x, y));
+        self
+    }
+
+    /// Validation data read from a [`DataFile`] (its features streamed from its spill file as
+    /// training data is; see [`Sequential::fit_file`](crate::Sequential::fit_file)), for
+    /// [`Sequential::fit`](crate::Sequential::fit) and `fit_file`. Not with
+    /// [`Fit::validation_data`] (an error at fit: give one of them); like it, it overrides
+    /// [`Fit::validation_split`]. Not for [`Sweep`](crate::Sweep) (an error at fit).
+    pub fn validation_file(mut self, file: &'a DataFile) -> Self {
+        self.validation_file = Some(file);
         self
     }
 
@@ -187,9 +201,9 @@ pub(crate) struct Compiled {
 
 /// The data and shared settings of one fit of a plan's members.
 pub(crate) struct FitData<'d> {
-    pub x: &'d Matrix,
+    pub x: Features<'d>,
     pub y: &'d Matrix,
-    pub validation: Option<(&'d Matrix, &'d Matrix)>,
+    pub validation: Option<(Features<'d>, &'d Matrix)>,
     /// One weight per training row, per validation row (checked).
     pub weights: Option<&'d [f32]>,
     pub val_weights: Option<&'d [f32]>,
@@ -205,6 +219,16 @@ pub(crate) struct FitData<'d> {
 }
 
 impl FitData<'_> {
+    /// The training data as the plan's uploads and fills read it.
+    fn train_host(&self) -> HostData<'_> {
+        HostData { x: self.x, y: Some(self.y.data()), weights: self.weights }
+    }
+
+    /// The validation data as the plan's uploads and fills read it.
+    fn valid_host(&self) -> Option<HostData<'_>> {
+        self.validation.map(|(x, y)| HostData { x, y: Some(y.data()), weights: self.val_weights })
+    }
+
     /// Whether epoch `epoch` (from 0) ends with a validation pass: Keras validates when
     /// `(epoch + 1) % validation_freq == 0`.
     pub fn validates(&self, epoch: usize) -> bool {
@@ -408,16 +432,9 @@ impl<'a, 'p> PlanFit<'a, 'p> {
         let keys = log_keys(&metrics, data.validation.is_some());
         plan.ensure_capacity(batch.max(val_rows.min(batch_size)))?;
         plan.prepare_metrics(&metrics)?;
-        let train = plan.upload(DataRole::Train, data.x.data(), Some(data.y.data()), data.weights, n, batch)?;
-        let mut valid = match data.validation {
-            Some((vx, vy)) => Some(plan.upload(
-                DataRole::Valid,
-                vx.data(),
-                Some(vy.data()),
-                data.val_weights,
-                val_rows,
-                batch_size,
-            )?),
+        let train = plan.upload(DataRole::Train, data.train_host(), n, batch)?;
+        let mut valid = match data.valid_host() {
+            Some(host) => Some(plan.upload(DataRole::Valid, host, val_rows, batch_size)?),
             None => None,
         };
         let mut runs: Vec<Run<'a>> = Vec::with_capacity(members.len());
@@ -484,10 +501,9 @@ impl<'a, 'p> PlanFit<'a, 'p> {
     /// Runs an epoch's launches alone (streamed data: one submission per fill, from `data`'s
     /// host copies) and reads back its sums.
     fn run_streamed(&mut self, launches: &[Launch], data: &FitData<'_>) -> Result<Vec<Vec<f32>>> {
-        let mut feeds: Vec<Feed<'_>> =
-            vec![(&self.train, HostData { x: data.x.data(), y: Some(data.y.data()), weights: data.weights })];
-        if let (Some(v), Some((vx, vy))) = (&self.valid, data.validation) {
-            feeds.push((v, HostData { x: vx.data(), y: Some(vy.data()), weights: data.val_weights }));
+        let mut feeds: Vec<Feed<'_>> = vec![(&self.train, data.train_host())];
+        if let (Some(v), Some(host)) = (&self.valid, data.valid_host()) {
+            feeds.push((v, host));
         }
         let reads = self.plan.sums_read();
         self.plan.run_recording(launches, &reads, &feeds)

@@ -31,7 +31,7 @@ use crate::matrix::{AsMatrix, Matrix};
 /// The types a column may have, for messages.
 const SUPPORTED: &str = "integers, floats, booleans, strings (Utf8, LargeUtf8, Utf8View) and dictionaries of them";
 
-fn format_error(source: &Path, detail: String) -> Error {
+pub(crate) fn format_error(source: &Path, detail: String) -> Error {
     Error::Format { path: source.to_path_buf(), detail }
 }
 
@@ -122,7 +122,7 @@ fn numbers(col: &dyn Array, c: usize, name: &str, source: &Path) -> Result<Vec<f
 
 /// The batches' column names: the first batch's, which every other batch must share, unique and
 /// non-empty as CSV headers must be.
-fn column_names(batches: &[RecordBatch], source: &Path) -> Result<Vec<String>> {
+pub(crate) fn column_names(batches: &[RecordBatch], source: &Path) -> Result<Vec<String>> {
     let first = batches.first().ok_or_else(|| format_error(source, "no record batches (no data rows)".into()))?;
     let names: Vec<String> = first.schema().fields().iter().map(|f| f.name().clone()).collect();
     if names.is_empty() {
@@ -144,6 +144,30 @@ fn column_names(batches: &[RecordBatch], source: &Path) -> Result<Vec<String>> {
     Ok(names)
 }
 
+/// One record batch's rows as cells: the one conversion of Arrow values that every loader shares
+/// ([`RawTable::from_record_batches`], a [`DataFile`](super::DataFile) reading a Parquet file in
+/// pieces). Its column names must be `columns` (the first batch's, see [`column_names`]); a null
+/// or a column of an unsupported type is an error naming it (`b`: the batch's index, `first_row`:
+/// its first row's index in the table, for messages).
+pub(crate) fn batch_cells(
+    batch: &RecordBatch,
+    b: usize,
+    columns: &[String],
+    first_row: usize,
+    source: &Path,
+) -> Result<Vec<Vec<String>>> {
+    if batch.schema().fields().iter().map(|f| f.name()).ne(columns.iter()) {
+        return Err(format_error(source, format!("record batch {b} has other columns than the first")));
+    }
+    let mut cols = Vec::with_capacity(columns.len());
+    for (c, name) in columns.iter().enumerate() {
+        let col = batch.column(c).as_ref();
+        check_nulls(col, c, name, first_row, source)?;
+        cols.push(cells(col, c, name, source)?);
+    }
+    Ok((0..batch.num_rows()).map(|r| cols.iter_mut().map(|col| std::mem::take(&mut col[r])).collect()).collect())
+}
+
 impl RawTable {
     /// A table of the batches' rows, in order (their schemas must have the same column names);
     /// `source` names it in errors (a file name, or e.g. "record batch").
@@ -155,17 +179,9 @@ impl RawTable {
             return Err(format_error(source, "the table has no data rows".into()));
         }
         let mut rows: Vec<Vec<String>> = Vec::with_capacity(total);
-        for batch in batches {
+        for (b, batch) in batches.iter().enumerate() {
             let first_row = rows.len();
-            let mut cols = Vec::with_capacity(columns.len());
-            for (c, name) in columns.iter().enumerate() {
-                let col = batch.column(c).as_ref();
-                check_nulls(col, c, name, first_row, source)?;
-                cols.push(cells(col, c, name, source)?);
-            }
-            for r in 0..batch.num_rows() {
-                rows.push(cols.iter_mut().map(|col| std::mem::take(&mut col[r])).collect());
-            }
+            rows.extend(batch_cells(batch, b, &columns, first_row, source)?);
         }
         Ok(RawTable::from_cells(source.to_path_buf(), columns, rows))
     }
@@ -214,13 +230,20 @@ impl RawTable {
     /// Snappy, gzip, LZ4 and uncompressed files are read; a truncated file or one that is not
     /// Parquet is an error naming the file.
     pub fn read_parquet(path: impl AsRef<Path>) -> Result<RawTable> {
-        use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
         let path = path.as_ref();
-        let file = std::fs::File::open(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
-        let unreadable = |e: &dyn std::fmt::Display| format_error(path, format!("not a readable Parquet file: {e}"));
-        let reader =
-            ParquetRecordBatchReaderBuilder::try_new(file).and_then(|b| b.build()).map_err(|e| unreadable(&e))?;
-        let batches = reader.collect::<std::result::Result<Vec<RecordBatch>, _>>().map_err(|e| unreadable(&e))?;
+        let batches = parquet_batches(path)?.collect::<Result<Vec<RecordBatch>>>()?;
         RawTable::from_record_batches(&batches, path)
     }
+}
+
+/// A Parquet file's record batches, read one at a time (every row group, every column): the one
+/// Parquet reader of the crate ([`RawTable::read_parquet`], a [`DataFile`](super::DataFile)). A
+/// file that is truncated or not Parquet is an error naming it.
+#[cfg(feature = "parquet")]
+pub(crate) fn parquet_batches(path: &Path) -> Result<impl Iterator<Item = Result<RecordBatch>> + '_> {
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let file = std::fs::File::open(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
+    let unreadable = move |e: &dyn std::fmt::Display| format_error(path, format!("not a readable Parquet file: {e}"));
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file).and_then(|b| b.build()).map_err(|e| unreadable(&e))?;
+    Ok(reader.map(move |batch| batch.map_err(|e| unreadable(&e))))
 }

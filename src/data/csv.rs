@@ -1,6 +1,7 @@
 //! CSV files as tables of text cells ([`RawTable`]) or numbers ([`Table`]), and the
 //! train/validation splits of their rows.
 
+use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
 use rand::seq::SliceRandom;
@@ -34,52 +35,12 @@ impl RawTable {
 
     /// Parses CSV bytes; `path` only names the source in errors.
     pub fn parse_csv(bytes: &[u8], path: &Path) -> Result<RawTable> {
-        let fmt = |detail: String| Error::Format { path: PathBuf::from(path), detail };
-        let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-        // Windows line endings: the csv crate reads them, but counts lines one short; normalize.
-        let normalized: Vec<u8>;
-        let bytes = if bytes.contains(&b'\r') {
-            normalized = crlf_to_lf(bytes);
-            &normalized[..]
-        } else {
-            bytes
-        };
-        if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Err(fmt("the file is empty: a header row and data rows are needed".into()));
-        }
-        let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(false).from_reader(bytes);
-        let columns: Vec<String> = reader
-            .headers()
-            .map_err(|e| fmt(format!("cannot read the header: {}", csv_error(&e))))?
-            .iter()
-            .map(|h| h.trim().to_string())
-            .collect();
-        if columns.is_empty() || columns.iter().all(String::is_empty) {
-            return Err(fmt("the file is empty: a header row is needed".into()));
-        }
-        for (i, c) in columns.iter().enumerate() {
-            if c.is_empty() {
-                return Err(fmt(format!("line 1: column {} has an empty name in the header", i + 1)));
-            }
-            if let Some(j) = columns[..i].iter().position(|p| p == c) {
-                return Err(fmt(format!(
-                    "line 1: duplicate column name {} (columns {} and {}); column names must be unique",
-                    quoted(c),
-                    j + 1,
-                    i + 1
-                )));
-            }
-        }
+        let (mut records, columns) = CsvRecords::new(bytes, path)?;
         let mut rows = Vec::new();
         let mut lines = Vec::new();
-        for record in reader.records() {
-            let record = record.map_err(|e| fmt(csv_error(&e)))?;
-            let line = record.position().map_or(rows.len() + 2, |p| p.line() as usize);
+        while let Some((line, record)) = records.next_record()? {
             rows.push(record.iter().map(|c| c.trim().to_string()).collect::<Vec<_>>());
             lines.push(line);
-        }
-        if rows.is_empty() {
-            return Err(fmt("the file has a header but no data rows".into()));
         }
         Ok(RawTable { source: path.to_path_buf(), columns, rows, lines, unit: "line" })
     }
@@ -146,25 +107,7 @@ impl RawTable {
 
     /// The number in row `r`, column `c`; an error naming line, column and value otherwise.
     pub fn number(&self, r: usize, c: usize) -> Result<f32> {
-        let cell = &self.rows[r][c];
-        match cell.parse::<f32>() {
-            Ok(v) if v.is_finite() => Ok(v),
-            Ok(_) => Err(self.err(format!(
-                "{}, column {} ({}): {} is not a finite number",
-                self.place(r),
-                c + 1,
-                quoted(&self.columns[c]),
-                quoted(cell)
-            ))),
-            Err(_) => Err(self.err(format!(
-                "{}, column {} ({}): {} is not a number{}",
-                self.place(r),
-                c + 1,
-                quoted(&self.columns[c]),
-                quoted(cell),
-                if cell.is_empty() { " (empty cell)" } else { " (declare text columns as categorical)" }
-            ))),
-        }
+        parse_number(&self.rows[r][c], || self.place(r), c, &self.columns[c], &self.source)
     }
 
     /// Every row as numbers (all cells must be numeric).
@@ -209,19 +152,166 @@ impl RawTable {
     }
 }
 
-/// Replaces every CR LF with LF (and a lone CR, old Mac style, with LF).
-fn crlf_to_lf(bytes: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'\r' if bytes.get(i + 1) == Some(&b'\n') => {}
-            b'\r' => out.push(b'\n'),
-            b => out.push(b),
-        }
-        i += 1;
+/// A numeric cell (trimmed) as an f32: the one rule every loader applies (a CSV table, an Arrow
+/// or Parquet table's cells, a [`DataFile`](super::DataFile) read in pieces). A cell that is not a
+/// finite number is an [`Error::Format`] naming `place()` ("line 7", "row 6"; only called then),
+/// the 1-based column, its name and the value.
+pub(crate) fn parse_number(
+    cell: &str,
+    place: impl FnOnce() -> String,
+    c: usize,
+    column: &str,
+    source: &Path,
+) -> Result<f32> {
+    let err = |detail: String| Error::Format { path: source.to_path_buf(), detail };
+    match cell.parse::<f32>() {
+        Ok(v) if v.is_finite() => Ok(v),
+        Ok(_) => Err(err(format!(
+            "{}, column {} ({}): {} is not a finite number",
+            place(),
+            c + 1,
+            quoted(column),
+            quoted(cell)
+        ))),
+        Err(_) => Err(err(format!(
+            "{}, column {} ({}): {} is not a number{}",
+            place(),
+            c + 1,
+            quoted(column),
+            quoted(cell),
+            if cell.is_empty() { " (empty cell)" } else { " (declare text columns as categorical)" }
+        ))),
     }
-    out
+}
+
+/// CSV text read one record at a time, whatever its size: the header checked (see the module's
+/// rules), then each data record with the line it starts on. The one CSV reader of the crate:
+/// [`RawTable::parse_csv`] keeps the cells, a [`DataFile`](super::DataFile) parses them as it goes.
+pub(crate) struct CsvRecords<R: BufRead> {
+    reader: csv::Reader<Normalized<R>>,
+    record: csv::StringRecord,
+    path: PathBuf,
+    rows: usize,
+}
+
+impl<R: BufRead> CsvRecords<R> {
+    /// Reads and checks the header; returns the reader and the column names (trimmed).
+    pub(crate) fn new(input: R, path: &Path) -> Result<(Self, Vec<String>)> {
+        let fmt = |detail: String| Error::Format { path: PathBuf::from(path), detail };
+        let mut reader =
+            csv::ReaderBuilder::new().has_headers(true).flexible(false).from_reader(Normalized::new(input));
+        let columns: Vec<String> = reader
+            .headers()
+            .map_err(|e| fmt(format!("cannot read the header: {}", csv_error(&e))))?
+            .iter()
+            .map(|h| h.trim().to_string())
+            .collect();
+        if columns.is_empty() || columns.iter().all(String::is_empty) {
+            // Only white space so far: the whole file may be (read the rest to know).
+            let rest = std::io::copy(reader.get_mut(), &mut std::io::sink());
+            if rest.is_ok() && !reader.get_ref().text {
+                return Err(fmt("the file is empty: a header row and data rows are needed".into()));
+            }
+            return Err(fmt("the file is empty: a header row is needed".into()));
+        }
+        for (i, c) in columns.iter().enumerate() {
+            if c.is_empty() {
+                return Err(fmt(format!("line 1: column {} has an empty name in the header", i + 1)));
+            }
+            if let Some(j) = columns[..i].iter().position(|p| p == c) {
+                return Err(fmt(format!(
+                    "line 1: duplicate column name {} (columns {} and {}); column names must be unique",
+                    quoted(c),
+                    j + 1,
+                    i + 1
+                )));
+            }
+        }
+        let records = CsvRecords { reader, record: csv::StringRecord::new(), path: path.to_path_buf(), rows: 0 };
+        Ok((records, columns))
+    }
+
+    /// The next data record (cells untrimmed) and its 1-based line; None after the last. A file
+    /// with a header but no data rows, a ragged row or text that is not UTF-8 is an error.
+    pub(crate) fn next_record(&mut self) -> Result<Option<(usize, &csv::StringRecord)>> {
+        let fmt = |detail: String| Error::Format { path: self.path.clone(), detail };
+        if !self.reader.read_record(&mut self.record).map_err(|e| fmt(csv_error(&e)))? {
+            if self.rows == 0 {
+                return Err(fmt("the file has a header but no data rows".into()));
+            }
+            return Ok(None);
+        }
+        self.rows += 1;
+        let line = self.record.position().map_or(self.rows + 1, |p| p.line() as usize);
+        Ok(Some((line, &self.record)))
+    }
+}
+
+/// CSV bytes as the csv crate should see them: a UTF-8 byte-order mark dropped, and every CR LF
+/// (or lone CR, old Mac style) made one LF, since the csv crate reads CR LF but counts lines one
+/// short. Notes whether any byte that is not white space went by (`text`: an empty file).
+struct Normalized<R> {
+    inner: R,
+    started: bool,
+    /// The last byte given out came from a CR: an LF right after it is dropped.
+    after_cr: bool,
+    text: bool,
+    /// The first bytes, read to look for a byte-order mark, still to give out.
+    head: Vec<u8>,
+}
+
+impl<R: BufRead> Normalized<R> {
+    fn new(inner: R) -> Self {
+        Normalized { inner, started: false, after_cr: false, text: false, head: Vec::new() }
+    }
+}
+
+impl<R: BufRead> std::io::Read for Normalized<R> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        if !self.started {
+            // The first three bytes, however the input comes in pieces: a byte-order mark is
+            // dropped, anything else given out first.
+            self.started = true;
+            let mut head = [0u8; 3];
+            let mut got = 0;
+            while got < 3 {
+                match self.inner.read(&mut head[got..])? {
+                    0 => break,
+                    n => got += n,
+                }
+            }
+            if head[..got] != *b"\xEF\xBB\xBF" {
+                self.head = head[..got].to_vec();
+            }
+        }
+        loop {
+            let n = if self.head.is_empty() {
+                self.inner.read(out)?
+            } else {
+                let n = self.head.len().min(out.len());
+                out[..n].copy_from_slice(&self.head[..n]);
+                self.head.drain(..n);
+                n
+            };
+            if n == 0 {
+                return Ok(0);
+            }
+            let mut w = 0;
+            for i in 0..n {
+                let b = out[i];
+                let after_cr = std::mem::replace(&mut self.after_cr, b == b'\r');
+                if b == b'\n' && after_cr {
+                    continue;
+                }
+                self.text |= !b.is_ascii_whitespace();
+                out[w] = if b == b'\r' { b'\n' } else { b };
+                w += 1;
+            }
+            if w > 0 {
+                return Ok(w);
+            }
+        }
+    }
 }
 
 /// Where Keras cuts for `validation_split`: `ceil(n * (1 - fraction))` training rows.
@@ -296,20 +386,7 @@ impl Table {
 
     /// Splits into features and a target column (by name; `None` = the last column).
     pub fn features_target(&self, target: Option<&str>) -> Result<(Matrix, Matrix)> {
-        let t = match target {
-            None => self
-                .columns
-                .len()
-                .checked_sub(1)
-                .ok_or_else(|| Error::shape("table", "at least one column", "no columns"))?,
-            Some(name) => self.columns.iter().position(|c| c == name).ok_or_else(|| {
-                Error::Model(format!(
-                    "target column {} not found; columns: {}",
-                    quoted(name),
-                    self.columns.iter().map(|c| cut(c)).collect::<Vec<_>>().join(", ")
-                ))
-            })?,
-        };
+        let t = target_index(&self.columns, target)?;
         let (rows, cols) = (self.values.rows(), self.values.cols());
         let mut x = Vec::with_capacity(rows * (cols - 1));
         let mut y = Vec::with_capacity(rows);
@@ -324,5 +401,64 @@ impl Table {
             }
         }
         Ok((Matrix::new(rows, cols - 1, x)?, Matrix::column(y)))
+    }
+}
+
+/// Which of `columns` is the target: the one named `target`, or the last (`None`); the one rule of
+/// [`Table::features_target`] and [`DataFile`](super::DataFile).
+pub(crate) fn target_index(columns: &[String], target: Option<&str>) -> Result<usize> {
+    match target {
+        None => columns.len().checked_sub(1).ok_or_else(|| Error::shape("table", "at least one column", "no columns")),
+        Some(name) => columns.iter().position(|c| c == name).ok_or_else(|| {
+            Error::Model(format!(
+                "target column {} not found; columns: {}",
+                quoted(name),
+                columns.iter().map(|c| cut(c)).collect::<Vec<_>>().join(", ")
+            ))
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The columns, and each record's line and cells.
+    type Records = (Vec<String>, Vec<(usize, Vec<String>)>);
+
+    /// Every record and line of `bytes` as the reader gives them, read through a buffer of
+    /// `capacity` bytes (1: a CR and its LF always arrive in separate reads).
+    fn records(bytes: &[u8], capacity: usize) -> Result<Records> {
+        let (mut reader, columns) =
+            CsvRecords::new(std::io::BufReader::with_capacity(capacity, bytes), Path::new("t"))?;
+        let mut out = Vec::new();
+        while let Some((line, record)) = reader.next_record()? {
+            out.push((line, record.iter().map(str::to_string).collect()));
+        }
+        Ok((columns, out))
+    }
+
+    #[test]
+    fn line_endings_and_a_byte_order_mark_read_alike_in_any_piece_size() {
+        let lf = records(b"a,b\n1,2\n3,4\n", 1 << 10).unwrap();
+        assert_eq!(lf.1, [(2, vec!["1".to_string(), "2".into()]), (3, vec!["3".into(), "4".into()])]);
+        for text in [&b"\xEF\xBB\xBFa,b\r\n1,2\r\n3,4\r\n"[..], b"a,b\r1,2\r3,4", b"a,b\n1,2\r\n3,4"] {
+            for capacity in [1, 2, 3, 1 << 10] {
+                assert_eq!(records(text, capacity).unwrap(), lf, "{text:?} read {capacity} bytes at a time");
+            }
+        }
+        for (text, message) in [
+            (&b" \r\n \n"[..], "a header row and data rows are needed"),
+            (b"\xEF\xBB\xBF", "a header row and data rows are needed"),
+            (b" \nx,y\n1,2\n", "the file is empty: a header row is needed"),
+            (b"a,b\r\n", "a header but no data rows"),
+            (b"a,b\r\n1,2\r\n3\r\n", "line 3: 1 fields, but the header has 2"),
+        ] {
+            for capacity in [1, 1 << 10] {
+                let e = records(text, capacity).unwrap_err().to_string();
+                assert!(e.contains(message), "{text:?}: {e}");
+                assert_eq!(e, RawTable::parse_csv(text, Path::new("t")).unwrap_err().to_string());
+            }
+        }
     }
 }

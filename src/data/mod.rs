@@ -31,7 +31,8 @@
 //! - Scaling (min-max or standardization) is fitted on the training rows and applies to the numeric
 //!   feature columns; one-hot columns are left as 0/1. Constant columns scale to 0.
 //!
-//! Parts: `csv.rs` reads files into [`RawTable`] / [`Table`] and splits rows; `preprocess.rs` fits
+//! Parts: `csv.rs` reads files into [`RawTable`] / [`Table`] and splits rows; `file.rs` opens a
+//! file too large to hold as a [`DataFile`], read in pieces and trained on from disk; `preprocess.rs` fits
 //! the one-hot encoding and scaling ([`Preprocessor`]); [`shipped`] holds the course's datasets.
 //!
 //! [`Error::Format`]: crate::Error::Format
@@ -39,10 +40,12 @@
 #[cfg(feature = "arrow")]
 mod arrow;
 mod csv;
+mod file;
 mod preprocess;
 pub mod shipped;
 
 pub use self::csv::{split_point, RawTable, Table};
+pub use self::file::DataFile;
 pub use self::preprocess::{split_scaled, CsvOptions, Feature, MinMaxScaler, Preprocessor, ScaleKind, Scaler};
 
 impl RawTable {
@@ -56,12 +59,18 @@ impl RawTable {
         #[cfg(feature = "parquet")]
         return RawTable::read_parquet(path);
         #[cfg(not(feature = "parquet"))]
-        Err(crate::Error::Format {
-            path: path.to_path_buf(),
-            detail: "a Parquet file, and this wgfit was built without its `parquet` feature \
-                     (cargo install wgfit --features parquet)"
-                .into(),
-        })
+        Err(without_parquet(path))
+    }
+}
+
+/// The error for a Parquet file read by a wgfit built without the `parquet` feature.
+#[cfg(not(feature = "parquet"))]
+fn without_parquet(path: &std::path::Path) -> crate::Error {
+    crate::Error::Format {
+        path: path.to_path_buf(),
+        detail: "a Parquet file, and this wgfit was built without its `parquet` feature \
+                 (cargo install wgfit --features parquet)"
+            .into(),
     }
 }
 

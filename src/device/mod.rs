@@ -23,7 +23,11 @@ pub struct Device {
 #[derive(Clone)]
 pub(crate) enum DeviceInner {
     Gpu(Arc<gpu::GpuContext>),
-    Cpu,
+    /// The CPU path; `max_data_bytes` as `GpuOptions::max_data_bytes` (the test suite's, to
+    /// stream data on the CPU path too).
+    Cpu {
+        max_data_bytes: Option<usize>,
+    },
 }
 
 /// What a device is, for display and for `--json` output.
@@ -55,7 +59,7 @@ impl Device {
 
     /// The CPU reference path.
     pub fn cpu() -> Device {
-        Device { inner: DeviceInner::Cpu }
+        Device { inner: DeviceInner::Cpu { max_data_bytes: None } }
     }
 
     /// The fastest device by default: a hardware GPU (discrete or integrated) when there is one,
@@ -120,7 +124,7 @@ impl Device {
     pub fn info(&self) -> DeviceInfo {
         match &self.inner {
             DeviceInner::Gpu(ctx) => ctx.info(),
-            DeviceInner::Cpu => DeviceInfo {
+            DeviceInner::Cpu { .. } => DeviceInfo {
                 kind: "cpu".into(),
                 adapter: "cpu reference".into(),
                 backend: "cpu".into(),
@@ -138,7 +142,7 @@ impl Device {
     pub(crate) fn backend(&self, members: usize) -> Box<dyn Backend> {
         match &self.inner {
             DeviceInner::Gpu(ctx) => Box::new(gpu::GpuBackend::new(ctx.clone(), members)),
-            DeviceInner::Cpu => Box::new(cpu::CpuBackend::new(members)),
+            DeviceInner::Cpu { max_data_bytes } => Box::new(cpu::CpuBackend::new(members, *max_data_bytes)),
         }
     }
 }

@@ -33,6 +33,8 @@ pub(crate) struct CpuBackend {
     /// Profile each run (`Backend::set_profiling`), and the last run's tally until taken.
     profiling: bool,
     profiled: Option<(Tally, f64)>,
+    /// The most memory one dataset may take before it streams (`Backend::max_data_bytes`).
+    max_data_bytes: Option<usize>,
 }
 
 /// What one member's launches read and write: its bank, and everything shared.
@@ -179,9 +181,10 @@ impl MemberView<'_> {
 }
 
 impl CpuBackend {
-    pub(crate) fn new(members: usize) -> Self {
+    pub(crate) fn new(members: usize, max_data_bytes: Option<usize>) -> Self {
         let members = members.max(1);
         CpuBackend {
+            max_data_bytes,
             members,
             strides: Vec::new(),
             shared: Vec::new(),
@@ -394,6 +397,10 @@ impl Backend for CpuBackend {
 
     fn max_binding_values(&self) -> usize {
         usize::MAX / 4
+    }
+
+    fn max_data_bytes(&self) -> Option<usize> {
+        self.max_data_bytes
     }
 }
 
