@@ -2,13 +2,13 @@
 // module: `DenseModule::Tiled`, made on first use, so llvmpipe's Dense module is unchanged), whose
 // pipelines set the constants below per launch.
 //
-// matmul_tiled: a 16 x 16 workgroup computes a 64 x 64 block of C, each invocation a 4 x 4 tile
-// in registers (the Acc of dense.wgsl), k in steps of 16 through workgroup memory: the workgroup
-// stages A's 64 x 16 block and B's 16 x 64 block (`stage`), so each value of A and B is read from
-// memory once per workgroup instead of once per invocation. The blocks are stored k-major as
-// vec4s, so the inner loop reads one vec4 of A (4 rows) and one of B (4 columns) per k. Any
-// strides, the implicit ones and every epilogue of dense.wgsl (load_a/load_b are bounds-checked:
-// a block past an edge of C or k reads zeros; only stored outputs are written).
+// matmul_tiled: a 16 x 16 workgroup computes a 64 x 64 block of C, each invocation a 4 x 4 tile in
+// registers (the Acc of dense.wgsl), k in steps of 16 through workgroup memory: the workgroup
+// stages A's 64 x 16 block and B's 16 x 64 block (stage_a, stage_b), so each value of A and B is
+// read from memory once per workgroup instead of once per invocation. The blocks are stored k-major
+// as vec4s, so the inner loop reads one vec4 of A (4 rows) and one of B (4 columns) per k. Any
+// strides, the implicit ones and every epilogue of dense.wgsl (load_a/load_b are bounds-checked: a
+// block past an edge of C or k reads zeros; only stored outputs are written).
 //
 // Staging reads each operand along its contiguous axis, whichever layout it has (row- or
 // column-major: the forward X·W, dX = dZ·Wᵀ and dW = Xᵀ·dZ alike), so consecutive invocations
@@ -21,11 +21,14 @@
 // contiguous along the same axis. Coalescing does not need it (staging reads along the contiguous
 // axis of either layout, as vec4s when aligned); the layout only decides whether a staged vec4
 // lands in workgroup memory as one vec4 store (A column-major, B row-major) or as four scalar
-// stores (A row-major, B column-major), 4 stores against 256 (64 x 64) or 512 (128 x 128)
-// multiply-adds per invocation per k step. A transpose would cost a dispatch and a read and a
-// write of the whole operand per step, each reused by one product only (X by the forward product,
-// W by dX; dW reads X column-major already): more memory traffic than the staging stores it
-// saves. BENCHMARKS.md (issue 15, the tiled products) has the argument with the numbers.
+// stores (A row-major, B column-major), with 4-way (64 x 64) or 2-way (128 x 128) bank conflicts
+// on 32 banks. Modelled for a large NVIDIA GPU (BENCHMARKS.md, issue 15's tiled products): no
+// cost that matters for matmul_tiled128, which large products run (its workgroup memory is busy
+// half the time its multiply-adds take, transposed layouts included); 6-25% for
+// matmul_tiled on the transposed layouts, a cost of workgroup-memory stores that a swizzled or
+// padded block layout removes at no memory traffic, where a transpose would cost a dispatch and a
+// read and write of the whole operand per step, each copy reused by one product only (X by the
+// forward product, W by dX; dW reads X column-major already). Left for a hardware profile.
 //
 // The tiled module is also made without runtime checks (`GpuOptions::unchecked_products`), used
 // for a launch only when `MatmulArgs::tiled_in_bounds` proves its every global index in range;
