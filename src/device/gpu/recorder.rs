@@ -85,10 +85,10 @@ pub(crate) struct GpuBackend {
     pub(crate) no_texture: bool,
     /// Every Matmul launch (not scalar) runs this workgroup-tiled variant (tests, on lavapipe).
     pub(crate) force_tiled: Option<super::matmul::MatmulVariant>,
-    /// Tiled launches stage aligned operands by vec4 loads (the device's choice; tests turn it off).
+    /// Tiled launches stage aligned operands by vec4 loads (the device's setting).
     pub(crate) tiled_vec4: bool,
-    /// Tiled launches proven in bounds run the unchecked module (the device's choice; tests turn
-    /// it on).
+    /// Tiled launches proven in bounds run the unchecked module (the device's setting; tests turn
+    /// it on to prove that module correct on lavapipe).
     pub(crate) unchecked_products: bool,
     /// Profile each run (`Backend::set_profiling`: a fit's epochs).
     profiling: bool,
