@@ -2,8 +2,11 @@
 //! (721 rows, 512 -> 512): forward X·W, dX = dZ·Wᵀ and dW = Xᵀ·dZ (the two transposed forms).
 //! `cargo bench --bench matmul [-- gpu,cpu]`; WGFIT_MATMUL=scalar runs the GPU reference kernel,
 //! WGFIT_MATMUL=tiled the workgroup-tiled one everywhere (tiled64 / tiled128: in that configuration),
-//! WGFIT_MATMUL=untiled never;
-//! WGFIT_BENCH_4096=1 adds a 4096^3 product.
+//! WGFIT_MATMUL=untiled never; WGFIT_UNCHECKED=1 runs the tiled kernels without shader runtime
+//! checks where their bounds are proven, WGFIT_TILED_VEC4=0 with scalar loads only;
+//! WGFIT_BENCH_4096=1 adds a 4096^3 product; WGFIT_BENCH_MATMUL_S the seconds each timing
+//! takes at most (default 3; at least 5 calls). On the GPU the product's column names the
+//! pipeline that ran.
 
 use std::time::Instant;
 
@@ -25,7 +28,7 @@ struct Shape {
     dact: u32,
 }
 
-fn params(s: &Shape) -> Args {
+fn params(s: &Shape) -> MatmulArgs {
     // Stored rows and columns of A (an implicit ones row or column is not stored).
     let (am, ak) = match s.aug {
         1 => (s.m, s.k - 1),
@@ -34,7 +37,7 @@ fn params(s: &Shape) -> Args {
     };
     let (a_rs, a_cs) = if s.at { (1, am) } else { (ak, 1) };
     let (b_rs, b_cs) = if s.bt { (1, s.k) } else { (s.n, 1) };
-    Args::Matmul(MatmulArgs {
+    MatmulArgs {
         m: s.m,
         n: s.n,
         k: s.k,
@@ -46,7 +49,7 @@ fn params(s: &Shape) -> Args {
         activation: Activation::ALL[s.act as usize],
         derivative: Activation::ALL[s.dact as usize],
         ..Default::default()
-    })
+    }
 }
 
 fn main() {
@@ -127,7 +130,12 @@ fn main() {
                 h.buffer(&vec![0.0; m * n]).expect("buffer"),
                 h.buffer(&vec![0.5; m * n]).expect("buffer"),
             ];
-            let p = params(s);
+            let matmul = params(s);
+            let p = Args::Matmul(matmul);
+            let pipeline = match h.matmul_pipeline(&bufs, matmul).expect("bind") {
+                Some(name) => format!(" [{name}]"),
+                None => String::new(),
+            };
             h.run(&bufs, p).expect("warm-up");
             h.run_repeated(&bufs, p, REPEAT).expect("warm-up");
             // One launch per submission (on llvmpipe: both operands packed into textures first),
@@ -137,7 +145,7 @@ fn main() {
             let each = ((many - one) / (REPEAT - 1) as f64).max(1e-9);
             let flop = 2.0 * (m * n * k) as f64;
             println!(
-                "| {label} | {} | {:.2} | {:.1} | {:.2} | {:.1} | {:.1} |",
+                "| {label} | {}{pipeline} | {:.2} | {:.1} | {:.2} | {:.1} | {:.1} |",
                 s.name,
                 one * 1e3,
                 flop / one / 1e9,
@@ -151,13 +159,14 @@ fn main() {
 
 const REPEAT: usize = 9;
 
-/// Median wall time of `f` over 5 to 50 calls (about 3 s), and the median call's process CPU
-/// time.
+/// Median wall time of `f` over 5 to 50 calls (about WGFIT_BENCH_MATMUL_S, default 3 s), and the
+/// median call's process CPU time.
 fn median_time(mut f: impl FnMut()) -> (f64, f64) {
+    let budget: f64 = std::env::var("WGFIT_BENCH_MATMUL_S").ok().and_then(|v| v.parse().ok()).unwrap_or(3.0);
     let mut times = Vec::new();
     let cpu0 = cpu_seconds();
     let clock = Instant::now();
-    while times.len() < 5 || (times.len() < 50 && clock.elapsed().as_secs_f64() < 3.0) {
+    while times.len() < 5 || (times.len() < 50 && clock.elapsed().as_secs_f64() < budget) {
         let t = Instant::now();
         f();
         times.push(t.elapsed().as_secs_f64());

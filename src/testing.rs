@@ -74,6 +74,17 @@ impl KernelHarness {
         Ok(())
     }
 
+    /// The name of the Matmul pipeline a launch of `args` over `buffers` runs on the GPU (e.g.
+    /// "matmul_tiled128 a4 b4 unchecked": the benchmarks say which kernel they timed); None on
+    /// the CPU.
+    pub fn matmul_pipeline(&mut self, buffers: &[BufId], args: MatmulArgs) -> Result<Option<String>> {
+        let op = self.backend.bind(Kernel::Matmul, buffers)?;
+        Ok(self.backend.gpu().map(|g| {
+            let record = g.launch_record(op.0, &Args::Matmul(args));
+            g.matmul_pipeline_for(&args, op.0, &record).name()
+        }))
+    }
+
     /// A buffer's values: the members' blocks back to back, `len` values each (as written).
     pub fn read(&mut self, id: BufId) -> Result<Vec<f32>> {
         let (len, per_member) = self.lens[id.0];

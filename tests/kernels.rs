@@ -76,14 +76,19 @@ fn every_pipeline_compiles_on_the_gpu() {
     let names = compile_all_pipelines(&device).unwrap();
     let (subgroups, textures) = gpu_matmul_paths(&device);
     eprintln!("{} pipelines (subgroups {subgroups}, textures {textures}): {names:?}", names.len());
-    // Kernels, then matmul_nn/nt/tn, matmul_tiled and matmul_tiled128, the three subgroup twins,
-    // matmul_tex with pack and pack_t.
-    let expected = Kernel::ALL.len() + 5 + if subgroups { 3 } else { 0 } + if textures { 1 + 2 } else { 0 };
+    // Kernels, then matmul_nn/nt/tn, matmul_tiled and matmul_tiled128 each in 8 pipelines (vec4
+    // loads of neither operand, A, B or both; checked and unchecked module), the three subgroup
+    // twins, matmul_tex with pack and pack_t.
+    let expected = Kernel::ALL.len() + 3 + 2 * 8 + if subgroups { 3 } else { 0 } + if textures { 1 + 2 } else { 0 };
     assert_eq!(names.len(), expected, "{names:?}");
     let distinct: std::collections::HashSet<&String> = names.iter().collect();
     assert_eq!(distinct.len(), names.len(), "{names:?}");
-    assert!(names.iter().any(|n| n == "matmul_tiled"), "{names:?}");
-    assert!(names.iter().any(|n| n == "matmul_tiled128"), "{names:?}");
+    for tiled in ["matmul_tiled", "matmul_tiled128"] {
+        for pipeline in ["", " a4", " b4", " a4 b4", " unchecked", " a4 b4 unchecked"] {
+            let name = format!("{tiled}{pipeline}");
+            assert!(names.contains(&name), "{name} missing from {names:?}");
+        }
+    }
     for k in Kernel::ALL {
         assert!(names.iter().any(|n| n == k.entry()), "{} missing from {names:?}", k.entry());
     }

@@ -183,6 +183,65 @@ impl MatmulArgs {
     }
 }
 
+/// A storage binding as a kernel indexes it: the f32 values its array covers (for an array of
+/// vec4s, its whole vec4s times 4) and the member stride the launch record gives it (`ms`, added
+/// to every index for each workgroup z).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BindingExtent {
+    /// Values the binding's array covers.
+    pub values: u64,
+    /// The member stride the kernel reads from the launch record.
+    pub member_stride: u32,
+}
+
+impl MatmulArgs {
+    /// Whether every global index the tiled product kernels (shaders/dense_tiled.wgsl) can touch in
+    /// this launch over `members` members (workgroup z) is inside its binding: A, B, C and aux in
+    /// binding order. This is the proof that lets a launch run the tiled module built without
+    /// runtime checks (`GpuOptions::unchecked_products`); the kernels' side of the argument, that
+    /// they touch no other global index, is the `SAFETY` comment in src/device/gpu/matmul/mod.rs.
+    ///
+    /// The kernels read A only at stored (row, k) pairs (rows below `m`, or `m - 1` when the last
+    /// row is implicit ones; k below `k`, or `k - 1` when the last column is), B at every (k, column)
+    /// of the product, write C at every (row, column) after `c_off`, and read aux there (without
+    /// `c_off`) only when a derivative multiplies in. Each index is a sum of nonnegative terms in
+    /// u32, so the largest one below 2^32 means none wraps. A vec4 read covers 4 values from a
+    /// multiple of 4 inside the same stored region, so it is in range when its last value is; a
+    /// vec4 array's `values` is a multiple of 4, so a scalar read at index `i` (its vec4 `i / 4`) is
+    /// in range when `i < values` too. Not proven (the checked module runs them): an empty
+    /// dimension, or one of 2^31 or more, where the kernels' k loop or block origins could wrap.
+    pub fn tiled_in_bounds(&self, members: u32, [a, b, c, aux]: [BindingExtent; 4]) -> bool {
+        const LIMIT: u32 = 1 << 31;
+        let (m, n, k) = (self.m, self.n, self.k);
+        if members == 0 || m == 0 || n == 0 || k == 0 || m >= LIMIT || n >= LIMIT || k >= LIMIT {
+            return false;
+        }
+        // u128: a member stride times the last member alone may exceed u64.
+        let w = |v: u32| u128::from(v);
+        let last = w(members - 1);
+        let fits = |largest: u128, e: BindingExtent| largest < u128::from(e.values).min(1 << 32);
+        let (stored_m, stored_k) = match self.ones {
+            Ones::None => (m, k),
+            Ones::LastColumn => (m, k - 1),
+            Ones::LastRow => (m - 1, k),
+        };
+        let a_ok = stored_m == 0
+            || stored_k == 0
+            || fits(
+                w(self.a_off)
+                    + last * w(a.member_stride)
+                    + w(stored_m - 1) * w(self.a_rs)
+                    + w(stored_k - 1) * w(self.a_cs),
+                a,
+            );
+        let b_ok =
+            fits(w(self.b_off) + last * w(b.member_stride) + w(k - 1) * w(self.b_rs) + w(n - 1) * w(self.b_cs), b);
+        let c_ok = fits(w(self.c_off) + last * w(c.member_stride) + w(m) * w(n) - 1, c);
+        let aux_ok = self.derivative.code() == 0 || fits(last * w(aux.member_stride) + w(m) * w(n) - 1, aux);
+        a_ok && b_ok && c_ok && aux_ok
+    }
+}
+
 /// Copies `rows` dataset rows (x and y) from position `start` of the epoch (through the row
 /// order when `shuffled`) into the batch buffers.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -729,5 +788,103 @@ impl Args {
             Args::SoftmaxForward(a) | Args::SoftmaxBackward(a) => Grid::Flat(a.rows),
             Args::NormalizationForward(a) | Args::NormalizationBackward(a) => Grid::Flat(a.len),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A forward product over `members` members with exactly the bindings it needs: X (m x k-1,
+    /// row-major), [W; b] after 5 values, Y after 3 values, aux m x n; each binding as a member
+    /// buffer would have it (member strides in whole vec4s).
+    fn forward(members: u32) -> (MatmulArgs, [BindingExtent; 4]) {
+        let (m, n, k) = (70u32, 33u32, 20u32);
+        let p = MatmulArgs {
+            m,
+            n,
+            k,
+            a_rs: k - 1,
+            a_cs: 1,
+            b_off: 5,
+            b_rs: n,
+            b_cs: 1,
+            c_off: 3,
+            ones: Ones::LastColumn,
+            derivative: Activation::Relu,
+            ..Default::default()
+        };
+        let extent = |len: u32| {
+            let stride = len.div_ceil(4) * 4;
+            BindingExtent { values: u64::from(stride * members), member_stride: stride }
+        };
+        (p, [extent(m * (k - 1)), extent(5 + k * n), extent(3 + m * n), extent(m * n)])
+    }
+
+    #[test]
+    fn tiled_bounds_are_proven_for_exact_bindings() {
+        for members in [1, 3] {
+            let (p, e) = forward(members);
+            assert!(p.tiled_in_bounds(members, e), "{members} members");
+        }
+        // C (an f32 array) of exactly its reach, not rounded to vec4s: still inside.
+        let (p, mut e) = forward(1);
+        e[2].values = u64::from(3 + p.m * p.n);
+        assert!(p.tiled_in_bounds(1, e));
+        // No derivative: aux is never read, whatever its size.
+        let (mut p, mut e) = forward(2);
+        p.derivative = Activation::Linear;
+        e[3] = BindingExtent { values: 1, member_stride: 0 };
+        assert!(p.tiled_in_bounds(2, e));
+        // dW's form: A column-major with an implicit ones row (A stored (m - 1) x k).
+        let (m, n, k) = (9u32, 5u32, 7u32);
+        let p =
+            MatmulArgs { m, n, k, a_rs: 1, a_cs: m - 1, b_rs: n, b_cs: 1, ones: Ones::LastRow, ..Default::default() };
+        let exact = |values: u32| BindingExtent { values: u64::from(values), member_stride: 0 };
+        assert!(p.tiled_in_bounds(1, [exact((m - 1) * k), exact(k * n), exact(m * n), exact(0)]));
+        assert!(!p.tiled_in_bounds(1, [exact((m - 1) * k - 1), exact(k * n), exact(m * n), exact(0)]));
+    }
+
+    #[test]
+    fn tiled_bounds_are_not_proven_one_value_short() {
+        let members = 3;
+        let (p, e) = forward(members);
+        for binding in 0..4 {
+            // The last member's block one value short of what the launch reaches.
+            let mut short = e;
+            let reach = match binding {
+                0 => u64::from(2 * e[0].member_stride + p.m * (p.k - 1)),
+                1 => u64::from(2 * e[1].member_stride + 5 + p.k * p.n),
+                2 => u64::from(2 * e[2].member_stride + 3 + p.m * p.n),
+                _ => u64::from(2 * e[3].member_stride + p.m * p.n),
+            };
+            short[binding].values = reach - 1;
+            assert!(!p.tiled_in_bounds(members, short), "binding {binding} one value short");
+            short[binding].values = reach;
+            assert!(p.tiled_in_bounds(members, short), "binding {binding} exactly long enough");
+        }
+        // One member more than the bindings hold.
+        assert!(!p.tiled_in_bounds(members + 1, e));
+        // A stride that reaches past A, and an offset that does.
+        assert!(!MatmulArgs { a_rs: p.a_rs + 1, ..p }.tiled_in_bounds(members, e));
+        assert!(!MatmulArgs { c_off: 7, ..p }.tiled_in_bounds(members, e));
+    }
+
+    #[test]
+    fn tiled_bounds_are_not_proven_for_degenerate_or_wrapping_launches() {
+        let (p, e) = forward(1);
+        assert!(!p.tiled_in_bounds(0, e));
+        for q in [MatmulArgs { m: 0, ..p }, MatmulArgs { n: 0, ..p }, MatmulArgs { k: 0, ..p }] {
+            assert!(!q.tiled_in_bounds(1, e), "{q:?}");
+        }
+        assert!(!MatmulArgs { k: 1 << 31, ..p }.tiled_in_bounds(1, e));
+        // Bindings larger than u32 can index do not make a wrapping index safe.
+        let huge = BindingExtent { values: 1 << 40, member_stride: 0 };
+        let wide = MatmulArgs { a_rs: 1 << 28, ..p };
+        assert!(!wide.tiled_in_bounds(1, [huge, e[1], e[2], e[3]]));
+        assert!(MatmulArgs { a_rs: 1 << 20, ..p }.tiled_in_bounds(1, [huge, e[1], e[2], e[3]]));
+        // A member stride of u32::MAX on the second of two members.
+        let far = BindingExtent { values: 1 << 40, member_stride: u32::MAX };
+        assert!(!p.tiled_in_bounds(2, [e[0], e[1], far, e[3]]));
     }
 }

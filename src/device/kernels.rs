@@ -7,7 +7,7 @@
 pub enum Family {
     /// shaders/gather.wgsl
     Gather,
-    /// shaders/dense.wgsl with dense_tiled.wgsl (and its subgroup and texture modules)
+    /// shaders/dense.wgsl (and its tiled, subgroup and texture modules: `gpu::matmul`)
     Dense,
     /// shaders/elementwise.wgsl
     Elementwise,
@@ -52,9 +52,7 @@ impl Family {
         const COMMON: &str = include_str!("../../shaders/common.wgsl");
         let body = match self {
             Family::Gather => include_str!("../../shaders/gather.wgsl"),
-            Family::Dense => {
-                concat!(include_str!("../../shaders/dense.wgsl"), include_str!("../../shaders/dense_tiled.wgsl"))
-            }
+            Family::Dense => include_str!("../../shaders/dense.wgsl"),
             Family::Elementwise => include_str!("../../shaders/elementwise.wgsl"),
             Family::Loss => include_str!("../../shaders/loss.wgsl"),
             Family::Penalty => include_str!("../../shaders/penalty.wgsl"),

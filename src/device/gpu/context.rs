@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::adapter::{candidates, describe};
 use super::matmul::texture::{textures_supported, TextureKernels, PACK_ENTRIES};
-use super::matmul::{family_source, subgroup8, DenseModule, MatmulVariant};
+use super::matmul::{family_source, subgroup8, DenseModule, MatmulPipeline, MatmulVariant, Vec4Loads};
 use super::options::GpuOptions;
 use super::timestamps::TimestampMode;
 use crate::device::args::Uniform;
@@ -19,9 +19,9 @@ use crate::error::{Error, Result};
 pub(crate) struct Pipeline {
     pub(crate) pipeline: wgpu::ComputePipeline,
     pub(crate) layout: wgpu::BindGroupLayout,
-    /// Matmul only: the `MatmulVariant` pipelines made so far (on first use: compiling the ones a
-    /// model never launches cost ~0.4 s of startup on llvmpipe), all with `pipeline_layout`.
-    pub(crate) variants: Mutex<HashMap<MatmulVariant, wgpu::ComputePipeline>>,
+    /// Matmul only: the variant pipelines made so far (on first use: compiling the ones a model
+    /// never launches cost ~0.4 s of startup on llvmpipe), all with `pipeline_layout`.
+    pub(crate) variants: Mutex<HashMap<MatmulPipeline, wgpu::ComputePipeline>>,
     pub(crate) pipeline_layout: wgpu::PipelineLayout,
 }
 
@@ -36,6 +36,9 @@ pub(crate) struct GpuContext {
     pub(crate) modules: Mutex<HashMap<Family, wgpu::ShaderModule>>,
     /// The Dense family with the subgroup kernels appended (made on first use).
     pub(crate) subgroup_module: Mutex<Option<wgpu::ShaderModule>>,
+    /// The Dense family with the tiled kernels appended, with runtime checks ([0]) and without
+    /// ([1]: only for launches proven in bounds), each made on first use.
+    pub(crate) tiled_modules: Mutex<[Option<wgpu::ShaderModule>; 2]>,
     /// The texture-operand kernels, their layouts and pipelines (made on first use).
     pub(crate) texture_kernels: Mutex<Option<Arc<TextureKernels>>>,
     /// The subgroup kernels run here and rgba32float storage textures can be read and written:
@@ -57,6 +60,10 @@ pub(crate) struct GpuContext {
     /// A hardware GPU (discrete, integrated or virtual): large products run the workgroup-tiled
     /// kernel (`MatmulVariant::Tiled`).
     pub(crate) hardware: bool,
+    /// Tiled products stage aligned operands by vec4 loads (`GpuOptions::tiled_vec4_loads`).
+    pub(crate) tiled_vec4: bool,
+    /// Tiled products proven in bounds run the unchecked module (`GpuOptions::unchecked_products`).
+    pub(crate) unchecked_products: bool,
     /// Profile every fit on this device (`GpuOptions::profile`, `WGFIT_PROFILE=1`).
     pub(crate) profile: bool,
     /// The most device memory one dataset may take (`GpuOptions::max_data_bytes`).
@@ -151,6 +158,8 @@ impl GpuContext {
                 adapter_info.device_type,
                 wgpu::DeviceType::DiscreteGpu | wgpu::DeviceType::IntegratedGpu | wgpu::DeviceType::VirtualGpu
             ),
+            tiled_vec4: options.tiled_vec4_on(),
+            unchecked_products: options.unchecked_products_on(),
             profile: options.profile_on(),
             max_data_bytes,
             timestamps,
@@ -169,6 +178,7 @@ impl GpuContext {
             pipelines: Mutex::new(HashMap::new()),
             modules: Mutex::new(HashMap::new()),
             subgroup_module: Mutex::new(None),
+            tiled_modules: Mutex::new([None, None]),
             fault,
         })
     }
@@ -266,7 +276,9 @@ impl GpuContext {
     }
 
     /// Compiles every pipeline this device can make: each kernel, each Matmul variant whose module
-    /// the device has, and the pack kernels where textures are on. Returns their entry points.
+    /// the device has (the tiled ones in each of their vec4 loads, checked and unchecked), and the
+    /// pack kernels where textures are on. Returns their names (entry points, and the tiled
+    /// pipelines' constants and module after them).
     pub(crate) fn compile_all(&self) -> Result<Vec<String>> {
         let mut names = Vec::new();
         for k in Kernel::ALL {
@@ -276,8 +288,19 @@ impl GpuContext {
         let matmul = self.pipeline(Kernel::Matmul)?;
         for v in MatmulVariant::ALL {
             // The scalar variant is Kernel::Matmul's own pipeline.
-            if v != MatmulVariant::Scalar && self.has_module(v.module()) {
-                self.matmul_variant(&matmul, v)?;
+            if v == MatmulVariant::Scalar || !self.has_module(v.module()) {
+                continue;
+            }
+            if v.module() == DenseModule::Tiled {
+                for loads in Vec4Loads::ALL {
+                    for unchecked in [false, true] {
+                        let key = MatmulPipeline { variant: v, loads, unchecked };
+                        self.matmul_pipeline(&matmul, key)?;
+                        names.push(key.name());
+                    }
+                }
+            } else {
+                self.matmul_pipeline(&matmul, MatmulPipeline::plain(v))?;
                 names.push(v.entry().to_string());
             }
         }

@@ -43,6 +43,10 @@ pub struct GpuOptions {
     tiled_matmul: Option<bool>,
     /// Which tiled configuration when a product is tiled (64 or 128 per side); None: by shape.
     tile: Option<u32>,
+    /// Tiled products stage aligned operands by vec4 loads.
+    tiled_vec4: bool,
+    /// Tiled products whose bounds the host proves run the module without runtime checks.
+    unchecked_products: bool,
     profile: bool,
     /// A WGSL file that replaces shaders/dense.wgsl, and who set it.
     dense_wgsl: Option<(PathBuf, &'static str)>,
@@ -66,6 +70,8 @@ impl Default for GpuOptions {
             scalar_matmul: false,
             tiled_matmul: None,
             tile: None,
+            tiled_vec4: true,
+            unchecked_products: false,
             profile: false,
             dense_wgsl: None,
             max_buffer_size: None,
@@ -87,6 +93,10 @@ impl GpuOptions {
     /// - `WGFIT_MATMUL=tiled` / `untiled`: the workgroup-tiled matmul for every product / for
     ///   none ([`GpuOptions::tiled_matmul`]); `tiled64` / `tiled128`: every product tiled, in
     ///   that configuration (64 or 128 of C per side per workgroup; otherwise chosen by shape);
+    /// - `WGFIT_TILED_VEC4=0`: tiled products load their operands by scalars only
+    ///   ([`GpuOptions::tiled_vec4_loads`]);
+    /// - `WGFIT_UNCHECKED=1`: tiled products run without shader runtime checks where the host
+    ///   proves their bounds ([`GpuOptions::unchecked_products`]);
     /// - `WGFIT_DENSE_WGSL=<path>`: replaces shaders/dense.wgsl ([`GpuOptions::dense_wgsl`]);
     /// - `WGFIT_PROFILE=1`: profile every fit, from timestamp queries ([`GpuOptions::profile`];
     ///   the CPU path reads it too and times its kernels on the host).
@@ -117,6 +127,8 @@ impl GpuOptions {
                 Some("tiled128") => Some(128),
                 _ => None,
             },
+            tiled_vec4: var("WGFIT_TILED_VEC4").is_none_or(|v| v != "0"),
+            unchecked_products: var("WGFIT_UNCHECKED").is_some_and(|v| v == "1"),
             dense_wgsl: std::env::var_os("WGFIT_DENSE_WGSL").map(|p| (PathBuf::from(p), "WGFIT_DENSE_WGSL")),
             profile: var("WGFIT_PROFILE").is_some_and(|v| v == "1"),
             max_buffer_size: None,
@@ -171,6 +183,24 @@ impl GpuOptions {
     /// products of 64 rows and columns or more.
     pub fn tiled_matmul(mut self, choice: Option<bool>) -> Self {
         self.tiled_matmul = choice;
+        self
+    }
+
+    /// Tiled products read an operand as vec4s along its contiguous axis where its offset and
+    /// other stride are multiples of 4 (a launch's layout decides, per operand); `false` keeps
+    /// the scalar loads everywhere (comparisons on hardware). Default true.
+    pub fn tiled_vec4_loads(mut self, on: bool) -> Self {
+        self.tiled_vec4 = on;
+        self
+    }
+
+    /// Tiled products run from a shader module built without wgpu's runtime checks (bounds
+    /// clamping, loop bounding, guarded integer division) for every launch whose indices the host
+    /// proves in range from its arguments and its buffers' sizes; other launches keep the checked
+    /// module. Off by default until hardware measurements show a gain (`scripts/gpu-proof` times
+    /// both); on llvmpipe an unchecked module gave no clear gain.
+    pub fn unchecked_products(mut self, on: bool) -> Self {
+        self.unchecked_products = on;
         self
     }
 
@@ -281,6 +311,14 @@ impl GpuOptions {
     /// The tiled configuration `WGFIT_MATMUL` asked for, if one (64 or 128 per side).
     pub(crate) fn tile_choice(&self) -> Option<u32> {
         self.tile
+    }
+
+    pub(crate) fn tiled_vec4_on(&self) -> bool {
+        self.tiled_vec4
+    }
+
+    pub(crate) fn unchecked_products_on(&self) -> bool {
+        self.unchecked_products
     }
 
     /// Profile every fit on this device ([`Fit::profile`](crate::Fit::profile) for one fit): after

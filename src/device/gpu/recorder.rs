@@ -85,6 +85,11 @@ pub(crate) struct GpuBackend {
     pub(crate) no_texture: bool,
     /// Every Matmul launch (not scalar) runs this workgroup-tiled variant (tests, on lavapipe).
     pub(crate) force_tiled: Option<super::matmul::MatmulVariant>,
+    /// Tiled launches stage aligned operands by vec4 loads (the device's setting).
+    pub(crate) tiled_vec4: bool,
+    /// Tiled launches proven in bounds run the unchecked module (the device's setting; tests turn
+    /// it on to prove that module correct on lavapipe).
+    pub(crate) unchecked_products: bool,
     /// Profile each run (`Backend::set_profiling`: a fit's epochs).
     profiling: bool,
     /// How this backend's profiled runs place timestamps: the device's mode (tests force
@@ -116,6 +121,8 @@ impl GpuBackend {
         GpuBackend {
             timestamp_mode: ctx.timestamps,
             scalar_matmul: ctx.scalar_matmul,
+            tiled_vec4: ctx.tiled_vec4,
+            unchecked_products: ctx.unchecked_products,
             ctx,
             members: members.max(1),
             buffers: Vec::new(),
@@ -195,6 +202,17 @@ impl GpuBackend {
 }
 
 impl GpuBackend {
+    /// The launch record of `args` on bound op `op`: the arguments' fields and the member strides
+    /// of the op's buffers.
+    pub(crate) fn launch_record(&self, op: usize, args: &Args) -> Uniform {
+        let mut params = args.uniform();
+        for (&(binding, _), buf) in args.kernel().bindings().iter().zip(&self.ops[op].buffers) {
+            let stride = self.buffers[buf.0].stride.unwrap_or(0);
+            params.set_member_stride(binding, stride as u32);
+        }
+        params
+    }
+
     /// Turns launches into steps: each Matmul's variant chosen, and before a texture-form one the
     /// packs of its operands that are not already current. A pack stays current until a launch or
     /// copy writes its buffer; every recording starts with none current (the host may have
@@ -214,15 +232,12 @@ impl GpuBackend {
                             args.kernel()
                         )));
                     }
-                    let mut params = args.uniform();
-                    for (&(binding, _), buf) in kernel.bindings().iter().zip(&self.ops[op.0].buffers) {
-                        let stride = self.buffers[buf.0].stride.unwrap_or(0);
-                        params.set_member_stride(binding, stride as u32);
-                    }
+                    let params = self.launch_record(op.0, &args);
                     let z = self.members as u32;
                     if let Args::Matmul(matmul) = args {
-                        let v = self.matmul_variant_for(&matmul);
-                        let pipeline = ctx.matmul_variant(&self.ops[op.0].pipeline, v)?;
+                        let key = self.matmul_pipeline_for(&matmul, op.0, &params);
+                        let v = key.variant;
+                        let pipeline = ctx.matmul_pipeline(&self.ops[op.0].pipeline, key)?;
                         let group = if v.module() == DenseModule::Texture {
                             let (a, b) = (self.ops[op.0].buffers[0], self.ops[op.0].buffers[1]);
                             let (ka, kb) = OperandKey::pair(&matmul, a, b);

@@ -6,7 +6,7 @@ pub(crate) mod texture;
 
 use super::context::{GpuContext, Pipeline};
 use super::recorder::GpuBackend;
-use crate::device::args::MatmulArgs;
+use crate::device::args::{BindingExtent, MatmulArgs};
 use crate::device::kernels::{Family, Grid};
 use crate::error::Result;
 
@@ -48,6 +48,70 @@ pub(crate) enum DenseModule {
     Plain,
     Subgroup,
     Texture,
+    /// shaders/dense_tiled.wgsl: its own module, so that its pipeline constants (which make wgpu
+    /// build each pipeline of a module from the whole module again) and its unchecked twin leave
+    /// the Dense module that llvmpipe runs as it was.
+    Tiled,
+}
+
+/// Which operands a tiled launch stages by vec4 loads: the pipeline constants A_VEC4 and B_VEC4
+/// of shaders/dense_tiled.wgsl.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub(crate) struct Vec4Loads {
+    pub(crate) a: bool,
+    pub(crate) b: bool,
+}
+
+impl Vec4Loads {
+    pub(crate) const ALL: [Vec4Loads; 4] = [
+        Vec4Loads { a: false, b: false },
+        Vec4Loads { a: true, b: false },
+        Vec4Loads { a: false, b: true },
+        Vec4Loads { a: true, b: true },
+    ];
+
+    /// The vec4 loads a launch's layout allows: an operand's vec4s along its contiguous axis must
+    /// start on vec4s of the binding, so its offset, its member stride (`member_strides`: A's and
+    /// B's) and its stride along the other axis are multiples of 4 (the block origins along the
+    /// contiguous axis are). The axis is the kernel's: A along k when `a_cs` is 1, else along m
+    /// when `a_rs` is 1; B along n when `b_cs` is 1, else along k when `b_rs` is 1.
+    pub(crate) fn of(p: &MatmulArgs, member_strides: [u32; 2]) -> Vec4Loads {
+        let al = |v: u32| v.is_multiple_of(4);
+        let a_axis = if p.a_cs == 1 { al(p.a_rs) } else { p.a_rs == 1 && al(p.a_cs) };
+        let b_axis = if p.b_cs == 1 { al(p.b_rs) } else { p.b_rs == 1 && al(p.b_cs) };
+        Vec4Loads {
+            a: a_axis && al(p.a_off) && al(member_strides[0]),
+            b: b_axis && al(p.b_off) && al(member_strides[1]),
+        }
+    }
+}
+
+/// One Matmul pipeline: a variant's entry point, and for the tiled variants the vec4 loads it is
+/// compiled for and whether it comes from the module without runtime checks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct MatmulPipeline {
+    pub(crate) variant: MatmulVariant,
+    pub(crate) loads: Vec4Loads,
+    pub(crate) unchecked: bool,
+}
+
+impl MatmulPipeline {
+    /// A variant's only pipeline (every variant but the tiled ones has one).
+    pub(crate) fn plain(variant: MatmulVariant) -> MatmulPipeline {
+        MatmulPipeline { variant, loads: Vec4Loads::default(), unchecked: false }
+    }
+
+    /// The entry point, then for a tiled pipeline its vec4 operands and module:
+    /// "matmul_tiled128 a4 b4 unchecked".
+    pub(crate) fn name(&self) -> String {
+        let mut name = self.variant.entry().to_string();
+        for (on, what) in [(self.loads.a, " a4"), (self.loads.b, " b4"), (self.unchecked, " unchecked")] {
+            if on {
+                name.push_str(what);
+            }
+        }
+        name
+    }
 }
 
 impl MatmulVariant {
@@ -83,6 +147,7 @@ impl MatmulVariant {
         match self {
             MatmulVariant::NnSubgroup | MatmulVariant::NtSubgroup | MatmulVariant::TnSubgroup => DenseModule::Subgroup,
             MatmulVariant::Texture => DenseModule::Texture,
+            MatmulVariant::Tiled | MatmulVariant::Tiled128 => DenseModule::Tiled,
             _ => DenseModule::Plain,
         }
     }
@@ -149,13 +214,21 @@ pub(crate) fn family_source(family: Family, dense_override: Option<&str>) -> Str
     match dense_override {
         Some(text) if family == Family::Dense => {
             const COMMON: &str = include_str!("../../../../shaders/common.wgsl");
-            const TILED: &str = include_str!("../../../../shaders/dense_tiled.wgsl");
             // `enable` directives must open the module: hoist them above the prelude.
             let (en, rest): (Vec<&str>, Vec<&str>) = text.lines().partition(|l| l.starts_with("enable "));
-            format!("{}\n{COMMON}\n{}\n{TILED}", en.join("\n"), rest.join("\n"))
+            format!("{}\n{COMMON}\n{}", en.join("\n"), rest.join("\n"))
         }
         _ => family.source(),
     }
+}
+
+/// The Dense family with the tiled kernels appended (the tiled module, made on first use).
+pub(crate) fn dense_tiled_source(dense_override: Option<&str>) -> String {
+    format!(
+        "{}\n{}",
+        family_source(Family::Dense, dense_override),
+        include_str!("../../../../shaders/dense_tiled.wgsl")
+    )
 }
 
 /// The Dense family with the subgroup kernels appended (a second module, made only where the
@@ -187,56 +260,128 @@ impl GpuContext {
     /// Whether this device makes (and its launches may use) the Matmul variants of `module`.
     pub(crate) fn has_module(&self, module: DenseModule) -> bool {
         match module {
-            DenseModule::Plain => true,
+            DenseModule::Plain | DenseModule::Tiled => true,
             DenseModule::Subgroup => self.subgroup8,
             DenseModule::Texture => self.textures,
         }
     }
 
-    /// The Matmul pipeline of variant `v` (`pipe` is Matmul's), compiled on first use.
-    pub(crate) fn matmul_variant(&self, pipe: &Pipeline, v: MatmulVariant) -> Result<wgpu::ComputePipeline> {
-        if v == MatmulVariant::Scalar {
+    /// The Matmul pipeline `key` (`pipe` is Matmul's), compiled on first use.
+    pub(crate) fn matmul_pipeline(&self, pipe: &Pipeline, key: MatmulPipeline) -> Result<wgpu::ComputePipeline> {
+        let v = key.variant;
+        if key == MatmulPipeline::plain(MatmulVariant::Scalar) {
             return Ok(pipe.pipeline.clone());
         }
-        if let Some(p) = pipe.variants.lock().unwrap_or_else(|p| p.into_inner()).get(&v) {
+        if let Some(p) = pipe.variants.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
             return Ok(p.clone());
         }
         if v.module() == DenseModule::Texture {
             return self.texture_pipeline(v.entry());
         }
-        let made = self.scoped(&format!("compiling kernel {}", v.entry()), || {
-            let subgroup_kernel = v.module() == DenseModule::Subgroup;
+        let made = self.scoped(&format!("compiling kernel {}", key.name()), || {
+            let constants: &[(&str, f64)] = if v.module() == DenseModule::Tiled {
+                &[("A_VEC4", f64::from(u8::from(key.loads.a))), ("B_VEC4", f64::from(u8::from(key.loads.b)))]
+            } else {
+                &[]
+            };
             let make = |module: &wgpu::ShaderModule| {
                 self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                     label: Some(v.entry()),
                     layout: Some(&pipe.pipeline_layout),
                     module,
                     entry_point: Some(v.entry()),
-                    compilation_options: Default::default(),
+                    compilation_options: wgpu::PipelineCompilationOptions { constants, ..Default::default() },
                     cache: None,
                 })
             };
-            if subgroup_kernel {
-                let mut sg = self.subgroup_module.lock().unwrap_or_else(|p| p.into_inner());
-                let module = sg.get_or_insert_with(|| {
-                    self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                        label: Some("dense (subgroups)"),
-                        source: wgpu::ShaderSource::Wgsl(dense_subgroup_source(self.dense_override()).into()),
-                    })
-                });
-                make(module)
-            } else {
-                let modules = self.modules.lock().unwrap_or_else(|p| p.into_inner());
-                let module = modules.get(&Family::Dense).expect("made with the Matmul pipeline");
-                make(module)
+            match v.module() {
+                DenseModule::Subgroup => {
+                    let mut sg = self.subgroup_module.lock().unwrap_or_else(|p| p.into_inner());
+                    let module = sg.get_or_insert_with(|| {
+                        self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                            label: Some("dense (subgroups)"),
+                            source: wgpu::ShaderSource::Wgsl(dense_subgroup_source(self.dense_override()).into()),
+                        })
+                    });
+                    make(module)
+                }
+                DenseModule::Tiled => {
+                    let mut tiled = self.tiled_modules.lock().unwrap_or_else(|p| p.into_inner());
+                    let module = tiled[usize::from(key.unchecked)].get_or_insert_with(|| {
+                        let desc = wgpu::ShaderModuleDescriptor {
+                            label: Some(if key.unchecked { "dense (tiled, unchecked)" } else { "dense (tiled)" }),
+                            source: wgpu::ShaderSource::Wgsl(dense_tiled_source(self.dense_override()).into()),
+                        };
+                        if !key.unchecked {
+                            return self.device.create_shader_module(desc);
+                        }
+                        // SAFETY: this module's pipelines run only launches for which
+                        // `MatmulArgs::tiled_in_bounds` holds (`GpuBackend::matmul_pipeline_for`),
+                        // and what wgpu's checks would otherwise guard cannot happen in the tiled
+                        // kernels (shaders/dense_tiled.wgsl, with dense.wgsl and common.wgsl):
+                        // - global indices: A is read only at stored (row, k) pairs, by load_a
+                        //   behind its checks or by a vec4 whose 4 values lie inside the stored
+                        //   region; B only at (k, column) pairs inside the product, alike; C and aux
+                        //   only in store_row behind its row and column checks. tiled_in_bounds
+                        //   proves the largest of each in its binding and below 2^32 (no u32 sum
+                        //   wraps); workgroup z is below the members it counts (the dispatch's z).
+                        // - workgroup memory, vector components and local arrays: indices bounded
+                        //   by constants (blk_a/blk_b below 256 from tid < 256 and the block
+                        //   shapes 64 x 16 and 128 x 8; components `& 3u` or loop counters below 4).
+                        // - loops: constant trip counts, the k loop's step constant with k < 2^31
+                        //   (proven), store_row's below 4: none can be infinite.
+                        // - integer division: only by the nonzero constants of the block shapes.
+                        // Any other launch (or the scalar, vec4, subgroup and texture variants) uses
+                        // the checked modules.
+                        unsafe {
+                            self.device.create_shader_module_trusted(desc, wgpu::ShaderRuntimeChecks::unchecked())
+                        }
+                    });
+                    make(module)
+                }
+                DenseModule::Plain | DenseModule::Texture => {
+                    let modules = self.modules.lock().unwrap_or_else(|p| p.into_inner());
+                    let module = modules.get(&Family::Dense).expect("made with the Matmul pipeline");
+                    make(module)
+                }
             }
         })?;
-        pipe.variants.lock().unwrap_or_else(|p| p.into_inner()).insert(v, made.clone());
+        pipe.variants.lock().unwrap_or_else(|p| p.into_inner()).insert(key, made.clone());
         Ok(made)
     }
 }
 
 impl GpuBackend {
+    /// The pipeline a Matmul launch of op `op` runs: its variant, and for a tiled variant the vec4
+    /// loads its layout allows and the unchecked module where the bounds are proven (`params`: the
+    /// launch record, whose member strides the kernel will read).
+    pub(crate) fn matmul_pipeline_for(
+        &self,
+        p: &MatmulArgs,
+        op: usize,
+        params: &crate::device::args::Uniform,
+    ) -> MatmulPipeline {
+        let variant = self.matmul_variant_for(p);
+        if variant.module() != DenseModule::Tiled {
+            return MatmulPipeline::plain(variant);
+        }
+        // Matmul's bindings are 1..=4: A, B, C, aux; ms word b - 1 is binding b's member stride.
+        let ms = |i: usize| params.0[i];
+        let loads = if self.tiled_vec4 { Vec4Loads::of(p, [ms(0), ms(1)]) } else { Vec4Loads::default() };
+        let unchecked = self.unchecked_products && {
+            let bufs = &self.ops[op].buffers;
+            let extent = |i: usize, vec4: bool| {
+                let bytes = self.buffers[bufs[i].0].buffer.size();
+                let values = if vec4 { bytes / 16 * 4 } else { bytes / 4 };
+                BindingExtent { values, member_stride: ms(i) }
+            };
+            // A and B are arrays of vec4 in the kernels, C and aux of f32.
+            let extents = [extent(0, true), extent(1, true), extent(2, false), extent(3, false)];
+            p.tiled_in_bounds(u32::try_from(self.members).unwrap_or(0), extents)
+        };
+        MatmulPipeline { variant, loads, unchecked }
+    }
+
     /// The Matmul kernel a launch runs: the scalar reference when forced, else the vec4 variant its
     /// layout allows, or that variant's subgroup twin where the adapter has one.
     pub(crate) fn matmul_variant_for(&self, p: &MatmulArgs) -> MatmulVariant {
@@ -342,6 +487,8 @@ mod tests {
                             let aux: Vec<f32> = (0..m * n).map(|_| rng.random_range(-0.5..1.0)).collect();
                             let mut want = vec![7.0f32; 3 + m * n + 1];
                             twin::matmul(&p, &a, &b, &mut want, &aux);
+                            // The tiled kernels from the unchecked module in every third case.
+                            let unchecked = case.is_multiple_of(3);
                             for (scalar, no_subgroup, no_texture, tiled) in [
                                 (false, false, false, None),
                                 (false, false, true, None),
@@ -353,6 +500,7 @@ mod tests {
                                 let mut g = GpuBackend::new(ctx.clone(), 1);
                                 g.scalar_matmul = scalar;
                                 g.force_tiled = tiled;
+                                g.unchecked_products = unchecked;
                                 g.no_subgroup = no_subgroup;
                                 g.no_texture = no_texture;
                                 let bufs: Vec<BufId> = [&a, &b, &vec![7.0f32; want.len()], &aux]
@@ -389,7 +537,7 @@ mod tests {
         let expected = MatmulVariant::ALL
             .iter()
             .filter(|v| match v.module() {
-                DenseModule::Plain => true,
+                DenseModule::Plain | DenseModule::Tiled => true,
                 DenseModule::Subgroup => ctx.subgroup8,
                 DenseModule::Texture => ctx.textures,
             })
@@ -461,6 +609,225 @@ mod tests {
             for (i, (x, w)) in block.iter().zip(&want).enumerate() {
                 assert!((x - w).abs() <= 1e-4 * (w.abs() + 1.0), "{variant:?} member {mem} at {i}: got {x}, want {w}");
             }
+        }
+    }
+
+    /// Shapes for the tiled pipelines: odd sizes, sizes of whole vec4s and blocks, and 1031 (past
+    /// eight 128 blocks) on each side; every pipeline and layout gets one small and one larger.
+    const SMALL: [(usize, usize, usize); 6] = [(1, 1, 1), (3, 4, 7), (4, 7, 3), (7, 3, 4), (1, 33, 4), (33, 1, 7)];
+    const LARGER: [(usize, usize, usize); 8] = [
+        (33, 64, 127),
+        (64, 127, 33),
+        (127, 33, 64),
+        (513, 7, 33),
+        (7, 1031, 4),
+        (1031, 4, 64),
+        (33, 513, 127),
+        (127, 65, 1031),
+    ];
+
+    /// One tiled launch against the CPU twin, each member on its own random data: A row- or
+    /// column-major (`a_t`), B alike (`b_t`), each laid out so that vec4 loads are allowed
+    /// (`aligned`: padded leading dimension and offset) or not (odd ones). Returns the pipeline
+    /// the backend chose.
+    #[allow(clippy::too_many_arguments)]
+    fn tiled_case(
+        g: &mut GpuBackend,
+        rng: &mut rand::rngs::StdRng,
+        (m, n, k): (usize, usize, usize),
+        (a_t, b_t): (bool, bool),
+        aligned: [bool; 2],
+        ones: crate::device::Ones,
+        (act, dact): (u32, u32),
+    ) -> MatmulPipeline {
+        use crate::device::{member_stride, Ones};
+        let members = g.members;
+        let (sm, sk) = match ones {
+            Ones::None => (m, k),
+            Ones::LastColumn => (m, k - 1),
+            Ones::LastRow => (m - 1, k),
+        };
+        // A leading dimension of whole vec4s (sometimes one more), or one that is not.
+        let ld = |d: usize, al: bool, extra: bool| {
+            if al {
+                d.div_ceil(4) * 4 + if extra { 4 } else { 0 }
+            } else if d.is_multiple_of(4) {
+                d + 1
+            } else {
+                d
+            }
+        };
+        let mut off = |al: bool| if al { 4 * rng.random_range(0..3u32) } else { rng.random_range(1..4u32) };
+        let (a_off, b_off) = (off(aligned[0]), off(aligned[1]));
+        let extra = rng.random_range(0..2) == 1;
+        let (a_rs, a_cs, a_len) = if a_t {
+            let l = ld(sm, aligned[0], extra);
+            (1, l, sk * l)
+        } else {
+            let l = ld(sk, aligned[0], extra);
+            (l, 1, sm * l)
+        };
+        let (b_rs, b_cs, b_len) = if b_t {
+            let l = ld(k, aligned[1], !extra);
+            (1, l, n * l)
+        } else {
+            let l = ld(n, aligned[1], !extra);
+            (l, 1, k * l)
+        };
+        let c_off = rng.random_range(0..5usize);
+        let p = MatmulArgs {
+            m: m as u32,
+            n: n as u32,
+            k: k as u32,
+            a_off,
+            a_rs: a_rs as u32,
+            a_cs: a_cs as u32,
+            b_off,
+            b_rs: b_rs as u32,
+            b_cs: b_cs as u32,
+            c_off: c_off as u32,
+            ones,
+            activation: crate::layers::Activation::ALL[act as usize],
+            derivative: crate::layers::Activation::ALL[dact as usize],
+        };
+        let lens = [a_off as usize + a_len, b_off as usize + b_len, c_off + m * n + 1, m * n];
+        let mut data: Vec<Vec<Vec<f32>>> = lens
+            .iter()
+            .enumerate()
+            .map(|(i, &len)| {
+                (0..members)
+                    .map(|_| match i {
+                        2 => vec![7.0; len],
+                        3 => (0..len).map(|_| rng.random_range(-0.5..1.0)).collect(),
+                        _ => (0..len).map(|_| rng.random_range(-1.0..1.0)).collect(),
+                    })
+                    .collect()
+            })
+            .collect();
+        let bufs: Vec<BufId> = lens
+            .iter()
+            .zip(&data)
+            .map(|(&len, blocks)| {
+                let id = g.create_member_buffer(len, "t").unwrap();
+                for (mem, block) in blocks.iter().enumerate() {
+                    g.write(id, mem * member_stride(len), block).unwrap();
+                }
+                id
+            })
+            .collect();
+        let op = g.bind(Kernel::Matmul, &bufs).unwrap();
+        let args = crate::device::Args::Matmul(p);
+        let key = g.matmul_pipeline_for(&p, op.0, &g.launch_record(op.0, &args));
+        let stride = member_stride(lens[2]);
+        let got = g.run(&[Launch::Run { op, args }], &[(bufs[2], 0..stride * members)]).unwrap();
+        let scale = (k as f32).sqrt();
+        for mem in 0..members {
+            let mut want = std::mem::take(&mut data[2][mem]);
+            twin::matmul(&p, &data[0][mem], &data[1][mem], &mut want, &data[3][mem]);
+            let block = &got[0][mem * stride..mem * stride + lens[2]];
+            for (i, (x, w)) in block.iter().zip(want.iter()).enumerate() {
+                assert!(
+                    (x - w).abs() / (w.abs() + scale) <= 1e-4,
+                    "{} member {mem} of {members}, {p:?} at {i}: got {x}, want {w}",
+                    key.name()
+                );
+            }
+        }
+        key
+    }
+
+    /// Every tiled pipeline against the CPU twin: both configurations (64 and 128), vec4 loads of
+    /// neither operand, A, B or both, from the checked and the unchecked module; each over every
+    /// layout of A and B (row- or column-major: the forward, dX and dW forms and the fourth), odd
+    /// and block-sized shapes from 1 to 1031 per side, every implicit-ones mode, the epilogues of
+    /// both arms of act4/dact4, and one to three members. The layouts are padded or not so that
+    /// the host's choice of pipeline is the one under test (asserted), and each vec4 pipeline is
+    /// asserted to have met shapes where its vec4 loads run along both axes of each operand.
+    #[test]
+    fn tiled_pipelines_match_cpu_twin() {
+        use crate::device::Ones;
+        let ctx = Arc::new(
+            GpuContext::new(&GpuOptions::from_env()).expect("a wgpu adapter (scripts/test installs lavapipe)"),
+        );
+        let mut rng = rand::rngs::StdRng::seed_from_u64(23);
+        let modes =
+            [(0u32, 0u32), (1, 0), (2, 0), (0, 1), (0, 2), (1, 1), (3, 0), (9, 4), (10, 7), (0, 8), (7, 10), (8, 9)];
+        let mut ran: std::collections::HashMap<MatmulPipeline, usize> = Default::default();
+        // (pipeline, operand, axis) where a vec4 load had a whole vec4 inside the stored operand.
+        let mut vec4_axes = std::collections::HashSet::new();
+        let mut case = 0usize;
+        for variant in [MatmulVariant::Tiled, MatmulVariant::Tiled128] {
+            for loads in Vec4Loads::ALL {
+                for unchecked in [false, true] {
+                    for layout in [(false, false), (false, true), (true, false), (true, true)] {
+                        for shape in [SMALL[case % SMALL.len()], LARGER[case % LARGER.len()]] {
+                            case += 1;
+                            let (m, _, k) = shape;
+                            let ones = match Ones::ALL[case % 3] {
+                                Ones::LastColumn if k < 2 => Ones::None,
+                                Ones::LastRow if m < 2 => Ones::None,
+                                o => o,
+                            };
+                            let mut g = GpuBackend::new(ctx.clone(), 1 + case % 3);
+                            g.force_tiled = Some(variant);
+                            g.unchecked_products = unchecked;
+                            let mode = modes[case % modes.len()];
+                            let key = tiled_case(&mut g, &mut rng, shape, layout, [loads.a, loads.b], ones, mode);
+                            assert_eq!(key, MatmulPipeline { variant, loads, unchecked }, "{shape:?} {layout:?}");
+                            *ran.entry(key).or_default() += 1;
+                            let (sm, sk) = match ones {
+                                Ones::None => (m, k),
+                                Ones::LastColumn => (m, k - 1),
+                                Ones::LastRow => (m - 1, k),
+                            };
+                            let n = shape.1;
+                            // A: along m when column-major (layout.0), else along k; B: along k
+                            // when column-major (layout.1), else along n.
+                            let a_room = if layout.0 { sm >= 4 && sk >= 1 } else { sm >= 1 && sk >= 4 };
+                            let b_room = if layout.1 { k >= 4 && n >= 1 } else { k >= 1 && n >= 4 };
+                            if loads.a && a_room {
+                                vec4_axes.insert((key, 'a', layout.0));
+                            }
+                            if loads.b && b_room {
+                                vec4_axes.insert((key, 'b', layout.1));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!(ran.len(), 16, "pipelines run: {ran:?}");
+        for key in ran.keys() {
+            for (operand, on) in [('a', key.loads.a), ('b', key.loads.b)] {
+                for transposed in [false, true] {
+                    assert!(
+                        !on || vec4_axes.contains(&(*key, operand, transposed)),
+                        "{}: no case ran {operand}'s vec4 loads with {operand} transposed = {transposed}",
+                        key.name()
+                    );
+                }
+            }
+        }
+    }
+
+    /// The unchecked module is used only where the launch is proven in bounds: a binding one value
+    /// short of what the launch reaches keeps the checked module (so does the option off).
+    #[test]
+    fn unchecked_tiled_pipeline_needs_the_proof() {
+        let ctx = Arc::new(
+            GpuContext::new(&GpuOptions::from_env()).expect("a wgpu adapter (scripts/test installs lavapipe)"),
+        );
+        // A 5 x 5 row-major: its last value is index 24, so 24 values (6 vec4s) are one short.
+        let p = MatmulArgs { m: 5, n: 5, k: 5, a_rs: 5, a_cs: 1, b_rs: 5, b_cs: 1, ..Default::default() };
+        for (a_len, option, proven) in [(25, true, true), (24, true, false), (25, false, false)] {
+            let mut g = GpuBackend::new(ctx.clone(), 1);
+            g.force_tiled = Some(MatmulVariant::Tiled);
+            g.unchecked_products = option;
+            let bufs: Vec<BufId> = [a_len, 25, 25, 25].iter().map(|&len| g.create_buffer(len, "t").unwrap()).collect();
+            let op = g.bind(Kernel::Matmul, &bufs).unwrap();
+            let args = crate::device::Args::Matmul(p);
+            let key = g.matmul_pipeline_for(&p, op.0, &g.launch_record(op.0, &args));
+            assert_eq!(key.unchecked, proven, "A of {a_len} values, option {option}");
         }
     }
 }
