@@ -13,7 +13,7 @@ use rand::{Rng, SeedableRng};
 #[cfg(feature = "parquet")]
 use wgfit::data::RawTable;
 use wgfit::data::{DataFile, Table};
-use wgfit::{BatchNormalization, Dense, Device, Dropout, Error, Fit, GpuOptions, Matrix, Member, Sequential, Sweep};
+use wgfit::{Dense, Device, Dropout, Error, Fit, GpuOptions, Matrix, Member, Sequential, Sweep};
 
 /// Feature columns of the generated files, and their rows.
 const COLS: usize = 12;
@@ -57,20 +57,8 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     path
 }
 
-/// Dropout and BatchNormalization: their random stream and batch statistics must not change.
 fn model(device: &Device) -> Sequential {
-    let mut m = Sequential::new(
-        device,
-        vec![
-            Dense::new(16).activation("relu").input_shape(COLS),
-            BatchNormalization::new(),
-            Dropout::new(0.25),
-            Dense::new(1),
-        ],
-    )
-    .seed(11);
-    m.compile("adam", "mse", &["mae"]).unwrap();
-    m
+    common::small_dropout_batchnorm_model(device, COLS)
 }
 
 fn fit() -> Fit<'static> {

@@ -6,7 +6,7 @@
 mod common;
 
 use common::gpu;
-use wgfit::{BatchNormalization, Dense, Device, Dropout, Error, Fit, GpuOptions, Matrix, Member, Sequential, Sweep};
+use wgfit::{Dense, Device, Error, Fit, GpuOptions, Matrix, Member, Sequential, Sweep};
 
 /// The binding limit the lowered device asks for: the training x is 10 times larger.
 const BINDING: u64 = 128 * 1024;
@@ -33,20 +33,8 @@ fn data(rows: usize, seed: u64) -> (Matrix, Matrix, Vec<f32>) {
     (Matrix::new(rows, COLS, x).unwrap(), Matrix::column(y), w)
 }
 
-/// Dropout and BatchNormalization: their random stream and batch statistics must not change.
 fn model(device: &Device) -> Sequential {
-    let mut m = Sequential::new(
-        device,
-        vec![
-            Dense::new(16).activation("relu").input_shape(COLS),
-            BatchNormalization::new(),
-            Dropout::new(0.25),
-            Dense::new(1),
-        ],
-    )
-    .seed(11);
-    m.compile("adam", "mse", &["mae"]).unwrap();
-    m
+    common::small_dropout_batchnorm_model(device, COLS)
 }
 
 fn bits(v: &[f32]) -> Vec<u32> {

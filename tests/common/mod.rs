@@ -101,6 +101,24 @@ pub fn dropout_batchnorm_model(device: &Device, width: usize) -> Sequential {
     )
 }
 
+/// A small regression model with Dropout and BatchNormalization, compiled (adam, mse, mae): for
+/// tests that data fed another way (streamed, from a file) trains bit for bit alike, since its
+/// random stream and batch statistics must not change.
+pub fn small_dropout_batchnorm_model(device: &Device, width: usize) -> Sequential {
+    let mut m = Sequential::new(
+        device,
+        vec![
+            Dense::new(16).activation("relu").input_shape(width),
+            BatchNormalization::new(),
+            Dropout::new(0.25),
+            Dense::new(1),
+        ],
+    )
+    .seed(11);
+    m.compile("adam", "mse", &["mae"]).unwrap();
+    m
+}
+
 /// An activation in f64, from its definition (Keras's constants), independent of both devices.
 pub fn act64(v: f64, a: wgfit::Activation) -> f64 {
     use wgfit::Activation as A;
