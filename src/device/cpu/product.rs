@@ -184,8 +184,9 @@ pub(crate) fn product(
 /// `faer`'s product on one thread, or, with `threads` > 1, C split in two along its longer side
 /// and each half on one thread of rayon's pool (`rayon::join` keeps its jobs on the stack, so
 /// this allocates nothing; faer's own parallel product allocates its task tree on every call).
-/// Every output is summed by the same kernel in the same order either way (the split only
-/// chooses which thread computes it), so the threads never change the bits.
+/// Each output is a sum over the whole of k either way (the split only chooses which thread
+/// computes it), and on the shapes tested (`threads_do_not_change_bits`) one thread and two give
+/// the same bits: faer's blocking along k does not depend on m or n there.
 ///
 /// # Safety
 /// `a` and `b` point at the views' first elements and every element the views reach is
