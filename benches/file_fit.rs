@@ -11,28 +11,8 @@
 use std::time::Instant;
 
 use wgfit::data::{DataFile, Table};
-use wgfit::{Callback, Dense, Device, Fit, Logs, Sequential, TrainContext};
-
-/// Each epoch's wall time, from its on_epoch_begin to its on_epoch_end.
-#[derive(Default)]
-struct EpochTimes {
-    started: Option<Instant>,
-    ms: Vec<f64>,
-}
-
-impl Callback for EpochTimes {
-    fn on_epoch_begin(&mut self, _epoch: usize, _ctx: &mut TrainContext) -> wgfit::Result<()> {
-        self.started = Some(Instant::now());
-        Ok(())
-    }
-
-    fn on_epoch_end(&mut self, _epoch: usize, _logs: &mut Logs, _ctx: &mut TrainContext) -> wgfit::Result<()> {
-        if let Some(s) = self.started.take() {
-            self.ms.push(s.elapsed().as_secs_f64() * 1e3);
-        }
-        Ok(())
-    }
-}
+use wgfit::testing::EpochTimes;
+use wgfit::{Dense, Device, Fit, Sequential};
 
 fn settings(times: &mut EpochTimes, epochs: usize) -> Fit<'_> {
     Fit::new().batch_size(256).epochs(epochs).seed(1).verbose(0).callback(times)

@@ -217,3 +217,29 @@ pub fn cpu_engine_choice(m: usize, k: usize, n: usize, b_strides: (usize, usize)
 pub fn cpu_with_max_data_bytes(bytes: usize) -> Device {
     Device { inner: DeviceInner::Cpu { max_data_bytes: Some(bytes) } }
 }
+
+/// Each epoch's wall time in ms, from its `on_epoch_begin` to its `on_epoch_end`, as a user's
+/// callback would measure it (tests/profile.rs, benches/file_fit.rs).
+#[derive(Debug, Default)]
+pub struct EpochTimes {
+    started: Option<std::time::Instant>,
+    /// One value per epoch ended.
+    pub ms: Vec<f64>,
+}
+
+impl crate::callbacks::Callback for EpochTimes {
+    fn on_epoch_begin(&mut self, _epoch: usize, _ctx: &mut crate::callbacks::TrainContext) -> Result<()> {
+        self.started = Some(std::time::Instant::now());
+        Ok(())
+    }
+
+    fn on_epoch_end(
+        &mut self,
+        _epoch: usize,
+        _logs: &mut crate::callbacks::Logs,
+        _ctx: &mut crate::callbacks::TrainContext,
+    ) -> Result<()> {
+        self.ms.push(self.started.take().map_or(f64::NAN, |t| t.elapsed().as_secs_f64() * 1e3));
+        Ok(())
+    }
+}

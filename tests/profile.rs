@@ -4,28 +4,8 @@
 
 mod common;
 
-use std::time::Instant;
-
-use wgfit::callbacks::{Callback, Logs, TrainContext};
+use wgfit::testing::EpochTimes;
 use wgfit::{Dense, Device, EpochProfile, Fit, GpuOptions, Matrix, ProfileClock, Sequential};
-
-/// Each epoch's wall time as a callback sees it: on_epoch_begin to on_epoch_end.
-#[derive(Default)]
-struct EpochClock {
-    begun: Option<Instant>,
-    ms: Vec<f64>,
-}
-
-impl Callback for EpochClock {
-    fn on_epoch_begin(&mut self, _epoch: usize, _ctx: &mut TrainContext) -> wgfit::Result<()> {
-        self.begun = Some(Instant::now());
-        Ok(())
-    }
-    fn on_epoch_end(&mut self, _epoch: usize, _logs: &mut Logs, _ctx: &mut TrainContext) -> wgfit::Result<()> {
-        self.ms.push(self.begun.take().map_or(f64::NAN, |t| t.elapsed().as_secs_f64() * 1e3));
-        Ok(())
-    }
-}
 
 const ROWS: usize = 3200;
 const VALID: usize = 800;
@@ -52,7 +32,7 @@ fn model(device: &Device) -> Sequential {
 fn profiled_fit(device: &Device, profile: Option<bool>) -> (wgfit::History, Vec<f64>) {
     let (x, y) = data(ROWS, 1);
     let (vx, vy) = data(VALID, 2);
-    let mut clock = EpochClock::default();
+    let mut clock = EpochTimes::default();
     let mut fit = Fit::new().validation_data(&vx, &vy).batch_size(BATCH).epochs(2).verbose(0).callback(&mut clock);
     if let Some(on) = profile {
         fit = fit.profile(on);
