@@ -129,6 +129,11 @@ fn stage_b(tid: u32, n0: u32, k0: u32, len: u32, depth: u32) {
     }
 }
 
+// acc + a ⊗ b: one k step of a 4 x 4 register tile (rows from a, columns from b).
+fn outer_add(acc: Acc, a: vec4<f32>, b: vec4<f32>) -> Acc {
+    return Acc(acc.r0 + a.x * b, acc.r1 + a.y * b, acc.r2 + a.z * b, acc.r3 + a.w * b);
+}
+
 @compute @workgroup_size(16, 16)
 fn matmul_tiled(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
     set_member(wid.z);
@@ -143,10 +148,7 @@ fn matmul_tiled(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup
         for (var kk = 0u; kk < TILED_K; kk = kk + 1u) {
             let av = blk_a[kk * 16u + lid.y];
             let bv = blk_b[kk * 16u + lid.x];
-            acc.r0 = acc.r0 + av.x * bv;
-            acc.r1 = acc.r1 + av.y * bv;
-            acc.r2 = acc.r2 + av.z * bv;
-            acc.r3 = acc.r3 + av.w * bv;
+            acc = outer_add(acc, av, bv);
         }
         workgroupBarrier();
     }
@@ -184,22 +186,10 @@ fn matmul_tiled128(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgr
             let a1 = blk_a[kk * 32u + 16u + lid.y];
             let b0 = blk_b[kk * 32u + lid.x];
             let b1 = blk_b[kk * 32u + 16u + lid.x];
-            c00.r0 = c00.r0 + a0.x * b0;
-            c00.r1 = c00.r1 + a0.y * b0;
-            c00.r2 = c00.r2 + a0.z * b0;
-            c00.r3 = c00.r3 + a0.w * b0;
-            c01.r0 = c01.r0 + a0.x * b1;
-            c01.r1 = c01.r1 + a0.y * b1;
-            c01.r2 = c01.r2 + a0.z * b1;
-            c01.r3 = c01.r3 + a0.w * b1;
-            c10.r0 = c10.r0 + a1.x * b0;
-            c10.r1 = c10.r1 + a1.y * b0;
-            c10.r2 = c10.r2 + a1.z * b0;
-            c10.r3 = c10.r3 + a1.w * b0;
-            c11.r0 = c11.r0 + a1.x * b1;
-            c11.r1 = c11.r1 + a1.y * b1;
-            c11.r2 = c11.r2 + a1.z * b1;
-            c11.r3 = c11.r3 + a1.w * b1;
+            c00 = outer_add(c00, a0, b0);
+            c01 = outer_add(c01, a0, b1);
+            c10 = outer_add(c10, a1, b0);
+            c11 = outer_add(c11, a1, b1);
         }
         workgroupBarrier();
     }
