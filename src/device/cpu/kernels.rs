@@ -3,6 +3,8 @@
 //! the shaders line by line. Each runs for one member: its buffers are that member's blocks
 //! (the backend hands them over), as a WGSL kernel's are after its member offsets.
 
+use multiversion::multiversion;
+
 use crate::device::args::{
     member_table as mt, ActivationArgs, ActivationGradArgs, BatchNormArgs, ConfusionArgs, DropoutArgs, GatherArgs,
     GradNormsArgs, LossArgs, MatmulArgs, NormalizationArgs, Ones, PenaltyArgs, SoftmaxArgs, UpdateArgs,
@@ -223,6 +225,7 @@ pub(crate) fn matmul(p: &MatmulArgs, a: &[f32], b: &[f32], c: &mut [f32], aux: &
 }
 
 /// The Matmul epilogue over a finished m x n product: activation, then the derivative factor.
+#[multiversion(targets("x86_64+avx2+avx"))]
 pub(crate) fn epilogue(p: &MatmulArgs, out: &mut [f32], aux: &[f32]) {
     match p.activation.code() {
         0 => {}
@@ -640,6 +643,7 @@ fn decayed(w: f32, wd: f32, lr: f32) -> f32 {
 /// `table` is the member's row of the member table; `lrs` its learning rates of the epoch (the
 /// step's at `lr_at`, its undecorated one at `lr_at + 1`); `s` amsgrad's maximum of v; `norms`
 /// the variables' gradient sums of squares (global_clipnorm).
+#[multiversion(targets("x86_64+avx2+avx"))]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn adam(
     p: &UpdateArgs,
@@ -694,6 +698,7 @@ pub(crate) fn adam(
     }
 }
 
+#[multiversion(targets("x86_64+avx2+avx"))]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn sgd(
     p: &UpdateArgs,
@@ -733,6 +738,7 @@ pub(crate) fn sgd(
 
 /// Keras 3's RMSprop (epsilon inside the root; centered's mean gradient in `s`; momentum's
 /// accumulated increments in `m`).
+#[multiversion(targets("x86_64+avx2+avx"))]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn rmsprop(
     p: &UpdateArgs,
@@ -869,6 +875,7 @@ macro_rules! by_derivative {
     };
 }
 
+#[multiversion(targets("x86_64+avx2+avx"))]
 pub(crate) fn dropout_forward(p: &DropoutArgs, src: &[f32], dst: &mut [f32], table: &[f32]) {
     let mask = Mask::new(p, table);
     let n = p.len as usize;
@@ -877,6 +884,7 @@ pub(crate) fn dropout_forward(p: &DropoutArgs, src: &[f32], dst: &mut [f32], tab
     }
 }
 
+#[multiversion(targets("x86_64+avx2+avx"))]
 pub(crate) fn dropout_backward(p: &DropoutArgs, src: &[f32], dst: &mut [f32], aux: &[f32], table: &[f32]) {
     let mask = Mask::new(p, table);
     let (n, code) = (p.len as usize, p.derivative.code());
@@ -903,6 +911,7 @@ fn bn_beta(p: &BatchNormArgs, param: &[f32], j: usize) -> f32 {
     }
 }
 
+#[multiversion(targets("x86_64+avx2+avx"))]
 pub(crate) fn batchnorm_train(
     p: &BatchNormArgs,
     x: &[f32],
@@ -940,12 +949,21 @@ pub(crate) fn batchnorm_train(
             state[mv] = state[mv] * p.momentum + variance * (1.0 - p.momentum);
         }
     }
-    for r in 0..rows {
-        for j in 0..n {
-            let (g, b) = (bn_gamma(p, param, j), bn_beta(p, param, j));
-            y[r * n + j] = g * (x[r * n + j] - means[j]) * invs[j] + b;
+    // gamma and beta per column once (1 and 0 where the layer has none: the same products and
+    // sums as before), so the row loop is straight arithmetic over slices, which vectorizes.
+    let mut columns = BN_SCALE.with(|c| std::mem::take(&mut *c.borrow_mut()));
+    columns.clear();
+    columns.extend((0..n).map(|j| bn_gamma(p, param, j)));
+    columns.extend((0..n).map(|j| bn_beta(p, param, j)));
+    let (gammas, betas) = columns.split_at(n);
+    for (yr, xr) in y[..rows * n].chunks_exact_mut(n).zip(x.chunks_exact(n)) {
+        for (((out, &xv), (&m, &inv)), (&g, &b)) in
+            yr.iter_mut().zip(xr).zip(means.iter().zip(invs.iter())).zip(gammas.iter().zip(betas))
+        {
+            *out = g * (xv - m) * inv + b;
         }
     }
+    BN_SCALE.with(|c| *c.borrow_mut() = columns);
 }
 
 pub(crate) fn batchnorm_infer(p: &BatchNormArgs, x: &[f32], param: &[f32], state: &mut [f32], y: &mut [f32]) {
@@ -957,6 +975,7 @@ pub(crate) fn batchnorm_infer(p: &BatchNormArgs, x: &[f32], param: &[f32], state
     }
 }
 
+#[multiversion(targets("x86_64+avx2+avx"))]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn batchnorm_backward(
     p: &BatchNormArgs,
@@ -975,11 +994,13 @@ pub(crate) fn batchnorm_backward(
         scratch.clear();
         scratch.resize(2 * n, 0.0);
         let (dbeta, dgamma) = scratch.split_at_mut(n);
-        for r in 0..rows {
-            for j in 0..n {
-                let g = dy[r * n + j];
-                dbeta[j] += g;
-                dgamma[j] += g * (x[r * n + j] - saved[j]) * saved[n + j];
+        let (mean, inv) = saved[..2 * n].split_at(n);
+        for (dyr, xr) in dy[..rows * n].chunks_exact(n).zip(x.chunks_exact(n)) {
+            for ((((db, dg), &g), &xv), (&m, &iv)) in
+                dbeta.iter_mut().zip(dgamma.iter_mut()).zip(dyr).zip(xr).zip(mean.iter().zip(inv))
+            {
+                *db += g;
+                *dg += g * (xv - m) * iv;
             }
         }
         for j in 0..n {
@@ -997,15 +1018,18 @@ pub(crate) fn batchnorm_backward(
             let mut scale = BN_SCALE.with(|c| std::mem::take(&mut *c.borrow_mut()));
             scale.clear();
             scale.extend((0..n).map(|j| bn_gamma(p, param, j) * saved[n + j] / rows_f));
-            let (mean, inv) = saved[..2 * n].split_at(n);
+            let (dbeta, dgamma) = (&*dbeta, &*dgamma);
             by_derivative!(p.derivative.code(), |dact| {
                 for r in 0..rows {
                     let row = r * n..(r + 1) * n;
                     let (xr, dyr, auxr) = (&x[row.clone()], &dy[row.clone()], &aux[row.clone()]);
-                    for (j, d_out) in dx[row].iter_mut().enumerate() {
-                        let xhat = (xr[j] - mean[j]) * inv[j];
-                        let d = scale[j] * (rows_f * dyr[j] - dbeta[j] - xhat * dgamma[j]);
-                        *d_out = d * dact(auxr[j]);
+                    let columns = mean.iter().zip(inv).zip(scale.iter().zip(dbeta.iter().zip(dgamma)));
+                    for ((d_out, ((&xv, &g), &y)), ((&m, &iv), (&sc, (&db, &dg)))) in
+                        dx[row].iter_mut().zip(xr.iter().zip(dyr).zip(auxr)).zip(columns)
+                    {
+                        let xhat = (xv - m) * iv;
+                        let d = sc * (rows_f * g - db - xhat * dg);
+                        *d_out = d * dact(y);
                     }
                 }
             });
@@ -1017,7 +1041,7 @@ pub(crate) fn batchnorm_backward(
 thread_local! {
     /// batchnorm_backward's per-column sums, reused across calls (no allocation per step).
     static BN_SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
-    /// batchnorm_backward's per-column scales, likewise.
+    /// batchnorm_backward's per-column scales, and batchnorm_train's gamma and beta, likewise.
     static BN_SCALE: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 

@@ -3,6 +3,7 @@
 pub(crate) mod kernels;
 pub(crate) mod product;
 
+use multiversion::multiversion;
 use std::ops::Range;
 use std::time::Instant;
 
@@ -459,28 +460,10 @@ struct BRows<'a> {
     stride: usize,
 }
 
-/// matmul_small's loops over C's rows. Compiled twice, for the baseline and for AVX2 (8 lanes; no
-/// FMA, so every sum rounds as in the twin).
-fn small_rows(p: &MatmulArgs, a: &[f32], b: BRows<'_>, row: &mut [f32], c: &mut [f32], aux: &[f32]) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU has AVX2 (checked just above).
-            unsafe { small_rows_avx2(p, a, b, row, c, aux) };
-            return;
-        }
-    }
-    small_rows_body(p, a, b, row, c, aux)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn small_rows_avx2(p: &MatmulArgs, a: &[f32], b: BRows<'_>, row: &mut [f32], c: &mut [f32], aux: &[f32]) {
-    small_rows_body(p, a, b, row, c, aux)
-}
-
-#[inline(always)]
-fn small_rows_body(p: &MatmulArgs, a: &[f32], b: BRows<'_>, row: &mut [f32], c: &mut [f32], aux: &[f32]) {
+/// matmul_small's loops over C's rows, compiled for the baseline and for AVX2 (8 lanes; no FMA,
+/// so every sum rounds as in the twin).
+#[multiversion(targets("x86_64+avx2+avx"))]
+fn small_rows<'b>(p: &MatmulArgs, a: &[f32], b: BRows<'b>, row: &mut [f32], c: &mut [f32], aux: &[f32]) {
     let BRows { rows, b0, stride: brs } = b;
     let (m, n, k) = (p.m as usize, p.n as usize, p.k as usize);
     let c_off = p.c_off as usize;
@@ -568,6 +551,7 @@ fn matmul_blocked(p: &MatmulArgs, a: &[f32], b: &[f32], c: &mut [f32], aux: &[f3
 /// The blocked product's output pass, row by row while the row is in L1: the bias (B's row at
 /// `bias`, when there is one), the activation, then the derivative factor from `aux`; the same
 /// operations in the same order as the twin's `kernels::epilogue` after its sum.
+#[multiversion(targets("x86_64+avx2+avx"))]
 fn fused_epilogue(p: &MatmulArgs, out: &mut [f32], aux: &[f32], b: &[f32], bias: Option<View>) {
     let n = p.n as usize;
     let derivative = p.derivative.code() != 0;
