@@ -188,6 +188,12 @@ struct TrainArgs {
     /// With --checkpoint: save only epochs that improve val_loss (loss without validation data).
     #[arg(long, requires = "checkpoint")]
     checkpoint_best_only: bool,
+    /// Read the data files in pieces instead of into memory, for files larger than memory: the
+    /// preprocessing is fitted in a streaming pass, the preprocessed features are spilled to a
+    /// temporary file (4 bytes per input per row) and every epoch reads its batches from there.
+    /// Same results, errors and saved model as without it; the data is read a few times.
+    #[arg(long)]
+    stream: bool,
 }
 
 /// Which rows and columns to learn from, and how to scale them (`train` and `tune`).
