@@ -255,3 +255,53 @@ fn faults_are_the_errors_of_the_in_memory_run() {
         assert_eq!(outs[1], outs[0], "{case:?}");
     }
 }
+
+#[test]
+fn predict_stream_writes_the_predictions_of_predict() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = concrete_with_text(dir.path());
+    let d = s(&data);
+    let (classifier, regressor) = (dir.path().join("c.json"), dir.path().join("r.json"));
+    for (model, extra) in [
+        (&classifier, ["--target", "strength", "--drop", "compressive_strength,w"]),
+        (&regressor, ["--target", "compressive_strength", "--drop", "strength,w"]),
+    ] {
+        let mut args = vec!["train", "--data", d, "--categorical", "grade", "--layers", "8", "--epochs", "2"];
+        args.extend(extra);
+        args.extend(["--device", "cpu", "--save", s(model)]);
+        let (code, _, stderr) = run(&args);
+        assert_eq!(code, 0, "{stderr}");
+    }
+    // A file with an unseen category further down: the same error.
+    let text = std::fs::read_to_string(&data).unwrap();
+    let unseen = dir.path().join("unseen.csv");
+    std::fs::write(&unseen, text.replacen(",old,", ",ancient,", 3)).unwrap();
+    for (model, proba, file) in [
+        (&classifier, true, &data),
+        (&classifier, false, &data),
+        (&regressor, false, &data),
+        (&regressor, false, &unseen),
+        (&regressor, true, &data),
+    ] {
+        let mut outs = Vec::new();
+        for stream in [false, true] {
+            let mut args = vec!["predict", "--model", s(model), "--data", s(file), "--device", "cpu"];
+            if proba {
+                args.push("--proba");
+            }
+            if stream {
+                args.push("--stream");
+            }
+            let (code, stdout, stderr) = run(&args);
+            assert!(!stderr.contains("panicked"), "{stderr}");
+            outs.push((code, stdout, stderr.trim().lines().last().unwrap_or("").to_string()));
+        }
+        assert_eq!(outs[1], outs[0], "{model:?} {proba} {file:?}");
+        if file == &data && !(proba && model == &regressor) {
+            assert_eq!(outs[0].0, 0, "{outs:?}");
+            assert_eq!(outs[0].1.lines().count(), 1031);
+        } else {
+            assert_ne!(outs[0].0, 0, "{outs:?}");
+        }
+    }
+}

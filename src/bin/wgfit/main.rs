@@ -76,6 +76,11 @@ enum Command {
         proba: bool,
         #[arg(long, value_parser = ["auto", "gpu", "cpu"])]
         device: Option<String>,
+        /// Read the data file in pieces instead of into memory (the model's inputs are spilled
+        /// to a temporary file); the predictions are the same. Needs a model saved with its
+        /// preprocessing (as `wgfit train --save` saves it).
+        #[arg(long)]
+        stream: bool,
     },
     /// Write a saved model as an ONNX file (opset 13) for inference in any ONNX runtime. With
     /// the model's saved preprocessing in the graph, the file takes one float column per CSV
@@ -420,8 +425,8 @@ fn run(cli: Cli, started: Instant) -> CliResult<()> {
         Some(Command::Evaluate { model, data, device, json }) => {
             predict::evaluate(&model, &data, device.as_deref(), json)
         }
-        Some(Command::Predict { model, data, output, proba, device }) => {
-            predict::predict(&model, &data, output.as_deref(), proba, device.as_deref())
+        Some(Command::Predict { model, data, output, proba, device, stream }) => {
+            predict::predict(&model, &data, output.as_deref(), proba, device.as_deref(), stream)
         }
         Some(Command::Export { model, onnx, raw_inputs, class_labels }) => {
             export::export(&model, &onnx, raw_inputs, &class_labels)
