@@ -196,7 +196,8 @@ struct TrainArgs {
     /// Read the data files in pieces instead of into memory, for files larger than memory: the
     /// preprocessing is fitted in a streaming pass, the preprocessed features are spilled to a
     /// temporary file (4 bytes per input per row) and every epoch reads its batches from there.
-    /// Same results, errors and saved model as without it; the data is read a few times.
+    /// Same History and saved model as without it, and the same error for a fault; the data is
+    /// read a few times.
     #[arg(long)]
     stream: bool,
 }

@@ -104,7 +104,9 @@ pub(crate) fn predict(
     let (mut model, pre) = load(model_path, device)?;
     let (pre, preds) = if stream {
         let pre = pre.ok_or_else(|| {
-            crate::usage("predict --stream needs a model saved with its preprocessing (as `wgfit train --save` saves it)")
+            crate::usage(
+                "predict --stream needs a model saved with its preprocessing (as `wgfit train --save` saves it)",
+            )
         })?;
         // The target column is not read (a file to predict may not have it).
         let file = DataFile::open_preprocessed(data_path, &pre, &FileOptions::new().without_target())?;

@@ -12,8 +12,8 @@ use crate::{json_f32, pick_device, print_json, usage, CliResult, TrainArgs};
 
 /// The training (and validation) data of a run: in memory, or files read in pieces (`--stream`).
 enum Data {
-    Memory(setup::Prepared),
-    Files(setup::PreparedFiles),
+    Memory(Box<setup::Prepared>),
+    Files(Box<setup::PreparedFiles>),
 }
 
 pub(crate) fn train(a: TrainArgs, started: Instant) -> CliResult<()> {
@@ -33,9 +33,9 @@ pub(crate) fn train(a: TrainArgs, started: Instant) -> CliResult<()> {
     };
     let fit = setup::fit_settings(&a.run)?;
     let data = if a.stream {
-        Data::Files(setup::prepare_stream(&a.data, &a.data_opts, a.sample_weight.as_deref())?)
+        Data::Files(Box::new(setup::prepare_stream(&a.data, &a.data_opts, a.sample_weight.as_deref())?))
     } else {
-        Data::Memory(setup::prepare(&a.data, &a.data_opts, a.sample_weight.as_deref())?)
+        Data::Memory(Box::new(setup::prepare(&a.data, &a.data_opts, a.sample_weight.as_deref())?))
     };
     let (pre, y, input_w, has_valid) = match &data {
         Data::Memory(p) => (&p.pre, &p.y, p.x.cols(), p.valid.is_some()),
