@@ -175,10 +175,9 @@ pub(crate) trait RowSink {
 /// by row into `sink`, in pieces: the one streamed reading of a data file (a [`DataFile`] at
 /// open, [`Preprocessor::fit_file`](super::Preprocessor::fit_file)). A fault of the file itself
 /// (the header, a ragged row, text that is not UTF-8, a null or a column of an unsupported type,
-/// no data rows) is the in-memory reader's error; it is returned once met, before anything the
-/// sink found in rows read before it is reported (a fault of a null column, met in memory while
-/// converting, after every batch has been read, is returned after the last batch). Returns the
-/// rows read.
+/// no data rows) is the in-memory reader's error, returned as met, so before whatever the sink
+/// found in the rows before it (a null or unsupported column after the last batch is read, as in
+/// memory). Returns the rows read.
 pub(crate) fn stream_rows(path: &Path, sink: &mut impl RowSink) -> Result<usize> {
     if super::is_parquet(path) {
         return stream_parquet(path, sink);
