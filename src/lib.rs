@@ -47,7 +47,7 @@ pub use callbacks::{
     Callback, CsvLogger, EarlyStopping, LearningRateScheduler, Logs, Mode, ModelCheckpoint, ReduceLROnPlateau,
     TerminateOnNaN, TrainContext,
 };
-pub use data::DataFile;
+pub use data::{DataFile, FileOptions};
 pub use device::{Device, DeviceInfo, GpuOptions};
 pub use error::{Error, Result};
 pub use history::History;

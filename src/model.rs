@@ -450,6 +450,16 @@ impl Sequential {
         self.evaluate_features(Features::File { file, first: 0, rows: file.rows() }, file.targets(), None)
     }
 
+    /// [`Sequential::evaluate_file`] with one sample weight per row of the file (e.g. its own
+    /// [`DataFile::sample_weights`]), weighted as [`Sequential::evaluate_weighted`] weighs.
+    pub fn evaluate_file_weighted(&mut self, file: &DataFile, sample_weight: &[f32]) -> Result<Vec<(String, f32)>> {
+        self.evaluate_features(
+            Features::File { file, first: 0, rows: file.rows() },
+            file.targets(),
+            Some(sample_weight),
+        )
+    }
+
     fn evaluate_matrix(&mut self, x: &Matrix, y: &Matrix, weights: Option<&[f32]>) -> Result<Vec<(String, f32)>> {
         self.evaluate_features(Features::Memory(x), y, weights)
     }

@@ -69,6 +69,15 @@ impl<'a> Fit<'a> {
         self
     }
 
+    /// [`Fit::validation_file`] whose rows weigh `weights` (one per row of the file, finite, at
+    /// least 0), as [`Fit::validation_data_weighted`]: e.g. the file's own
+    /// [`DataFile::sample_weights`].
+    pub fn validation_file_weighted(mut self, file: &'a DataFile, weights: &'a [f32]) -> Self {
+        self.validation_file = Some(file);
+        self.validation_weights = Some(weights);
+        self
+    }
+
     /// Keras's `validation_data=(x, y, sample_weight)`: validation data whose rows weigh
     /// `weights` (one per row, finite, at least 0) in `val_loss` (and in the `val_` metrics with
     /// [`Sequential::weighted_metrics`](crate::Sequential::weighted_metrics)).

@@ -68,7 +68,18 @@ impl RawTable {
 
     /// Where row `r` came from, for messages: "line 7" of a CSV file, "row 6" of a Parquet file.
     pub(crate) fn place(&self, r: usize) -> String {
-        format!("{} {}", self.unit, self.lines[r])
+        self.at(r).to_string()
+    }
+
+    /// Where row `r` came from (see [`Place`]).
+    pub(crate) fn at(&self, r: usize) -> Place {
+        Place { unit: self.unit, n: self.lines[r] }
+    }
+
+    /// A table of `columns` and no rows: the header of a file read in pieces, whose errors (a
+    /// column not found...) are then the same as its table's in memory. `unit`: "line" or "row".
+    pub(crate) fn header_only(source: &Path, columns: Vec<String>, unit: &'static str) -> RawTable {
+        RawTable { source: source.to_path_buf(), columns, rows: Vec::new(), lines: Vec::new(), unit }
     }
 
     /// A table of string cells from another format (Arrow): `numbers` are the rows' 1-based
@@ -149,6 +160,22 @@ impl RawTable {
         t.sort_unstable();
         v.sort_unstable();
         Ok((self.select(&t), self.select(&v)))
+    }
+}
+
+/// Where a data row came from, for messages: its 1-based line of a CSV file (the header is line 1)
+/// or row of an Arrow or Parquet table. Written "line 7", "row 6".
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Place {
+    /// "line" (CSV) or "row" (Arrow, Parquet).
+    pub unit: &'static str,
+    /// The 1-based line or row number.
+    pub n: usize,
+}
+
+impl std::fmt::Display for Place {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.unit, self.n)
     }
 }
 

@@ -2,12 +2,12 @@
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
-use std::ops::Range;
+use std::ops::{ControlFlow, Range};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use super::csv::{parse_number, target_index, CsvRecords};
+use super::csv::{parse_number, target_index, CsvRecords, Place};
 use crate::error::{Error, Result};
 use crate::matrix::Matrix;
 
@@ -68,6 +68,8 @@ pub struct DataFile {
     features: Vec<String>,
     target: String,
     targets: Matrix,
+    /// The rows' sample weights, when a weight column was read.
+    weights: Option<Vec<f32>>,
     spill: Mutex<Spill>,
     spill_path: PathBuf,
 }
@@ -136,32 +138,226 @@ const READ_GAP_BYTES: usize = 32 << 10;
 /// The most bytes one read of the spill file takes.
 const READ_SPAN_BYTES: usize = 4 << 20;
 
+/// One data row's cells as the in-memory tables hold them: a CSV record's cells trimmed
+/// ([`RawTable::read_csv`](super::RawTable::read_csv)), an Arrow or Parquet row's cells as
+/// [`RawTable::from_record_batches`](super::RawTable::from_record_batches) writes them.
+pub(crate) enum Cells<'a> {
+    Csv(&'a csv::StringRecord),
+    Arrow(&'a [String]),
+}
+
+impl<'a> Cells<'a> {
+    /// Cell `c` (every row has one per column: the readers check it).
+    pub(crate) fn get(&self, c: usize) -> &'a str {
+        match self {
+            Cells::Csv(record) => record.get(c).unwrap_or_default().trim(),
+            Cells::Arrow(cells) => cells[c].as_str(),
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Cells::Csv(record) => record.len(),
+            Cells::Arrow(cells) => cells.len(),
+        }
+    }
+}
+
+/// What a pass over a file's rows ([`stream_rows`]) does with them.
+pub(crate) trait RowSink {
+    /// The column names, before any row.
+    fn columns(&mut self, columns: &[String]);
+    /// Data row `r` (0-based, file order) from `place`. `Break` ends the pass (no later row is read).
+    fn row(&mut self, r: usize, place: Place, cells: Cells<'_>) -> Result<ControlFlow<()>>;
+}
+
+/// Reads a CSV or Parquet file (by its kind, as [`RawTable::read`](super::RawTable::read)) row
+/// by row into `sink`, in pieces: the one streamed reading of a data file (a [`DataFile`] at
+/// open, [`Preprocessor::fit_file`](super::Preprocessor::fit_file)). A fault of the file itself
+/// (the header, a ragged row, text that is not UTF-8, a null or a column of an unsupported type,
+/// no data rows) is the in-memory reader's error, returned as met, so before whatever the sink
+/// found in the rows before it (a null or unsupported column after the last batch is read, as in
+/// memory). Returns the rows read.
+pub(crate) fn stream_rows(path: &Path, sink: &mut impl RowSink) -> Result<usize> {
+    if super::is_parquet(path) {
+        return stream_parquet(path, sink);
+    }
+    let file = File::open(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
+    let (mut records, columns) = CsvRecords::new(BufReader::with_capacity(1 << 20, file), path)?;
+    sink.columns(&columns);
+    let mut r = 0;
+    while let Some((line, record)) = records.next_record()? {
+        r += 1;
+        if sink.row(r - 1, Place { unit: "line", n: line }, Cells::Csv(record))?.is_break() {
+            break;
+        }
+    }
+    Ok(r)
+}
+
+/// [`stream_rows`] of a Parquet file: one record batch at a time, each turned into cells as
+/// [`RawTable::from_record_batches`](super::RawTable::from_record_batches) does.
+#[cfg(feature = "parquet")]
+fn stream_parquet(path: &Path, sink: &mut impl RowSink) -> Result<usize> {
+    use super::arrow::{batch_cells, column_names, format_error};
+    let mut columns: Option<Vec<String>> = None;
+    // A null or unsupported column is met (in memory) before any value is parsed.
+    let mut bad_column: Option<Error> = None;
+    let mut rows = 0;
+    for (b, batch) in super::arrow::parquet_batches(path)?.enumerate() {
+        let batch = batch?;
+        let columns = match &columns {
+            Some(c) => c,
+            None => {
+                let c = columns.insert(column_names(std::slice::from_ref(&batch), path)?);
+                sink.columns(c);
+                c
+            }
+        };
+        if bad_column.is_some() {
+            continue;
+        }
+        let first_row = rows;
+        rows += batch.num_rows();
+        match batch_cells(&batch, b, columns, first_row, path) {
+            Ok(cells) => {
+                for (i, row) in cells.iter().enumerate() {
+                    let place = Place { unit: "row", n: first_row + i + 1 };
+                    if sink.row(first_row + i, place, Cells::Arrow(row))?.is_break() {
+                        return Ok(first_row + i + 1);
+                    }
+                }
+            }
+            Err(e) => bad_column = Some(e),
+        }
+    }
+    if columns.is_none() {
+        return Err(column_names(&[], path).err().unwrap_or_else(|| format_error(path, "no rows".into())));
+    }
+    if let Some(e) = bad_column {
+        return Err(e);
+    }
+    if rows == 0 {
+        return Err(format_error(path, "the table has no data rows".into()));
+    }
+    Ok(rows)
+}
+
+#[cfg(not(feature = "parquet"))]
+fn stream_parquet(path: &Path, _sink: &mut impl RowSink) -> Result<usize> {
+    Err(super::without_parquet(path))
+}
+
+/// A new spill file's writer: features are written as f32 in little-endian order, row after row.
+pub(crate) struct SpillWriter<'f> {
+    writer: BufWriter<&'f File>,
+    path: &'f Path,
+}
+
+impl<'f> SpillWriter<'f> {
+    fn new(spill: &'f SpillFile) -> Self {
+        SpillWriter { writer: BufWriter::with_capacity(1 << 20, &spill.file), path: &spill.path }
+    }
+
+    /// Appends one row's values.
+    pub(crate) fn write(&mut self, values: &[f32]) -> Result<()> {
+        let mut bytes = [0u8; 256];
+        for chunk in values.chunks(64) {
+            for (b, v) in bytes.chunks_exact_mut(4).zip(chunk) {
+                b.copy_from_slice(&v.to_le_bytes());
+            }
+            self.writer
+                .write_all(&bytes[..chunk.len() * 4])
+                .map_err(|source| Error::Io { path: self.path.to_path_buf(), source })?;
+        }
+        Ok(())
+    }
+
+    /// Writes out what is buffered (at the end of a pass; a write error is an error here).
+    pub(crate) fn flush(mut self) -> Result<()> {
+        self.writer.flush().map_err(|source| Error::Io { path: self.path.to_path_buf(), source })
+    }
+}
+
+/// A new spill file, to write through [`SpillTarget::writer`] (see [`DataFile::write_spill`]).
+pub(crate) struct SpillTarget<'s>(&'s SpillFile);
+
+impl<'s> SpillTarget<'s> {
+    pub(crate) fn writer(&self) -> SpillWriter<'s> {
+        SpillWriter::new(self.0)
+    }
+}
+
+/// What a pass writing a spill file found: the feature names (one per f32 of a row), the target
+/// column's name, one target per row, and the sample weights if any.
+pub(crate) struct SpillParts {
+    pub features: Vec<String>,
+    pub target: String,
+    pub targets: Vec<f32>,
+    pub weights: Option<Vec<f32>>,
+}
+
 /// What the pass at open collects: the spill file's writer, the targets, and the first fault of
 /// each kind, reported in the order the in-memory loaders would meet them.
 struct Pass<'f> {
     source: &'f Path,
-    writer: BufWriter<&'f File>,
-    spill_path: &'f Path,
+    writer: SpillWriter<'f>,
+    target_name: Option<&'f str>,
     columns: Vec<String>,
     /// The target column, or why there is none (reported after any bad value, as
     /// `Table::features_target` runs after the table is read).
     target: Result<usize>,
     targets: Vec<f32>,
-    row: Vec<u8>,
+    row: Vec<f32>,
     /// The first cell that is not a finite number (`RawTable::to_table` reads rows in order).
     bad_value: Option<Error>,
     rows: usize,
 }
 
+impl RowSink for Pass<'_> {
+    fn columns(&mut self, columns: &[String]) {
+        self.columns = columns.to_vec();
+        self.target = target_index(columns, self.target_name);
+    }
+
+    /// One row of cells: parsed, its features written to the spill file and its target kept.
+    /// After a bad value only the count goes on.
+    fn row(&mut self, _r: usize, place: Place, cells: Cells<'_>) -> Result<ControlFlow<()>> {
+        self.rows += 1;
+        if self.bad_value.is_some() {
+            return Ok(ControlFlow::Continue(()));
+        }
+        let target = *self.target.as_ref().unwrap_or(&usize::MAX);
+        self.row.clear();
+        for c in 0..cells.len() {
+            let v = match parse_number(cells.get(c).trim(), || place.to_string(), c, &self.columns[c], self.source) {
+                Ok(v) => v,
+                Err(e) => {
+                    self.bad_value = Some(e);
+                    return Ok(ControlFlow::Continue(()));
+                }
+            };
+            if c == target {
+                self.targets.push(v);
+            } else {
+                self.row.push(v);
+            }
+        }
+        if self.target.is_ok() {
+            self.writer.write(&self.row)?;
+        }
+        Ok(ControlFlow::Continue(()))
+    }
+}
+
 impl<'f> Pass<'f> {
-    fn new(source: &'f Path, spill: &'f SpillFile, columns: Vec<String>, target: Option<&str>) -> Self {
-        let target = target_index(&columns, target);
+    fn new(source: &'f Path, spill: &'f SpillFile, target: Option<&'f str>) -> Self {
         Pass {
             source,
-            writer: BufWriter::with_capacity(1 << 20, &spill.file),
-            spill_path: &spill.path,
-            columns,
-            target,
+            writer: SpillWriter::new(spill),
+            target_name: target,
+            columns: Vec::new(),
+            target: Err(Error::Internal("no header read".into())),
             targets: Vec::new(),
             row: Vec::new(),
             bad_value: None,
@@ -169,51 +365,16 @@ impl<'f> Pass<'f> {
         }
     }
 
-    /// One row of cells (`place`: "line 7", "row 6"): parsed, its features written to the spill
-    /// file and its target kept. After a bad value only the count goes on.
-    fn row<'c>(&mut self, place: impl Fn() -> String, cells: impl Iterator<Item = &'c str>) -> Result<()> {
-        self.rows += 1;
-        if self.bad_value.is_some() {
-            return Ok(());
-        }
-        let target = *self.target.as_ref().unwrap_or(&usize::MAX);
-        self.row.clear();
-        for (c, cell) in cells.enumerate() {
-            let v = match parse_number(cell.trim(), &place, c, &self.columns[c], self.source) {
-                Ok(v) => v,
-                Err(e) => {
-                    self.bad_value = Some(e);
-                    return Ok(());
-                }
-            };
-            if c == target {
-                self.targets.push(v);
-            } else {
-                self.row.extend_from_slice(&v.to_le_bytes());
-            }
-        }
-        if self.target.is_ok() {
-            let path = self.spill_path;
-            self.writer.write_all(&self.row).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
-        }
-        Ok(())
-    }
-
-    /// The faults in the in-memory loaders' order, else the targets and the row count.
-    fn finish(mut self) -> Result<(Vec<String>, usize, Vec<f32>, usize)> {
+    /// The faults in the in-memory loaders' order, else the feature and target columns and the
+    /// targets.
+    fn finish(mut self) -> Result<(Vec<String>, String, Vec<f32>)> {
         if let Some(e) = self.bad_value.take() {
             return Err(e);
         }
         let target = self.target?;
-        if u32::try_from(self.rows).is_err() {
-            return Err(Error::Format {
-                path: self.source.to_path_buf(),
-                detail: format!("{} rows; a DataFile holds at most {} (row orders are 32-bit)", self.rows, u32::MAX),
-            });
-        }
-        let path = self.spill_path;
-        self.writer.flush().map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
-        Ok((self.columns, target, self.targets, self.rows))
+        self.writer.flush()?;
+        let features = self.columns.iter().enumerate().filter(|&(c, _)| c != target).map(|(_, n)| n.clone()).collect();
+        Ok((features, self.columns[target].clone(), self.targets))
     }
 }
 
@@ -230,22 +391,46 @@ impl DataFile {
     /// features as f32: 4 bytes per feature per row).
     pub fn open_in(path: impl AsRef<Path>, target: Option<&str>, spill_dir: impl AsRef<Path>) -> Result<DataFile> {
         let path = path.as_ref();
-        let spill = SpillFile::create(spill_dir.as_ref())?;
-        let (columns, target, targets, rows) =
-            if super::is_parquet(path) { read_parquet(path, &spill, target)? } else { read_csv(path, &spill, target)? };
-        let features: Vec<String> =
-            columns.iter().enumerate().filter(|&(c, _)| c != target).map(|(_, n)| n.clone()).collect();
-        let expected = rows as u64 * features.len() as u64 * 4;
+        DataFile::write_spill(path, spill_dir.as_ref(), |spill| {
+            let mut pass = Pass::new(path, spill.0, target);
+            stream_rows(path, &mut pass)?;
+            let (features, target, targets) = pass.finish()?;
+            Ok(SpillParts { features, target, targets, weights: None })
+        })
+    }
+
+    /// A `DataFile` of the spill file that `fill` writes (through [`SpillWriter`]s) in a new
+    /// spill file in `spill_dir`, with what it returns: the spill file is removed if `fill` fails,
+    /// and its size checked against the rows and features it reports.
+    pub(crate) fn write_spill(
+        source: &Path,
+        spill_dir: &Path,
+        fill: impl FnOnce(&mut SpillTarget<'_>) -> Result<SpillParts>,
+    ) -> Result<DataFile> {
+        let spill = SpillFile::create(spill_dir)?;
+        let SpillParts { features, target, targets, weights } = fill(&mut SpillTarget(&spill))?;
+        if u32::try_from(targets.len()).is_err() {
+            return Err(Error::Format {
+                path: source.to_path_buf(),
+                detail: format!(
+                    "{} rows; a DataFile holds at most {} (row orders are 32-bit)",
+                    targets.len(),
+                    u32::MAX
+                ),
+            });
+        }
+        let expected = targets.len() as u64 * features.len() as u64 * 4;
         let written = spill.file.metadata().map_err(spill.io())?.len();
         if written != expected {
             return Err(Error::Internal(format!("the spill file holds {written} bytes, not {expected}")));
         }
         let spill_path = spill.path.clone();
         Ok(DataFile {
-            source: path.to_path_buf(),
-            target: columns[target].clone(),
+            source: source.to_path_buf(),
+            target,
             features,
             targets: Matrix::column(targets),
+            weights,
             spill: Mutex::new(Spill { file: spill, values: Vec::new(), grouped: Vec::new(), starts: Vec::new() }),
             spill_path,
         })
@@ -274,6 +459,15 @@ impl DataFile {
     /// The target column, one row per data row (kept in memory: see the type's documentation).
     pub fn targets(&self) -> &Matrix {
         &self.targets
+    }
+
+    /// The rows' sample weights, one per row, when the file was opened with a weight column
+    /// ([`FileOptions::sample_weight`](super::FileOptions::sample_weight)); kept in memory as the
+    /// targets are. Give them to [`Fit::sample_weight`](crate::Fit::sample_weight) (or
+    /// [`Fit::validation_file_weighted`](crate::Fit::validation_file_weighted),
+    /// [`Sequential::evaluate_file_weighted`](crate::Sequential::evaluate_file_weighted)).
+    pub fn sample_weights(&self) -> Option<&[f32]> {
+        self.weights.as_deref()
     }
 
     /// Where the features are spilled (removed when the `DataFile` is dropped).
@@ -394,64 +588,6 @@ impl DataFile {
         }
         Ok(())
     }
-}
-
-/// The CSV pass: record by record through a buffered reader.
-fn read_csv(path: &Path, spill: &SpillFile, target: Option<&str>) -> Result<(Vec<String>, usize, Vec<f32>, usize)> {
-    let file = File::open(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
-    let (mut records, columns) = CsvRecords::new(BufReader::with_capacity(1 << 20, file), path)?;
-    let mut pass = Pass::new(path, spill, columns, target);
-    while let Some((line, record)) = records.next_record()? {
-        pass.row(|| format!("line {line}"), record.iter())?;
-    }
-    pass.finish()
-}
-
-/// The Parquet pass: one record batch at a time, each turned into cells as
-/// [`RawTable::from_record_batches`](super::RawTable::from_record_batches) does.
-#[cfg(feature = "parquet")]
-fn read_parquet(path: &Path, spill: &SpillFile, target: Option<&str>) -> Result<(Vec<String>, usize, Vec<f32>, usize)> {
-    use super::arrow::{batch_cells, column_names, format_error};
-    let mut pass: Option<Pass<'_>> = None;
-    // A null or unsupported column is met (in memory) before any value is parsed.
-    let mut bad_column: Option<Error> = None;
-    for (b, batch) in super::arrow::parquet_batches(path)?.enumerate() {
-        let batch = batch?;
-        let pass = match &mut pass {
-            Some(p) => p,
-            None => pass.insert(Pass::new(path, spill, column_names(std::slice::from_ref(&batch), path)?, target)),
-        };
-        if bad_column.is_some() {
-            continue;
-        }
-        let first_row = pass.rows;
-        match batch_cells(&batch, b, &pass.columns, first_row, path) {
-            Ok(rows) => {
-                for (i, row) in rows.iter().enumerate() {
-                    pass.row(|| format!("row {}", first_row + i + 1), row.iter().map(String::as_str))?;
-                }
-            }
-            Err(e) => bad_column = Some(e),
-        }
-    }
-    let pass =
-        pass.ok_or_else(|| column_names(&[], path).err().unwrap_or_else(|| format_error(path, "no rows".into())))?;
-    if let Some(e) = bad_column {
-        return Err(e);
-    }
-    if pass.rows == 0 {
-        return Err(format_error(path, "the table has no data rows".into()));
-    }
-    pass.finish()
-}
-
-#[cfg(not(feature = "parquet"))]
-fn read_parquet(
-    path: &Path,
-    _spill: &SpillFile,
-    _target: Option<&str>,
-) -> Result<(Vec<String>, usize, Vec<f32>, usize)> {
-    Err(super::without_parquet(path))
 }
 
 #[cfg(test)]

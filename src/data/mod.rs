@@ -33,7 +33,9 @@
 //!
 //! Parts: `csv.rs` reads files into [`RawTable`] / [`Table`] and splits rows; `file.rs` opens a
 //! file too large to hold as a [`DataFile`], read in pieces and trained on from disk; `preprocess.rs` fits
-//! the one-hot encoding and scaling ([`Preprocessor`]); [`shipped`] holds the course's datasets.
+//! the one-hot encoding and scaling ([`Preprocessor`]); `stream.rs` fits it on a file read in
+//! pieces and opens a `DataFile` through it ([`Preprocessor::fit_file`],
+//! [`DataFile::open_preprocessed`]); [`shipped`] holds the course's datasets.
 //!
 //! [`Error::Format`]: crate::Error::Format
 
@@ -43,10 +45,12 @@ mod csv;
 mod file;
 mod preprocess;
 pub mod shipped;
+mod stream;
 
 pub use self::csv::{split_point, RawTable, Table};
 pub use self::file::DataFile;
 pub use self::preprocess::{split_scaled, CsvOptions, Feature, MinMaxScaler, Preprocessor, ScaleKind, Scaler};
+pub use self::stream::FileOptions;
 
 impl RawTable {
     /// Reads a data file by its kind: Parquet (a `.parquet` or `.pq` name, or Parquet's magic

@@ -1,6 +1,7 @@
 //! Feature preprocessing fitted on the training rows: one-hot encoding of categorical columns and
 //! scaling of numeric ones, saved with the model ([`Preprocessor`]).
 
+use super::csv::{parse_number, Place};
 use super::{cut, quoted, RawTable, Table};
 use crate::error::{Error, Result};
 use crate::io::exact_f32;
@@ -10,9 +11,9 @@ use crate::matrix::Matrix;
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct MinMaxScaler {
     #[serde(with = "exact_f32")]
-    min: Vec<f32>,
+    pub(super) min: Vec<f32>,
     #[serde(with = "exact_f32")]
-    span: Vec<f32>,
+    pub(super) span: Vec<f32>,
 }
 
 impl MinMaxScaler {
@@ -168,9 +169,23 @@ impl Scaler {
                 format!("{} columns", x.cols()),
             ));
         }
-        let cols = x.cols();
-        let data = x.data().iter().enumerate().map(|(i, v)| (v - off[i % cols]) / div[i % cols]).collect();
-        Matrix::new(x.rows(), cols, data)
+        let mut data = x.data().to_vec();
+        for row in data.chunks_mut(x.cols().max(1)) {
+            self.transform_row(row);
+        }
+        Matrix::new(x.rows(), x.cols(), data)
+    }
+
+    /// Applies the fitted scaling to one row of model inputs (the values of [`Scaler::transform`]).
+    pub(super) fn transform_row(&self, row: &mut [f32]) {
+        let (off, div) = match self {
+            Scaler::None => return,
+            Scaler::MinMax(s) => (&s.min, &s.span),
+            Scaler::Standard { mean, std } => (mean, std),
+        };
+        for ((v, o), d) in row.iter_mut().zip(off).zip(div) {
+            *v = (*v - o) / d;
+        }
     }
 
     /// Whether its per-column vectors have one length (a hand-edited model file may break that).
@@ -287,65 +302,36 @@ impl Feature {
 /// file), so its scaler is fitted on exactly its features' inputs.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Preprocessor {
-    target: String,
-    dropped: Vec<String>,
-    features: Vec<Feature>,
-    scaler: Scaler,
+    pub(super) target: String,
+    pub(super) dropped: Vec<String>,
+    pub(super) features: Vec<Feature>,
+    pub(super) scaler: Scaler,
     /// A class target's labels in class-index order (text sorted, numbers in numeric order);
     /// `transform_y` gives each row's index. None: a numeric target, read as it is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    classes: Option<Vec<String>>,
+    pub(super) classes: Option<Vec<String>>,
 }
 
 impl Preprocessor {
     /// Learns the features, categories and scaling from `train` (the training rows only).
     pub fn fit(train: &RawTable, opts: &CsvOptions) -> Result<Preprocessor> {
-        let columns = train.columns();
-        let target = match &opts.target {
-            Some(t) => columns[train.column_index(t).map_err(|_| {
-                train.err(format!("target column {} not found; the columns are: {}", quoted(t), train.column_list()))
-            })?]
-            .clone(),
-            None => columns.last().cloned().unwrap_or_default(),
-        };
-        for name in opts.drop.iter().chain(&opts.categorical) {
-            train.column_index(name)?;
-        }
-        if opts.drop.contains(&target) {
-            return Err(train.err(format!("the target column {} cannot also be dropped", quoted(&target))));
-        }
-        if opts.categorical.contains(&target) {
-            return Err(train.err(format!(
-                "the target column {} cannot be categorical (a text target is read as class labels \
-                 by itself; a numeric one with --task multiclass)",
-                quoted(&target)
-            )));
-        }
-        let t = train.column_index(&target)?;
+        let (target, t) = resolve_columns(train, opts)?;
         let classes = class_labels(train, t, opts.multiclass)?;
-        let mut features = Vec::new();
-        for (c, name) in columns.iter().enumerate() {
-            if *name == target || opts.drop.contains(name) {
-                continue;
-            }
-            if opts.categorical.contains(name) {
-                let mut categories: Vec<String> = train.rows().iter().map(|r| r[c].clone()).collect();
-                categories.sort();
-                categories.dedup();
-                features.push(Feature::OneHot { column: name.clone(), categories });
-            } else {
-                features.push(Feature::Numeric { column: name.clone() });
-            }
-        }
-        if features.is_empty() {
-            return Err(train.err("no feature columns are left after removing the target and dropped columns".into()));
-        }
+        let features = feature_columns(train, &target, opts, |c| {
+            let mut categories: Vec<String> = train.rows().iter().map(|r| r[c].clone()).collect();
+            categories.sort();
+            categories.dedup();
+            categories
+        })?;
         let mut pre = Preprocessor { target, dropped: opts.drop.clone(), features, scaler: Scaler::None, classes };
         let x = pre.encode(train)?;
-        let skip: Vec<bool> =
-            pre.features.iter().flat_map(|f| vec![matches!(f, Feature::OneHot { .. }); f.width()]).collect();
-        pre.scaler = Scaler::fit(opts.scale, &x, &skip);
+        pre.scaler = Scaler::fit(opts.scale, &x, &pre.one_hot_inputs());
         Ok(pre)
+    }
+
+    /// Which model inputs are one-hot (left unscaled).
+    pub(super) fn one_hot_inputs(&self) -> Vec<bool> {
+        self.features.iter().flat_map(|f| vec![matches!(f, Feature::OneHot { .. }); f.width()]).collect()
     }
 
     /// The preprocessing of a model saved without one: every column of `table` is a number,
@@ -392,35 +378,57 @@ impl Preprocessor {
         self.features.iter().map(Feature::width).sum()
     }
 
+    /// The column of each feature in `table` (an error naming the first one not found).
+    pub(super) fn feature_indices(&self, table: &RawTable) -> Result<Vec<usize>> {
+        self.features.iter().map(|f| table.column_index(f.column())).collect()
+    }
+
     /// Encoded but unscaled features.
     fn encode(&self, table: &RawTable) -> Result<Matrix> {
-        let idx: Vec<usize> =
-            self.features.iter().map(|f| table.column_index(f.column())).collect::<Result<Vec<_>>>()?;
+        let idx = self.feature_indices(table)?;
         let width = self.input_width();
         let mut data = Vec::with_capacity(table.len() * width);
         for r in 0..table.len() {
-            for (f, &c) in self.features.iter().zip(&idx) {
-                match f {
-                    Feature::Numeric { .. } => data.push(table.number(r, c)?),
-                    Feature::OneHot { categories, column } => {
-                        let cell = &table.rows()[r][c];
-                        let Ok(k) = categories.binary_search(cell) else {
-                            return Err(table.err(format!(
-                                "{}, column {} ({}): category {} was not seen in the training \
-                                 data; known categories: {}",
-                                table.place(r),
-                                c + 1,
-                                quoted(column),
-                                quoted(cell),
-                                categories.iter().map(|k| cut(k)).collect::<Vec<_>>().join(", ")
-                            )));
-                        };
-                        data.extend((0..categories.len()).map(|i| if i == k { 1.0 } else { 0.0 }));
-                    }
+            self.encode_row(&idx, |c| &table.rows()[r][c], table.at(r), table, &mut data)?;
+        }
+        Matrix::new(table.len(), width, data)
+    }
+
+    /// One row's encoded, unscaled features appended to `out` (`idx`: [`feature_indices`]; `cell`
+    /// gives the row's cells, `header` names the columns and the source in errors): the one
+    /// encoding of a row, of a table in memory or of a file read in pieces.
+    ///
+    /// [`feature_indices`]: Preprocessor::feature_indices
+    pub(super) fn encode_row<'c>(
+        &self,
+        idx: &[usize],
+        cell: impl Fn(usize) -> &'c str,
+        at: Place,
+        header: &RawTable,
+        out: &mut Vec<f32>,
+    ) -> Result<()> {
+        for (f, &c) in self.features.iter().zip(idx) {
+            match f {
+                Feature::Numeric { .. } => {
+                    out.push(parse_number(cell(c), || at.to_string(), c, &header.columns()[c], header.source())?)
+                }
+                Feature::OneHot { categories, column } => {
+                    let cell = cell(c);
+                    let Ok(k) = categories.binary_search_by(|k| k.as_str().cmp(cell)) else {
+                        return Err(header.err(format!(
+                            "{at}, column {} ({}): category {} was not seen in the training \
+                             data; known categories: {}",
+                            c + 1,
+                            quoted(column),
+                            quoted(cell),
+                            categories.iter().map(|k| cut(k)).collect::<Vec<_>>().join(", ")
+                        )));
+                    };
+                    out.extend((0..categories.len()).map(|i| if i == k { 1.0 } else { 0.0 }));
                 }
             }
         }
-        Matrix::new(table.len(), width, data)
+        Ok(())
     }
 
     /// The scaled model inputs of every row (the target column may be absent).
@@ -428,36 +436,69 @@ impl Preprocessor {
         self.scaler.transform(&self.encode(table)?)
     }
 
-    /// The target column (must be present and numeric).
-    pub fn transform_y(&self, table: &RawTable) -> Result<Matrix> {
-        let t = table.column_index(&self.target).map_err(|_| {
+    /// The target column's index in `table`, or the error of a target not found.
+    pub(super) fn target_index(&self, table: &RawTable) -> Result<usize> {
+        table.column_index(&self.target).map_err(|_| {
             table.err(format!(
                 "target column {} not found; the columns are: {}",
                 quoted(&self.target),
                 table.column_list()
             ))
-        })?;
-        let Some(classes) = &self.classes else {
-            return Ok(Matrix::column((0..table.len()).map(|r| table.number(r, t)).collect::<Result<Vec<_>>>()?));
-        };
-        let numeric = classes_are_numeric(classes);
+        })
+    }
+
+    /// The target column (must be present and numeric).
+    pub fn transform_y(&self, table: &RawTable) -> Result<Matrix> {
+        let t = self.target_index(table)?;
+        let classes = self.class_index();
         let mut y = Vec::with_capacity(table.len());
         for r in 0..table.len() {
-            let cell = table.rows()[r][t].trim();
-            let key = if numeric { table.number(r, t)?.to_string() } else { cell.to_string() };
-            let Some(k) = classes.iter().position(|c| *c == key) else {
-                return Err(table.err(format!(
+            y.push(self.target_value(classes.as_ref(), t, &table.rows()[r][t], table.at(r), table)?);
+        }
+        Ok(Matrix::column(y))
+    }
+
+    /// Each class label's index (None for a numeric target), for [`Preprocessor::target_value`].
+    pub(super) fn class_index(&self) -> Option<ClassIndex> {
+        self.classes.as_ref().map(|classes| {
+            let mut index = std::collections::HashMap::with_capacity(classes.len());
+            for (k, c) in classes.iter().enumerate() {
+                index.entry(c.clone()).or_insert(k);
+            }
+            ClassIndex { index, numeric: classes_are_numeric(classes) }
+        })
+    }
+
+    /// One row's target (`cell`, in column `t`): the number, or with class labels its class
+    /// index; the one reading of a target, of a table in memory or of a file read in pieces.
+    pub(super) fn target_value(
+        &self,
+        classes: Option<&ClassIndex>,
+        t: usize,
+        cell: &str,
+        at: Place,
+        header: &RawTable,
+    ) -> Result<f32> {
+        let number = || parse_number(cell, || at.to_string(), t, &header.columns()[t], header.source());
+        let Some(ClassIndex { index, numeric }) = classes else {
+            return number();
+        };
+        let cell = cell.trim();
+        let key = if *numeric { number()?.to_string() } else { cell.to_string() };
+        match index.get(&key) {
+            Some(&k) => Ok(k as f32),
+            None => {
+                let classes = self.classes.as_deref().unwrap_or_default();
+                Err(header.err(format!(
                     "line {}, column {} ({}): class {} was not in the training data; known classes: {}",
-                    table.lines()[r],
+                    at.n,
                     t + 1,
                     quoted(&self.target),
                     quoted(cell),
                     classes.iter().map(|k| cut(k)).collect::<Vec<_>>().join(", ")
-                )));
-            };
-            y.push(k as f32);
+                )))
+            }
         }
-        Ok(Matrix::column(y))
     }
 
     /// Inputs and target.
@@ -477,6 +518,67 @@ impl Preprocessor {
     }
 }
 
+/// A class target's labels by name, and whether they are numbers (read as f32 and written back).
+pub(super) struct ClassIndex {
+    index: std::collections::HashMap<String, usize>,
+    numeric: bool,
+}
+
+/// The target column's name and index for `opts`, after the checks of the options against the
+/// columns (`table`'s header; its rows are not read): the first step of a fit, in memory or of a
+/// file read in pieces.
+pub(super) fn resolve_columns(table: &RawTable, opts: &CsvOptions) -> Result<(String, usize)> {
+    let columns = table.columns();
+    let target = match &opts.target {
+        Some(t) => columns[table.column_index(t).map_err(|_| {
+            table.err(format!("target column {} not found; the columns are: {}", quoted(t), table.column_list()))
+        })?]
+        .clone(),
+        None => columns.last().cloned().unwrap_or_default(),
+    };
+    for name in opts.drop.iter().chain(&opts.categorical) {
+        table.column_index(name)?;
+    }
+    if opts.drop.contains(&target) {
+        return Err(table.err(format!("the target column {} cannot also be dropped", quoted(&target))));
+    }
+    if opts.categorical.contains(&target) {
+        return Err(table.err(format!(
+            "the target column {} cannot be categorical (a text target is read as class labels \
+             by itself; a numeric one with --task multiclass)",
+            quoted(&target)
+        )));
+    }
+    let t = table.column_index(&target)?;
+    Ok((target, t))
+}
+
+/// The feature columns for `opts`: every column but the target and the dropped ones, in file
+/// order, a categorical one with the categories `categories(c)` gives for column `c` (sorted,
+/// distinct). At least one is needed.
+pub(super) fn feature_columns(
+    table: &RawTable,
+    target: &str,
+    opts: &CsvOptions,
+    mut categories: impl FnMut(usize) -> Vec<String>,
+) -> Result<Vec<Feature>> {
+    let mut features = Vec::new();
+    for (c, name) in table.columns().iter().enumerate() {
+        if name == target || opts.drop.contains(name) {
+            continue;
+        }
+        if opts.categorical.contains(name) {
+            features.push(Feature::OneHot { column: name.clone(), categories: categories(c) });
+        } else {
+            features.push(Feature::Numeric { column: name.clone() });
+        }
+    }
+    if features.is_empty() {
+        return Err(table.err("no feature columns are left after removing the target and dropped columns".into()));
+    }
+    Ok(features)
+}
+
 /// The class labels of target column `t` of the training rows: None for a numeric target unless
 /// `multiclass`; else the distinct values (numbers in numeric order, written as f32 prints them,
 /// so "1" and "1.0" are one class; text sorted). At least two are needed.
@@ -484,31 +586,45 @@ fn class_labels(train: &RawTable, t: usize, multiclass: bool) -> Result<Option<V
     let numbers: Option<Vec<f32>> = (0..train.len()).map(|r| train.number(r, t).ok()).collect();
     let classes = match numbers {
         Some(_) if !multiclass => return Ok(None),
-        Some(mut v) => {
-            v.sort_by(f32::total_cmp);
-            v.dedup();
-            v.iter().map(|x| x.to_string()).collect::<Vec<_>>()
-        }
+        Some(v) => number_labels(v),
         None => {
             let mut v: Vec<String> = train.rows().iter().map(|r| r[t].trim().to_string()).collect();
             v.sort();
             v.dedup();
             if let Some(empty) = v.iter().position(String::is_empty) {
                 let r = train.rows().iter().position(|row| row[t].trim().is_empty()).unwrap_or(empty);
-                return Err(train.err(format!("line {}: the target is empty", train.lines()[r])));
+                return Err(empty_target(train, train.lines()[r]));
             }
             v
         }
     };
+    check_class_count(train, t, classes).map(Some)
+}
+
+/// A numeric class target's labels from its values (any order, repeats): sorted, distinct,
+/// written as f32 prints them.
+pub(super) fn number_labels(mut v: Vec<f32>) -> Vec<String> {
+    v.sort_by(f32::total_cmp);
+    v.dedup();
+    v.iter().map(|x| x.to_string()).collect()
+}
+
+/// The error of an empty class label on `line`.
+pub(super) fn empty_target(table: &RawTable, line: usize) -> Error {
+    table.err(format!("line {line}: the target is empty"))
+}
+
+/// `classes`, if there are at least two (a classifier needs them).
+pub(super) fn check_class_count(table: &RawTable, t: usize, classes: Vec<String>) -> Result<Vec<String>> {
     if classes.len() < 2 {
-        return Err(train.err(format!(
+        return Err(table.err(format!(
             "the class target {} has {} value{} in the training rows; a classifier needs at least 2",
-            quoted(&train.columns()[t]),
+            quoted(&table.columns()[t]),
             classes.len(),
             if classes.len() == 1 { "" } else { "s" }
         )));
     }
-    Ok(Some(classes))
+    Ok(classes)
 }
 
 /// Whether a label list came from a numeric target (every label reads as a number).

@@ -76,6 +76,11 @@ enum Command {
         proba: bool,
         #[arg(long, value_parser = ["auto", "gpu", "cpu"])]
         device: Option<String>,
+        /// Read the data file in pieces instead of into memory (the model's inputs are spilled
+        /// to a temporary file); the predictions are the same. Needs a model saved with its
+        /// preprocessing (as `wgfit train --save` saves it).
+        #[arg(long)]
+        stream: bool,
     },
     /// Write a saved model as an ONNX file (opset 13) for inference in any ONNX runtime. With
     /// the model's saved preprocessing in the graph, the file takes one float column per CSV
@@ -188,6 +193,13 @@ struct TrainArgs {
     /// With --checkpoint: save only epochs that improve val_loss (loss without validation data).
     #[arg(long, requires = "checkpoint")]
     checkpoint_best_only: bool,
+    /// Read the data files in pieces instead of into memory, for files larger than memory: the
+    /// preprocessing is fitted in a streaming pass, the preprocessed features are spilled to a
+    /// temporary file (4 bytes per input per row) and every epoch reads its batches from there.
+    /// Same History and saved model as without it, and the same error for a fault; the data is
+    /// read a few times.
+    #[arg(long)]
+    stream: bool,
 }
 
 /// Which rows and columns to learn from, and how to scale them (`train` and `tune`).
@@ -414,8 +426,8 @@ fn run(cli: Cli, started: Instant) -> CliResult<()> {
         Some(Command::Evaluate { model, data, device, json }) => {
             predict::evaluate(&model, &data, device.as_deref(), json)
         }
-        Some(Command::Predict { model, data, output, proba, device }) => {
-            predict::predict(&model, &data, output.as_deref(), proba, device.as_deref())
+        Some(Command::Predict { model, data, output, proba, device, stream }) => {
+            predict::predict(&model, &data, output.as_deref(), proba, device.as_deref(), stream)
         }
         Some(Command::Export { model, onnx, raw_inputs, class_labels }) => {
             export::export(&model, &onnx, raw_inputs, &class_labels)

@@ -1,10 +1,11 @@
-//! `wgfit evaluate` and `wgfit predict`: apply a saved model to a CSV file.
+//! `wgfit evaluate` and `wgfit predict`: apply a saved model to a CSV file (`predict --stream`:
+//! read in pieces from disk).
 
 use std::io::Write;
 use std::path::Path;
 
 use serde_json::{Map, Value};
-use wgfit::data::{Preprocessor, RawTable};
+use wgfit::data::{DataFile, FileOptions, Preprocessor, RawTable};
 use wgfit::{io, Sequential};
 
 use crate::{json_f32, pick_device, print_json, CliResult, Failure};
@@ -98,14 +99,28 @@ pub(crate) fn predict(
     output: Option<&Path>,
     proba: bool,
     device: Option<&str>,
+    stream: bool,
 ) -> CliResult<()> {
     let (mut model, pre) = load(model_path, device)?;
-    let table = RawTable::read(data_path)?;
-    // Without saved preprocessing: a table one column wider than the model's input has a target last.
-    let has_target = model.input_shape().is_some_and(|w| table.columns().len() > w);
-    let pre = resolve_pre(pre, &table, has_target)?;
-    let x = pre.transform_x(&table)?;
-    let preds = model.predict(&x)?;
+    let (pre, preds) = if stream {
+        let pre = pre.ok_or_else(|| {
+            crate::usage(
+                "predict --stream needs a model saved with its preprocessing (as `wgfit train --save` saves it)",
+            )
+        })?;
+        // The target column is not read (a file to predict may not have it).
+        let file = DataFile::open_preprocessed(data_path, &pre, &FileOptions::new().without_target())?;
+        let preds = model.predict_file(&file)?;
+        (pre, preds)
+    } else {
+        let table = RawTable::read(data_path)?;
+        // Without saved preprocessing: a table one column wider than the model's input has a target last.
+        let has_target = model.input_shape().is_some_and(|w| table.columns().len() > w);
+        let pre = resolve_pre(pre, &table, has_target)?;
+        let x = pre.transform_x(&table)?;
+        let preds = model.predict(&x)?;
+        (pre, preds)
+    };
     let classes = pre.classes().filter(|c| c.len() == preds.cols() && c.len() > 1);
     if proba && classes.is_none() {
         return Err(crate::usage(

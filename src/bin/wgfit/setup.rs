@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use serde_json::{json, Map, Value};
-use wgfit::data::{CsvOptions, Preprocessor, RawTable, ScaleKind};
+use wgfit::data::{split_point, CsvOptions, DataFile, FileOptions, Preprocessor, RawTable, ScaleKind};
 use wgfit::{
     Adam, AdamW, BatchNormalization, Clip, Dense, Device, Dropout, EarlyStopping, Fit, History, Layer, Matrix,
     Optimizer, Regularizer, Rmsprop, Sequential, Sgd,
@@ -84,6 +84,72 @@ pub(crate) fn prepare(data: &Path, d: &DataArgs, weight_column: Option<&str>) ->
         pre.target()
     );
     Ok(Prepared { pre, x, y, valid, weights, valid_weights })
+}
+
+/// The data of a `train --stream` run: the preprocessing fitted on the training rows of the
+/// file read in pieces, and the training and validation rows as [`DataFile`]s of preprocessed
+/// features (sample weights in them).
+pub(crate) struct PreparedFiles {
+    pub pre: Preprocessor,
+    pub train: DataFile,
+    pub valid: Option<DataFile>,
+}
+
+/// [`prepare`] without holding the data in memory: the same checks, preprocessing and rows
+/// (`--validation-split` counts the rows first), the same errors where the streamed passes can
+/// meet them in the same order.
+pub(crate) fn prepare_stream(data: &Path, d: &DataArgs, weight_column: Option<&str>) -> CliResult<PreparedFiles> {
+    if let Some(f) = d.validation_split {
+        if !(f > 0.0 && f < 1.0) {
+            return Err(usage(format!("--validation-split must be in (0, 1), got {f}")));
+        }
+    }
+    let scale = ScaleKind::parse(&d.scale)?;
+    // The header and row count, when the split or the weight column's check needs them.
+    let split = d.validation_split.filter(|_| d.valid.is_none());
+    let shape = match (split, weight_column) {
+        (None, None) => None,
+        _ => Some(DataFile::columns_and_rows(data)?),
+    };
+    let mut train_rows = FileOptions::new();
+    let mut valid_rows = FileOptions::new();
+    if let (Some(f), Some((_, n))) = (split, &shape) {
+        let at = split_point(*n, f)?;
+        train_rows = train_rows.rows(0..at);
+        valid_rows = valid_rows.rows(at..*n);
+    }
+    let mut drop = d.drop.clone();
+    if let Some(col) = weight_column {
+        let last = shape.as_ref().and_then(|(columns, _)| columns.last());
+        if d.target.as_deref() == Some(col) || (d.target.is_none() && last.is_some_and(|c| c == col)) {
+            return Err(usage(format!("--sample-weight {col:?} is the target column")));
+        }
+        train_rows = train_rows.sample_weight(col);
+        valid_rows = valid_rows.sample_weight(col);
+        drop.push(col.to_string());
+    }
+    let opts = CsvOptions {
+        target: d.target.clone(),
+        drop,
+        categorical: d.categorical.clone(),
+        scale,
+        multiclass: d.task == "multiclass",
+    };
+    let pre = Preprocessor::fit_file(data, &opts, &train_rows)?;
+    let train = DataFile::open_preprocessed(data, &pre, &train_rows)?;
+    let valid = match (&d.valid, split) {
+        (Some(path), _) => Some(DataFile::open_preprocessed(path, &pre, &valid_rows)?),
+        (None, Some(_)) => Some(DataFile::open_preprocessed(data, &pre, &valid_rows)?),
+        (None, None) => None,
+    };
+    eprintln!(
+        "wgfit: {} training rows{}, {} inputs, target {:?} (streamed from disk)",
+        train.rows(),
+        valid.as_ref().map_or(String::new(), |v| format!(", {} validation rows", v.rows())),
+        train.features().len(),
+        pre.target()
+    );
+    Ok(PreparedFiles { pre, train, valid })
 }
 
 /// Loss, output activation and metrics: as given, else chosen from the target (class labels get

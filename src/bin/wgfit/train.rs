@@ -1,4 +1,5 @@
-//! `wgfit train`: fit a model on a CSV file, report, plot and save it.
+//! `wgfit train`: fit a model on a CSV file (in memory, or with `--stream` read in pieces from
+//! disk), report, plot and save it.
 
 use std::io::Write;
 use std::time::Instant;
@@ -8,6 +9,12 @@ use wgfit::io;
 
 use crate::setup::{self, Compile, ModelSpec, OptimizerExtras, OptimizerSpec};
 use crate::{json_f32, pick_device, print_json, usage, CliResult, TrainArgs};
+
+/// The training (and validation) data of a run: in memory, or files read in pieces (`--stream`).
+enum Data {
+    Memory(Box<setup::Prepared>),
+    Files(Box<setup::PreparedFiles>),
+}
 
 pub(crate) fn train(a: TrainArgs, started: Instant) -> CliResult<()> {
     if a.momentum.is_some() && !matches!(a.optimizer.as_str(), "sgd" | "rmsprop") {
@@ -25,67 +32,108 @@ pub(crate) fn train(a: TrainArgs, started: Instant) -> CliResult<()> {
         extras: OptimizerExtras { rho: a.rho, weight_decay: a.weight_decay, clipnorm: a.clipnorm },
     };
     let fit = setup::fit_settings(&a.run)?;
-    let setup::Prepared { pre, x, y, valid, weights, valid_weights } =
-        setup::prepare(&a.data, &a.data_opts, a.sample_weight.as_deref())?;
+    let data = if a.stream {
+        Data::Files(Box::new(setup::prepare_stream(&a.data, &a.data_opts, a.sample_weight.as_deref())?))
+    } else {
+        Data::Memory(Box::new(setup::prepare(&a.data, &a.data_opts, a.sample_weight.as_deref())?))
+    };
+    let (pre, y, input_w, has_valid) = match &data {
+        Data::Memory(p) => (&p.pre, &p.y, p.x.cols(), p.valid.is_some()),
+        Data::Files(p) => (&p.pre, p.train.targets(), p.train.features().len(), p.valid.is_some()),
+    };
     let class_weight = match &a.class_weight {
-        Some(spec) => Some(parse_class_weight(spec, &y, pre.classes())?),
+        Some(spec) => Some(parse_class_weight(spec, y, pre.classes())?),
         None => None,
     };
-    let compile = Compile::for_target(&y, &a.model, pre.classes().map(<[String]>::len));
+    let compile = Compile::for_target(y, &a.model, pre.classes().map(<[String]>::len));
     let device = pick_device(a.run.device.as_deref())?;
-    let mut model = spec.build(&device, &compile, &a.model.activation, a.seed, Some(x.cols()))?;
+    let mut model = spec.build(&device, &compile, &a.model.activation, a.seed, Some(input_w))?;
 
     let mut fit = fit.seed(a.seed);
-    match (&valid, &valid_weights) {
-        (Some((vx, vy)), Some(vw)) => fit = fit.validation_data_weighted(vx, vy, vw),
-        (Some((vx, vy)), None) => fit = fit.validation_data(vx, vy),
-        _ => {}
-    }
-    if let Some(w) = &weights {
-        fit = fit.sample_weight(w);
+    match &data {
+        Data::Memory(p) => {
+            match (&p.valid, &p.valid_weights) {
+                (Some((vx, vy)), Some(vw)) => fit = fit.validation_data_weighted(vx, vy, vw),
+                (Some((vx, vy)), None) => fit = fit.validation_data(vx, vy),
+                _ => {}
+            }
+            if let Some(w) = &p.weights {
+                fit = fit.sample_weight(w);
+            }
+        }
+        Data::Files(p) => {
+            if let Some(v) = &p.valid {
+                fit = match v.sample_weights() {
+                    Some(w) => fit.validation_file_weighted(v, w),
+                    None => fit.validation_file(v),
+                };
+            }
+            if let Some(w) = p.train.sample_weights() {
+                fit = fit.sample_weight(w);
+            }
+        }
     }
     if let Some(cw) = &class_weight {
         eprintln!("wgfit: class weights {cw:?}");
         fit = fit.class_weight(cw.iter().copied());
     }
-    if let Some(early) = setup::early_stopping(&a.run, valid.is_some()) {
+    if let Some(early) = setup::early_stopping(&a.run, has_valid) {
         fit = fit.callback(early);
     }
     if let Some(template) = &a.checkpoint {
-        let monitor = if valid.is_some() { "val_loss" } else { "loss" };
+        let monitor = if has_valid { "val_loss" } else { "loss" };
         fit = fit.callback(
             wgfit::ModelCheckpoint::new(template.as_str())
                 .monitor(monitor)
                 .save_best_only(a.checkpoint_best_only)
-                .preprocessor(&pre),
+                .preprocessor(pre),
         );
     }
     let startup_s = started.elapsed().as_secs_f64();
     let fit_started = Instant::now();
-    let history = model.fit(&x, &y, fit)?;
+    let history = match &data {
+        Data::Memory(p) => model.fit(&p.x, &p.y, fit)?,
+        Data::Files(p) => model.fit_file(&p.train, fit)?,
+    };
     let fit_s = fit_started.elapsed().as_secs_f64();
     let epochs_run = history.epochs();
 
     // In History order: loss, metrics, then val_ keys; weighted as the fit was (the training
     // rows by their sample weights, not their class weights: Keras's evaluate takes no class_weight).
-    let mut scores: Vec<(String, f32)> = match &weights {
-        Some(w) => model.evaluate_weighted(&x, &y, w)?,
-        None => model.evaluate(&x, &y)?,
+    let scores = match &data {
+        Data::Memory(p) => {
+            let mut scores: Vec<(String, f32)> = match &p.weights {
+                Some(w) => model.evaluate_weighted(&p.x, &p.y, w)?,
+                None => model.evaluate(&p.x, &p.y)?,
+            };
+            if let Some((vx, vy)) = &p.valid {
+                let val = match &p.valid_weights {
+                    Some(w) => model.evaluate_weighted(vx, vy, w)?,
+                    None => model.evaluate(vx, vy)?,
+                };
+                scores.extend(val.into_iter().map(|(k, v)| (format!("val_{k}"), v)));
+            }
+            scores
+        }
+        Data::Files(p) => {
+            let mut evaluate = |file: &wgfit::DataFile| match file.sample_weights() {
+                Some(w) => model.evaluate_file_weighted(file, w),
+                None => model.evaluate_file(file),
+            };
+            let mut scores = evaluate(&p.train)?;
+            if let Some(v) = &p.valid {
+                scores.extend(evaluate(v)?.into_iter().map(|(k, v)| (format!("val_{k}"), v)));
+            }
+            scores
+        }
     };
-    if let Some((vx, vy)) = &valid {
-        let val = match &valid_weights {
-            Some(w) => model.evaluate_weighted(vx, vy, w)?,
-            None => model.evaluate(vx, vy)?,
-        };
-        scores.extend(val.into_iter().map(|(k, v)| (format!("val_{k}"), v)));
-    }
     let fin: Map<String, Value> = scores.iter().map(|(k, v)| (k.clone(), json_f32(*v))).collect();
     if let Some(path) = &a.run.plot {
         history.plot(path)?;
         eprintln!("wgfit: learning curves written to {}", path.display());
     }
     if let Some(path) = &a.save {
-        io::save_model(path, &mut model, Some(&pre))?;
+        io::save_model(path, &mut model, Some(pre))?;
         eprintln!("wgfit: model saved to {}", path.display());
     }
     let total_s = started.elapsed().as_secs_f64();
