@@ -1,35 +1,13 @@
 //! `wgfit train --stream`: the file read in pieces gives what `wgfit train` gives with the table in
 //! memory: the same History (bit for bit in the JSON), the same saved model file, the same errors.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use assert_cmd::Command;
 use serde_json::Value;
 
-fn wgfit() -> Command {
-    let mut c = Command::cargo_bin("wgfit").expect("the wgfit binary is built");
-    c.env("XDG_RUNTIME_DIR", std::env::var("XDG_RUNTIME_DIR").unwrap_or_else(|_| "/tmp".into()));
-    c.env_remove("RUST_BACKTRACE");
-    c
-}
-
-fn shipped(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("data").join(name)
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("utf-8 temp path")
-}
-
-/// Runs and returns (exit code, stdout, stderr).
-fn run(args: &[&str]) -> (i32, String, String) {
-    let out = wgfit().args(args).output().expect("runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+mod common;
+use common::cli::{run, s, shipped};
+use common::concrete_with_text;
 
 /// `wgfit train ARGS --device cpu --json --save M` with and without `--stream`: both succeed with
 /// the same JSON (but the timing and the saved path) and the same model file, byte for byte.
@@ -61,40 +39,6 @@ fn same_with_and_without_stream(dir: &Path, args: &[&str]) -> Value {
 
 fn history_len(v: &Value, key: &str) -> usize {
     v["history"][key].as_array().unwrap_or_else(|| panic!("no {key} in {v}")).len()
-}
-
-/// Concrete with a text column `grade` (from the age), a text class `strength` (from the
-/// compressive strength) and a weight column `w`.
-fn concrete_with_text(dir: &Path) -> PathBuf {
-    let text = std::fs::read_to_string(shipped("concrete.csv")).unwrap();
-    let mut out = String::new();
-    for (i, line) in text.lines().enumerate() {
-        let cells: Vec<&str> = line.split(',').collect();
-        if i == 0 {
-            out += &format!("{line},grade,strength,w\n");
-            continue;
-        }
-        let age: f32 = cells[7].parse().unwrap();
-        let strength: f32 = cells[8].parse().unwrap();
-        let grade = if age <= 7.0 {
-            "young"
-        } else if age <= 28.0 {
-            "mid"
-        } else {
-            "old"
-        };
-        let class = if strength < 25.0 {
-            "low"
-        } else if strength < 45.0 {
-            "medium"
-        } else {
-            "high"
-        };
-        out += &format!("{line},{grade},{class},{}\n", 0.5 + (i % 3) as f32);
-    }
-    let path = dir.join("concrete_text.csv");
-    std::fs::write(&path, out).unwrap();
-    path
 }
 
 #[test]
@@ -256,8 +200,10 @@ fn faults_are_the_errors_of_the_in_memory_run() {
     }
 }
 
+/// `predict --stream` and `evaluate --stream` print what `predict` and `evaluate` print, and fail
+/// as they fail.
 #[test]
-fn predict_stream_writes_the_predictions_of_predict() {
+fn predict_and_evaluate_stream_give_what_they_give_in_memory() {
     let dir = tempfile::tempdir().unwrap();
     let data = concrete_with_text(dir.path());
     let d = s(&data);
@@ -302,6 +248,24 @@ fn predict_stream_writes_the_predictions_of_predict() {
             assert_eq!(outs[0].1.lines().count(), 1031);
         } else {
             assert_ne!(outs[0].0, 0, "{outs:?}");
+        }
+    }
+    for (model, file, ok) in [(&classifier, &data, true), (&regressor, &data, true), (&regressor, &unseen, false)] {
+        let mut outs = Vec::new();
+        for stream in [false, true] {
+            let mut args = vec!["evaluate", "--model", s(model), "--data", s(file), "--device", "cpu", "--json"];
+            if stream {
+                args.push("--stream");
+            }
+            let (code, stdout, stderr) = run(&args);
+            assert!(!stderr.contains("panicked"), "{stderr}");
+            outs.push((code, stdout, stderr.trim().lines().last().unwrap_or("").to_string()));
+        }
+        assert_eq!(outs[1], outs[0], "evaluate {model:?} {file:?}");
+        assert_eq!(outs[0].0 == 0, ok, "{outs:?}");
+        if ok {
+            let v: Value = serde_json::from_str(outs[0].1.trim()).unwrap();
+            assert!(v["loss"].as_f64().is_some_and(f64::is_finite), "{v}");
         }
     }
 }

@@ -4,28 +4,10 @@
 
 use std::path::{Path, PathBuf};
 
-use assert_cmd::Command;
 use serde_json::Value;
 
-fn wgfit() -> Command {
-    let mut c = Command::cargo_bin("wgfit").expect("the wgfit binary is built");
-    c.env("XDG_RUNTIME_DIR", std::env::var("XDG_RUNTIME_DIR").unwrap_or_else(|_| "/tmp".into()));
-    c.env_remove("RUST_BACKTRACE");
-    c
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("utf-8 temp path")
-}
-
-fn run(args: &[&str]) -> (i32, String, String) {
-    let out = wgfit().args(args).output().expect("runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+mod common;
+use common::cli::{run, s};
 
 fn run_json(args: &[&str]) -> (Value, String) {
     let (code, stdout, stderr) = run(args);

@@ -4,48 +4,13 @@
 
 use std::path::{Path, PathBuf};
 
+mod common;
+use common::cli::shipped;
+use common::concrete_with_text;
 use wgfit::data::{CsvOptions, DataFile, FileOptions, Preprocessor, RawTable, ScaleKind};
-
-fn shipped(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("data").join(name)
-}
 
 fn bits(v: &[f32]) -> Vec<u32> {
     v.iter().map(|x| x.to_bits()).collect()
-}
-
-/// Concrete with a text column `grade` (from the age) and a text class target `strength`
-/// (from the compressive strength): categorical features and class labels from a shipped file.
-fn concrete_with_text(dir: &Path) -> PathBuf {
-    let text = std::fs::read_to_string(shipped("concrete.csv")).unwrap();
-    let mut out = String::new();
-    for (i, line) in text.lines().enumerate() {
-        let cells: Vec<&str> = line.split(',').collect();
-        if i == 0 {
-            out += &format!("{line},grade,strength\n");
-            continue;
-        }
-        let age: f32 = cells[7].parse().unwrap();
-        let strength: f32 = cells[8].parse().unwrap();
-        let grade = if age <= 7.0 {
-            "young"
-        } else if age <= 28.0 {
-            " mid"
-        } else {
-            "old"
-        };
-        let class = if strength < 25.0 {
-            "low"
-        } else if strength < 45.0 {
-            "medium"
-        } else {
-            "high"
-        };
-        out += &format!("{line},{grade},{class}\n");
-    }
-    let path = dir.join("concrete_text.csv");
-    std::fs::write(&path, out).unwrap();
-    path
 }
 
 /// A numeric class target whose first rows are numbers and later ones text (the labels of the

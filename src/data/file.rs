@@ -143,6 +143,7 @@ const READ_SPAN_BYTES: usize = 4 << 20;
 /// [`RawTable::from_record_batches`](super::RawTable::from_record_batches) writes them.
 pub(crate) enum Cells<'a> {
     Csv(&'a csv::StringRecord),
+    #[cfg(feature = "parquet")]
     Arrow(&'a [String]),
 }
 
@@ -151,6 +152,7 @@ impl<'a> Cells<'a> {
     pub(crate) fn get(&self, c: usize) -> &'a str {
         match self {
             Cells::Csv(record) => record.get(c).unwrap_or_default().trim(),
+            #[cfg(feature = "parquet")]
             Cells::Arrow(cells) => cells[c].as_str(),
         }
     }
@@ -158,6 +160,7 @@ impl<'a> Cells<'a> {
     pub(crate) fn len(&self) -> usize {
         match self {
             Cells::Csv(record) => record.len(),
+            #[cfg(feature = "parquet")]
             Cells::Arrow(cells) => cells.len(),
         }
     }

@@ -1,6 +1,8 @@
 //! Shared test helpers: devices, tolerances, random data.
 #![allow(dead_code)]
 
+pub mod cli;
+
 use rand::{Rng, SeedableRng};
 use wgfit::{BatchNormalization, Dense, Device, Dropout, Sequential};
 
@@ -203,4 +205,36 @@ pub fn dact64_from_output(y: f64, a: wgfit::Activation) -> f64 {
         }
         _ => 1.0,
     }
+}
+
+/// Concrete (shipped) with three columns more: a text column `grade` from the age (one category
+/// with a leading space, kept as written), a text class `strength` from the compressive strength,
+/// and a weight column `w` (0.5, 1.5, 2.5 in turn): categorical features, class labels and sample
+/// weights from a file the tests may rely on.
+pub fn concrete_with_text(dir: &std::path::Path) -> std::path::PathBuf {
+    let text = std::fs::read_to_string(cli::shipped("concrete.csv")).unwrap();
+    let mut out = String::new();
+    for (i, line) in text.lines().enumerate() {
+        let cells: Vec<&str> = line.split(',').collect();
+        if i == 0 {
+            out += &format!("{line},grade,strength,w\n");
+            continue;
+        }
+        let age: f32 = cells[7].parse().unwrap();
+        let strength: f32 = cells[8].parse().unwrap();
+        let grade = match age {
+            a if a <= 7.0 => "young",
+            a if a <= 28.0 => " mid",
+            _ => "old",
+        };
+        let class = match strength {
+            s if s < 25.0 => "low",
+            s if s < 45.0 => "medium",
+            _ => "high",
+        };
+        out += &format!("{line},{grade},{class},{}\n", 0.5 + (i % 3) as f32);
+    }
+    let path = dir.join("concrete_text.csv");
+    std::fs::write(&path, out).unwrap();
+    path
 }

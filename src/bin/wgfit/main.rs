@@ -61,6 +61,11 @@ enum Command {
         /// Print one JSON object on stdout: {"loss": .., "<metric>": ..}.
         #[arg(long)]
         json: bool,
+        /// Read the data file in pieces instead of into memory (the model's inputs are spilled
+        /// to a temporary file). Needs a model saved with its preprocessing (as `wgfit train
+        /// --save` saves it).
+        #[arg(long)]
+        stream: bool,
     },
     /// Predictions of a saved model for every row of a CSV file (the target column may be absent).
     Predict {
@@ -423,8 +428,8 @@ fn run(cli: Cli, started: Instant) -> CliResult<()> {
         None => demo::demo(started),
         Some(Command::Train(args)) => train::train(args, started),
         Some(Command::Tune(args)) => tune::tune(args),
-        Some(Command::Evaluate { model, data, device, json }) => {
-            predict::evaluate(&model, &data, device.as_deref(), json)
+        Some(Command::Evaluate { model, data, device, json, stream }) => {
+            predict::evaluate(&model, &data, device.as_deref(), json, stream)
         }
         Some(Command::Predict { model, data, output, proba, device, stream }) => {
             predict::predict(&model, &data, output.as_deref(), proba, device.as_deref(), stream)

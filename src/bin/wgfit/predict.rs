@@ -1,5 +1,5 @@
-//! `wgfit evaluate` and `wgfit predict`: apply a saved model to a CSV file (`predict --stream`:
-//! read in pieces from disk).
+//! `wgfit evaluate` and `wgfit predict`: apply a saved model to a CSV file (`--stream`: read in
+//! pieces from disk).
 
 use std::io::Write;
 use std::path::Path;
@@ -29,12 +29,32 @@ fn resolve_pre(pre: Option<Preprocessor>, table: &RawTable, with_target: bool) -
     }
 }
 
-pub(crate) fn evaluate(model_path: &Path, data_path: &Path, device: Option<&str>, json: bool) -> CliResult<()> {
+/// The saved preprocessing a `--stream` run reads its file through (`command`: for the message).
+fn streaming_pre(pre: Option<Preprocessor>, command: &str) -> CliResult<Preprocessor> {
+    pre.ok_or_else(|| {
+        crate::usage(format!(
+            "{command} --stream needs a model saved with its preprocessing (as `wgfit train --save` saves it)"
+        ))
+    })
+}
+
+pub(crate) fn evaluate(
+    model_path: &Path,
+    data_path: &Path,
+    device: Option<&str>,
+    json: bool,
+    stream: bool,
+) -> CliResult<()> {
     let (mut model, pre) = load(model_path, device)?;
-    let table = RawTable::read(data_path)?;
-    let pre = resolve_pre(pre, &table, true)?;
-    let (x, y) = pre.transform_xy(&table)?;
-    let scores = model.evaluate(&x, &y)?;
+    let scores = if stream {
+        let file = DataFile::open_preprocessed(data_path, &streaming_pre(pre, "evaluate")?, &FileOptions::new())?;
+        model.evaluate_file(&file)?
+    } else {
+        let table = RawTable::read(data_path)?;
+        let pre = resolve_pre(pre, &table, true)?;
+        let (x, y) = pre.transform_xy(&table)?;
+        model.evaluate(&x, &y)?
+    };
     if json {
         let mut m = Map::new();
         for (k, v) in scores {
@@ -103,11 +123,7 @@ pub(crate) fn predict(
 ) -> CliResult<()> {
     let (mut model, pre) = load(model_path, device)?;
     let (pre, preds) = if stream {
-        let pre = pre.ok_or_else(|| {
-            crate::usage(
-                "predict --stream needs a model saved with its preprocessing (as `wgfit train --save` saves it)",
-            )
-        })?;
+        let pre = streaming_pre(pre, "predict")?;
         // The target column is not read (a file to predict may not have it).
         let file = DataFile::open_preprocessed(data_path, &pre, &FileOptions::new().without_target())?;
         let preds = model.predict_file(&file)?;
