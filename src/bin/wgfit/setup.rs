@@ -32,16 +32,43 @@ fn column_values(table: &RawTable, name: &str) -> CliResult<Vec<f32>> {
     Ok((0..table.len()).map(|r| table.number(r, c)).collect::<wgfit::Result<Vec<f32>>>()?)
 }
 
-/// Reads `data` (and `--valid`), holds out `--validation-split`, fits the preprocessing on the
-/// training rows and applies it to both; says on stderr what it got. `weight_column`: a column
-/// of sample weights, read from both tables and dropped from the features.
-pub(crate) fn prepare(data: &Path, d: &DataArgs, weight_column: Option<&str>) -> CliResult<Prepared> {
+/// The data arguments checked before any reading: `--validation-split` in (0, 1), and the
+/// `--scale` kind.
+fn checked_scale(d: &DataArgs) -> CliResult<ScaleKind> {
     if let Some(f) = d.validation_split {
         if !(f > 0.0 && f < 1.0) {
             return Err(usage(format!("--validation-split must be in (0, 1), got {f}")));
         }
     }
-    let scale = ScaleKind::parse(&d.scale)?;
+    Ok(ScaleKind::parse(&d.scale)?)
+}
+
+/// The preprocessing options of the data arguments, with `drop` (the dropped columns, the weight
+/// column among them) and the checked `scale`.
+fn csv_options(d: &DataArgs, drop: Vec<String>, scale: ScaleKind) -> CsvOptions {
+    CsvOptions {
+        target: d.target.clone(),
+        drop,
+        categorical: d.categorical.clone(),
+        scale,
+        multiclass: d.task == "multiclass",
+    }
+}
+
+/// A usage error when the `--sample-weight` column `col` is the target (by `--target`, else the
+/// file's `last` column).
+fn refuse_target_weight(d: &DataArgs, col: &str, last: Option<&String>) -> CliResult<()> {
+    if d.target.as_deref() == Some(col) || (d.target.is_none() && last.is_some_and(|c| c == col)) {
+        return Err(usage(format!("--sample-weight {col:?} is the target column")));
+    }
+    Ok(())
+}
+
+/// Reads `data` (and `--valid`), holds out `--validation-split`, fits the preprocessing on the
+/// training rows and applies it to both; says on stderr what it got. `weight_column`: a column
+/// of sample weights, read from both tables and dropped from the features.
+pub(crate) fn prepare(data: &Path, d: &DataArgs, weight_column: Option<&str>) -> CliResult<Prepared> {
+    let scale = checked_scale(d)?;
     let table = RawTable::read(data)?;
     let (train_raw, valid_raw) = match (&d.valid, d.validation_split) {
         (Some(path), _) => (table, Some(RawTable::read(path)?)),
@@ -54,22 +81,12 @@ pub(crate) fn prepare(data: &Path, d: &DataArgs, weight_column: Option<&str>) ->
     let mut drop = d.drop.clone();
     let (mut weights, mut valid_weights) = (None, None);
     if let Some(col) = weight_column {
-        if d.target.as_deref() == Some(col)
-            || (d.target.is_none() && train_raw.columns().last().is_some_and(|c| c == col))
-        {
-            return Err(usage(format!("--sample-weight {col:?} is the target column")));
-        }
+        refuse_target_weight(d, col, train_raw.columns().last())?;
         weights = Some(column_values(&train_raw, col)?);
         valid_weights = valid_raw.as_ref().map(|v| column_values(v, col)).transpose()?;
         drop.push(col.to_string());
     }
-    let opts = CsvOptions {
-        target: d.target.clone(),
-        drop,
-        categorical: d.categorical.clone(),
-        scale,
-        multiclass: d.task == "multiclass",
-    };
+    let opts = csv_options(d, drop, scale);
     let pre = Preprocessor::fit(&train_raw, &opts)?;
     let (x, y) = pre.transform_xy(&train_raw)?;
     let valid = match &valid_raw {
@@ -99,12 +116,7 @@ pub(crate) struct PreparedFiles {
 /// (`--validation-split` counts the rows first), the same errors where the streamed passes can
 /// meet them in the same order.
 pub(crate) fn prepare_stream(data: &Path, d: &DataArgs, weight_column: Option<&str>) -> CliResult<PreparedFiles> {
-    if let Some(f) = d.validation_split {
-        if !(f > 0.0 && f < 1.0) {
-            return Err(usage(format!("--validation-split must be in (0, 1), got {f}")));
-        }
-    }
-    let scale = ScaleKind::parse(&d.scale)?;
+    let scale = checked_scale(d)?;
     // The header and row count, when the split or the weight column's check needs them.
     let split = d.validation_split.filter(|_| d.valid.is_none());
     let shape = match (split, weight_column) {
@@ -120,21 +132,12 @@ pub(crate) fn prepare_stream(data: &Path, d: &DataArgs, weight_column: Option<&s
     }
     let mut drop = d.drop.clone();
     if let Some(col) = weight_column {
-        let last = shape.as_ref().and_then(|(columns, _)| columns.last());
-        if d.target.as_deref() == Some(col) || (d.target.is_none() && last.is_some_and(|c| c == col)) {
-            return Err(usage(format!("--sample-weight {col:?} is the target column")));
-        }
+        refuse_target_weight(d, col, shape.as_ref().and_then(|(columns, _)| columns.last()))?;
         train_rows = train_rows.sample_weight(col);
         valid_rows = valid_rows.sample_weight(col);
         drop.push(col.to_string());
     }
-    let opts = CsvOptions {
-        target: d.target.clone(),
-        drop,
-        categorical: d.categorical.clone(),
-        scale,
-        multiclass: d.task == "multiclass",
-    };
+    let opts = csv_options(d, drop, scale);
     let pre = Preprocessor::fit_file(data, &opts, &train_rows)?;
     let train = DataFile::open_preprocessed(data, &pre, &train_rows)?;
     let valid = match (&d.valid, split) {
