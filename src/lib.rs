@@ -62,7 +62,9 @@ pub use model::Sequential;
 pub use optimizers::{Adam, AdamW, Clip, IntoOptimizer, LearningRateSchedule, Optimizer, Rmsprop, Sgd};
 pub use profile::{EpochProfile, KernelTime, ProfileClock};
 pub use regularizers::{IntoRegularizer, Regularizer};
-pub use sweep::{cross_validate, fold_bounds, CrossValidation, Member, MemberReport, Ranked, Sweep, SweepReport};
+pub use sweep::{
+    cross_validate, cross_validate_file, fold_bounds, CrossValidation, Member, MemberReport, Ranked, Sweep, SweepReport,
+};
 pub use trainer::Fit;
 pub use weights::balanced_class_weights;
 

@@ -219,7 +219,7 @@ impl Sequential {
             };
             return self.fit_matrix(&xt, &yt, fit);
         }
-        let validation = validation_of(&opts)?;
+        let (validation, opts) = validation_of(opts)?;
         self.fit_features(Features::Memory(x), y, validation, opts)
     }
 
@@ -239,23 +239,15 @@ impl Sequential {
     /// - [`Fit::validation_data`] (in memory) or [`Fit::validation_file`] (another file):
     ///   validation data as with `fit`.
     /// - `class_weight`: as with `fit` (the file's target column gives each row's class).
-    ///   `sample_weight`: one weight per row of the file, in memory (split with
-    ///   `validation_split` as Keras does).
+    /// - Sample weights: a file opened with a weight column
+    ///   ([`FileOptions::sample_weight`](crate::FileOptions::sample_weight)) trains with those
+    ///   weights, as Keras trains on a dataset's `(x, y, sample_weight)`; a validation file's own
+    ///   weights weigh `val_loss` the same way. For a file without one, [`Fit::sample_weight`]
+    ///   gives one weight per row in memory; giving it for a file that has its own is an error
+    ///   (Keras's ValueError for `sample_weight` beside a dataset). With `validation_split` the
+    ///   held-out rows keep their weights, as Keras.
     pub fn fit_file(&mut self, file: &DataFile, opts: Fit<'_>) -> Result<History> {
-        let n = file.rows();
-        if let (Some(fraction), None, None) = (opts.validation_split, opts.validation, opts.validation_file) {
-            let at = crate::data::split_point(n, fraction)?;
-            let (head, tail): (Vec<usize>, Vec<usize>) = ((0..at).collect(), (at..n).collect());
-            let (yt, yv) = (file.targets().select_rows(&head)?, file.targets().select_rows(&tail)?);
-            let (wt, wv) = crate::weights::split_weights(opts.sample_weight, at, n)?;
-            let validation_weights = wv.as_deref();
-            let fit = Fit { validation_split: None, sample_weight: wt.as_deref(), validation_weights, ..opts };
-            let train = Features::File { file, first: 0, rows: at };
-            let valid = Features::File { file, first: at, rows: n - at };
-            return self.fit_features(train, &yt, Some((valid, &yv)), fit);
-        }
-        let validation = validation_of(&opts)?;
-        self.fit_features(Features::File { file, first: 0, rows: n }, file.targets(), validation, opts)
+        on_file(file, opts, |x, y, validation, opts| self.fit_features(x, y, validation, opts))
     }
 
     /// The fit of every kind of data, once its validation data is chosen.
@@ -319,17 +311,9 @@ impl Sequential {
         Ok(outcome.history)
     }
 
-    /// The checks `fit` makes of its data, for a sweep member (compiled, shapes, finite values).
-    pub(crate) fn check_fit_data(
-        &mut self,
-        x: &Matrix,
-        y: &Matrix,
-        validation: Option<(&Matrix, &Matrix)>,
-    ) -> Result<()> {
-        self.check_fit_features(Features::Memory(x), y, validation.map(|(vx, vy)| (Features::Memory(vx), vy)))
-    }
-
-    fn check_fit_features(
+    /// The checks `fit` makes of its data (also of a sweep member's): compiled, shapes, finite
+    /// values, targets.
+    pub(crate) fn check_fit_features(
         &mut self,
         x: Features<'_>,
         y: &Matrix,
@@ -446,17 +430,15 @@ impl Sequential {
     /// larger than one chunk, its batches are the chunk's size where that is under
     /// `evaluate`'s 1024 rows, so the sums may round differently from `evaluate` on the whole
     /// matrices (as for data that streams in memory); otherwise the values are the same bits.
+    ///
+    /// A file opened with a weight column ([`DataFile::sample_weights`]) is weighted by it, as
+    /// [`Sequential::evaluate_weighted`] weighs (Keras's `evaluate` on a dataset of
+    /// `(x, y, sample_weight)`).
     pub fn evaluate_file(&mut self, file: &DataFile) -> Result<Vec<(String, f32)>> {
-        self.evaluate_features(Features::File { file, first: 0, rows: file.rows() }, file.targets(), None)
-    }
-
-    /// [`Sequential::evaluate_file`] with one sample weight per row of the file (e.g. its own
-    /// [`DataFile::sample_weights`]), weighted as [`Sequential::evaluate_weighted`] weighs.
-    pub fn evaluate_file_weighted(&mut self, file: &DataFile, sample_weight: &[f32]) -> Result<Vec<(String, f32)>> {
         self.evaluate_features(
             Features::File { file, first: 0, rows: file.rows() },
             file.targets(),
-            Some(sample_weight),
+            file.sample_weights(),
         )
     }
 
@@ -567,19 +549,72 @@ impl Sequential {
     }
 }
 
-/// The validation data a fit was given: in memory ([`Fit::validation_data`]) or a file
-/// ([`Fit::validation_file`]), not both.
-fn validation_of<'v>(opts: &Fit<'v>) -> Result<Option<(Features<'v>, &'v Matrix)>> {
-    match (opts.validation, opts.validation_file) {
-        (Some(_), Some(file)) => Err(Error::invalid(
-            "validation_file",
-            file.source().display(),
-            "one kind of validation data: validation_data or validation_file, not both",
-        )),
-        (Some((vx, vy)), None) => Ok(Some((Features::Memory(vx), vy))),
-        (None, Some(file)) => Ok(Some((Features::File { file, first: 0, rows: file.rows() }, file.targets()))),
-        (None, None) => Ok(None),
+/// The validation data of `opts` (validation_data or validation_file, not both), and `opts`
+/// with a validation file's own sample weights as its validation weights (Keras weighs a
+/// validation dataset by its third element; weights given beside them are an error).
+pub(crate) fn validation_of<'v>(mut opts: Fit<'v>) -> Result<(Option<(Features<'v>, &'v Matrix)>, Fit<'v>)> {
+    let validation = match (opts.validation, opts.validation_file) {
+        (Some(_), Some(file)) => {
+            return Err(Error::invalid(
+                "validation_file",
+                file.source().display(),
+                "one kind of validation data: validation_data or validation_file, not both",
+            ))
+        }
+        (Some((vx, vy)), None) => Some((Features::Memory(vx), vy)),
+        (None, Some(file)) => {
+            if let Some(own) = file.sample_weights() {
+                if opts.validation_weights.is_some() {
+                    return Err(own_weights_given("validation sample_weight", file));
+                }
+                opts.validation_weights = Some(own);
+            }
+            Some((Features::File { file, first: 0, rows: file.rows() }, file.targets()))
+        }
+        (None, None) => None,
+    };
+    Ok((validation, opts))
+}
+
+/// Weights given for a [`DataFile`] that carries its own.
+fn own_weights_given(what: &str, file: &DataFile) -> Error {
+    Error::invalid(
+        what,
+        file.source().display(),
+        "the DataFile carries its own sample weights (its weight column, used wherever the file is: \
+         Keras's dataset of (x, y, sample_weight)); give no other weights for it",
+    )
+}
+
+/// Runs `go` with the training and validation data of a fit on `file`: Keras's
+/// validation_split taken from the file's last rows (their features stay in the file), the
+/// file's own sample weights as the training weights (split with it), and the validation data
+/// of `opts` otherwise ([`validation_of`]). For [`Sequential::fit_file`] and
+/// [`Sweep::fit_file`](crate::Sweep::fit_file).
+pub(crate) fn on_file<R>(
+    file: &DataFile,
+    opts: Fit<'_>,
+    go: impl FnOnce(Features<'_>, &Matrix, Option<(Features<'_>, &Matrix)>, Fit<'_>) -> Result<R>,
+) -> Result<R> {
+    let own = file.sample_weights();
+    if own.is_some() && opts.sample_weight.is_some() {
+        return Err(own_weights_given("sample_weight", file));
     }
+    let opts = Fit { sample_weight: opts.sample_weight.or(own), ..opts };
+    let n = file.rows();
+    if let (Some(fraction), None, None) = (opts.validation_split, opts.validation, opts.validation_file) {
+        let at = crate::data::split_point(n, fraction)?;
+        let (head, tail): (Vec<usize>, Vec<usize>) = ((0..at).collect(), (at..n).collect());
+        let (yt, yv) = (file.targets().select_rows(&head)?, file.targets().select_rows(&tail)?);
+        let (wt, wv) = crate::weights::split_weights(opts.sample_weight, at, n)?;
+        let validation_weights = wv.as_deref();
+        let fit = Fit { validation_split: None, sample_weight: wt.as_deref(), validation_weights, ..opts };
+        let train = Features::File { file, first: 0, rows: at };
+        let valid = Features::File { file, first: at, rows: n - at };
+        return go(train, &yt, Some((valid, &yv)), fit);
+    }
+    let (validation, opts) = validation_of(opts)?;
+    go(Features::File { file, first: 0, rows: n }, file.targets(), validation, opts)
 }
 
 /// Keras's validation_split: the first `ceil(n * (1 - fraction))` rows train, the rest validate.

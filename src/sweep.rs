@@ -31,6 +31,7 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use crate::callbacks::{Callback, Logs, Mode};
+use crate::data::DataFile;
 use crate::device::member_stride;
 use crate::error::{Error, Result};
 use crate::history::History;
@@ -264,7 +265,7 @@ impl<'a> Sweep<'a> {
                     ));
                 }
             }
-            let key = member.group_key(x.cols(), None)?;
+            let key = member.group_key(x.cols(), None, None)?;
             match groups.iter_mut().find(|(k, _)| *k == key) {
                 Some((_, g)) => g.push(i),
                 None => groups.push((key, vec![i])),
@@ -312,23 +313,10 @@ impl<'a> Sweep<'a> {
     }
 
     /// Trains every member on `x`, `y` with the shared settings of `opts` (epochs, batch size,
-    /// shuffle, validation data or split, verbosity; its seed is unused: each member has its own).
-    /// Callbacks belong to members ([`Member::callback`]); `opts` may not carry any.
+    /// shuffle, validation data, file or split, verbosity; its seed is unused: each member has
+    /// its own). Callbacks belong to members ([`Member::callback`]); `opts` may not carry any.
     pub fn fit(&mut self, x: &Matrix, y: &Matrix, opts: Fit<'_>) -> Result<SweepReport> {
-        if !opts.callbacks.is_empty() {
-            return Err(Error::State(
-                "a sweep's callbacks belong to its members (Member::callback); Fit::callbacks was given".into(),
-            ));
-        }
-        if let Some(file) = opts.validation_file {
-            return Err(Error::invalid(
-                "validation_file",
-                file.source().display(),
-                "validation data in memory for a Sweep (Fit::validation_data); a DataFile is for one model's \
-                 fit (Sequential::fit, Sequential::fit_file)",
-            ));
-        }
-        if let (Some(fraction), None) = (opts.validation_split, opts.validation) {
+        if let (Some(fraction), None, None) = (opts.validation_split, opts.validation, opts.validation_file) {
             let (xt, yt, xv, yv) = crate::model::split_last_rows(x, y, fraction)?;
             let (wt, wv) = crate::weights::split_weights(opts.sample_weight, xt.rows(), x.rows())?;
             let mut fit = Fit { validation_split: None, sample_weight: None, ..opts };
@@ -339,6 +327,50 @@ impl<'a> Sweep<'a> {
             };
             return self.fit(&xt, &yt, fit);
         }
+        let (validation, opts) = crate::model::validation_of(opts)?;
+        self.fit_features(Features::Memory(x), y, validation, opts)
+    }
+
+    /// [`Sweep::fit`] on the rows of a [`DataFile`], streamed from its spill file as
+    /// [`Sequential::fit_file`](crate::Sequential::fit_file) streams them (the same
+    /// `validation_split`, validation data or file, and the file's own sample weights): every
+    /// member reads its own rows (its order, its [`Member::train_rows`]) chunk by chunk, so
+    /// device memory stays bounded however large the file. Each member's History and weights
+    /// are those of `fit` on the file's table in memory, bit for bit.
+    ///
+    /// ```no_run
+    /// use wgfit::data::DataFile;
+    /// use wgfit::{Dense, Device, Fit, Member, Sequential, Sweep};
+    /// # fn main() -> wgfit::Result<()> {
+    /// let file = DataFile::open("houses.csv", Some("price"))?;
+    /// let mut sweep = Sweep::from_fn(4, |i| {
+    ///     let layers = vec![Dense::new(64).activation("relu").input_shape(file.features().len()), Dense::new(1)];
+    ///     let mut model = Sequential::new(&Device::cpu(), layers).seed(i as u64);
+    ///     model.compile("adam", "mse", &[])?;
+    ///     Ok(Member::new(model).label(format!("seed {i}")))
+    /// })?;
+    /// let report = sweep.fit_file(&file, Fit::new().validation_split(0.2).epochs(20).batch_size(256))?;
+    /// println!("best: {}", report.leaderboard("val_loss")?[0].label);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn fit_file(&mut self, file: &DataFile, opts: Fit<'_>) -> Result<SweepReport> {
+        crate::model::on_file(file, opts, |x, y, validation, opts| self.fit_features(x, y, validation, opts))
+    }
+
+    /// The sweep's fit of every kind of data, once its validation data is chosen.
+    fn fit_features(
+        &mut self,
+        x: Features<'_>,
+        y: &Matrix,
+        validation: Option<(Features<'_>, &Matrix)>,
+        opts: Fit<'_>,
+    ) -> Result<SweepReport> {
+        if !opts.callbacks.is_empty() {
+            return Err(Error::State(
+                "a sweep's callbacks belong to its members (Member::callback); Fit::callbacks was given".into(),
+            ));
+        }
         if opts.batch_size == Some(0) {
             return Err(Error::invalid("batch_size", 0, "must be at least 1"));
         }
@@ -348,27 +380,27 @@ impl<'a> Sweep<'a> {
         let started = Instant::now();
         let epochs = opts.epochs.unwrap_or(1);
         let verbose = opts.verbose.unwrap_or(if std::io::IsTerminal::is_terminal(&std::io::stderr()) { 1 } else { 2 });
+        let vrows = validation.map(|(vx, _)| vx.rows());
         for (i, m) in self.members.iter_mut().enumerate() {
-            m.model.check_fit_data(x, y, opts.validation).map_err(|e| e.in_member(i))?;
-            let vrows = opts.validation.map_or(0, |(vx, _)| vx.rows());
+            m.model.check_fit_features(x, y, validation).map_err(|e| e.in_member(i))?;
             if let Some(rows) = &m.train_rows {
                 check_rows(rows, x.rows(), i, "train_rows")?;
             }
             if let Some(rows) = &m.valid_rows {
-                if opts.validation.is_none() {
+                let Some(vrows) = vrows else {
                     return Err(Error::State(format!("member {i} has valid_rows but the fit has no validation data")));
-                }
+                };
                 check_rows(rows, vrows, i, "valid_rows")?;
             }
         }
-        if let (Some(w), Some((vx, _))) = (opts.validation_weights, opts.validation) {
-            crate::weights::check_sample_weights("validation sample_weight", w, vx.rows())?;
+        if let (Some(w), Some(vrows)) = (opts.validation_weights, vrows) {
+            crate::weights::check_sample_weights("validation sample_weight", w, vrows)?;
         }
-        let groups = self.groups(x.cols(), opts.validation.map(|(vx, _)| vx.rows()))?;
+        let groups = self.groups(x.cols(), x.rows(), vrows)?;
         let total = self.members.len();
         let mut reports: Vec<Option<MemberReport>> = (0..total).map(|_| None).collect();
         let mut display = SweepDisplay::new(verbose, total, epochs * total, groups.len());
-        let (device_bytes, outcome) = self.fit_groups(&groups, x, y, &opts, &mut display)?;
+        let (device_bytes, outcome) = self.fit_groups(&groups, x, y, validation, &opts, &mut display)?;
         for (i, r) in outcome {
             reports[i] = Some(r);
         }
@@ -387,11 +419,11 @@ impl<'a> Sweep<'a> {
 
     /// Members that can share a plan, in member order within each group; groups in order of
     /// their first member, split to fit the adapter's largest buffer.
-    fn groups(&self, input_w: usize, val_rows: Option<usize>) -> Result<Vec<Vec<usize>>> {
+    fn groups(&self, input_w: usize, rows: usize, val_rows: Option<usize>) -> Result<Vec<Vec<usize>>> {
         let mut keyed: BTreeMap<usize, (String, Vec<usize>)> = BTreeMap::new();
         let mut first_of: Vec<(String, usize)> = Vec::new();
         for (i, m) in self.members.iter().enumerate() {
-            let key = m.group_key(input_w, val_rows)?;
+            let key = m.group_key(input_w, Some(rows), val_rows)?;
             match first_of.iter().find(|(k, _)| *k == key) {
                 Some(&(_, first)) => keyed.get_mut(&first).expect("made below").1.push(i),
                 None => {
@@ -414,8 +446,9 @@ impl<'a> Sweep<'a> {
     fn fit_groups(
         &mut self,
         groups: &[Vec<usize>],
-        x: &Matrix,
+        x: Features<'_>,
         y: &Matrix,
+        validation: Option<(Features<'_>, &Matrix)>,
         opts: &Fit<'_>,
         display: &mut SweepDisplay,
     ) -> Result<(usize, Vec<(usize, MemberReport)>)> {
@@ -464,9 +497,9 @@ impl<'a> Sweep<'a> {
         let weights = crate::weights::training_weights(opts.sample_weight, opts.class_weight.as_deref(), y, out_w)?;
         let weighted_metrics = self.members.iter().all(|m| m.model.uses_weighted_metrics());
         let data = FitData {
-            x: Features::Memory(x),
+            x,
             y,
-            validation: opts.validation.map(|(vx, vy)| (Features::Memory(vx), vy)),
+            validation,
             weights: weights.as_deref(),
             val_weights: opts.validation_weights,
             weighted_metrics,
@@ -510,7 +543,7 @@ impl<'a> Sweep<'a> {
 impl Member<'_> {
     /// What must match for two members to share a plan: architecture (Dropout rates aside: they
     /// are per member), loss and metrics, optimizer kind, device, and row counts.
-    fn group_key(&self, input_w: usize, val_rows: Option<usize>) -> Result<String> {
+    fn group_key(&self, input_w: usize, rows: Option<usize>, val_rows: Option<usize>) -> Result<String> {
         let layers: Vec<Layer> = self
             .model
             .layers()
@@ -527,7 +560,7 @@ impl Member<'_> {
         let (loss, metrics) = self.model.loss_and_metrics()?;
         let optimizer = self.model.optimizer()?;
         let kind = std::mem::discriminant(&optimizer);
-        let rows = self.train_rows.as_ref().map(Vec::len);
+        let rows = self.train_rows.as_ref().map(Vec::len).or(rows);
         let vrows = self.valid_rows.as_ref().map(Vec::len).or(val_rows);
         Ok(format!(
             "{layers:?}|{input_w}|{loss:?}|{:?}|{kind:?}|{rows:?}|{vrows:?}|{:?}",
@@ -589,9 +622,37 @@ pub fn cross_validate(
     y: &Matrix,
     opts: Fit<'_>,
     monitor: &str,
-    mut make: impl FnMut(usize) -> Result<Sequential>,
+    make: impl FnMut(usize) -> Result<Sequential>,
 ) -> Result<CrossValidation> {
-    let n = x.rows();
+    check_folds(folds, x.rows(), &opts)?;
+    // A fold's validation rows keep their sample weights (class weights train only, as Keras).
+    let opts = match opts.sample_weight {
+        Some(w) => opts.validation_data_weighted(x, y, w),
+        None => opts.validation_data(x, y),
+    };
+    let mut sweep = fold_sweep(folds, x.rows(), make)?;
+    let report = sweep.fit(x, y, opts)?;
+    fold_scores(report, folds, monitor)
+}
+
+/// [`cross_validate`] on the rows of a [`DataFile`], streamed as [`Sweep::fit_file`] streams
+/// them: the same folds, the same reports as `cross_validate` on the file's table in memory. A
+/// file opened with a weight column weighs training and validation rows by it.
+pub fn cross_validate_file(
+    folds: usize,
+    file: &DataFile,
+    opts: Fit<'_>,
+    monitor: &str,
+    make: impl FnMut(usize) -> Result<Sequential>,
+) -> Result<CrossValidation> {
+    check_folds(folds, file.rows(), &opts)?;
+    let opts = Fit { validation_file: Some(file), validation_weights: opts.sample_weight, ..opts };
+    let mut sweep = fold_sweep(folds, file.rows(), make)?;
+    let report = sweep.fit_file(file, opts)?;
+    fold_scores(report, folds, monitor)
+}
+
+fn check_folds(folds: usize, n: usize, opts: &Fit<'_>) -> Result<()> {
     if folds < 2 {
         return Err(Error::invalid("folds", folds, "must be at least 2"));
     }
@@ -601,18 +662,20 @@ pub fn cross_validate(
     if opts.validation.is_some() || opts.validation_file.is_some() || opts.validation_split.is_some() {
         return Err(Error::State("cross_validate makes its own validation folds; give no validation data".into()));
     }
+    Ok(())
+}
+
+/// A member per fold of `n` rows: fold f trains on every row outside its slice, validates on it.
+fn fold_sweep<'a>(folds: usize, n: usize, mut make: impl FnMut(usize) -> Result<Sequential>) -> Result<Sweep<'a>> {
     let bounds = fold_bounds(n, folds);
-    let mut sweep = Sweep::from_fn(folds, |f| {
+    Sweep::from_fn(folds, |f| {
         let (lo, hi) = bounds[f];
         let train: Vec<usize> = (0..lo).chain(hi..n).collect();
         Ok(Member::new(make(f)?).label(format!("fold {f}")).train_rows(train).valid_rows((lo..hi).collect()))
-    })?;
-    // A fold's validation rows keep their sample weights (class weights train only, as Keras).
-    let opts = match opts.sample_weight {
-        Some(w) => opts.validation_data_weighted(x, y, w),
-        None => opts.validation_data(x, y),
-    };
-    let report = sweep.fit(x, y, opts)?;
+    })
+}
+
+fn fold_scores(report: SweepReport, folds: usize, monitor: &str) -> Result<CrossValidation> {
     let board = report.leaderboard(monitor)?;
     let mut best = vec![f32::NAN; folds];
     for r in &board {

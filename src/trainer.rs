@@ -63,18 +63,11 @@ impl<'a> Fit<'a> {
     /// training data is; see [`Sequential::fit_file`](crate::Sequential::fit_file)), for
     /// [`Sequential::fit`](crate::Sequential::fit) and `fit_file`. Not with
     /// [`Fit::validation_data`] (an error at fit: give one of them); like it, it overrides
-    /// [`Fit::validation_split`]. Not for [`Sweep`](crate::Sweep) (an error at fit).
+    /// [`Fit::validation_split`]. A file opened with a weight column
+    /// ([`DataFile::sample_weights`]) weighs `val_loss` by it, as
+    /// [`Fit::validation_data_weighted`] weighs. For a [`Sweep`](crate::Sweep) too.
     pub fn validation_file(mut self, file: &'a DataFile) -> Self {
         self.validation_file = Some(file);
-        self
-    }
-
-    /// [`Fit::validation_file`] whose rows weigh `weights` (one per row of the file, finite, at
-    /// least 0), as [`Fit::validation_data_weighted`]: e.g. the file's own
-    /// [`DataFile::sample_weights`].
-    pub fn validation_file_weighted(mut self, file: &'a DataFile, weights: &'a [f32]) -> Self {
-        self.validation_file = Some(file);
-        self.validation_weights = Some(weights);
         self
     }
 

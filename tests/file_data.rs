@@ -10,9 +10,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use rand::{Rng, SeedableRng};
-#[cfg(feature = "parquet")]
-use wgfit::data::RawTable;
-use wgfit::data::{DataFile, Table};
+use wgfit::data::{CsvOptions, DataFile, FileOptions, Preprocessor, RawTable, ScaleKind, Table};
 use wgfit::{Dense, Device, Dropout, Error, Fit, GpuOptions, Matrix, Member, Sequential, Sweep};
 
 /// Feature columns of the generated files, and their rows.
@@ -412,9 +410,121 @@ fn misuses_of_a_data_file_are_typed_errors() {
     let w = vec![1.0f32; 100];
     let both = Fit::new().sample_weight(&w).class_weight([(0, 1.0)]).verbose(0);
     assert!(matches!(m.fit_file(&file, both).unwrap_err(), Error::InvalidValue { .. }));
-    // A sweep takes validation data in memory only.
-    let mut sweep = Sweep::from_fn(2, |_| Ok(Member::new(model_for(&device)))).unwrap();
-    let e = sweep.fit(&vx, &vy, Fit::new().validation_file(&file).verbose(0)).unwrap_err();
+    // Cross-validation makes its own folds.
+    let e =
+        wgfit::cross_validate_file(2, &file, Fit::new().validation_split(0.5), "val_loss", |_| Ok(model_for(&device)))
+            .unwrap_err();
+    assert!(matches!(e, Error::State(_)), "{e:?}");
+    let e = wgfit::cross_validate_file(101, &file, Fit::new(), "val_loss", |_| Ok(model_for(&device))).unwrap_err();
     assert!(matches!(e, Error::InvalidValue { .. }), "{e:?}");
     assert!(format!("{file:?}").contains("rows: 100"));
+}
+
+/// Three members in two plans (one with its own training rows) fit from a file that streams
+/// through chunks of about a tenth of it: every member's History and weights as the same sweep
+/// on the table in memory, bit for bit, on both devices; and k-fold cross-validation on the file
+/// as on the matrices.
+#[test]
+fn a_sweep_and_cross_validation_on_a_file_match_the_in_memory_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "train.csv", &csv_text(1500, 8, None));
+    let (x, y) = Table::read_csv(&path).unwrap().features_target(Some("y")).unwrap();
+    let file = DataFile::open_in(&path, Some("y"), dir.path()).unwrap();
+    let sweep = |device: &Device| {
+        Sweep::from_fn(3, |i| {
+            let member = if i == 2 { Member::new(model(device)) } else { Member::new(model_for(device)) };
+            let member = member.seed(i as u64 + 1).label(format!("m{i}"));
+            Ok(if i == 1 { member.train_rows((0..600).chain(300..900).collect()) } else { member })
+        })
+        .unwrap()
+    };
+    let settings = || Fit::new().validation_split(0.2).batch_size(32).epochs(2).verbose(0);
+    for (whole, capped) in [(common::gpu(), gpu_capped()), (Device::cpu(), cpu_capped())] {
+        let what = if whole.is_gpu() { "GPU" } else { "CPU" };
+        let mut in_memory = sweep(&whole);
+        let want = in_memory.fit(&x, &y, settings()).unwrap();
+        assert_eq!(want.plans, 2, "{what}");
+        let mut from_file = sweep(&capped);
+        let before = wgfit::testing::gpu_submissions(&capped);
+        let got = from_file.fit_file(&file, settings()).unwrap();
+        if capped.is_gpu() {
+            let submissions = wgfit::testing::gpu_submissions(&capped) - before;
+            assert!(submissions >= 2 * 10, "{what}: {submissions} submissions: the file did not stream");
+        }
+        assert!(got.device_bytes < 1500 * COLS * 4, "{what}: {} device bytes", got.device_bytes);
+        for i in 0..3 {
+            let (g, w) = (&got.members[i], &want.members[i]);
+            assert_eq!(history_bits(&g.history), history_bits(&w.history), "{what}: member {i} History");
+            assert_eq!(g.history.get("val_loss").map(<[f32]>::len), Some(2), "{what}: member {i}");
+            let (a, b) = (from_file.model(i).unwrap(), in_memory.model(i).unwrap());
+            assert_eq!(weight_bits(a), weight_bits(b), "{what}: member {i} weights");
+        }
+        // A validation file for a sweep (the same file: validation rows are its rows).
+        let on_file =
+            sweep(&capped).fit_file(&file, Fit::new().batch_size(32).epochs(2).verbose(0).validation_file(&file));
+        let on_memory =
+            sweep(&whole).fit(&x, &y, Fit::new().batch_size(32).epochs(2).verbose(0).validation_data(&x, &y));
+        let (on_file, on_memory) = (on_file.unwrap(), on_memory.unwrap());
+        for (g, w) in on_file.members.iter().zip(&on_memory.members) {
+            assert_eq!(history_bits(&g.history), history_bits(&w.history), "{what}: validation file");
+        }
+        let opts = || Fit::new().batch_size(64).epochs(2).verbose(0);
+        let want = wgfit::cross_validate(3, &x, &y, opts(), "val_loss", |_| Ok(model_for(&whole))).unwrap();
+        let got = wgfit::cross_validate_file(3, &file, opts(), "val_loss", |_| Ok(model_for(&capped))).unwrap();
+        assert_eq!(bits(&got.best), bits(&want.best), "{what}: folds' best val_loss");
+        assert_eq!(got.mean.to_bits(), want.mean.to_bits());
+        assert!(got.best.iter().all(|v| v.is_finite()));
+    }
+}
+
+/// A file opened with a weight column weighs its rows wherever it is used (Keras's dataset of
+/// (x, y, sample_weight)): training (split with validation_split), validation, evaluation,
+/// sweeps and folds, each as the same weights given in memory; weights given beside them are an
+/// error.
+#[test]
+fn a_files_own_sample_weights_are_used_wherever_the_file_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = String::new();
+    for (i, line) in csv_text(600, 9, None).lines().enumerate() {
+        let w = if i == 0 { "w".to_string() } else { (0.25 + ((i * 7) % 11) as f32 / 4.0).to_string() };
+        text += &format!("{line},{w}\n");
+    }
+    let path = write(dir.path(), "weighted.csv", &text);
+    let opts = CsvOptions::new().target("y").drop(&["w"]).scale(ScaleKind::None);
+    let table = RawTable::read(&path).unwrap();
+    let pre = Preprocessor::fit(&table, &opts).unwrap();
+    let (x, y) = pre.transform_xy(&table).unwrap();
+    let w: Vec<f32> = (0..600).map(|r| table.number(r, COLS + 1).unwrap()).collect();
+    let file = DataFile::open_preprocessed(&path, &pre, &FileOptions::new().sample_weight("w")).unwrap();
+    assert_eq!(file.sample_weights().unwrap(), w);
+    let device = cpu_capped();
+    let settings = || Fit::new().batch_size(40).epochs(2).verbose(0);
+
+    let want = model_for(&device).fit(&x, &y, settings().sample_weight(&w).validation_split(0.25)).unwrap();
+    let got = model_for(&device).fit_file(&file, settings().validation_split(0.25)).unwrap();
+    assert_eq!(history_bits(&got), history_bits(&want), "training and validation_split");
+    let want = model_for(&device).fit(&x, &y, settings().validation_data_weighted(&x, &y, &w)).unwrap();
+    let got = model_for(&device).fit(&x, &y, settings().validation_file(&file)).unwrap();
+    assert_eq!(history_bits(&got), history_bits(&want), "a validation file");
+    let mut m = model_for(&device);
+    let as_bits = |e: Vec<(String, f32)>| e.into_iter().map(|(k, v)| (k, v.to_bits())).collect::<Vec<_>>();
+    assert_eq!(as_bits(m.evaluate_file(&file).unwrap()), as_bits(m.evaluate_weighted(&x, &y, &w).unwrap()));
+    assert_ne!(as_bits(m.evaluate_file(&file).unwrap()), as_bits(m.evaluate(&x, &y).unwrap()), "weights unused");
+
+    let one = || Sweep::from_fn(1, |_| Ok(Member::new(model_for(&device)))).unwrap();
+    let want = one().fit(&x, &y, settings().sample_weight(&w).validation_split(0.25)).unwrap();
+    let got = one().fit_file(&file, settings().validation_split(0.25)).unwrap();
+    assert_eq!(history_bits(&got.members[0].history), history_bits(&want.members[0].history), "a sweep");
+    let want = wgfit::cross_validate(2, &x, &y, settings().sample_weight(&w), "val_loss", |_| Ok(model_for(&device)));
+    let got = wgfit::cross_validate_file(2, &file, settings(), "val_loss", |_| Ok(model_for(&device)));
+    assert_eq!(bits(&got.unwrap().best), bits(&want.unwrap().best), "folds");
+
+    // Weights given beside the file's own: an error naming the file, for each use.
+    let e = model_for(&device).fit_file(&file, settings().sample_weight(&w)).unwrap_err();
+    assert!(e.to_string().contains("carries its own sample weights"), "{e}");
+    let h = model_for(&device).fit(&x, &y, Fit::new().validation_file(&file).sample_weight(&w).verbose(0)).unwrap();
+    assert_eq!(h.epochs(), 1, "training weights beside a weighted validation file are the training's");
+    let e = wgfit::cross_validate_file(2, &file, settings().sample_weight(&w), "val_loss", |_| Ok(model_for(&device)))
+        .unwrap_err();
+    assert!(e.to_string().contains("carries its own sample weights"), "{e}");
 }

@@ -466,9 +466,8 @@ impl DataFile {
 
     /// The rows' sample weights, one per row, when the file was opened with a weight column
     /// ([`FileOptions::sample_weight`](super::FileOptions::sample_weight)); kept in memory as the
-    /// targets are. Give them to [`Fit::sample_weight`](crate::Fit::sample_weight) (or
-    /// [`Fit::validation_file_weighted`](crate::Fit::validation_file_weighted),
-    /// [`Sequential::evaluate_file_weighted`](crate::Sequential::evaluate_file_weighted)).
+    /// targets are. They are used wherever the file is (training, validation, evaluation), as
+    /// Keras uses a dataset's `(x, y, sample_weight)`.
     pub fn sample_weights(&self) -> Option<&[f32]> {
         self.weights.as_deref()
     }

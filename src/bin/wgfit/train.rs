@@ -62,14 +62,9 @@ pub(crate) fn train(a: TrainArgs, started: Instant) -> CliResult<()> {
             }
         }
         Data::Files(p) => {
+            // A file's weight column weighs its rows wherever the file is used.
             if let Some(v) = &p.valid {
-                fit = match v.sample_weights() {
-                    Some(w) => fit.validation_file_weighted(v, w),
-                    None => fit.validation_file(v),
-                };
-            }
-            if let Some(w) = p.train.sample_weights() {
-                fit = fit.sample_weight(w);
+                fit = fit.validation_file(v);
             }
         }
     }
@@ -116,13 +111,9 @@ pub(crate) fn train(a: TrainArgs, started: Instant) -> CliResult<()> {
             scores
         }
         Data::Files(p) => {
-            let mut evaluate = |file: &wgfit::DataFile| match file.sample_weights() {
-                Some(w) => model.evaluate_file_weighted(file, w),
-                None => model.evaluate_file(file),
-            };
-            let mut scores = evaluate(&p.train)?;
+            let mut scores = model.evaluate_file(&p.train)?;
             if let Some(v) = &p.valid {
-                scores.extend(evaluate(v)?.into_iter().map(|(k, v)| (format!("val_{k}"), v)));
+                scores.extend(model.evaluate_file(v)?.into_iter().map(|(k, v)| (format!("val_{k}"), v)));
             }
             scores
         }
