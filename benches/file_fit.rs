@@ -6,13 +6,15 @@
 //! fresh models with the same seed, alternating which goes first; the first epoch of each fit is
 //! a warm-up and not counted. Prints each fit's ms per epoch (median of epochs 2..N) and the
 //! file's overhead per round; also the time to read the table and to open the `DataFile`.
-//! `w1`: W1's 8 -> 512 x 3 -> 1 model (compute-bound); `tiny`: 8 -> 16 -> 1 (data-bound).
+//! `w1`: W1's 8 -> 512 x 3 -> 1 model (compute-bound); `tiny`: 8 -> 16 -> 1 (data-bound);
+//! `sweep`: 16 `tiny` models of 4 learning rates and 4 seeds, `Sweep::fit` against
+//! `Sweep::fit_file` (every member reads its own rows; whole fits timed, the warm-up included).
 
 use std::time::Instant;
 
 use wgfit::data::{DataFile, Table};
 use wgfit::testing::EpochTimes;
-use wgfit::{Dense, Device, Fit, Sequential};
+use wgfit::{Adam, Dense, Device, Fit, Member, Sequential, Sweep};
 
 fn settings(times: &mut EpochTimes, epochs: usize) -> Fit<'_> {
     Fit::new().batch_size(256).epochs(epochs).seed(1).verbose(0).callback(times)
@@ -82,6 +84,12 @@ fn main() -> wgfit::Result<()> {
         epochs,
         device.info().adapter
     );
+    if kind == "sweep" {
+        sweep_rounds(&device, &x, &y, &file, epochs, rounds)?;
+        drop(file);
+        let _ = std::fs::remove_file(&path);
+        return Ok(());
+    }
     let mut ratios = Vec::new();
     let (mut all_memory, mut all_file) = (Vec::new(), Vec::new());
     for round in 0..rounds {
@@ -113,5 +121,47 @@ fn main() -> wgfit::Result<()> {
     );
     drop(file);
     let _ = std::fs::remove_file(&path);
+    Ok(())
+}
+
+/// 16 small models trained together, in memory and from the file, alternating which goes first;
+/// prints each whole fit's seconds and the file's overhead per round.
+fn sweep_rounds(
+    device: &Device,
+    x: &wgfit::Matrix,
+    y: &wgfit::Matrix,
+    file: &DataFile,
+    epochs: usize,
+    rounds: usize,
+) -> wgfit::Result<()> {
+    let sweep = || {
+        Sweep::from_fn(16, |i| {
+            let layers = vec![Dense::new(16).activation("relu").input_shape(8), Dense::new(1)];
+            let mut m = Sequential::new(device, layers).seed((i / 4) as u64);
+            m.compile(Adam::new([1e-3, 3e-3, 1e-2, 3e-2][i % 4]), "mae", &[])?;
+            Ok(Member::new(m))
+        })
+    };
+    let fit = || Fit::new().batch_size(256).epochs(epochs).verbose(0);
+    let mut ratios = Vec::new();
+    for round in 0..rounds {
+        let (mut memory, mut from_file) = (0.0, 0.0);
+        for first in [round % 2 == 0, round % 2 == 1] {
+            let t = Instant::now();
+            if first {
+                sweep()?.fit(x, y, fit())?;
+                memory = t.elapsed().as_secs_f64();
+            } else {
+                sweep()?.fit_file(file, fit())?;
+                from_file = t.elapsed().as_secs_f64();
+            }
+        }
+        ratios.push(from_file / memory);
+        println!(
+            "round {round}: 16 models x {epochs} epochs in memory {memory:.2} s, from the file {from_file:.2} s: {:+.1}%",
+            (from_file / memory - 1.0) * 100.0
+        );
+    }
+    println!("median of the rounds' ratios {:+.1}%", (median(&ratios) - 1.0) * 100.0);
     Ok(())
 }

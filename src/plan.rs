@@ -787,10 +787,10 @@ impl Plan {
         let (xw, yw) = (data.x_w, data.y_w);
         let (mut xs, mut ys, mut picked) = std::mem::take(&mut self.fill_rows);
         let out_of = || Error::Internal(format!("a fill of rows {start}.. past the data"));
+        // Every member's rows at once, member after member: a file's spans are then read once
+        // for all the members of a sweep, not once per member.
+        picked.clear();
         for m in 0..self.members {
-            xs.clear();
-            ys.clear();
-            picked.clear();
             for p in start..start + rows {
                 picked.push(match (shuffled, c.orders.get(m)) {
                     (true, Some(order)) => *order.get(p).ok_or_else(out_of)?,
@@ -798,32 +798,37 @@ impl Plan {
                     (false, _) => u32::try_from(p).map_err(|_| out_of())?,
                 });
             }
-            match host.x {
-                Features::Memory(x) => {
-                    for &r in &picked {
-                        let r = r as usize;
-                        xs.extend_from_slice(x.data().get(r * xw..(r + 1) * xw).ok_or_else(out_of)?);
-                    }
-                }
-                Features::File { file, first, rows: n } => {
-                    if picked.iter().any(|&r| r as usize >= n) || file.features().len() != xw {
-                        return Err(out_of());
-                    }
-                    file.read_features(first, &picked, &mut xs)?;
-                }
-            }
-            if let Some(y) = host.y {
+        }
+        xs.clear();
+        match host.x {
+            Features::Memory(x) => {
                 for &r in &picked {
                     let r = r as usize;
-                    ys.extend_from_slice(y.get(r * yw..(r + 1) * yw).ok_or_else(out_of)?);
-                    if data.weighted {
-                        ys.push(*host.weights.and_then(|w| w.get(r)).ok_or_else(out_of)?);
-                    }
+                    xs.extend_from_slice(x.data().get(r * xw..(r + 1) * xw).ok_or_else(out_of)?);
                 }
             }
-            self.backend.write(c.x, m * c.x_stride, &xs)?;
+            Features::File { file, first, rows: n } => {
+                if picked.iter().any(|&r| r as usize >= n) || file.features().len() != xw {
+                    return Err(out_of());
+                }
+                file.read_features(first, &picked, &mut xs)?;
+            }
+        }
+        ys.clear();
+        if let Some(y) = host.y {
+            for &r in &picked {
+                let r = r as usize;
+                ys.extend_from_slice(y.get(r * yw..(r + 1) * yw).ok_or_else(out_of)?);
+                if data.weighted {
+                    ys.push(*host.weights.and_then(|w| w.get(r)).ok_or_else(out_of)?);
+                }
+            }
+        }
+        let y_row = yw + usize::from(data.weighted);
+        for m in 0..self.members {
+            self.backend.write(c.x, m * c.x_stride, &xs[m * rows * xw..(m + 1) * rows * xw])?;
             if !ys.is_empty() {
-                self.backend.write(c.y, m * c.y_stride, &ys)?;
+                self.backend.write(c.y, m * c.y_stride, &ys[m * rows * y_row..(m + 1) * rows * y_row])?;
             }
         }
         self.fill_rows = (xs, ys, picked);

@@ -72,6 +72,18 @@ impl EpochProfile {
         self.wall_ms - self.kernel_ms()
     }
 
+    /// Host time recording the epoch per dispatch, in microseconds: the cost each launch adds on
+    /// the CPU, which bounds how small a kernel can usefully be (with timestamps it includes
+    /// writing them; without dispatches, 0).
+    pub fn host_us_per_dispatch(&self) -> f64 {
+        let dispatches: u64 = self.kernels.iter().map(|k| k.dispatches).sum();
+        if dispatches == 0 {
+            0.0
+        } else {
+            self.host_ms * 1e3 / dispatches as f64
+        }
+    }
+
     /// The row of `kernel` (an entry point), if it ran.
     pub fn kernel(&self, kernel: &str) -> Option<&KernelTime> {
         self.kernels.iter().find(|k| k.kernel == kernel)
@@ -141,7 +153,15 @@ impl fmt::Display for EpochProfile {
         let kernels = self.kernel_ms();
         let dispatches: u64 = self.kernels.iter().map(|k| k.dispatches).sum();
         writeln!(f, "  {:<39} {dispatches:>10} {kernels:>11.3} {:>6.1}%", "kernels", share(kernels))?;
-        let mut rest = vec![("host: recording the launches", self.host_ms)];
+        writeln!(
+            f,
+            "  {:<50} {:>11.3} {:>6.1}% {:>10.2}",
+            "host: recording the launches",
+            self.host_ms,
+            share(self.host_ms),
+            self.host_us_per_dispatch()
+        )?;
+        let mut rest = Vec::new();
         let other = self.wall_ms - kernels - self.host_ms;
         if self.clock == ProfileClock::Timestamps {
             // Never below zero but for rounding: the dispatches' steps tile the span.
@@ -204,9 +224,12 @@ mod tests {
         assert!(text.contains("remainder (wall - kernels) 4.000 40.0%"), "{text}");
         assert!(text.contains("GPU timestamp queries"), "{text}");
         // kernels 6 ms; between dispatches 8 - 6 = 2; host 1; the rest 10 - 6 - 1 - 2 = 1.
-        for line in ["kernels 6 6.000 60.0%", "barriers) 2.000 20.0%", "launches 1.000 10.0%", "readback 1.000 10.0%"] {
+        for line in
+            ["kernels 6 6.000 60.0%", "barriers) 2.000 20.0%", "launches 1.000 10.0% 166.67", "readback 1.000 10.0%"]
+        {
             assert!(text.contains(line), "{line:?} not in\n{text}");
         }
+        assert!((p.host_us_per_dispatch() - 1e3 / 6.0).abs() < 1e-9);
         p.clock = ProfileClock::DispatchesAlone;
         assert!(p.to_string().contains("no timestamp queries"));
     }
