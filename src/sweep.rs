@@ -238,6 +238,17 @@ impl<'a> Sweep<'a> {
     /// The mean of the chosen members' predictions (an ensemble; a member listed twice counts
     /// twice). Members of one architecture predict together: one plan, one pass over `x`.
     pub fn predict_mean(&mut self, chosen: &[usize], x: &Matrix) -> Result<Matrix> {
+        x.check_finite("predict_mean x")?;
+        self.predict_mean_of(chosen, Features::Memory(x))
+    }
+
+    /// [`Sweep::predict_mean`] over every row of a [`DataFile`] (its target column unused), its
+    /// features streamed from the spill file; the mean is one matrix in memory.
+    pub fn predict_mean_file(&mut self, chosen: &[usize], file: &DataFile) -> Result<Matrix> {
+        self.predict_mean_of(chosen, Features::File { file, first: 0, rows: file.rows() })
+    }
+
+    fn predict_mean_of(&mut self, chosen: &[usize], x: Features<'_>) -> Result<Matrix> {
         if chosen.is_empty() {
             return Err(Error::invalid("members", 0, "an ensemble needs at least one member"));
         }
@@ -252,7 +263,6 @@ impl<'a> Sweep<'a> {
                 format!("x of {} x {}", x.rows(), x.cols()),
             ));
         }
-        x.check_finite("predict_mean x")?;
         let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
         for &i in chosen {
             let member = &self.members[i];
@@ -296,7 +306,7 @@ impl<'a> Sweep<'a> {
     }
 
     /// Each of `group`'s members' outputs for `x` (flat, row-major), from one plan of them all.
-    fn predict_group(&mut self, group: &[usize], x: &Matrix) -> Result<Vec<Vec<f32>>> {
+    fn predict_group(&mut self, group: &[usize], x: Features<'_>) -> Result<Vec<Vec<f32>>> {
         let first = &self.members[group[0]].model;
         let (device, layers) = (first.device().clone(), first.layers().to_vec());
         let mut plan = Plan::build(&device, &layers, x.cols(), group.len())?;
@@ -309,7 +319,7 @@ impl<'a> Sweep<'a> {
                 }
             }
         }
-        plan.predict(Features::Memory(x))
+        plan.predict(x)
     }
 
     /// Trains every member on `x`, `y` with the shared settings of `opts` (epochs, batch size,

@@ -422,8 +422,8 @@ fn misuses_of_a_data_file_are_typed_errors() {
 
 /// Three members in two plans (one with its own training rows) fit from a file that streams
 /// through chunks of about a tenth of it: every member's History and weights as the same sweep
-/// on the table in memory, bit for bit, on both devices; and k-fold cross-validation on the file
-/// as on the matrices.
+/// on the table in memory, bit for bit, on both devices; their ensemble over the file as over the
+/// matrix; and k-fold cross-validation on the file as on the matrices.
 #[test]
 fn a_sweep_and_cross_validation_on_a_file_match_the_in_memory_ones() {
     let dir = tempfile::tempdir().unwrap();
@@ -459,6 +459,11 @@ fn a_sweep_and_cross_validation_on_a_file_match_the_in_memory_ones() {
             let (a, b) = (from_file.model(i).unwrap(), in_memory.model(i).unwrap());
             assert_eq!(weight_bits(a), weight_bits(b), "{what}: member {i} weights");
         }
+        // The ensemble of two plans' members over the file, streamed: the one over the matrix.
+        let chosen = [0, 2, 1, 2];
+        let mean = from_file.predict_mean_file(&chosen, &file).unwrap();
+        assert_eq!((mean.rows(), mean.cols()), (1500, 1));
+        assert_eq!(bits(mean.data()), bits(from_file.predict_mean(&chosen, &x).unwrap().data()), "{what}: ensemble");
         // A validation file for a sweep (the same file: validation rows are its rows).
         let on_file =
             sweep(&capped).fit_file(&file, Fit::new().batch_size(32).epochs(2).verbose(0).validation_file(&file));
