@@ -1,21 +1,24 @@
 //! End-to-end tests of `wgfit tune` on the shipped CSVs, on the CPU path with few epochs: a trial
 //! trains exactly as `wgfit train` with its settings, shards merge into the unsharded result,
-//! k-fold trials and their spread, random search, and the usage and collect errors.
+//! k-fold trials and their spread, random search, the usage and collect errors, and `--stream`
+//! giving the in-memory results, fingerprints and errors.
 
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
 use serde_json::Value;
 
+mod common;
+use common::cli::{s, shipped};
+
 /// The environment variables that choose a shard; cleared so a test run inside a Slurm array or a
 /// Kubernetes Job is not sharded by accident.
 const SHARD_VARS: [&str; 5] =
     ["SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_MIN", "SLURM_ARRAY_TASK_COUNT", "JOB_COMPLETION_INDEX", "WGFIT_SHARDS"];
 
+/// `common::cli::wgfit` with no shard variables but `env`.
 fn wgfit(env: &[(&str, &str)]) -> Command {
-    let mut c = Command::cargo_bin("wgfit").expect("the wgfit binary is built");
-    c.env("XDG_RUNTIME_DIR", std::env::var("XDG_RUNTIME_DIR").unwrap_or_else(|_| "/tmp".into()));
-    c.env_remove("RUST_BACKTRACE");
+    let mut c = common::cli::wgfit();
     for v in SHARD_VARS {
         c.env_remove(v);
     }
@@ -26,7 +29,7 @@ fn wgfit(env: &[(&str, &str)]) -> Command {
 }
 
 fn concrete() -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("data").join("concrete.csv").to_str().expect("utf-8 path").to_string()
+    s(&shipped("concrete.csv")).to_string()
 }
 
 /// Runs with `env` set; returns (exit code, stdout, stderr).
@@ -301,4 +304,116 @@ fn rmsprop_and_adamw_trials_train_as_train_does() {
     assert_eq!(list[0]["settings"]["optimizer"], "rmsprop");
     assert_eq!(list[1]["settings"]["optimizer"], "adamw");
     assert!(fails(2, &["tune", "--data", &data, "--optimizer", "adam,adagrad"]).contains("adamw, rmsprop"));
+}
+
+/// `tune ARGS --json --save-best SAVE` (ARGS after "tune") without and with `--stream`: both
+/// succeed and print the same JSON but for the timing (trials, histories, bests, leaderboard,
+/// device), and save the same best model, byte for byte. Returns the JSON.
+fn same_with_and_without_stream(args: &[&str], save: &Path) -> Value {
+    let mut outs = Vec::new();
+    for stream in [false, true] {
+        let mut all = [vec!["tune"], args.to_vec(), vec!["--json", "--save-best", s(save)]].concat();
+        if stream {
+            all.push("--stream");
+        }
+        let mut v = json(&all);
+        v.as_object_mut().unwrap().remove("timing").expect("timing");
+        outs.push((v, std::fs::read(save).unwrap()));
+        std::fs::remove_file(save).unwrap();
+    }
+    let (streamed, memory) = (outs.pop().unwrap(), outs.pop().unwrap());
+    assert_eq!(streamed.0, memory.0, "{args:?}: --stream changed the results");
+    assert!(streamed.1 == memory.1, "{args:?}: --stream saved another best model");
+    memory.0
+}
+
+/// A 2x2 grid (two architectures, two learning rates) with two seeds each.
+fn small_grid(data: &str) -> Vec<&str> {
+    let mut args = vec!["--layers", "8", "--layers", "4,4", "--lr", "0.01,0.001", "--seeds", "2"];
+    args.extend(common(data, "3"));
+    args
+}
+
+#[test]
+fn stream_gives_the_in_memory_trials_with_a_validation_split_and_with_folds() {
+    let data = concrete();
+    let save = tmp_dir("stream").join("best.json");
+    let v = same_with_and_without_stream(&[small_grid(&data), vec!["--validation-split", "0.25"]].concat(), &save);
+    assert_eq!(trials(&v).len(), 8, "4 settings x 2 seeds");
+    assert_eq!(v["leaderboard"].as_array().unwrap().len(), 4);
+    assert!(trials(&v).iter().all(|t| t["monitor"] == "val_loss" && t["history"]["val_loss"].is_array()));
+
+    let v = same_with_and_without_stream(&[small_grid(&data), vec!["--folds", "3"]].concat(), &save);
+    assert_eq!(trials(&v).len(), 24, "4 settings x 2 seeds x 3 folds");
+    assert_ne!(trials(&v)[0]["history"]["val_loss"], trials(&v)[1]["history"]["val_loss"], "folds differ");
+}
+
+#[test]
+fn shards_run_with_and_without_stream_collect_into_the_unsharded_result() {
+    let data = concrete();
+    let dir = tmp_dir("stream-shards");
+    let out = dir.join("results");
+    let out_s = out.to_str().unwrap();
+    for folds in [false, true] {
+        let _ = std::fs::remove_dir_all(&out);
+        let split: &[&str] = if folds { &["--folds", "3"] } else { &["--validation-split", "0.25"] };
+        let base = [vec!["tune"], small_grid(&data), split.to_vec()].concat();
+        let whole = json(&[base.clone(), vec!["--json"]].concat());
+        let streamed = [base.clone(), vec!["--shard", "0/2", "--out", out_s, "--stream"]].concat();
+        let (code, _, stderr) = run_env(&streamed, &[]);
+        assert_eq!(code, 0, "{stderr}");
+        assert!(stderr.contains("(streamed from disk)"), "{stderr}");
+        let (code, _, stderr) = run_env(&[base.clone(), vec!["--shard", "1/2", "--out", out_s]].concat(), &[]);
+        assert_eq!(code, 0, "{stderr}");
+        let fingerprint = |i: usize| {
+            let text = std::fs::read_to_string(out.join(format!("shard-{i}-of-2.json"))).unwrap();
+            serde_json::from_str::<Value>(&text).unwrap()["fingerprint"].clone()
+        };
+        assert_eq!(fingerprint(0), fingerprint(1), "the same fingerprint with and without --stream");
+        let merged = json(&["tune", "--collect", out_s, "--json"]);
+        assert_eq!(merged["trials"], whole["trials"], "folds {folds}: the same trials, histories and bests");
+        assert_eq!(merged["leaderboard"], whole["leaderboard"], "folds {folds}");
+    }
+    // Other data under --stream is another search: its shard does not mix in.
+    let other = dir.join("other.csv");
+    let text = std::fs::read_to_string(concrete()).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    std::fs::write(&other, lines[..lines.len() - 1].join("\n") + "\n").unwrap();
+    let mut args = vec!["tune", "--layers", "8", "--layers", "4,4", "--lr", "0.01,0.001", "--seeds", "2"];
+    args.extend(common(other.to_str().unwrap(), "3"));
+    args.extend(["--folds", "3", "--shard", "0/2", "--out", out_s, "--stream"]);
+    let (code, _, stderr) = run_env(&args, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let (code, _, stderr) = run_env(&["tune", "--collect", out_s], &[]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("different searches"), "{stderr}");
+}
+
+#[test]
+fn stream_gives_the_same_errors() {
+    let data = concrete();
+    let dir = tmp_dir("stream-errors");
+    let bad = dir.join("bad.csv");
+    let text = std::fs::read_to_string(&data).unwrap();
+    let mut lines: Vec<&str> = text.lines().take(80).collect();
+    lines[50] = "1,2,3,oops,5,6,7,8,9";
+    std::fs::write(&bad, lines.join("\n") + "\n").unwrap();
+    let tiny = dir.join("tiny.csv");
+    std::fs::write(&tiny, "a,b\n1,2\n2,3\n").unwrap();
+    let missing = dir.join("missing.csv");
+    let cases: [(i32, String, &[&str], &str); 6] = [
+        (2, data.clone(), &["--folds", "5000"], "more folds than the 1030 training rows"),
+        (2, s(&tiny).to_string(), &["--folds", "3"], "--folds 3: more folds than the 2 training rows"),
+        (1, s(&missing).to_string(), &[], "missing.csv"),
+        (1, data.clone(), &["--valid", s(&missing)], "missing.csv"),
+        (1, data.clone(), &["--target", "nope"], "target column \"nope\" not found"),
+        (1, s(&bad).to_string(), &[], "\"oops\" is not a number"),
+    ];
+    for (code, file, extra, says) in cases {
+        let args = [vec!["tune", "--layers", "8"], common(&file, "1"), extra.to_vec()].concat();
+        let memory = fails(code, &args);
+        assert!(memory.contains(says), "{extra:?}: {memory}");
+        let streamed = fails(code, &[args, vec!["--stream"]].concat());
+        assert_eq!(streamed, memory, "{file} {extra:?}: --stream gave another error");
+    }
 }

@@ -350,6 +350,14 @@ struct TuneArgs {
     /// options come from the files, only --json and --plot apply).
     #[arg(long, value_name = "DIR", conflicts_with_all = ["shard", "shards", "out", "save_best"])]
     collect: Option<PathBuf>,
+    /// Read the data files in pieces instead of into memory, for files larger than memory: the
+    /// preprocessing is fitted in a streaming pass, the preprocessed features are spilled to a
+    /// temporary file (4 bytes per input per row) and every trial reads its own batches (its
+    /// rows, its order) from there. Same trials, leaderboard, saved best model and shard
+    /// fingerprint as without it (shards run with and without it collect together), and the
+    /// same error for a fault; the data is read a few times.
+    #[arg(long)]
+    stream: bool,
 }
 
 /// An error and its exit code.

@@ -155,6 +155,61 @@ pub(crate) fn prepare_stream(data: &Path, d: &DataArgs, weight_column: Option<&s
     Ok(PreparedFiles { pre, train, valid })
 }
 
+/// The training (and validation) data of a run: in memory, or files read in pieces (`--stream`).
+/// One type for `train` and `tune`, so that what does not depend on where the rows live (the
+/// preprocessing, the targets, the row count) is read the same way by both.
+pub(crate) enum Data {
+    Memory(Box<Prepared>),
+    Files(Box<PreparedFiles>),
+}
+
+impl Data {
+    /// [`prepare_stream`] when `stream`, else [`prepare`].
+    pub(crate) fn prepare(stream: bool, data: &Path, d: &DataArgs, weight_column: Option<&str>) -> CliResult<Data> {
+        Ok(if stream {
+            Data::Files(Box::new(prepare_stream(data, d, weight_column)?))
+        } else {
+            Data::Memory(Box::new(prepare(data, d, weight_column)?))
+        })
+    }
+
+    pub(crate) fn pre(&self) -> &Preprocessor {
+        match self {
+            Data::Memory(p) => &p.pre,
+            Data::Files(p) => &p.pre,
+        }
+    }
+
+    /// The training rows' targets (a file keeps them in memory too).
+    pub(crate) fn targets(&self) -> &Matrix {
+        match self {
+            Data::Memory(p) => &p.y,
+            Data::Files(p) => p.train.targets(),
+        }
+    }
+
+    /// Number of training rows.
+    pub(crate) fn rows(&self) -> usize {
+        self.targets().rows()
+    }
+
+    /// The model's input width.
+    pub(crate) fn inputs(&self) -> usize {
+        match self {
+            Data::Memory(p) => p.x.cols(),
+            Data::Files(p) => p.train.features().len(),
+        }
+    }
+
+    /// Whether there are validation rows (`--valid` or `--validation-split`).
+    pub(crate) fn has_valid(&self) -> bool {
+        match self {
+            Data::Memory(p) => p.valid.is_some(),
+            Data::Files(p) => p.valid.is_some(),
+        }
+    }
+}
+
 /// Loss, output activation and metrics: as given, else chosen from the target (class labels get
 /// a softmax output of one unit per class, sparse categorical cross-entropy and accuracy; a 0/1
 /// target a sigmoid output, binary cross-entropy and binary accuracy; any other mae and a linear

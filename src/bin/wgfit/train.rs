@@ -7,14 +7,8 @@ use std::time::Instant;
 use serde_json::{json, Map, Value};
 use wgfit::io;
 
-use crate::setup::{self, Compile, ModelSpec, OptimizerExtras, OptimizerSpec};
+use crate::setup::{self, Compile, Data, ModelSpec, OptimizerExtras, OptimizerSpec};
 use crate::{json_f32, pick_device, print_json, usage, CliResult, TrainArgs};
-
-/// The training (and validation) data of a run: in memory, or files read in pieces (`--stream`).
-enum Data {
-    Memory(Box<setup::Prepared>),
-    Files(Box<setup::PreparedFiles>),
-}
 
 pub(crate) fn train(a: TrainArgs, started: Instant) -> CliResult<()> {
     if a.momentum.is_some() && !matches!(a.optimizer.as_str(), "sgd" | "rmsprop") {
@@ -32,15 +26,8 @@ pub(crate) fn train(a: TrainArgs, started: Instant) -> CliResult<()> {
         extras: OptimizerExtras { rho: a.rho, weight_decay: a.weight_decay, clipnorm: a.clipnorm },
     };
     let fit = setup::fit_settings(&a.run)?;
-    let data = if a.stream {
-        Data::Files(Box::new(setup::prepare_stream(&a.data, &a.data_opts, a.sample_weight.as_deref())?))
-    } else {
-        Data::Memory(Box::new(setup::prepare(&a.data, &a.data_opts, a.sample_weight.as_deref())?))
-    };
-    let (pre, y, input_w, has_valid) = match &data {
-        Data::Memory(p) => (&p.pre, &p.y, p.x.cols(), p.valid.is_some()),
-        Data::Files(p) => (&p.pre, p.train.targets(), p.train.features().len(), p.valid.is_some()),
-    };
+    let data = Data::prepare(a.stream, &a.data, &a.data_opts, a.sample_weight.as_deref())?;
+    let (pre, y, input_w, has_valid) = (data.pre(), data.targets(), data.inputs(), data.has_valid());
     let class_weight = match &a.class_weight {
         Some(spec) => Some(parse_class_weight(spec, y, pre.classes())?),
         None => None,

@@ -12,6 +12,10 @@
 //! `--collect DIR` merges those files into the report an unsharded run prints. Each shard file
 //! carries a fingerprint of the whole trial list, its options and data, so shards of different
 //! searches are never merged.
+//!
+//! With `--stream` the data is prepared as `train --stream` prepares it (files read in pieces,
+//! features spilled to disk) and the sweep streams each trial's rows from there; everything else
+//! (the trial list, members, fingerprint, report) is the in-memory path's, and so are its results.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -24,7 +28,7 @@ use serde_json::{json, Value};
 use wgfit::callbacks::Mode;
 use wgfit::{io, Fit, History, Member, MemberReport, Sweep, SweepReport};
 
-use crate::setup::{self, Compile, ModelSpec, OptimizerSpec};
+use crate::setup::{self, Compile, Data, ModelSpec, OptimizerSpec};
 use crate::{json_f32, pick_device, print_json, usage, CliResult, Failure, RunArgs, TuneArgs};
 
 /// The `format` field of a shard file.
@@ -59,12 +63,12 @@ pub(crate) fn tune(a: TuneArgs) -> CliResult<()> {
         ));
     }
     let fit = setup::fit_settings(&a.run)?;
-    let prepared = setup::prepare(data, &a.data_opts, None)?;
-    let (x, y) = (&prepared.x, &prepared.y);
-    if let Some(k) = a.folds.filter(|k| *k > x.rows()) {
-        return Err(usage(format!("--folds {k}: more folds than the {} training rows", x.rows())));
+    let prepared = Data::prepare(a.stream, data, &a.data_opts, None)?;
+    let rows = prepared.rows();
+    if let Some(k) = a.folds.filter(|k| *k > rows) {
+        return Err(usage(format!("--folds {k}: more folds than the {rows} training rows")));
     }
-    let compile = Compile::for_target(y, &a.model, prepared.pre.classes().map(<[String]>::len));
+    let compile = Compile::for_target(prepared.targets(), &a.model, prepared.pre().classes().map(<[String]>::len));
 
     // The full trial list, in the order every shard numbers it.
     let folds: Vec<Option<usize>> = match a.folds {
@@ -75,7 +79,7 @@ pub(crate) fn tune(a: TuneArgs) -> CliResult<()> {
         .flat_map(|setting| (0..a.seeds as u64).map(move |seed| (setting, seed)))
         .flat_map(|(setting, seed)| folds.iter().map(move |&fold| Trial { setting, seed, fold }))
         .collect();
-    let fingerprint = fingerprint(&settings, &trials, &a, &compile, &prepared);
+    let fingerprint = fingerprint(&settings, &trials, &a, &compile, &prepared)?;
     let mine: Vec<usize> = (0..trials.len()).filter(|i| i % shard.count == shard.index).collect();
     eprintln!(
         "wgfit: {} settings x {} seeds{} = {} trials{}",
@@ -91,12 +95,12 @@ pub(crate) fn tune(a: TuneArgs) -> CliResult<()> {
     );
 
     let device = pick_device(a.run.device.as_deref())?;
-    let has_validation = prepared.valid.is_some() || a.folds.is_some();
+    let has_validation = prepared.has_valid() || a.folds.is_some();
     // k-fold: fold f validates on the f-th contiguous slice of the training rows and trains on the
     // rest. The scaling was fitted on all of them (one preprocessing for the search, saved with
     // --save-best), so each fold's validation rows took part in it: a slight optimism, as with
     // wgfit::cross_validate on prepared matrices.
-    let bounds = a.folds.map(|k| wgfit::fold_bounds(x.rows(), k));
+    let bounds = a.folds.map(|k| wgfit::fold_bounds(rows, k));
     let mut members = Vec::with_capacity(mine.len());
     for &i in &mine {
         let t = trials[i];
@@ -106,7 +110,7 @@ pub(crate) fn tune(a: TuneArgs) -> CliResult<()> {
         let mut member = Member::new(model).label(spec.train_args()).seed(t.seed);
         if let (Some(f), Some(bounds)) = (t.fold, &bounds) {
             let (lo, hi) = bounds[f];
-            member = member.train_rows((0..lo).chain(hi..x.rows()).collect()).valid_rows((lo..hi).collect());
+            member = member.train_rows((0..lo).chain(hi..rows).collect()).valid_rows((lo..hi).collect());
         }
         if let Some(early) = setup::early_stopping(&a.run, has_validation) {
             member = member.callback(early);
@@ -130,13 +134,7 @@ pub(crate) fn tune(a: TuneArgs) -> CliResult<()> {
         (SweepReport { members: Vec::new(), wall_s: 0.0, model_epochs_per_s: 0.0, plans: 0, device_bytes: 0 }, None)
     } else {
         let mut sweep = Sweep::new(members)?;
-        // With folds every trial validates on its slice of the training rows themselves.
-        let fit: Fit = match (&prepared.valid, a.folds) {
-            (_, Some(_)) => fit.validation_data(x, y),
-            (Some((vx, vy)), None) => fit.validation_data(vx, vy),
-            (None, None) => fit,
-        };
-        (sweep.fit(x, y, fit)?, Some(sweep))
+        (fit_sweep(&mut sweep, &prepared, fit, a.folds.is_some())?, Some(sweep))
     };
     let results = Results {
         monitor: setup::monitor(has_validation).to_string(),
@@ -147,7 +145,7 @@ pub(crate) fn tune(a: TuneArgs) -> CliResult<()> {
 
     if let (Some(path), Some(mut sweep)) = (&a.save_best, sweep) {
         let best = Ranking::of(&results)?.trials[0];
-        io::save_model(path, sweep.model(best)?, Some(&prepared.pre))?;
+        io::save_model(path, sweep.model(best)?, Some(prepared.pre()))?;
         eprintln!("wgfit: the best trial's model (trial {}) saved to {}", results.trials[best].index, path.display());
     }
     if let Some(dir) = &a.out {
@@ -155,6 +153,30 @@ pub(crate) fn tune(a: TuneArgs) -> CliResult<()> {
         eprintln!("wgfit: {} trials written to {} (merge with `wgfit tune --collect`)", mine.len(), file.display());
     }
     report(&results, &a.run)
+}
+
+/// Trains the sweep on the training rows, in memory or streamed from the file. With `folds`
+/// every trial validates on its slice of the training rows themselves (its `valid_rows`), else
+/// on the validation rows if there are any.
+fn fit_sweep(sweep: &mut Sweep, data: &Data, fit: Fit<'_>, folds: bool) -> CliResult<SweepReport> {
+    Ok(match data {
+        Data::Memory(p) => {
+            let fit = match (&p.valid, folds) {
+                (_, true) => fit.validation_data(&p.x, &p.y),
+                (Some((vx, vy)), false) => fit.validation_data(vx, vy),
+                (None, false) => fit,
+            };
+            sweep.fit(&p.x, &p.y, fit)?
+        }
+        Data::Files(p) => {
+            let fit = match (&p.valid, folds) {
+                (_, true) => fit.validation_file(&p.train),
+                (Some(v), false) => fit.validation_file(v),
+                (None, false) => fit,
+            };
+            sweep.fit_file(&p.train, fit)?
+        }
+    })
 }
 
 /// One trial of the full list.
@@ -326,11 +348,31 @@ impl Fnv {
             self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3);
         }
     }
+
+    /// A matrix's row count, as the start of its values.
+    fn rows(&mut self, rows: usize) {
+        self.write(&(rows as u64).to_le_bytes());
+    }
+
+    /// Values of a matrix, row after row; a matrix hashed in pieces of whole rows hashes as if
+    /// whole, so that a file read in pieces and the same table in memory agree.
+    fn values(&mut self, values: &[f32]) {
+        for v in values {
+            self.write(&v.to_bits().to_le_bytes());
+        }
+    }
 }
 
+/// Values per piece when the fingerprint reads a file's features (16 MiB of f32s): bounded
+/// memory, as `--stream` promises, in reads large enough not to slow the hash down.
+const FINGERPRINT_PIECE_VALUES: usize = 4 << 20;
+
 /// What must be the same for shards to belong to one search: the trial list, the options that
-/// shape every trial, and the preprocessed data (so a changed CSV or scaling shows too).
-fn fingerprint(settings: &[ModelSpec], trials: &[Trial], a: &TuneArgs, c: &Compile, p: &setup::Prepared) -> String {
+/// shape every trial, and the preprocessed data (so a changed CSV or scaling shows too). The data
+/// is hashed as the training features, the training targets, then the validation features and
+/// targets, each as its row count and its values: the same value whether the data is in memory
+/// or streamed from files, so shards run with and without `--stream` collect together.
+fn fingerprint(settings: &[ModelSpec], trials: &[Trial], a: &TuneArgs, c: &Compile, data: &Data) -> CliResult<String> {
     let mut h = Fnv(0xcbf2_9ce4_8422_2325);
     for t in trials {
         h.write(format!("{}|{}|{:?};", settings[t.setting].train_args(), t.seed, t.fold).as_bytes());
@@ -352,14 +394,29 @@ fn fingerprint(settings: &[ModelSpec], trials: &[Trial], a: &TuneArgs, c: &Compi
         )
         .as_bytes(),
     );
-    let valid = p.valid.iter().flat_map(|(vx, vy)| [vx, vy]);
-    for m in [&p.x, &p.y].into_iter().chain(valid) {
-        h.write(&(m.rows() as u64).to_le_bytes());
-        for v in m.data() {
-            h.write(&v.to_bits().to_le_bytes());
+    match data {
+        Data::Memory(p) => {
+            let valid = p.valid.iter().flat_map(|(vx, vy)| [vx, vy]);
+            for m in [&p.x, &p.y].into_iter().chain(valid) {
+                h.rows(m.rows());
+                h.values(m.data());
+            }
+        }
+        Data::Files(p) => {
+            for file in std::iter::once(&p.train).chain(&p.valid) {
+                let n = file.rows();
+                let piece = (FINGERPRINT_PIECE_VALUES / file.features().len().max(1)).max(1);
+                h.rows(n);
+                for start in (0..n).step_by(piece) {
+                    let (x, _) = file.read_rows(start..(start + piece).min(n))?;
+                    h.values(x.data());
+                }
+                h.rows(n);
+                h.values(file.targets().data());
+            }
         }
     }
-    format!("{:016x}", h.0)
+    Ok(format!("{:016x}", h.0))
 }
 
 /// A trial that has a result: its number in the full list, its setting (number and JSON), seed and fold.
