@@ -435,11 +435,8 @@ impl Sequential {
     /// [`Sequential::evaluate_weighted`] weighs (Keras's `evaluate` on a dataset of
     /// `(x, y, sample_weight)`).
     pub fn evaluate_file(&mut self, file: &DataFile) -> Result<Vec<(String, f32)>> {
-        self.evaluate_features(
-            Features::File { file, first: 0, rows: file.rows() },
-            file.targets(),
-            file.sample_weights(),
-        )
+        let targets = file.targets_for("evaluate_file")?;
+        self.evaluate_features(Features::File { file, first: 0, rows: file.rows() }, targets, file.sample_weights())
     }
 
     fn evaluate_matrix(&mut self, x: &Matrix, y: &Matrix, weights: Option<&[f32]>) -> Result<Vec<(String, f32)>> {
@@ -569,7 +566,7 @@ pub(crate) fn validation_of<'v>(mut opts: Fit<'v>) -> Result<(Option<(Features<'
                 }
                 opts.validation_weights = Some(own);
             }
-            Some((Features::File { file, first: 0, rows: file.rows() }, file.targets()))
+            Some((Features::File { file, first: 0, rows: file.rows() }, file.targets_for("validation_file")?))
         }
         (None, None) => None,
     };
@@ -602,10 +599,11 @@ pub(crate) fn on_file<R>(
     }
     let opts = Fit { sample_weight: opts.sample_weight.or(own), ..opts };
     let n = file.rows();
+    let targets = file.targets_for("fit_file")?;
     if let (Some(fraction), None, None) = (opts.validation_split, opts.validation, opts.validation_file) {
         let at = crate::data::split_point(n, fraction)?;
         let (head, tail): (Vec<usize>, Vec<usize>) = ((0..at).collect(), (at..n).collect());
-        let (yt, yv) = (file.targets().select_rows(&head)?, file.targets().select_rows(&tail)?);
+        let (yt, yv) = (targets.select_rows(&head)?, targets.select_rows(&tail)?);
         let (wt, wv) = crate::weights::split_weights(opts.sample_weight, at, n)?;
         let validation_weights = wv.as_deref();
         let fit = Fit { validation_split: None, sample_weight: wt.as_deref(), validation_weights, ..opts };
@@ -614,7 +612,7 @@ pub(crate) fn on_file<R>(
         return go(train, &yt, Some((valid, &yv)), fit);
     }
     let (validation, opts) = validation_of(opts)?;
-    go(Features::File { file, first: 0, rows: n }, file.targets(), validation, opts)
+    go(Features::File { file, first: 0, rows: n }, targets, validation, opts)
 }
 
 /// Keras's validation_split: the first `ceil(n * (1 - fraction))` rows train, the rest validate.

@@ -163,6 +163,21 @@ fn sample_weights_and_files_without_a_target() {
     let (x, _) = file.read_rows(0..file.rows()).unwrap();
     assert_eq!(bits(x.data()), bits(pre.transform_x(&RawTable::read(&p).unwrap()).unwrap().data()));
     assert!(file.targets().data().iter().all(|&v| v == 0.0));
+    // Its placeholder targets never train or score: predict only.
+    let mut model = wgfit::Sequential::new(&wgfit::Device::cpu(), vec![wgfit::Dense::new(1).input_shape(x.cols())]);
+    model.compile("sgd", "mse", &[]).unwrap();
+    assert_eq!(model.predict_file(&file).unwrap().rows(), file.rows());
+    let zeros = wgfit::Matrix::new(x.rows(), 1, vec![0.0; x.rows()]).unwrap();
+    let fits = [
+        model.fit_file(&file, wgfit::Fit::new().verbose(0)).map(|_| ()),
+        model.evaluate_file(&file).map(|_| ()),
+        model.fit(&x, &zeros, wgfit::Fit::new().validation_file(&file).verbose(0)).map(|_| ()),
+    ];
+    for e in fits {
+        let e = e.unwrap_err();
+        assert!(matches!(e, wgfit::Error::InvalidValue { .. }), "{e:?}");
+        assert!(e.to_string().contains("without its target column"), "{e}");
+    }
     // Rows outside the file.
     let e = DataFile::open_preprocessed(&path, &pre, &FileOptions::new().rows(300..400)).unwrap_err();
     assert!(matches!(e, wgfit::Error::InvalidValue { .. }), "{e:?}");

@@ -70,6 +70,10 @@ pub struct DataFile {
     targets: Matrix,
     /// The rows' sample weights, when a weight column was read.
     weights: Option<Vec<f32>>,
+    /// Whether the target column was read ([`FileOptions::without_target`] not given).
+    ///
+    /// [`FileOptions::without_target`]: super::FileOptions::without_target
+    has_targets: bool,
     spill: Mutex<Spill>,
     spill_path: PathBuf,
 }
@@ -298,6 +302,8 @@ pub(crate) struct SpillParts {
     pub target: String,
     pub targets: Vec<f32>,
     pub weights: Option<Vec<f32>>,
+    /// Whether the target column was read (else `targets` are 0: a file to predict on).
+    pub has_targets: bool,
 }
 
 /// What the pass at open collects: the spill file's writer, the targets, and the first fault of
@@ -398,7 +404,7 @@ impl DataFile {
             let mut pass = Pass::new(path, spill.0, target);
             stream_rows(path, &mut pass)?;
             let (features, target, targets) = pass.finish()?;
-            Ok(SpillParts { features, target, targets, weights: None })
+            Ok(SpillParts { features, target, targets, weights: None, has_targets: true })
         })
     }
 
@@ -411,7 +417,7 @@ impl DataFile {
         fill: impl FnOnce(&mut SpillTarget<'_>) -> Result<SpillParts>,
     ) -> Result<DataFile> {
         let spill = SpillFile::create(spill_dir)?;
-        let SpillParts { features, target, targets, weights } = fill(&mut SpillTarget(&spill))?;
+        let SpillParts { features, target, targets, weights, has_targets } = fill(&mut SpillTarget(&spill))?;
         if u32::try_from(targets.len()).is_err() {
             return Err(Error::Format {
                 path: source.to_path_buf(),
@@ -434,6 +440,7 @@ impl DataFile {
             features,
             targets: Matrix::column(targets),
             weights,
+            has_targets,
             spill: Mutex::new(Spill { file: spill, values: Vec::new(), grouped: Vec::new(), starts: Vec::new() }),
             spill_path,
         })
@@ -462,6 +469,20 @@ impl DataFile {
     /// The target column, one row per data row (kept in memory: see the type's documentation).
     pub fn targets(&self) -> &Matrix {
         &self.targets
+    }
+
+    /// [`DataFile::targets`] for a fit or an evaluation (`what`, for the message): an error for a
+    /// file opened without its target column, whose targets are only placeholders.
+    pub(crate) fn targets_for(&self, what: &str) -> Result<&Matrix> {
+        if self.has_targets {
+            return Ok(&self.targets);
+        }
+        Err(Error::invalid(
+            what,
+            self.source.display(),
+            "the DataFile was opened without its target column (FileOptions::without_target): predict on it \
+             (predict_file), but fit and evaluate need a file opened with its target",
+        ))
     }
 
     /// The rows' sample weights, one per row, when the file was opened with a weight column

@@ -57,7 +57,8 @@ impl FileOptions {
     }
 
     /// Does not read the target column, which may be absent (a file to predict): the
-    /// [`DataFile::targets`] are then 0.
+    /// [`DataFile::targets`] are then 0, and fitting or evaluating on the file (or validating on
+    /// it) is an error that says so.
     pub fn without_target(mut self) -> Self {
         self.without_target = true;
         self
@@ -497,6 +498,7 @@ impl DataFile {
                 target: pre.target().to_string(),
                 targets: pass.targets,
                 weights: weight.map(|_| pass.weights),
+                has_targets: !file.without_target,
             })
         })
     }
