@@ -208,19 +208,7 @@ impl Sequential {
     }
 
     fn fit_matrix(&mut self, x: &Matrix, y: &Matrix, opts: Fit<'_>) -> Result<History> {
-        if let (Some(fraction), None, None) = (opts.validation_split, opts.validation, opts.validation_file) {
-            let (xt, yt, xv, yv) = split_last_rows(x, y, fraction)?;
-            let (wt, wv) = crate::weights::split_weights(opts.sample_weight, xt.rows(), x.rows())?;
-            let mut fit = Fit { validation_split: None, sample_weight: None, ..opts };
-            fit.sample_weight = wt.as_deref();
-            fit = match &wv {
-                Some(w) => fit.validation_data_weighted(&xv, &yv, w),
-                None => fit.validation_data(&xv, &yv),
-            };
-            return self.fit_matrix(&xt, &yt, fit);
-        }
-        let (validation, opts) = validation_of(opts)?;
-        self.fit_features(Features::Memory(x), y, validation, opts)
+        on_matrix(x, y, opts, |x, y, validation, opts| self.fit_features(x, y, validation, opts))
     }
 
     /// Trains on the rows of a [`DataFile`], streamed from its spill file: Keras's `fit` on a
@@ -260,12 +248,7 @@ impl Sequential {
     ) -> Result<History> {
         self.ready(x, "fit")?;
         self.check_fit_features(x, y, validation)?;
-        if opts.batch_size == Some(0) {
-            return Err(Error::invalid("batch_size", 0, "must be at least 1"));
-        }
-        if opts.validation_freq == Some(0) {
-            return Err(Error::invalid("validation_freq", 0, "must be at least 1 (validate every n-th epoch)"));
-        }
+        opts.check_counts()?;
         let writer = crate::io::ModelWriter::of(self, x.cols());
         let compiled = self.compiled.as_ref().expect("checked by ready");
         let plan = self.plan.as_mut().expect("built by ready");
@@ -571,6 +554,33 @@ pub(crate) fn validation_of<'v>(mut opts: Fit<'v>) -> Result<(Option<(Features<'
         (None, None) => None,
     };
     Ok((validation, opts))
+}
+
+/// Runs `go` with the training and validation data of a fit on matrices: Keras's
+/// validation_split taken from the last rows (their sample weights with them), else the
+/// validation data of `opts` ([`validation_of`]). For [`Sequential::fit`] and
+/// [`Sweep::fit`](crate::Sweep::fit).
+pub(crate) fn on_matrix<R>(
+    x: &Matrix,
+    y: &Matrix,
+    opts: Fit<'_>,
+    go: impl FnOnce(Features<'_>, &Matrix, Option<(Features<'_>, &Matrix)>, Fit<'_>) -> Result<R>,
+) -> Result<R> {
+    if let (Some(fraction), None, None) = (opts.validation_split, opts.validation, opts.validation_file) {
+        let (xt, yt, xv, yv) = split_last_rows(x, y, fraction)?;
+        let (wt, wv) = crate::weights::split_weights(opts.sample_weight, xt.rows(), x.rows())?;
+        let fit = Fit {
+            validation_split: None,
+            sample_weight: wt.as_deref(),
+            validation: Some((&xv, &yv)),
+            validation_weights: wv.as_deref(),
+            ..opts
+        };
+        let (validation, fit) = validation_of(fit)?;
+        return go(Features::Memory(&xt), &yt, validation, fit);
+    }
+    let (validation, opts) = validation_of(opts)?;
+    go(Features::Memory(x), y, validation, opts)
 }
 
 /// Weights given for a [`DataFile`] that carries its own.

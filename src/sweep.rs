@@ -326,19 +326,7 @@ impl<'a> Sweep<'a> {
     /// shuffle, validation data, file or split, verbosity; its seed is unused: each member has
     /// its own). Callbacks belong to members ([`Member::callback`]); `opts` may not carry any.
     pub fn fit(&mut self, x: &Matrix, y: &Matrix, opts: Fit<'_>) -> Result<SweepReport> {
-        if let (Some(fraction), None, None) = (opts.validation_split, opts.validation, opts.validation_file) {
-            let (xt, yt, xv, yv) = crate::model::split_last_rows(x, y, fraction)?;
-            let (wt, wv) = crate::weights::split_weights(opts.sample_weight, xt.rows(), x.rows())?;
-            let mut fit = Fit { validation_split: None, sample_weight: None, ..opts };
-            fit.sample_weight = wt.as_deref();
-            fit = match &wv {
-                Some(w) => fit.validation_data_weighted(&xv, &yv, w),
-                None => fit.validation_data(&xv, &yv),
-            };
-            return self.fit(&xt, &yt, fit);
-        }
-        let (validation, opts) = crate::model::validation_of(opts)?;
-        self.fit_features(Features::Memory(x), y, validation, opts)
+        crate::model::on_matrix(x, y, opts, |x, y, validation, opts| self.fit_features(x, y, validation, opts))
     }
 
     /// [`Sweep::fit`] on the rows of a [`DataFile`], streamed from its spill file as
@@ -381,12 +369,7 @@ impl<'a> Sweep<'a> {
                 "a sweep's callbacks belong to its members (Member::callback); Fit::callbacks was given".into(),
             ));
         }
-        if opts.batch_size == Some(0) {
-            return Err(Error::invalid("batch_size", 0, "must be at least 1"));
-        }
-        if opts.validation_freq == Some(0) {
-            return Err(Error::invalid("validation_freq", 0, "must be at least 1 (validate every n-th epoch)"));
-        }
+        opts.check_counts()?;
         let started = Instant::now();
         let epochs = opts.epochs.unwrap_or(1);
         let verbose = opts.verbose.unwrap_or(if std::io::IsTerminal::is_terminal(&std::io::stderr()) { 1 } else { 2 });

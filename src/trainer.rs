@@ -53,6 +53,17 @@ impl<'a> Fit<'a> {
         Self::default()
     }
 
+    /// The counts that must be at least 1 (a model's fit and a sweep's check them alike).
+    pub(crate) fn check_counts(&self) -> Result<()> {
+        if self.batch_size == Some(0) {
+            return Err(Error::invalid("batch_size", 0, "must be at least 1"));
+        }
+        if self.validation_freq == Some(0) {
+            return Err(Error::invalid("validation_freq", 0, "must be at least 1 (validate every n-th epoch)"));
+        }
+        Ok(())
+    }
+
     /// Data to evaluate at the end of every epoch (`val_loss`, `val_<metric>`).
     pub fn validation_data(mut self, x: &'a Matrix, y: &'a Matrix) -> Self {
         self.validation = Some((x, y));
