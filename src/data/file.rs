@@ -13,7 +13,8 @@ use crate::matrix::Matrix;
 
 /// A numeric CSV or Parquet file read in pieces, for [`Sequential::fit_file`],
 /// [`Sequential::evaluate_file`] and [`Sequential::predict_file`] (and
-/// [`Fit::validation_file`]): the analogue of fitting Keras on a `tf.data` pipeline read from
+/// [`Fit::validation_file`]), and for many models at once [`Sweep::fit_file`] and
+/// [`cross_validate_file`]: the analogue of fitting Keras on a `tf.data` pipeline read from
 /// files, with a global shuffle by row index and bounded memory.
 ///
 /// [`DataFile::open`] reads the file once, in pieces (a CSV file record by record through a
@@ -62,6 +63,8 @@ use crate::matrix::Matrix;
 /// [`Sequential::evaluate_file`]: crate::Sequential::evaluate_file
 /// [`Sequential::predict_file`]: crate::Sequential::predict_file
 /// [`Fit::validation_file`]: crate::Fit::validation_file
+/// [`Sweep::fit_file`]: crate::Sweep::fit_file
+/// [`cross_validate_file`]: crate::cross_validate_file
 /// [`GpuOptions::max_data_bytes`]: crate::GpuOptions::max_data_bytes
 pub struct DataFile {
     source: PathBuf,
