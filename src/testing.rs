@@ -197,7 +197,8 @@ pub fn cpu_product(
     b_strides: (usize, usize),
     c: &mut [f32],
 ) -> bool {
-    use crate::device::cpu::product::{product, with_threads, Engine, View};
+    use crate::device::cpu::parallel::with_threads;
+    use crate::device::cpu::product::{product, Engine, View};
     let av = View { off: 0, rs: a_strides.0, cs: a_strides.1 };
     let bv = View { off: 0, rs: b_strides.0, cs: b_strides.1 };
     let engine = engine.unwrap_or_else(|| Engine::choose(m, k, n, bv));

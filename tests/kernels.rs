@@ -634,9 +634,20 @@ fn bn_case(rows: usize, n: usize, scale: bool, center: bool, seed: u64) {
 fn batchnorm_matches_on_many_shapes() {
     let mut seed = 0;
     // Widths that are multiples of 4 take the vec4 path (300, 68, 1024: several workgroups); the rest by component.
-    for (rows, n) in
-        [(2usize, 1usize), (2, 7), (3, 33), (64, 5), (257, 31), (1024, 3), (8192, 2), (5, 300), (9, 68), (33, 1024)]
-    {
+    // 129 x 520 is past the CPU path's split threshold (columns and rows in two halves).
+    for (rows, n) in [
+        (2usize, 1usize),
+        (2, 7),
+        (3, 33),
+        (64, 5),
+        (257, 31),
+        (1024, 3),
+        (8192, 2),
+        (5, 300),
+        (9, 68),
+        (33, 1024),
+        (129, 520),
+    ] {
         for (scale, center) in [(true, true), (false, true), (true, false)] {
             seed += 1;
             bn_case(rows, n, scale, center, seed);

@@ -3,7 +3,11 @@
 //! the shaders line by line. Each runs for one member: its buffers are that member's blocks
 //! (the backend hands them over), as a WGSL kernel's are after its member offsets.
 
+use std::ops::Range;
+
 use multiversion::multiversion;
+
+use super::parallel::{columns_in_halves, in_halves, rows_in_halves};
 
 use crate::device::args::{
     member_table as mt, ActivationArgs, ActivationGradArgs, BatchNormArgs, ConfusionArgs, DropoutArgs, GatherArgs,
@@ -640,10 +644,22 @@ fn decayed(w: f32, wd: f32, lr: f32) -> f32 {
     }
 }
 
+/// One Adam update's constants for a member, read once from its row.
+struct AdamStep {
+    one_minus_beta_1: f32,
+    one_minus_beta_2: f32,
+    epsilon: f32,
+    lr: f32,
+    wd: f32,
+    raw_lr: f32,
+    amsgrad: bool,
+    clip: Clip,
+}
+
 /// `table` is the member's row of the member table; `lrs` its learning rates of the epoch (the
 /// step's at `lr_at`, its undecorated one at `lr_at + 1`); `s` amsgrad's maximum of v; `norms`
-/// the variables' gradient sums of squares (global_clipnorm).
-#[multiversion(targets("x86_64+avx2+avx"))]
+/// the variables' gradient sums of squares (global_clipnorm). Each value's update is its own,
+/// so large layers update in two halves (`parallel::in_halves`) with the same bits.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn adam(
     p: &UpdateArgs,
@@ -659,42 +675,59 @@ pub(crate) fn adam(
     if table[mt::ACTIVE] == 0.0 {
         return;
     }
-    let (one_minus_beta_1, one_minus_beta_2) = (table[mt::ONE_MINUS_BETA_1], table[mt::ONE_MINUS_BETA_2]);
-    let epsilon = table[mt::EPSILON];
-    let (lr, wd) = (lrs[p.lr_at as usize], table[mt::WEIGHT_DECAY]);
-    let raw_lr = if wd == 0.0 { 0.0 } else { lrs[p.lr_at as usize + 1] };
-    let amsgrad = table[mt::AMSGRAD] != 0.0;
-    let clip = Clip::new(p, table, norms);
+    let wd = table[mt::WEIGHT_DECAY];
+    let step = AdamStep {
+        one_minus_beta_1: table[mt::ONE_MINUS_BETA_1],
+        one_minus_beta_2: table[mt::ONE_MINUS_BETA_2],
+        epsilon: table[mt::EPSILON],
+        lr: lrs[p.lr_at as usize],
+        wd,
+        raw_lr: if wd == 0.0 { 0.0 } else { lrs[p.lr_at as usize + 1] },
+        amsgrad: table[mt::AMSGRAD] != 0.0,
+        clip: Clip::new(p, table, norms),
+    };
     let n = p.len as usize;
-    // Zipped slices: no bounds checks, so the loop vectorizes (same operations in the same order);
-    // plain Adam (no clipping, decay or amsgrad) keeps a loop without their branches.
-    if clip.is_identity() && wd == 0.0 && !amsgrad {
-        for (((w, &g), mi), vi) in param[..n].iter_mut().zip(&grad[..n]).zip(&mut m[..n]).zip(&mut v[..n]) {
-            let m1 = *mi + (g - *mi) * one_minus_beta_1;
-            let v1 = *vi + (g * g - *vi) * one_minus_beta_2;
-            *mi = m1;
-            *vi = v1;
-            *w -= (m1 * lr) / (v1.sqrt() + epsilon);
-        }
-        return;
+    // Plain Adam (no clipping, decay or amsgrad) keeps a loop without their branches.
+    if step.clip.is_identity() && wd == 0.0 && !step.amsgrad {
+        in_halves(n, (&mut param[..n], &grad[..n], &mut m[..n], &mut v[..n]), |_, (w, g, m, v)| {
+            adam_plain(&step, w, g, m, v)
+        });
+    } else {
+        in_halves(n, (&mut param[..n], &grad[..n], &mut m[..n], &mut v[..n], &mut s[..n]), |_, (w, g, m, v, s)| {
+            adam_full(&step, w, g, m, v, s)
+        });
     }
-    for ((((w, &g), mi), vi), si) in
-        param[..n].iter_mut().zip(&grad[..n]).zip(&mut m[..n]).zip(&mut v[..n]).zip(&mut s[..n])
-    {
-        let g = clip.apply(g);
-        let w0 = decayed(*w, wd, raw_lr);
-        let m1 = *mi + (g - *mi) * one_minus_beta_1;
-        let v1 = *vi + (g * g - *vi) * one_minus_beta_2;
+}
+
+/// Zipped slices: no bounds checks, so the loop vectorizes (same operations in the same order).
+#[multiversion(targets("x86_64+avx2+avx"))]
+fn adam_plain(step: &AdamStep, param: &mut [f32], grad: &[f32], m: &mut [f32], v: &mut [f32]) {
+    for (((w, &g), mi), vi) in param.iter_mut().zip(grad).zip(m).zip(v) {
+        let m1 = *mi + (g - *mi) * step.one_minus_beta_1;
+        let v1 = *vi + (g * g - *vi) * step.one_minus_beta_2;
         *mi = m1;
         *vi = v1;
-        let vd = if amsgrad {
+        *w -= (m1 * step.lr) / (v1.sqrt() + step.epsilon);
+    }
+}
+
+#[multiversion(targets("x86_64+avx2+avx"))]
+fn adam_full(step: &AdamStep, param: &mut [f32], grad: &[f32], m: &mut [f32], v: &mut [f32], s: &mut [f32]) {
+    for ((((w, &g), mi), vi), si) in param.iter_mut().zip(grad).zip(m).zip(v).zip(s) {
+        let g = step.clip.apply(g);
+        let w0 = decayed(*w, step.wd, step.raw_lr);
+        let m1 = *mi + (g - *mi) * step.one_minus_beta_1;
+        let v1 = *vi + (g * g - *vi) * step.one_minus_beta_2;
+        *mi = m1;
+        *vi = v1;
+        let vd = if step.amsgrad {
             let vhat = si.max(v1);
             *si = vhat;
             vhat
         } else {
             v1
         };
-        *w = w0 - (m1 * lr) / (vd.sqrt() + epsilon);
+        *w = w0 - (m1 * step.lr) / (vd.sqrt() + step.epsilon);
     }
 }
 
@@ -875,22 +908,34 @@ macro_rules! by_derivative {
     };
 }
 
-#[multiversion(targets("x86_64+avx2+avx"))]
+/// The mask of each value is a hash of its index, so large layers run in two halves
+/// (`parallel::in_halves`) with the same bits.
 pub(crate) fn dropout_forward(p: &DropoutArgs, src: &[f32], dst: &mut [f32], table: &[f32]) {
     let mask = Mask::new(p, table);
     let n = p.len as usize;
-    for (i, (d, &s)) in dst[..n].iter_mut().zip(&src[..n]).enumerate() {
-        *d = s * mask.at(i);
-    }
+    in_halves(n, (&mut dst[..n], &src[..n]), |range, (d, s)| dropout_forward_span(&mask, range.start, d, s));
 }
 
 #[multiversion(targets("x86_64+avx2+avx"))]
+fn dropout_forward_span(mask: &Mask, start: usize, dst: &mut [f32], src: &[f32]) {
+    for (i, (d, &s)) in dst.iter_mut().zip(src).enumerate() {
+        *d = s * mask.at(start + i);
+    }
+}
+
 pub(crate) fn dropout_backward(p: &DropoutArgs, src: &[f32], dst: &mut [f32], aux: &[f32], table: &[f32]) {
     let mask = Mask::new(p, table);
     let (n, code) = (p.len as usize, p.derivative.code());
+    in_halves(n, (&mut dst[..n], &src[..n], &aux[..n]), |range, (d, s, y)| {
+        dropout_backward_span(&mask, code, range.start, d, s, y)
+    });
+}
+
+#[multiversion(targets("x86_64+avx2+avx"))]
+fn dropout_backward_span(mask: &Mask, code: u32, start: usize, dst: &mut [f32], src: &[f32], aux: &[f32]) {
     by_derivative!(code, |dact| {
-        for (i, ((d, &s), &y)) in dst[..n].iter_mut().zip(&src[..n]).zip(&aux[..n]).enumerate() {
-            *d = s * mask.at(i) * dact(y);
+        for (i, ((d, &s), &y)) in dst.iter_mut().zip(src).zip(aux).enumerate() {
+            *d = s * mask.at(start + i) * dact(y);
         }
     })
 }
@@ -911,7 +956,8 @@ fn bn_beta(p: &BatchNormArgs, param: &[f32], j: usize) -> f32 {
     }
 }
 
-#[multiversion(targets("x86_64+avx2+avx"))]
+/// Each column's sums run over rows in order whichever half of the columns a thread takes, and
+/// each output is its own: large layers run in halves (`parallel`) with the same bits.
 pub(crate) fn batchnorm_train(
     p: &BatchNormArgs,
     x: &[f32],
@@ -925,23 +971,13 @@ pub(crate) fn batchnorm_train(
     // Row-major passes (cache-friendly); each column's sums still run over rows in order, as the
     // kernel's one invocation per column does. `saved` holds the sums until it holds mean, inv.
     let (n, rows) = (p.width as usize, p.rows as usize);
+    let x = &x[..rows * n];
     let (means, invs) = saved[..2 * n].split_at_mut(n);
-    means.fill(0.0);
-    for r in 0..rows {
-        for (s, v) in means.iter_mut().zip(&x[r * n..(r + 1) * n]) {
-            *s += v;
-        }
-    }
-    means.iter_mut().for_each(|s| *s /= rows as f32);
-    invs.fill(0.0);
-    for r in 0..rows {
-        for ((q, v), m) in invs.iter_mut().zip(&x[r * n..(r + 1) * n]).zip(means.iter()) {
-            let d = v - m;
-            *q += d * d;
-        }
-    }
+    columns_in_halves(n, rows, (&mut *means, &mut *invs), |columns, (means, invs)| {
+        batchnorm_statistics(x, n, columns, means, invs)
+    });
     for j in 0..n {
-        let variance = invs[j] / rows as f32;
+        let variance = invs[j];
         invs[j] = 1.0 / (variance + p.epsilon).sqrt();
         if active {
             let (mm, mv) = (p.state_off as usize + j, p.state_off as usize + n + j);
@@ -956,14 +992,51 @@ pub(crate) fn batchnorm_train(
     columns.extend((0..n).map(|j| bn_gamma(p, param, j)));
     columns.extend((0..n).map(|j| bn_beta(p, param, j)));
     let (gammas, betas) = columns.split_at(n);
-    for (yr, xr) in y[..rows * n].chunks_exact_mut(n).zip(x.chunks_exact(n)) {
+    let (means, invs) = (&*means, &*invs);
+    rows_in_halves(rows, n, (&mut y[..rows * n], x), |_, (y, x)| {
+        batchnorm_normalize(n, y, x, (means, invs), (gammas, betas))
+    });
+    BN_SCALE.with(|c| *c.borrow_mut() = columns);
+}
+
+/// Columns `columns` of batchnorm_train's statistics: into `means` each column's mean, into
+/// `invs` its (biased) variance, as sums over the rows of the row-major `x` in order.
+#[multiversion(targets("x86_64+avx2+avx"))]
+fn batchnorm_statistics(x: &[f32], n: usize, columns: Range<usize>, means: &mut [f32], invs: &mut [f32]) {
+    let rows = x.len() / n;
+    means.fill(0.0);
+    for xr in x.chunks_exact(n) {
+        for (s, v) in means.iter_mut().zip(&xr[columns.clone()]) {
+            *s += v;
+        }
+    }
+    means.iter_mut().for_each(|s| *s /= rows as f32);
+    invs.fill(0.0);
+    for xr in x.chunks_exact(n) {
+        for ((q, v), m) in invs.iter_mut().zip(&xr[columns.clone()]).zip(means.iter()) {
+            let d = v - m;
+            *q += d * d;
+        }
+    }
+    invs.iter_mut().for_each(|q| *q /= rows as f32);
+}
+
+/// batchnorm_train's output rows: gamma (x - mean) inv + beta.
+#[multiversion(targets("x86_64+avx2+avx"))]
+fn batchnorm_normalize(
+    n: usize,
+    y: &mut [f32],
+    x: &[f32],
+    (means, invs): (&[f32], &[f32]),
+    (gammas, betas): (&[f32], &[f32]),
+) {
+    for (yr, xr) in y.chunks_exact_mut(n).zip(x.chunks_exact(n)) {
         for (((out, &xv), (&m, &inv)), (&g, &b)) in
             yr.iter_mut().zip(xr).zip(means.iter().zip(invs.iter())).zip(gammas.iter().zip(betas))
         {
             *out = g * (xv - m) * inv + b;
         }
     }
-    BN_SCALE.with(|c| *c.borrow_mut() = columns);
 }
 
 pub(crate) fn batchnorm_infer(p: &BatchNormArgs, x: &[f32], param: &[f32], state: &mut [f32], y: &mut [f32]) {
@@ -975,7 +1048,7 @@ pub(crate) fn batchnorm_infer(p: &BatchNormArgs, x: &[f32], param: &[f32], state
     }
 }
 
-#[multiversion(targets("x86_64+avx2+avx"))]
+/// Halves as in batchnorm_train: the sums by columns, dX by rows.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn batchnorm_backward(
     p: &BatchNormArgs,
@@ -989,20 +1062,16 @@ pub(crate) fn batchnorm_backward(
 ) {
     // Row-major passes; per column the sums run over rows in order, as in the kernel.
     let (n, rows) = (p.width as usize, p.rows as usize);
+    let (x, dy) = (&x[..rows * n], &dy[..rows * n]);
     BN_SCRATCH.with(|cell| {
         let mut scratch = cell.borrow_mut();
         scratch.clear();
         scratch.resize(2 * n, 0.0);
         let (dbeta, dgamma) = scratch.split_at_mut(n);
         let (mean, inv) = saved[..2 * n].split_at(n);
-        for (dyr, xr) in dy[..rows * n].chunks_exact(n).zip(x.chunks_exact(n)) {
-            for ((((db, dg), &g), &xv), (&m, &iv)) in
-                dbeta.iter_mut().zip(dgamma.iter_mut()).zip(dyr).zip(xr).zip(mean.iter().zip(inv))
-            {
-                *db += g;
-                *dg += g * (xv - m) * iv;
-            }
-        }
+        columns_in_halves(n, rows, (&mut *dbeta, &mut *dgamma, mean, inv), |columns, (dbeta, dgamma, mean, inv)| {
+            batchnorm_parameter_sums(n, columns, (x, dy), (mean, inv), dbeta, dgamma)
+        });
         for j in 0..n {
             if p.scale {
                 grads[p.gamma_off as usize + j] = dgamma[j];
@@ -1018,22 +1087,72 @@ pub(crate) fn batchnorm_backward(
             let mut scale = BN_SCALE.with(|c| std::mem::take(&mut *c.borrow_mut()));
             scale.clear();
             scale.extend((0..n).map(|j| bn_gamma(p, param, j) * saved[n + j] / rows_f));
-            let (dbeta, dgamma) = (&*dbeta, &*dgamma);
-            by_derivative!(p.derivative.code(), |dact| {
-                for r in 0..rows {
-                    let row = r * n..(r + 1) * n;
-                    let (xr, dyr, auxr) = (&x[row.clone()], &dy[row.clone()], &aux[row.clone()]);
-                    let columns = mean.iter().zip(inv).zip(scale.iter().zip(dbeta.iter().zip(dgamma)));
-                    for ((d_out, ((&xv, &g), &y)), ((&m, &iv), (&sc, (&db, &dg)))) in
-                        dx[row].iter_mut().zip(xr.iter().zip(dyr).zip(auxr)).zip(columns)
-                    {
-                        let xhat = (xv - m) * iv;
-                        let d = sc * (rows_f * g - db - xhat * dg);
-                        *d_out = d * dact(y);
-                    }
-                }
+            let columns = BnColumns { mean, inv, scale: &scale, dbeta, dgamma };
+            let code = p.derivative.code();
+            rows_in_halves(rows, n, (&mut dx[..rows * n], x, dy, &aux[..rows * n]), |_, (dx, x, dy, aux)| {
+                batchnorm_input_gradient(code, n, rows_f, &columns, dx, (x, dy, aux))
             });
             BN_SCALE.with(|c| *c.borrow_mut() = scale);
+        }
+    });
+}
+
+/// Columns `columns` of batchnorm_backward's sums over rows (in order): dbeta (of dY) and
+/// dgamma (of dY x-hat).
+#[multiversion(targets("x86_64+avx2+avx"))]
+fn batchnorm_parameter_sums(
+    n: usize,
+    columns: Range<usize>,
+    (x, dy): (&[f32], &[f32]),
+    (mean, inv): (&[f32], &[f32]),
+    dbeta: &mut [f32],
+    dgamma: &mut [f32],
+) {
+    for (dyr, xr) in dy.chunks_exact(n).zip(x.chunks_exact(n)) {
+        for ((((db, dg), &g), &xv), (&m, &iv)) in dbeta
+            .iter_mut()
+            .zip(dgamma.iter_mut())
+            .zip(&dyr[columns.clone()])
+            .zip(&xr[columns.clone()])
+            .zip(mean.iter().zip(inv))
+        {
+            *db += g;
+            *dg += g * (xv - m) * iv;
+        }
+    }
+}
+
+/// batchnorm_backward's per-column values for the input gradient.
+struct BnColumns<'a> {
+    mean: &'a [f32],
+    inv: &'a [f32],
+    scale: &'a [f32],
+    dbeta: &'a [f32],
+    dgamma: &'a [f32],
+}
+
+/// batchnorm_backward's dX rows, times the derivative (`code`) of the activation before it.
+#[multiversion(targets("x86_64+avx2+avx"))]
+fn batchnorm_input_gradient(
+    code: u32,
+    n: usize,
+    rows_f: f32,
+    c: &BnColumns,
+    dx: &mut [f32],
+    (x, dy, aux): (&[f32], &[f32], &[f32]),
+) {
+    by_derivative!(code, |dact| {
+        for (((dxr, xr), dyr), auxr) in
+            dx.chunks_exact_mut(n).zip(x.chunks_exact(n)).zip(dy.chunks_exact(n)).zip(aux.chunks_exact(n))
+        {
+            let columns = c.mean.iter().zip(c.inv).zip(c.scale.iter().zip(c.dbeta.iter().zip(c.dgamma)));
+            for ((d_out, ((&xv, &g), &y)), ((&m, &iv), (&sc, (&db, &dg)))) in
+                dxr.iter_mut().zip(xr.iter().zip(dyr).zip(auxr)).zip(columns)
+            {
+                let xhat = (xv - m) * iv;
+                let d = sc * (rows_f * g - db - xhat * dg);
+                *d_out = d * dact(y);
+            }
         }
     });
 }
@@ -1065,5 +1184,92 @@ pub(crate) fn normalization_backward(p: &NormalizationArgs, src: &[f32], state: 
         let (_, std) = norm_stats(p, state, i % p.width as usize);
         let dx = if p.invert { src[i] * std } else { src[i] / std };
         dst[i] = dx * act_grad_from_output(aux[i], p.derivative.code());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::device::cpu::parallel::with_threads;
+    use crate::layers::Activation;
+    use rand::{Rng, SeedableRng};
+
+    /// The kernels that split large launches in halves (Adam, dropout, BatchNormalization)
+    /// give the same bits on one thread and two, on sizes that split unevenly (rows and columns
+    /// not multiples of 16, past the split threshold).
+    #[test]
+    fn halves_give_the_same_bits_as_one_thread() {
+        let (rows, n) = (301usize, 257usize);
+        let len = rows * n;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(21);
+        let mut random = |lo: f32, hi: f32| -> Vec<f32> { (0..len).map(|_| rng.random_range(lo..hi)).collect() };
+        let (x, dy, aux, grad, m0, v0) = (
+            random(-3.0, 5.0),
+            random(-1.0, 1.0),
+            random(-1.0, 1.0),
+            random(-1.0, 1.0),
+            random(-0.1, 0.1),
+            random(0.003, 0.1),
+        );
+        let mut table = vec![0.0f32; mt::width(2)];
+        table[mt::ACTIVE] = 1.0;
+        table[mt::ONE_MINUS_BETA_1] = 0.1;
+        table[mt::ONE_MINUS_BETA_2] = 0.001;
+        table[mt::EPSILON] = 1e-7;
+        table[mt::SEED] = f32::from_bits(42);
+        table[mt::DROPOUT + 2] = 0.3;
+        table[mt::DROPOUT + 3] = 1.0 / 0.7;
+        let param: Vec<f32> = (0..2 * n).map(|j| 0.5 + j as f32 / n as f32).collect();
+        let bn = BatchNormArgs {
+            rows: rows as u32,
+            width: n as u32,
+            gamma_off: 0,
+            beta_off: n as u32,
+            state_off: 0,
+            scale: true,
+            center: true,
+            momentum: 0.99,
+            epsilon: 1e-3,
+            grad_below: true,
+            derivative: Activation::Relu,
+        };
+        let drop = DropoutArgs {
+            len: len as u32,
+            apply_mask: true,
+            step: 3,
+            layer: 1,
+            derivative: Activation::Relu,
+            ..Default::default()
+        };
+        let run = |threads: usize| {
+            with_threads(threads, || {
+                let mut out: Vec<Vec<f32>> = Vec::new();
+                for amsgrad in [0.0, 1.0] {
+                    let mut t = table.clone();
+                    t[mt::AMSGRAD] = amsgrad;
+                    let (mut w, mut m, mut v, mut s) = (x.clone(), m0.clone(), v0.clone(), v0.clone());
+                    let update = UpdateArgs { len: len as u32, lr_at: 0, variables: 1 };
+                    adam(&update, &mut w, &grad, &mut m, &mut v, &t, &[0.01, 0.01], &mut s, &[1.0]);
+                    out.extend([w, m, v, s]);
+                }
+                let mut y = vec![f32::NAN; len];
+                dropout_forward(&drop, &x, &mut y, &table);
+                out.push(y.clone());
+                dropout_backward(&drop, &dy, &mut y, &aux, &table);
+                out.push(y);
+                let (mut state, mut y, mut saved) = (vec![1.0f32; 2 * n], vec![f32::NAN; len], vec![f32::NAN; 2 * n]);
+                batchnorm_train(&bn, &x, &param, &mut state, &mut y, &mut saved, &table);
+                let (mut dx, mut grads) = (vec![f32::NAN; len], vec![f32::NAN; 2 * n]);
+                batchnorm_backward(&bn, &x, &param, &mut saved, &dy, &mut dx, &mut grads, &aux);
+                out.extend([state, y, saved, dx, grads]);
+                out.into_iter().map(|v| v.iter().map(|x| x.to_bits()).collect::<Vec<u32>>()).collect::<Vec<_>>()
+            })
+        };
+        let one = run(1);
+        assert!(one.iter().flatten().all(|&b| !f32::from_bits(b).is_nan()), "a kernel left a value unwritten");
+        let two = run(2);
+        for (i, (a, b)) in one.iter().zip(&two).enumerate() {
+            assert!(a == b, "output {i} differs between one thread and two");
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! The CPU reference backend: buffers are vectors, launches call the twins in `kernels`.
 
 pub(crate) mod kernels;
+pub(crate) mod parallel;
 pub(crate) mod product;
 
 use multiversion::multiversion;
@@ -304,7 +305,7 @@ impl Backend for CpuBackend {
                         .enumerate()
                         .map(|(t, banks)| {
                             scope.spawn(move || -> Result<Tally> {
-                                product::single_threaded(|| {
+                                parallel::single_threaded(|| {
                                     let mut mine: Tally = [(0, 0.0); Kernel::ALL.len() + 1];
                                     for (i, bank) in banks.iter_mut().enumerate() {
                                         view.run(t * per + i, bank, launches, profiling.then_some(&mut mine))?;

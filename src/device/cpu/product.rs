@@ -3,7 +3,6 @@
 //! (`cargo bench --bench gemm_crates`, BENCHMARKS.md); `gemm` and `matrixmultiply` stay
 //! selectable for side-by-side measurements.
 
-use std::cell::Cell;
 use std::sync::OnceLock;
 
 use crate::device::args::MatmulArgs;
@@ -73,33 +72,6 @@ fn forced() -> Option<Engine> {
     })
 }
 
-/// The cores, asked once: `available_parallelism` reads cgroup files on Linux, which costs more
-/// than a small product.
-fn cores() -> usize {
-    static CORES: OnceLock<usize> = OnceLock::new();
-    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-}
-
-thread_local! {
-    /// Threads one product may use from this thread: the cores, or 1 inside the CPU backend's
-    /// member workers (which already keep every core busy; nested pools would only contend).
-    static THREADS: Cell<usize> = Cell::new(cores());
-}
-
-/// Runs `f` with products on this thread limited to one thread each.
-pub(crate) fn single_threaded<R>(f: impl FnOnce() -> R) -> R {
-    with_threads(1, f)
-}
-
-/// Runs `f` with products on this thread using at most `threads` threads (0: the cores).
-pub(crate) fn with_threads<R>(threads: usize, f: impl FnOnce() -> R) -> R {
-    let threads = if threads == 0 { cores() } else { threads };
-    let before = THREADS.with(|t| t.replace(threads));
-    let r = f();
-    THREADS.with(|t| t.set(before));
-    r
-}
-
 /// Below this many multiply-adds a product runs on one thread: waking a pool costs more than the
 /// second core saves. Measured on the 2-core machine (benches/gemm_crates.rs): W1's 1M multiply-add
 /// products (256x8x512 forward, 8x256x512 dW) ran at 146 and 186 GFLOP/s on one thread, 88 and 57
@@ -131,7 +103,7 @@ pub(crate) fn product(
         c[..m * n].fill(0.0);
         return true;
     }
-    let threads = if m * k * n < PARALLEL_MIN_WORK { 1 } else { THREADS.with(Cell::get) };
+    let threads = if m * k * n < PARALLEL_MIN_WORK { 1 } else { super::parallel::threads() };
     // SAFETY: every index the views touch was checked against the slices above; `c` is
     // exclusively borrowed and holds m x n values (row stride n). Strides fit isize: they come
     // from u32 launch fields.
@@ -217,9 +189,15 @@ unsafe fn faer_product(
         matmul(dst, Accum::Replace, lhs, rhs, 1.0, Par::Seq);
         clean_upper_vector_state();
     };
+    // A dW product (A = Xᵀ, a transposed view) splits C's columns even where it has more rows:
+    // split by rows, each thread read X's columns at a stride of the layer's width, and W3's
+    // 1024³ dW ran 162-171 GFLOP/s against 180-191 split by columns (alternated runs of
+    // benches/gemm_crates.rs on the 2-core Zen 4 host, 2026-12-03); the other layouts measured
+    // level either way, so they keep the longer side.
+    let a_transposed = av.rs == 1 && av.cs > 1;
     if threads <= 1 {
         seq(dst, lhs, rhs);
-    } else if m >= n {
+    } else if m >= n && !(a_transposed && n >= 64) {
         // Halves a multiple of 16 rows, so neither splits a micro-kernel's row block.
         let half = (m / 2).next_multiple_of(16).min(m);
         let ((d0, d1), (l0, l1)) = (dst.split_at_row_mut(half), lhs.split_at_row(half));
@@ -253,6 +231,7 @@ fn zero_upper() {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::device::cpu::parallel::with_threads;
     use rand::{Rng, SeedableRng};
 
     /// The three layouts of a Dense layer's products: (A row-major, B row-major) forward X·W,
@@ -311,11 +290,12 @@ mod tests {
 
     /// `faer` (split in halves) and `gemm` split the outputs, never a sum, between threads: one
     /// thread and two give the same bits, and so do repeated runs (the CPU path's histories are
-    /// reproducible on a machine, and a sweep's one-thread members equal lone fits).
+    /// reproducible on a machine, and a sweep's one-thread members equal lone fits). The shapes
+    /// take both splits of every layout (a dW with more rows than columns splits columns).
     #[test]
     fn threads_do_not_change_bits() {
         let mut rng = rand::rngs::StdRng::seed_from_u64(16);
-        for &(m, k, n) in &[(256, 512, 512), (513, 256, 512), (300, 1030, 200)] {
+        for &(m, k, n) in &[(256, 512, 512), (513, 256, 512), (300, 1030, 200), (600, 300, 40)] {
             for layout in 0..3 {
                 let (av, bv) = views(layout, m, k, n);
                 let a: Vec<f32> = (0..av.end(m, k)).map(|_| rng.random_range(-1.0..1.0)).collect();
