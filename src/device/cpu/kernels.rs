@@ -731,7 +731,8 @@ fn adam_full(step: &AdamStep, param: &mut [f32], grad: &[f32], m: &mut [f32], v:
     }
 }
 
-#[multiversion(targets("x86_64+avx2+avx"))]
+/// Keras 3's SGD (momentum, nesterov); each value's update is its own, so large layers update
+/// in two halves (`parallel::in_halves`) with the same bits.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn sgd(
     p: &UpdateArgs,
@@ -747,22 +748,45 @@ pub(crate) fn sgd(
     if table[mt::ACTIVE] == 0.0 {
         return;
     }
-    let (momentum, nesterov) = (table[mt::MOMENTUM], table[mt::NESTEROV] != 0.0);
-    let (lr, wd) = (lrs[p.lr_at as usize], table[mt::WEIGHT_DECAY]);
-    let raw_lr = if wd == 0.0 { 0.0 } else { lrs[p.lr_at as usize + 1] };
-    let clip = Clip::new(p, table, norms);
-    for i in 0..p.len as usize {
-        let g = clip.apply(grad[i]);
-        let w = decayed(param[i], wd, raw_lr);
-        if momentum == 0.0 {
-            param[i] = w - lr * g;
+    let wd = table[mt::WEIGHT_DECAY];
+    let step = SgdStep {
+        momentum: table[mt::MOMENTUM],
+        nesterov: table[mt::NESTEROV] != 0.0,
+        lr: lrs[p.lr_at as usize],
+        wd,
+        raw_lr: if wd == 0.0 { 0.0 } else { lrs[p.lr_at as usize + 1] },
+        clip: Clip::new(p, table, norms),
+    };
+    let n = p.len as usize;
+    // Without momentum `m` is not read or written (its buffer may be shorter).
+    let m = if step.momentum == 0.0 { &mut m[..0] } else { &mut m[..n] };
+    in_halves(n, (&mut param[..n], &grad[..n], m), |_, (w, g, m)| sgd_span(&step, w, g, m));
+}
+
+/// One SGD update's constants for a member.
+struct SgdStep {
+    momentum: f32,
+    nesterov: bool,
+    lr: f32,
+    wd: f32,
+    raw_lr: f32,
+    clip: Clip,
+}
+
+#[multiversion(targets("x86_64+avx2+avx"))]
+fn sgd_span(step: &SgdStep, param: &mut [f32], grad: &[f32], m: &mut [f32]) {
+    for i in 0..param.len() {
+        let g = step.clip.apply(grad[i]);
+        let w = decayed(param[i], step.wd, step.raw_lr);
+        if step.momentum == 0.0 {
+            param[i] = w - step.lr * g;
             continue;
         }
-        let mi = momentum * m[i] - lr * g;
+        let mi = step.momentum * m[i] - step.lr * g;
         m[i] = mi;
-        if nesterov {
+        if step.nesterov {
             // Keras's association: w + (momentum m - lr g).
-            param[i] = w + (momentum * mi - lr * g);
+            param[i] = w + (step.momentum * mi - step.lr * g);
         } else {
             param[i] = w + mi;
         }
@@ -770,8 +794,7 @@ pub(crate) fn sgd(
 }
 
 /// Keras 3's RMSprop (epsilon inside the root; centered's mean gradient in `s`; momentum's
-/// accumulated increments in `m`).
-#[multiversion(targets("x86_64+avx2+avx"))]
+/// accumulated increments in `m`); large layers update in two halves, as Adam.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn rmsprop(
     p: &UpdateArgs,
@@ -787,27 +810,57 @@ pub(crate) fn rmsprop(
     if table[mt::ACTIVE] == 0.0 {
         return;
     }
-    let (rho, one_minus_rho) = (table[mt::RHO], table[mt::ONE_MINUS_RHO]);
-    let (momentum, epsilon) = (table[mt::MOMENTUM], table[mt::EPSILON]);
-    let centered = table[mt::CENTERED] != 0.0;
-    let (lr, wd) = (lrs[p.lr_at as usize], table[mt::WEIGHT_DECAY]);
-    let raw_lr = if wd == 0.0 { 0.0 } else { lrs[p.lr_at as usize + 1] };
-    let clip = Clip::new(p, table, norms);
-    for i in 0..p.len as usize {
-        let g = clip.apply(grad[i]);
-        let w = decayed(param[i], wd, raw_lr);
-        let vi = rho * v[i] + one_minus_rho * (g * g);
+    let wd = table[mt::WEIGHT_DECAY];
+    let step = RmspropStep {
+        rho: table[mt::RHO],
+        one_minus_rho: table[mt::ONE_MINUS_RHO],
+        momentum: table[mt::MOMENTUM],
+        epsilon: table[mt::EPSILON],
+        centered: table[mt::CENTERED] != 0.0,
+        lr: lrs[p.lr_at as usize],
+        wd,
+        raw_lr: if wd == 0.0 { 0.0 } else { lrs[p.lr_at as usize + 1] },
+        clip: Clip::new(p, table, norms),
+    };
+    let n = p.len as usize;
+    // `m` is read only with momentum, `s` only when centered (their buffers may be shorter).
+    let m = if step.momentum > 0.0 { &mut m[..n] } else { &mut m[..0] };
+    let s = if step.centered { &mut s[..n] } else { &mut s[..0] };
+    in_halves(n, (&mut param[..n], &grad[..n], m, &mut v[..n], s), |_, (w, g, m, v, s)| {
+        rmsprop_span(&step, w, g, m, v, s)
+    });
+}
+
+/// One RMSprop update's constants for a member.
+struct RmspropStep {
+    rho: f32,
+    one_minus_rho: f32,
+    momentum: f32,
+    epsilon: f32,
+    centered: bool,
+    lr: f32,
+    wd: f32,
+    raw_lr: f32,
+    clip: Clip,
+}
+
+#[multiversion(targets("x86_64+avx2+avx"))]
+fn rmsprop_span(step: &RmspropStep, param: &mut [f32], grad: &[f32], m: &mut [f32], v: &mut [f32], s: &mut [f32]) {
+    for i in 0..param.len() {
+        let g = step.clip.apply(grad[i]);
+        let w = decayed(param[i], step.wd, step.raw_lr);
+        let vi = step.rho * v[i] + step.one_minus_rho * (g * g);
         v[i] = vi;
-        let denominator = if centered {
-            let si = rho * s[i] + one_minus_rho * g;
+        let denominator = if step.centered {
+            let si = step.rho * s[i] + step.one_minus_rho * g;
             s[i] = si;
-            vi - si * si + epsilon
+            vi - si * si + step.epsilon
         } else {
-            vi + epsilon
+            vi + step.epsilon
         };
-        let increment = (lr * g) / denominator.sqrt();
-        if momentum > 0.0 {
-            let mi = momentum * m[i] + increment;
+        let increment = (step.lr * g) / denominator.sqrt();
+        if step.momentum > 0.0 {
+            let mi = step.momentum * m[i] + increment;
             m[i] = mi;
             param[i] = w - mi;
         } else {
@@ -1194,7 +1247,7 @@ mod tests {
     use crate::layers::Activation;
     use rand::{Rng, SeedableRng};
 
-    /// The kernels that split large launches in halves (Adam, dropout, BatchNormalization)
+    /// The kernels that split large launches in halves (the optimizers, dropout, BatchNormalization)
     /// give the same bits on one thread and two, on sizes that split unevenly (rows and columns
     /// not multiples of 16, past the split threshold).
     #[test]
@@ -1250,6 +1303,17 @@ mod tests {
                     let (mut w, mut m, mut v, mut s) = (x.clone(), m0.clone(), v0.clone(), v0.clone());
                     let update = UpdateArgs { len: len as u32, lr_at: 0, variables: 1 };
                     adam(&update, &mut w, &grad, &mut m, &mut v, &t, &[0.01, 0.01], &mut s, &[1.0]);
+                    out.extend([w, m, v, s]);
+                }
+                let mut t = table.clone();
+                (t[mt::MOMENTUM], t[mt::NESTEROV], t[mt::CENTERED], t[mt::RHO], t[mt::ONE_MINUS_RHO]) =
+                    (0.9, 1.0, 1.0, 0.9, 0.1);
+                let update = UpdateArgs { len: len as u32, lr_at: 0, variables: 1 };
+                for rule in [sgd, rmsprop] {
+                    // Centered RMSprop's mean gradient stays small against v, as in training (no NaN roots).
+                    let s: Vec<f32> = m0.iter().map(|&a| 0.1 * a).collect();
+                    let (mut w, mut m, mut v, mut s) = (x.clone(), m0.clone(), v0.clone(), s);
+                    rule(&update, &mut w, &grad, &mut m, &mut v, &t, &[0.01, 0.01], &mut s, &[1.0]);
                     out.extend([w, m, v, s]);
                 }
                 let mut y = vec![f32::NAN; len];
