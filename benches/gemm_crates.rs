@@ -2,8 +2,8 @@
 //! the stored shapes of every product a training step of W1 and W3 runs (a Dense layer's forward
 //! X·W, dX = dZ·Wᵀ and dW = Xᵀ·dZ, with their real m, k, n and transposes) and on 1024³:
 //! `matrixmultiply` (its pool, MATMUL_NUM_THREADS or the cores), `faer` on 1 thread and in two
-//! halves on 2 threads (the Faer engine), `gemm` on 1 and 2 threads, and
-//! `wgfit`'s own choice (`product`, what the CPU path runs). Rounds alternate the candidates, and
+//! blocks on 2 threads (the Faer engine), `gemm` on 1 and 2 threads, and
+//! `wgfit`'s own choice (`product`, what the CPU path runs: a block per core). Rounds alternate the candidates, and
 //! each figure is the median over rounds of each round's median; the load average is printed
 //! before and after, since the machine may be shared.
 //! `cargo bench --bench gemm_crates [-- FILTER]`; WGFIT_GEMM_ROUNDS (default 5).
@@ -53,7 +53,7 @@ fn main() {
     let candidates: [(&str, Option<CpuEngine>, usize); 6] = [
         ("matrixmultiply", Some(CpuEngine::MatrixMultiply), 0),
         ("faer 1 thread", Some(CpuEngine::Faer), 1),
-        ("faer 2 halves", Some(CpuEngine::Faer), 2),
+        ("faer 2 blocks", Some(CpuEngine::Faer), 2),
         ("gemm 1 thread", Some(CpuEngine::Gemm), 1),
         ("gemm 2 threads", Some(CpuEngine::Gemm), 2),
         ("wgfit's choice", None, 0),

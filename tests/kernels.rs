@@ -634,7 +634,7 @@ fn bn_case(rows: usize, n: usize, scale: bool, center: bool, seed: u64) {
 fn batchnorm_matches_on_many_shapes() {
     let mut seed = 0;
     // Widths that are multiples of 4 take the vec4 path (300, 68, 1024: several workgroups); the rest by component.
-    // 129 x 520 is past the CPU path's split threshold (columns and rows in two halves).
+    // 129 x 520 is past the CPU path's split threshold (columns and rows in parts, one per core).
     for (rows, n) in [
         (2usize, 1usize),
         (2, 7),

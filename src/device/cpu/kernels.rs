@@ -7,7 +7,7 @@ use std::ops::Range;
 
 use multiversion::multiversion;
 
-use super::parallel::{columns_in_halves, in_halves, rows_in_halves};
+use super::parallel::{columns_in_parts, in_parts, rows_in_parts};
 
 use crate::device::args::{
     member_table as mt, ActivationArgs, ActivationGradArgs, BatchNormArgs, ConfusionArgs, DropoutArgs, GatherArgs,
@@ -659,7 +659,7 @@ struct AdamStep {
 /// `table` is the member's row of the member table; `lrs` its learning rates of the epoch (the
 /// step's at `lr_at`, its undecorated one at `lr_at + 1`); `s` amsgrad's maximum of v; `norms`
 /// the variables' gradient sums of squares (global_clipnorm). Each value's update is its own,
-/// so large layers update in two halves (`parallel::in_halves`) with the same bits.
+/// so large layers update in parts (`parallel::in_parts`), one per core, with the same bits.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn adam(
     p: &UpdateArgs,
@@ -689,11 +689,11 @@ pub(crate) fn adam(
     let n = p.len as usize;
     // Plain Adam (no clipping, decay or amsgrad) keeps a loop without their branches.
     if step.clip.is_identity() && wd == 0.0 && !step.amsgrad {
-        in_halves(n, (&mut param[..n], &grad[..n], &mut m[..n], &mut v[..n]), |_, (w, g, m, v)| {
+        in_parts(n, (&mut param[..n], &grad[..n], &mut m[..n], &mut v[..n]), |_, (w, g, m, v)| {
             adam_plain(&step, w, g, m, v)
         });
     } else {
-        in_halves(n, (&mut param[..n], &grad[..n], &mut m[..n], &mut v[..n], &mut s[..n]), |_, (w, g, m, v, s)| {
+        in_parts(n, (&mut param[..n], &grad[..n], &mut m[..n], &mut v[..n], &mut s[..n]), |_, (w, g, m, v, s)| {
             adam_full(&step, w, g, m, v, s)
         });
     }
@@ -732,7 +732,7 @@ fn adam_full(step: &AdamStep, param: &mut [f32], grad: &[f32], m: &mut [f32], v:
 }
 
 /// Keras 3's SGD (momentum, nesterov); each value's update is its own, so large layers update
-/// in two halves (`parallel::in_halves`) with the same bits.
+/// in parts (`parallel::in_parts`), one per core, with the same bits.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn sgd(
     p: &UpdateArgs,
@@ -760,7 +760,7 @@ pub(crate) fn sgd(
     let n = p.len as usize;
     // Without momentum `m` is not read or written (its buffer may be shorter).
     let m = if step.momentum == 0.0 { &mut m[..0] } else { &mut m[..n] };
-    in_halves(n, (&mut param[..n], &grad[..n], m), |_, (w, g, m)| sgd_span(&step, w, g, m));
+    in_parts(n, (&mut param[..n], &grad[..n], m), |_, (w, g, m)| sgd_span(&step, w, g, m));
 }
 
 /// One SGD update's constants for a member.
@@ -794,7 +794,7 @@ fn sgd_span(step: &SgdStep, param: &mut [f32], grad: &[f32], m: &mut [f32]) {
 }
 
 /// Keras 3's RMSprop (epsilon inside the root; centered's mean gradient in `s`; momentum's
-/// accumulated increments in `m`); large layers update in two halves, as Adam.
+/// accumulated increments in `m`); large layers update in parts, as Adam.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn rmsprop(
     p: &UpdateArgs,
@@ -826,7 +826,7 @@ pub(crate) fn rmsprop(
     // `m` is read only with momentum, `s` only when centered (their buffers may be shorter).
     let m = if step.momentum > 0.0 { &mut m[..n] } else { &mut m[..0] };
     let s = if step.centered { &mut s[..n] } else { &mut s[..0] };
-    in_halves(n, (&mut param[..n], &grad[..n], m, &mut v[..n], s), |_, (w, g, m, v, s)| {
+    in_parts(n, (&mut param[..n], &grad[..n], m, &mut v[..n], s), |_, (w, g, m, v, s)| {
         rmsprop_span(&step, w, g, m, v, s)
     });
 }
@@ -961,12 +961,12 @@ macro_rules! by_derivative {
     };
 }
 
-/// The mask of each value is a hash of its index, so large layers run in two halves
-/// (`parallel::in_halves`) with the same bits.
+/// The mask of each value is a hash of its index, so large layers run in parts
+/// (`parallel::in_parts`), one per core, with the same bits.
 pub(crate) fn dropout_forward(p: &DropoutArgs, src: &[f32], dst: &mut [f32], table: &[f32]) {
     let mask = Mask::new(p, table);
     let n = p.len as usize;
-    in_halves(n, (&mut dst[..n], &src[..n]), |range, (d, s)| dropout_forward_span(&mask, range.start, d, s));
+    in_parts(n, (&mut dst[..n], &src[..n]), |range, (d, s)| dropout_forward_span(&mask, range.start, d, s));
 }
 
 #[multiversion(targets("x86_64+avx2+avx"))]
@@ -979,7 +979,7 @@ fn dropout_forward_span(mask: &Mask, start: usize, dst: &mut [f32], src: &[f32])
 pub(crate) fn dropout_backward(p: &DropoutArgs, src: &[f32], dst: &mut [f32], aux: &[f32], table: &[f32]) {
     let mask = Mask::new(p, table);
     let (n, code) = (p.len as usize, p.derivative.code());
-    in_halves(n, (&mut dst[..n], &src[..n], &aux[..n]), |range, (d, s, y)| {
+    in_parts(n, (&mut dst[..n], &src[..n], &aux[..n]), |range, (d, s, y)| {
         dropout_backward_span(&mask, code, range.start, d, s, y)
     });
 }
@@ -1010,7 +1010,7 @@ fn bn_beta(p: &BatchNormArgs, param: &[f32], j: usize) -> f32 {
 }
 
 /// Each column's sums run over rows in order whichever half of the columns a thread takes, and
-/// each output is its own: large layers run in halves (`parallel`) with the same bits.
+/// each output is its own: large layers run in parts (`parallel`), one per core, with the same bits.
 pub(crate) fn batchnorm_train(
     p: &BatchNormArgs,
     x: &[f32],
@@ -1026,7 +1026,7 @@ pub(crate) fn batchnorm_train(
     let (n, rows) = (p.width as usize, p.rows as usize);
     let x = &x[..rows * n];
     let (means, invs) = saved[..2 * n].split_at_mut(n);
-    columns_in_halves(n, rows, (&mut *means, &mut *invs), |columns, (means, invs)| {
+    columns_in_parts(n, rows, (&mut *means, &mut *invs), |columns, (means, invs)| {
         batchnorm_statistics(x, n, columns, means, invs)
     });
     for j in 0..n {
@@ -1046,7 +1046,7 @@ pub(crate) fn batchnorm_train(
     columns.extend((0..n).map(|j| bn_beta(p, param, j)));
     let (gammas, betas) = columns.split_at(n);
     let (means, invs) = (&*means, &*invs);
-    rows_in_halves(rows, n, (&mut y[..rows * n], x), |_, (y, x)| {
+    rows_in_parts(rows, n, (&mut y[..rows * n], x), |_, (y, x)| {
         batchnorm_normalize(n, y, x, (means, invs), (gammas, betas))
     });
     BN_SCALE.with(|c| *c.borrow_mut() = columns);
@@ -1101,7 +1101,7 @@ pub(crate) fn batchnorm_infer(p: &BatchNormArgs, x: &[f32], param: &[f32], state
     }
 }
 
-/// Halves as in batchnorm_train: the sums by columns, dX by rows.
+/// Parts as in batchnorm_train: the sums by columns, dX by rows.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn batchnorm_backward(
     p: &BatchNormArgs,
@@ -1122,7 +1122,7 @@ pub(crate) fn batchnorm_backward(
         scratch.resize(2 * n, 0.0);
         let (dbeta, dgamma) = scratch.split_at_mut(n);
         let (mean, inv) = saved[..2 * n].split_at(n);
-        columns_in_halves(n, rows, (&mut *dbeta, &mut *dgamma, mean, inv), |columns, (dbeta, dgamma, mean, inv)| {
+        columns_in_parts(n, rows, (&mut *dbeta, &mut *dgamma, mean, inv), |columns, (dbeta, dgamma, mean, inv)| {
             batchnorm_parameter_sums(n, columns, (x, dy), (mean, inv), dbeta, dgamma)
         });
         for j in 0..n {
@@ -1142,7 +1142,7 @@ pub(crate) fn batchnorm_backward(
             scale.extend((0..n).map(|j| bn_gamma(p, param, j) * saved[n + j] / rows_f));
             let columns = BnColumns { mean, inv, scale: &scale, dbeta, dgamma };
             let code = p.derivative.code();
-            rows_in_halves(rows, n, (&mut dx[..rows * n], x, dy, &aux[..rows * n]), |_, (dx, x, dy, aux)| {
+            rows_in_parts(rows, n, (&mut dx[..rows * n], x, dy, &aux[..rows * n]), |_, (dx, x, dy, aux)| {
                 batchnorm_input_gradient(code, n, rows_f, &columns, dx, (x, dy, aux))
             });
             BN_SCALE.with(|c| *c.borrow_mut() = scale);
@@ -1247,12 +1247,12 @@ mod tests {
     use crate::layers::Activation;
     use rand::{Rng, SeedableRng};
 
-    /// The kernels that split large launches in halves (the optimizers, dropout, BatchNormalization)
-    /// give the same bits on one thread and two, on sizes that split unevenly (rows and columns
-    /// not multiples of 16, past the split threshold).
+    /// The kernels that split large launches in parts (the optimizers, dropout,
+    /// BatchNormalization) give the same bits on one thread and on two, three and four, on
+    /// sizes that split unevenly (rows and columns not multiples of 16, up to four parts).
     #[test]
-    fn halves_give_the_same_bits_as_one_thread() {
-        let (rows, n) = (301usize, 257usize);
+    fn parts_give_the_same_bits_as_one_thread() {
+        let (rows, n) = (521usize, 257usize);
         let len = rows * n;
         let mut rng = rand::rngs::StdRng::seed_from_u64(21);
         let mut random = |lo: f32, hi: f32| -> Vec<f32> { (0..len).map(|_| rng.random_range(lo..hi)).collect() };
@@ -1331,9 +1331,11 @@ mod tests {
         };
         let one = run(1);
         assert!(one.iter().flatten().all(|&b| !f32::from_bits(b).is_nan()), "a kernel left a value unwritten");
-        let two = run(2);
-        for (i, (a, b)) in one.iter().zip(&two).enumerate() {
-            assert!(a == b, "output {i} differs between one thread and two");
+        for threads in [2, 3, 4] {
+            let many = run(threads);
+            for (i, (a, b)) in one.iter().zip(&many).enumerate() {
+                assert!(a == b, "output {i} differs between one thread and {threads}");
+            }
         }
     }
 }

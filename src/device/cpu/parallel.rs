@@ -1,7 +1,7 @@
-//! How many cores one launch of the CPU path may use, and the one way its kernels use two:
-//! halves of their outputs on rayon's pool (`rayon::join` keeps its jobs on the stack, so a
-//! split allocates nothing). Every split divides outputs, never a sum, so one thread and two
-//! give the same bits.
+//! How many cores one launch of the CPU path may use, and the one way its kernels use them:
+//! parts of their outputs on rayon's pool, split in halves recursively (`rayon::join` keeps its
+//! jobs on the stack, so a split allocates nothing). Every split divides outputs, never a sum,
+//! so one thread and many give the same bits.
 
 use std::cell::Cell;
 use std::ops::Range;
@@ -39,30 +39,31 @@ pub(crate) fn with_threads<R>(threads: usize, f: impl FnOnce() -> R) -> R {
     r
 }
 
-/// Below this many values an elementwise pass stays on one thread: waking the pool (a few
-/// microseconds) costs more than the second core saves on a pass that is itself that short.
-const PARALLEL_MIN_VALUES: usize = 1 << 16;
+/// Values each part of a split pass gets at least: below twice this a pass stays on one thread,
+/// since waking the pool (a few microseconds) costs more than a second core saves on a pass
+/// that is itself that short.
+const MIN_VALUES_PER_PART: usize = 1 << 15;
 
 /// Slices (and tuples of them) that split at an index into two independent parts.
-pub(crate) trait Halves: Sized + Send {
+pub(crate) trait Parts: Sized + Send {
     fn split(self, mid: usize) -> (Self, Self);
 }
 
-impl Halves for &mut [f32] {
+impl Parts for &mut [f32] {
     fn split(self, mid: usize) -> (Self, Self) {
         self.split_at_mut(mid.min(self.len()))
     }
 }
 
-impl Halves for &[f32] {
+impl Parts for &[f32] {
     fn split(self, mid: usize) -> (Self, Self) {
         self.split_at(mid.min(self.len()))
     }
 }
 
-macro_rules! halves_for_tuples {
+macro_rules! parts_for_tuples {
     ($(($($t:ident $v:ident),+)),+) => {$(
-        impl<$($t: Halves),+> Halves for ($($t,)+) {
+        impl<$($t: Parts),+> Parts for ($($t,)+) {
             fn split(self, mid: usize) -> (Self, Self) {
                 let ($($v,)+) = self;
                 $(let $v = $v.split(mid);)+
@@ -71,55 +72,89 @@ macro_rules! halves_for_tuples {
         }
     )+};
 }
-halves_for_tuples!((A a, B b), (A a, B b, C c), (A a, B b, C c, D d), (A a, B b, C c, D d, E e));
+parts_for_tuples!((A a, B b), (A a, B b, C c), (A a, B b, C c, D d), (A a, B b, C c, D d, E e));
 
 /// Runs `f(range, parts)` over the `len` values of `parts` (each of whose slices holds its
-/// values for `0..len`, one per index): once over all of them, or, for `len` of
-/// `PARALLEL_MIN_VALUES` or more where this thread may use two cores, over two halves on
-/// rayon's pool, each half's slices starting at its range's start.
-pub(crate) fn in_halves<T: Halves>(len: usize, parts: T, f: impl Fn(Range<usize>, T) + Sync) {
+/// values for `0..len`, one per index): once over all of them, or, for large `len` where this
+/// thread may use several cores, over up to one part per core on rayon's pool, each part's
+/// slices starting at its range's start.
+pub(crate) fn in_parts<T: Parts>(len: usize, parts: T, f: impl Fn(Range<usize>, T) + Sync) {
     split(len, 1, len, parts, f)
 }
 
-/// `in_halves` over the `rows` rows of row-major `width`-wide matrices: `range` is in rows and
+/// `in_parts` over the `rows` rows of row-major `width`-wide matrices: `range` is in rows and
 /// every slice of `parts` holds `width` values a row.
-pub(crate) fn rows_in_halves<T: Halves>(rows: usize, width: usize, parts: T, f: impl Fn(Range<usize>, T) + Sync) {
+pub(crate) fn rows_in_parts<T: Parts>(rows: usize, width: usize, parts: T, f: impl Fn(Range<usize>, T) + Sync) {
     split(rows, width, rows * width, parts, f)
 }
 
-/// `in_halves` over the `columns` columns of a pass that reads `rows` values of each (a sum
+/// `in_parts` over the `columns` columns of a pass that reads `rows` values of each (a sum
 /// down every column): `range` is in columns and every slice of `parts` holds one value a column.
-pub(crate) fn columns_in_halves<T: Halves>(columns: usize, rows: usize, parts: T, f: impl Fn(Range<usize>, T) + Sync) {
+pub(crate) fn columns_in_parts<T: Parts>(columns: usize, rows: usize, parts: T, f: impl Fn(Range<usize>, T) + Sync) {
     split(columns, 1, columns * rows, parts, f)
+}
+
+/// How many parts a pass of `work` values over `units` units takes on this thread: one per
+/// core it may use, each of at least `MIN_VALUES_PER_PART` values and one unit.
+fn part_count(units: usize, work: usize) -> usize {
+    threads().min(work / MIN_VALUES_PER_PART).min(units).max(1)
+}
+
+/// Where to cut `units` units between the first `left` of `parts` parts and the rest: in
+/// proportion, on a multiple of 16 units where each part has 16 or more (so no cut splits a
+/// vector's lanes or a product's micro-kernel block).
+pub(crate) fn cut(units: usize, left: usize, parts: usize) -> usize {
+    let mid = units * left / parts;
+    if units >= 16 * parts {
+        mid / 16 * 16
+    } else {
+        mid
+    }
 }
 
 /// The one split behind the three: `units` units of `unit_len` values in each slice, `work`
 /// values touched in all.
-fn split<T: Halves>(units: usize, unit_len: usize, work: usize, parts: T, f: impl Fn(Range<usize>, T) + Sync) {
-    if work < PARALLEL_MIN_VALUES || units < 2 || threads() < 2 {
-        return f(0..units, parts);
+fn split<T: Parts>(units: usize, unit_len: usize, work: usize, parts: T, f: impl Fn(Range<usize>, T) + Sync) {
+    recurse(0..units, unit_len, part_count(units, work), parts, &f)
+}
+
+fn recurse<T: Parts>(
+    range: Range<usize>,
+    unit_len: usize,
+    count: usize,
+    parts: T,
+    f: &(impl Fn(Range<usize>, T) + Sync),
+) {
+    let units = range.len();
+    let left = count / 2;
+    let mid = if count > 1 { cut(units, left, count) } else { 0 };
+    if mid == 0 || mid >= units {
+        return f(range, parts);
     }
-    // A multiple of 16 units where there are enough, so neither half splits a vector's lanes.
-    let mid = if units >= 64 { (units / 2).next_multiple_of(16) } else { units / 2 };
     let (lo, hi) = parts.split(mid * unit_len);
-    rayon::join(|| f(0..mid, lo), || f(mid..units, hi));
+    let at = range.start + mid;
+    rayon::join(
+        || recurse(range.start..at, unit_len, left, lo, f),
+        || recurse(at..range.end, unit_len, count - left, hi, f),
+    );
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// Two halves cover every index once, with each slice cut where the range starts.
+    /// The parts cover every index once, with each slice cut where its range starts.
     #[test]
-    fn halves_cover_every_value_once() {
-        for len in [0, 5, PARALLEL_MIN_VALUES - 1, PARALLEL_MIN_VALUES + 7, 3 * PARALLEL_MIN_VALUES + 1] {
-            for threads in [1, 2] {
+    fn parts_cover_every_value_once() {
+        let min = 2 * MIN_VALUES_PER_PART;
+        for len in [0, 5, min - 1, min + 7, 3 * min + 1] {
+            for threads in [1, 2, 3, 8] {
                 let src: Vec<f32> = (0..len).map(|i| i as f32).collect();
                 let mut dst = vec![-1.0f32; len];
                 let mut seen = vec![0.0f32; len];
                 let calls = std::sync::atomic::AtomicUsize::new(0);
                 with_threads(threads, || {
-                    in_halves(len, (&mut dst[..], &mut seen[..], &src[..]), |range, (d, s, x)| {
+                    in_parts(len, (&mut dst[..], &mut seen[..], &src[..]), |range, (d, s, x)| {
                         calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         assert_eq!(d.len(), range.len());
                         for (i, ((d, s), &x)) in range.zip(d.iter_mut().zip(s.iter_mut()).zip(x)) {
@@ -130,8 +165,8 @@ mod tests {
                 });
                 assert!(dst.iter().enumerate().all(|(i, &v)| v == i as f32 + 1.0), "len {len} threads {threads}");
                 assert!(seen.iter().enumerate().all(|(i, &v)| v == i as f32 + 1.0), "len {len} threads {threads}");
-                let two = threads == 2 && len >= PARALLEL_MIN_VALUES;
-                assert_eq!(calls.into_inner(), if two { 2 } else { 1 }, "len {len} threads {threads}");
+                let want = threads.min(len / MIN_VALUES_PER_PART).max(1);
+                assert_eq!(calls.into_inner(), want, "len {len} threads {threads}");
             }
         }
     }

@@ -1,5 +1,5 @@
 //! The one place the CPU path multiplies large matrices: `product` runs `faer`'s AVX-512 kernels
-//! one thread per half of C (`Engine::choose`), from figures measured on the training shapes
+//! one thread per block of C, a block per core (`Engine::choose`), from figures measured on the training shapes
 //! (`cargo bench --bench gemm_crates`, BENCHMARKS.md); `gemm` and `matrixmultiply` stay
 //! selectable for side-by-side measurements.
 
@@ -39,7 +39,7 @@ impl View {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Engine {
     /// `faer` (its x86 AVX-512/AVX2 kernels, packing into thread-local space, so no allocation
-    /// per call), one thread per half of C, the halves on rayon's pool.
+    /// per call), one thread per block of C, the blocks on rayon's pool.
     Faer,
     /// `gemm` (AVX-512 kernels through its `x86-v4` feature; rayon threads; allocates its
     /// packing space on every call).
@@ -103,7 +103,8 @@ pub(crate) fn product(
         c[..m * n].fill(0.0);
         return true;
     }
-    let threads = if m * k * n < PARALLEL_MIN_WORK { 1 } else { super::parallel::threads() };
+    // One part per core this thread may use, each of at least half PARALLEL_MIN_WORK.
+    let threads = (m * k * n / (PARALLEL_MIN_WORK / 2)).clamp(1, super::parallel::threads());
     // SAFETY: every index the views touch was checked against the slices above; `c` is
     // exclusively borrowed and holds m x n values (row stride n). Strides fit isize: they come
     // from u32 launch fields.
@@ -153,12 +154,12 @@ pub(crate) fn product(
     true
 }
 
-/// `faer`'s product on one thread, or, with `threads` > 1, C split in two along its longer side
-/// and each half on one thread of rayon's pool (`rayon::join` keeps its jobs on the stack, so
+/// `faer`'s product on one thread, or, with `threads` > 1, C split into that many blocks, each
+/// on one thread of rayon's pool (`split_product`; `rayon::join` keeps its jobs on the stack, so
 /// this allocates nothing; faer's own parallel product allocates its task tree on every call).
 /// Each output is a sum over the whole of k either way (the split only chooses which thread
-/// computes it), and on the shapes tested (`threads_do_not_change_bits`) one thread and two give
-/// the same bits: faer's blocking along k does not depend on m or n there.
+/// computes it), and on the shapes tested (`threads_do_not_change_bits`) one thread and two to
+/// four give the same bits: faer's blocking along k does not depend on m or n there.
 ///
 /// # Safety
 /// `a` and `b` point at the views' first elements and every element the views reach is
@@ -175,8 +176,7 @@ unsafe fn faer_product(
     c: *mut f32,
     threads: usize,
 ) {
-    use faer::linalg::matmul::matmul;
-    use faer::{Accum, MatMut, MatRef, Par};
+    use faer::{MatMut, MatRef};
     // SAFETY: the caller's contract; strides fit isize (they come from u32 launch fields).
     let (lhs, rhs, dst) = unsafe {
         (
@@ -185,27 +185,43 @@ unsafe fn faer_product(
             MatMut::<f32>::from_raw_parts_mut(c, m, n, n as isize, 1),
         )
     };
-    let seq = |dst: MatMut<'_, f32>, lhs: MatRef<'_, f32>, rhs: MatRef<'_, f32>| {
-        matmul(dst, Accum::Replace, lhs, rhs, 1.0, Par::Seq);
+    split_product(dst, lhs, rhs, threads, av.rs == 1 && av.cs > 1);
+}
+
+/// C = lhs · rhs by faer on one thread, or, for `parts` > 1, C cut in two (in proportion to
+/// the parts each side gets; `parallel::cut`) and each side split again on rayon's pool, down to
+/// one-thread products. The cut runs along C's longer side, except that a dW product
+/// (`a_transposed`: A = Xᵀ) cuts C's columns while they number 64 or more: cut by rows, each
+/// thread read X's columns at a stride of the layer's width, and W3's 1024³ dW ran 162-171
+/// GFLOP/s against 180-191 cut by columns (alternated runs of benches/gemm_crates.rs on the
+/// 2-core Zen 4 host, 2026-12-03); the other layouts measured level either way.
+fn split_product(
+    dst: faer::MatMut<'_, f32>,
+    lhs: faer::MatRef<'_, f32>,
+    rhs: faer::MatRef<'_, f32>,
+    parts: usize,
+    a_transposed: bool,
+) {
+    let (m, n) = (dst.nrows(), dst.ncols());
+    let by_columns = m < n || (a_transposed && n >= 64);
+    let side = if by_columns { n } else { m };
+    let left = parts / 2;
+    let mid = if parts > 1 { super::parallel::cut(side, left, parts) } else { 0 };
+    if mid == 0 || mid >= side {
+        faer::linalg::matmul::matmul(dst, faer::Accum::Replace, lhs, rhs, 1.0, faer::Par::Seq);
         clean_upper_vector_state();
-    };
-    // A dW product (A = Xᵀ, a transposed view) splits C's columns even where it has more rows:
-    // split by rows, each thread read X's columns at a stride of the layer's width, and W3's
-    // 1024³ dW ran 162-171 GFLOP/s against 180-191 split by columns (alternated runs of
-    // benches/gemm_crates.rs on the 2-core Zen 4 host, 2026-12-03); the other layouts measured
-    // level either way, so they keep the longer side.
-    let a_transposed = av.rs == 1 && av.cs > 1;
-    if threads <= 1 {
-        seq(dst, lhs, rhs);
-    } else if m >= n && !(a_transposed && n >= 64) {
-        // Halves a multiple of 16 rows, so neither splits a micro-kernel's row block.
-        let half = (m / 2).next_multiple_of(16).min(m);
-        let ((d0, d1), (l0, l1)) = (dst.split_at_row_mut(half), lhs.split_at_row(half));
-        rayon::join(|| seq(d0, l0, rhs), || seq(d1, l1, rhs));
+    } else if by_columns {
+        let ((d0, d1), (r0, r1)) = (dst.split_at_col_mut(mid), rhs.split_at_col(mid));
+        rayon::join(
+            || split_product(d0, lhs, r0, left, a_transposed),
+            || split_product(d1, lhs, r1, parts - left, a_transposed),
+        );
     } else {
-        let half = (n / 2).next_multiple_of(16).min(n);
-        let ((d0, d1), (r0, r1)) = (dst.split_at_col_mut(half), rhs.split_at_col(half));
-        rayon::join(|| seq(d0, lhs, r0), || seq(d1, lhs, r1));
+        let ((d0, d1), (l0, l1)) = (dst.split_at_row_mut(mid), lhs.split_at_row(mid));
+        rayon::join(
+            || split_product(d0, l0, rhs, left, a_transposed),
+            || split_product(d1, l1, rhs, parts - left, a_transposed),
+        );
     }
 }
 
@@ -288,10 +304,11 @@ mod tests {
         assert_eq!(cases, 7 * 3 * 3 * 2);
     }
 
-    /// `faer` (split in halves) and `gemm` split the outputs, never a sum, between threads: one
-    /// thread and two give the same bits, and so do repeated runs (the CPU path's histories are
-    /// reproducible on a machine, and a sweep's one-thread members equal lone fits). The shapes
-    /// take both splits of every layout (a dW with more rows than columns splits columns).
+    /// `faer` (split in blocks) and `gemm` split the outputs, never a sum, between threads: one
+    /// thread and two, three, four or sixteen give the same bits, and so do repeated runs (the CPU path's
+    /// histories do not depend on the cores, and a sweep's one-thread members equal lone fits).
+    /// The shapes take both cuts of every layout (a dW with more rows than columns cuts columns)
+    /// and uneven blocks (3 parts of 600 x 40).
     #[test]
     fn threads_do_not_change_bits() {
         let mut rng = rand::rngs::StdRng::seed_from_u64(16);
@@ -307,7 +324,10 @@ mod tests {
                         c.iter().map(|v| v.to_bits()).collect::<Vec<u32>>()
                     };
                     let one = run(1);
-                    assert!(one == run(2), "{engine:?} {m}x{k}x{n} layout {layout}: 2 threads differ from 1");
+                    for threads in [2, 3, 4, 16] {
+                        let many = run(threads);
+                        assert!(one == many, "{engine:?} {m}x{k}x{n} layout {layout}: {threads} threads differ from 1");
+                    }
                     assert!(one == run(2), "{engine:?} {m}x{k}x{n} layout {layout}: a rerun differs");
                 }
             }
