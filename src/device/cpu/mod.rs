@@ -220,7 +220,7 @@ impl CpuBackend {
     /// Threads to spread members over: one per core, with at least 4 members each (starting
     /// threads costs tens of microseconds a recording: a few small members are faster on one).
     fn threads(&self) -> usize {
-        std::thread::available_parallelism().map_or(1, |n| n.get()).min(self.members / 4).max(1)
+        parallel::cores().min(self.members / 4).max(1)
     }
 }
 
@@ -305,7 +305,9 @@ impl Backend for CpuBackend {
                         .enumerate()
                         .map(|(t, banks)| {
                             scope.spawn(move || -> Result<Tally> {
-                                parallel::single_threaded(|| {
+                                // The cores the workers leave over split each launch (one each
+                                // where there are at least as many workers as cores).
+                                parallel::with_threads((parallel::cores() / threads).max(1), || {
                                     let mut mine: Tally = [(0, 0.0); Kernel::ALL.len() + 1];
                                     for (i, bank) in banks.iter_mut().enumerate() {
                                         view.run(t * per + i, bank, launches, profiling.then_some(&mut mine))?;

@@ -9,25 +9,21 @@ use std::sync::OnceLock;
 
 /// The cores, asked once: `available_parallelism` reads cgroup files on Linux, which costs more
 /// than a small product.
-fn cores() -> usize {
+pub(crate) fn cores() -> usize {
     static CORES: OnceLock<usize> = OnceLock::new();
     *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 thread_local! {
-    /// Threads one launch may use from this thread: the cores, or 1 inside the CPU backend's
-    /// member workers (which already keep every core busy; nested pools would only contend).
+    /// Threads one launch may use from this thread: the cores, or inside the CPU backend's
+    /// member workers the cores they leave over (1 where they keep every core busy already:
+    /// nested splits would only contend).
     static THREADS: Cell<usize> = Cell::new(cores());
 }
 
 /// Threads a launch on this thread may use.
 pub(crate) fn threads() -> usize {
     THREADS.with(Cell::get)
-}
-
-/// Runs `f` with launches on this thread limited to one thread each.
-pub(crate) fn single_threaded<R>(f: impl FnOnce() -> R) -> R {
-    with_threads(1, f)
 }
 
 /// Runs `f` with launches on this thread using at most `threads` threads (0: the cores).
