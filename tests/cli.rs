@@ -773,3 +773,50 @@ fn train_with_auc_precision_recall_and_rmse_metrics() {
     let err = run_fail(&["train", "--data", s(&shipped("ionosphere.csv")), "--metrics", "roc", "--device", "cpu"]);
     assert!(err.contains("pr_auc") && err.contains("true_negatives"), "{err}");
 }
+
+/// The CPU path splits a lone model's large launches (products, Adam, dropout,
+/// BatchNormalization) over rayon's threads, outputs only, never a sum: one thread, two and
+/// three (uneven parts) train the same History and save the same model file, byte for byte.
+#[test]
+fn the_cpu_path_gives_the_same_bits_on_one_thread_and_many() {
+    let (dir, data) = (tempfile::tempdir().unwrap(), shipped("concrete.csv"));
+    let mut outs = Vec::new();
+    for threads in ["1", "2", "3"] {
+        let model = dir.path().join(format!("model-{threads}.json"));
+        let args = [
+            "train",
+            "--data",
+            s(&data),
+            "--layers",
+            "512,512",
+            "--batchnorm",
+            "--dropout",
+            "0.2",
+            "--batch-size",
+            "256",
+            "--epochs",
+            "2",
+            "--validation-split",
+            "0.2",
+            "--device",
+            "cpu",
+            "--json",
+            "--save",
+            s(&model),
+        ];
+        let out = wgfit().env("RAYON_NUM_THREADS", threads).args(args).output().expect("runs");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{threads} threads: {}", String::from_utf8_lossy(&out.stderr));
+        let mut v: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+        let o = v.as_object_mut().unwrap();
+        o.remove("timing").expect("timing");
+        o.remove("saved").expect("saved");
+        outs.push((threads, v, std::fs::read(&model).unwrap()));
+    }
+    let (_, one, one_file) = &outs[0];
+    assert!(list(&one["history"]["val_loss"]).iter().all(|x| x.is_finite()), "{one}");
+    for (threads, v, file) in &outs[1..] {
+        assert_eq!(v, one, "{threads} threads: the JSON differs from one thread's");
+        assert!(file == one_file, "{threads} threads: the saved model differs from one thread's");
+    }
+}

@@ -7,11 +7,12 @@ use std::cell::Cell;
 use std::ops::Range;
 use std::sync::OnceLock;
 
-/// The cores, asked once: `available_parallelism` reads cgroup files on Linux, which costs more
-/// than a small product.
+/// The cores the CPU path may use: the threads of rayon's global pool (the machine's cores,
+/// `RAYON_NUM_THREADS`, or a pool the application built with `ThreadPoolBuilder::build_global`
+/// before its first fit), asked once.
 pub(crate) fn cores() -> usize {
     static CORES: OnceLock<usize> = OnceLock::new();
-    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+    *CORES.get_or_init(|| rayon::current_num_threads().max(1))
 }
 
 thread_local! {
