@@ -57,7 +57,9 @@ impl Device {
         Ok(Device { inner: DeviceInner::Gpu(Arc::new(gpu::GpuContext::new(&options)?)) })
     }
 
-    /// The CPU reference path.
+    /// The CPU path: the kernels' twins, with products on faer. It takes as many cores as
+    /// rayon's global pool has (`RAYON_NUM_THREADS`, or a pool the application builds first),
+    /// and its results do not depend on how many that is.
     pub fn cpu() -> Device {
         Device { inner: DeviceInner::Cpu { max_data_bytes: None } }
     }
