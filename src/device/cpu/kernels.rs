@@ -644,16 +644,40 @@ fn decayed(w: f32, wd: f32, lr: f32) -> f32 {
     }
 }
 
-/// One Adam update's constants for a member, read once from its row.
-struct AdamStep {
-    one_minus_beta_1: f32,
-    one_minus_beta_2: f32,
-    epsilon: f32,
+/// What every optimizer's update reads alike from a member's row: the step's learning rate,
+/// the decoupled weight decay with its undecorated rate, and the gradient's clipping.
+struct UpdateBase {
     lr: f32,
     wd: f32,
     raw_lr: f32,
-    amsgrad: bool,
     clip: Clip,
+}
+
+impl UpdateBase {
+    fn new(p: &UpdateArgs, table: &[f32], lrs: &[f32], norms: &[f32]) -> UpdateBase {
+        let wd = table[mt::WEIGHT_DECAY];
+        UpdateBase {
+            lr: lrs[p.lr_at as usize],
+            wd,
+            raw_lr: if wd == 0.0 { 0.0 } else { lrs[p.lr_at as usize + 1] },
+            clip: Clip::new(p, table, norms),
+        }
+    }
+
+    /// The clipped gradient and the decayed weight an update starts from.
+    #[inline]
+    fn start(&self, g: f32, w: f32) -> (f32, f32) {
+        (self.clip.apply(g), decayed(w, self.wd, self.raw_lr))
+    }
+}
+
+/// One Adam update's constants for a member, read once from its row.
+struct AdamStep {
+    base: UpdateBase,
+    one_minus_beta_1: f32,
+    one_minus_beta_2: f32,
+    epsilon: f32,
+    amsgrad: bool,
 }
 
 /// `table` is the member's row of the member table; `lrs` its learning rates of the epoch (the
@@ -675,20 +699,16 @@ pub(crate) fn adam(
     if table[mt::ACTIVE] == 0.0 {
         return;
     }
-    let wd = table[mt::WEIGHT_DECAY];
     let step = AdamStep {
+        base: UpdateBase::new(p, table, lrs, norms),
         one_minus_beta_1: table[mt::ONE_MINUS_BETA_1],
         one_minus_beta_2: table[mt::ONE_MINUS_BETA_2],
         epsilon: table[mt::EPSILON],
-        lr: lrs[p.lr_at as usize],
-        wd,
-        raw_lr: if wd == 0.0 { 0.0 } else { lrs[p.lr_at as usize + 1] },
         amsgrad: table[mt::AMSGRAD] != 0.0,
-        clip: Clip::new(p, table, norms),
     };
     let n = p.len as usize;
     // Plain Adam (no clipping, decay or amsgrad) keeps a loop without their branches.
-    if step.clip.is_identity() && wd == 0.0 && !step.amsgrad {
+    if step.base.clip.is_identity() && step.base.wd == 0.0 && !step.amsgrad {
         in_parts(n, (&mut param[..n], &grad[..n], &mut m[..n], &mut v[..n]), |_, (w, g, m, v)| {
             adam_plain(&step, w, g, m, v)
         });
@@ -707,15 +727,14 @@ fn adam_plain(step: &AdamStep, param: &mut [f32], grad: &[f32], m: &mut [f32], v
         let v1 = *vi + (g * g - *vi) * step.one_minus_beta_2;
         *mi = m1;
         *vi = v1;
-        *w -= (m1 * step.lr) / (v1.sqrt() + step.epsilon);
+        *w -= (m1 * step.base.lr) / (v1.sqrt() + step.epsilon);
     }
 }
 
 #[multiversion(targets("x86_64+avx2+avx"))]
 fn adam_full(step: &AdamStep, param: &mut [f32], grad: &[f32], m: &mut [f32], v: &mut [f32], s: &mut [f32]) {
     for ((((w, &g), mi), vi), si) in param.iter_mut().zip(grad).zip(m).zip(v).zip(s) {
-        let g = step.clip.apply(g);
-        let w0 = decayed(*w, step.wd, step.raw_lr);
+        let (g, w0) = step.base.start(g, *w);
         let m1 = *mi + (g - *mi) * step.one_minus_beta_1;
         let v1 = *vi + (g * g - *vi) * step.one_minus_beta_2;
         *mi = m1;
@@ -727,7 +746,7 @@ fn adam_full(step: &AdamStep, param: &mut [f32], grad: &[f32], m: &mut [f32], v:
         } else {
             v1
         };
-        *w = w0 - (m1 * step.lr) / (vd.sqrt() + step.epsilon);
+        *w = w0 - (m1 * step.base.lr) / (vd.sqrt() + step.epsilon);
     }
 }
 
@@ -748,14 +767,10 @@ pub(crate) fn sgd(
     if table[mt::ACTIVE] == 0.0 {
         return;
     }
-    let wd = table[mt::WEIGHT_DECAY];
     let step = SgdStep {
+        base: UpdateBase::new(p, table, lrs, norms),
         momentum: table[mt::MOMENTUM],
         nesterov: table[mt::NESTEROV] != 0.0,
-        lr: lrs[p.lr_at as usize],
-        wd,
-        raw_lr: if wd == 0.0 { 0.0 } else { lrs[p.lr_at as usize + 1] },
-        clip: Clip::new(p, table, norms),
     };
     let n = p.len as usize;
     // Without momentum `m` is not read or written (its buffer may be shorter).
@@ -765,28 +780,25 @@ pub(crate) fn sgd(
 
 /// One SGD update's constants for a member.
 struct SgdStep {
+    base: UpdateBase,
     momentum: f32,
     nesterov: bool,
-    lr: f32,
-    wd: f32,
-    raw_lr: f32,
-    clip: Clip,
 }
 
 #[multiversion(targets("x86_64+avx2+avx"))]
 fn sgd_span(step: &SgdStep, param: &mut [f32], grad: &[f32], m: &mut [f32]) {
+    let lr = step.base.lr;
     for i in 0..param.len() {
-        let g = step.clip.apply(grad[i]);
-        let w = decayed(param[i], step.wd, step.raw_lr);
+        let (g, w) = step.base.start(grad[i], param[i]);
         if step.momentum == 0.0 {
-            param[i] = w - step.lr * g;
+            param[i] = w - lr * g;
             continue;
         }
-        let mi = step.momentum * m[i] - step.lr * g;
+        let mi = step.momentum * m[i] - lr * g;
         m[i] = mi;
         if step.nesterov {
             // Keras's association: w + (momentum m - lr g).
-            param[i] = w + (step.momentum * mi - step.lr * g);
+            param[i] = w + (step.momentum * mi - lr * g);
         } else {
             param[i] = w + mi;
         }
@@ -810,17 +822,13 @@ pub(crate) fn rmsprop(
     if table[mt::ACTIVE] == 0.0 {
         return;
     }
-    let wd = table[mt::WEIGHT_DECAY];
     let step = RmspropStep {
+        base: UpdateBase::new(p, table, lrs, norms),
         rho: table[mt::RHO],
         one_minus_rho: table[mt::ONE_MINUS_RHO],
         momentum: table[mt::MOMENTUM],
         epsilon: table[mt::EPSILON],
         centered: table[mt::CENTERED] != 0.0,
-        lr: lrs[p.lr_at as usize],
-        wd,
-        raw_lr: if wd == 0.0 { 0.0 } else { lrs[p.lr_at as usize + 1] },
-        clip: Clip::new(p, table, norms),
     };
     let n = p.len as usize;
     // `m` is read only with momentum, `s` only when centered (their buffers may be shorter).
@@ -833,22 +841,18 @@ pub(crate) fn rmsprop(
 
 /// One RMSprop update's constants for a member.
 struct RmspropStep {
+    base: UpdateBase,
     rho: f32,
     one_minus_rho: f32,
     momentum: f32,
     epsilon: f32,
     centered: bool,
-    lr: f32,
-    wd: f32,
-    raw_lr: f32,
-    clip: Clip,
 }
 
 #[multiversion(targets("x86_64+avx2+avx"))]
 fn rmsprop_span(step: &RmspropStep, param: &mut [f32], grad: &[f32], m: &mut [f32], v: &mut [f32], s: &mut [f32]) {
     for i in 0..param.len() {
-        let g = step.clip.apply(grad[i]);
-        let w = decayed(param[i], step.wd, step.raw_lr);
+        let (g, w) = step.base.start(grad[i], param[i]);
         let vi = step.rho * v[i] + step.one_minus_rho * (g * g);
         v[i] = vi;
         let denominator = if step.centered {
@@ -858,7 +862,7 @@ fn rmsprop_span(step: &RmspropStep, param: &mut [f32], grad: &[f32], m: &mut [f3
         } else {
             vi + step.epsilon
         };
-        let increment = (step.lr * g) / denominator.sqrt();
+        let increment = (step.base.lr * g) / denominator.sqrt();
         if step.momentum > 0.0 {
             let mi = step.momentum * m[i] + increment;
             m[i] = mi;
