@@ -1,7 +1,7 @@
 //! The one place the CPU path multiplies large matrices: `product` runs `faer`'s AVX-512 kernels
-//! one thread per block of C, a block per core (`Engine::choose`), from figures measured on the training shapes
-//! (`cargo bench --bench gemm_crates`, BENCHMARKS.md); `gemm` and `matrixmultiply` stay
-//! selectable for side-by-side measurements.
+//! one thread per block of C, a block per core (`Engine::choose`), from figures measured on the
+//! training shapes (`cargo bench --bench gemm_crates`, BENCHMARKS.md); `gemm` and
+//! `matrixmultiply` stay selectable for side-by-side measurements.
 
 use std::sync::OnceLock;
 
@@ -158,8 +158,9 @@ pub(crate) fn product(
 /// on one thread of rayon's pool (`split_product`; `rayon::join` keeps its jobs on the stack, so
 /// this allocates nothing; faer's own parallel product allocates its task tree on every call).
 /// Each output is a sum over the whole of k either way (the split only chooses which thread
-/// computes it), and on the shapes tested (`threads_do_not_change_bits`) one thread and two to
-/// four give the same bits: faer's blocking along k does not depend on m or n there.
+/// computes it), and on the shapes tested (`threads_do_not_change_bits`) one thread and two,
+/// three, four or sixteen blocks give the same bits: faer's blocking along k does not depend on
+/// m or n there.
 ///
 /// # Safety
 /// `a` and `b` point at the views' first elements and every element the views reach is
@@ -305,8 +306,9 @@ mod tests {
     }
 
     /// `faer` (split in blocks) and `gemm` split the outputs, never a sum, between threads: one
-    /// thread and two, three, four or sixteen give the same bits, and so do repeated runs (the CPU path's
-    /// histories do not depend on the cores, and a sweep's one-thread members equal lone fits).
+    /// thread and two, three, four or sixteen give the same bits, and so do repeated runs (the
+    /// CPU path's histories do not depend on the cores, and a sweep's one-thread members equal
+    /// lone fits).
     /// The shapes take both cuts of every layout (a dW with more rows than columns cuts columns)
     /// and uneven blocks (3 parts of 600 x 40).
     #[test]
