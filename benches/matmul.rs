@@ -4,7 +4,7 @@
 //! WGFIT_MATMUL=tiled the workgroup-tiled one everywhere (tiled64 / tiled128: in that configuration),
 //! WGFIT_MATMUL=untiled never; WGFIT_UNCHECKED=1 runs the tiled kernels without shader runtime
 //! checks where their bounds are proven, WGFIT_TILED_VEC4=0 with scalar loads only;
-//! WGFIT_BENCH_4096=1 adds a 4096^3 product; WGFIT_BENCH_MATMUL_S the seconds each timing
+//! WGFIT_BENCH_4096=1 adds 2048^3 and 4096^3 products (where the 64 and 128 tiles trade places); WGFIT_BENCH_MATMUL_S the seconds each timing
 //! takes at most (default 3; at least 5 calls). On the GPU the product's column names the
 //! pipeline that ran.
 
@@ -99,6 +99,8 @@ fn main() {
             ..plain
         },
         // Only with WGFIT_BENCH_4096=1 (scripts/gpu-proof on a GPU machine): minutes on a CPU.
+        // 1024^3 has 64 blocks of 128 x 128, 2048^3 256 (where the tiled kernels switch), 4096^3 1024.
+        Shape { name: "2048^3 A·B", m: 2048, n: 2048, k: 2048, ..plain },
         Shape { name: "4096^3 A·B", m: 4096, n: 4096, k: 4096, ..plain },
     ];
     let large = std::env::var("WGFIT_BENCH_4096").is_ok_and(|v| v == "1");
@@ -119,7 +121,7 @@ fn main() {
         };
         let label = format!("{} ({})", d, device.info().adapter);
         let only = args.get(1).cloned().unwrap_or_default();
-        for s in shapes.iter().filter(|s| s.name.contains(only.as_str()) && (large || s.m < 4096)) {
+        for s in shapes.iter().filter(|s| s.name.contains(only.as_str()) && (large || s.m < 2048)) {
             let mut h = KernelHarness::new(&device);
             let (m, n, k) = (s.m as usize, s.n as usize, s.k as usize);
             let a: Vec<f32> = (0..m * k).map(|i| ((i * 7 % 13) as f32 - 6.0) * 0.01).collect();
